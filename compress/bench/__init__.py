@@ -1,0 +1,1 @@
+"""Benchmarks: latency percentiles per runtime / threads / sequence length, environment, the report."""

@@ -1,0 +1,107 @@
+"""report.json -> summary numbers and report.md (tables a person can read)."""
+
+from __future__ import annotations
+
+
+def _p50(latency: list[dict], seq_len: int, threads: int) -> float | None:
+    for e in latency:
+        if e["seq_len"] == seq_len and e["threads"] == threads:
+            return e["p50_ms"]
+    return None
+
+
+def reference_point(report: dict) -> tuple[int, int]:
+    """Headline comparison point: seq 128 on 1 thread when measured, else the longest seq, fewest threads."""
+    lat = report["teacher"]["latency"]
+    seqs = {e["seq_len"] for e in lat}
+    threads = {e["threads"] for e in lat}
+    return (128 if 128 in seqs else max(seqs)), (1 if 1 in threads else min(threads))
+
+
+def _compare(report: dict, entry: dict, seq: int, threads: int) -> dict:
+    t = report["teacher"]
+    t_ms, ms = _p50(t["latency"], seq, threads), _p50(entry["latency"], seq, threads)
+    return {
+        "p50_ms": ms,
+        "speedup": round(t_ms / ms, 2) if t_ms and ms else None,
+        "size_ratio": round(t["size_bytes"] / entry["size_bytes"], 2) if entry["size_bytes"] else None,
+        "accuracy_retained": round(entry["accuracy"] / t["accuracy"], 4) if t["accuracy"] else None,
+    }
+
+
+def summary(report: dict) -> dict:
+    seq, threads = reference_point(report)
+    rows = {"student (pytorch)": _compare(report, report["student"], seq, threads)}
+    for art in report["artifacts"]:
+        rows[art["name"]] = _compare(report, art, seq, threads)
+    best = min(report["artifacts"], key=lambda a: _p50(a["latency"], seq, threads) or float("inf"), default=None)
+    return {
+        "seq_len": seq,
+        "threads": threads,
+        "teacher_p50_ms": _p50(report["teacher"]["latency"], seq, threads),
+        "best_artifact": best["name"] if best else None,
+        "vs_teacher": rows,
+    }
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f}"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f}"
+
+
+def render_markdown(report: dict) -> str:
+    s = report["summary"]
+    t, st = report["teacher"], report["student"]
+    seq, thr = s["seq_len"], s["threads"]
+    lines = [f"# bert-compress report: recipe `{report['recipe']}`" + (" (quick)" if report["quick"] else ""), ""]
+    env = report["environment"]
+    lines += [
+        f"{report['created']} · {env['cpu']} ({env['cores']} cores, {env['machine']}) · Python {env['python']} · "
+        + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
+        "",
+        f"Data: {report['data']['source']}, labels {', '.join(report['data']['labels'])}; rows "
+        + ", ".join(f"{k} {v}" for k, v in report["data"]["rows"].items()),
+        "",
+    ]
+    best = s["best_artifact"]
+    if best:
+        b = s["vs_teacher"][best]
+        lines += [
+            "## Headline",
+            "",
+            f"`{best}` vs the teacher in PyTorch eager fp32, batch 1, seq {seq}, {thr} thread(s): "
+            f"**{b['speedup']}× faster** ({b['p50_ms']} ms vs {s['teacher_p50_ms']} ms p50), "
+            f"**{b['size_ratio']}× smaller** on disk, **{_pct(b['accuracy_retained'])}%** of the teacher's test accuracy.",
+            "",
+        ]
+    lines += ["## Models", "",
+              f"| model | runtime | params | MB on disk | test acc % | % of teacher | p50 ms (seq {seq}, {thr}t) | speed-up |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines.append(f"| teacher ({t['layers']}L/{t['hidden_size']}) | pytorch eager fp32 | {t['params']:,} | {_mb(t['size_bytes'])} | "
+                 f"{_pct(t['accuracy'])} | 100.00 | {_p50(t['latency'], seq, thr)} | 1.00 |")
+    vs = s["vs_teacher"]["student (pytorch)"]
+    lines.append(f"| student ({st['layers']}L/{st['hidden_size']}) | pytorch eager fp32 | {st['params']:,} | {_mb(st['size_bytes'])} | "
+                 f"{_pct(st['accuracy'])} | {_pct(vs['accuracy_retained'])} | {vs['p50_ms']} | {vs['speedup']} |")
+    for a in report["artifacts"]:
+        vs = s["vs_teacher"][a["name"]]
+        lines.append(f"| {a['name']} | {a['runtime']} | — | {_mb(a['size_bytes'])} | {_pct(a['accuracy'])} | "
+                     f"{_pct(vs['accuracy_retained'])} | {vs['p50_ms']} | {vs['speedup']} |")
+    lines += ["", "## Verification against the PyTorch student", "",
+              "| artifact | format | max abs Δlogit | label agreement | checked on |", "|---|---|---:|---:|---|"]
+    for a in report["artifacts"]:
+        lines.append(f"| {a['name']} | {a['format']} | {a['max_abs_diff']:.2e} | {_pct(a['label_agreement'])}% | {a['verified_on']} |")
+    for r in report.get("rejected_artifacts", []):
+        lines.append(f"| {r['name']} | not shipped | — | — | {r['reason']} |")
+    lines += ["", "## Latency (batch " + str(t["latency"][0]["batch"]) + ", warm-up excluded)", "",
+              "| model | runtime | threads | seq | p50 ms | p90 ms | p99 ms | runs |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, entry in [("teacher", t), ("student", st)] + [(a["name"], a) for a in report["artifacts"]]:
+        for e in entry["latency"]:
+            lines.append(f"| {name} | {e['runtime']} | {e['threads']} | {e['seq_len']} | {e['p50_ms']} | {e['p90_ms']} | "
+                         f"{e['p99_ms']} | {e['runs']} |")
+    lines += ["", "## Stage wall time (s)", "", "| " + " | ".join(report["stage_seconds"]) + " |",
+              "|" + "---:|" * len(report["stage_seconds"]),
+              "| " + " | ".join(f"{v:.0f}" for v in report["stage_seconds"].values()) + " |", ""]
+    return "\n".join(lines)

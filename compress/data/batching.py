@@ -1,0 +1,81 @@
+"""Tokenise once, then batch with dynamic padding (each batch padded to its own longest row).
+
+Training batches are length-grouped: shuffle, sort within windows of 50 batches, shuffle the batches. That
+keeps randomness while padding little (Rotten Tomatoes snippets are 27 tokens on average, 72 at most).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from compress.data.readers import Example
+
+
+@dataclass
+class Encoded:
+    features: dict[str, list[list[int]]]  # input_ids, attention_mask, token_type_ids (what the tokenizer gives)
+    labels: np.ndarray
+    pad_id: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.features["input_ids"]]
+
+
+def encode(tokenizer, examples: list[Example], max_length: int) -> Encoded:
+    texts = [e.text for e in examples]
+    pairs = [e.text_pair for e in examples] if examples and examples[0].text_pair is not None else None
+    enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
+    return Encoded(
+        features={n: list(enc[n]) for n in names},
+        labels=np.array([e.label for e in examples], dtype=np.int64),
+        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+    )
+
+
+def collate(enc: Encoded, idx: list[int], pad_to: int | None = None) -> dict[str, torch.Tensor]:
+    width = pad_to or max(len(enc.features["input_ids"][i]) for i in idx)
+    batch = {}
+    for name, rows in enc.features.items():
+        fill = enc.pad_id if name == "input_ids" else 0
+        arr = np.full((len(idx), width), fill, dtype=np.int64)
+        for r, i in enumerate(idx):
+            row = rows[i][:width]
+            arr[r, : len(row)] = row
+        batch[name] = torch.from_numpy(arr)
+    batch["labels"] = torch.from_numpy(enc.labels[idx])
+    return batch
+
+
+def train_batches(enc: Encoded, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    rng = random.Random(seed * 1000 + epoch)
+    order = list(range(len(enc)))
+    rng.shuffle(order)
+    lengths = enc.lengths
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def eval_batches(enc: Encoded, batch_size: int) -> list[list[int]]:
+    """Sorted by length for speed; callers put results back by index."""
+    order = sorted(range(len(enc)), key=lambda i: enc.lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def iterate(enc: Encoded, batches: list[list[int]]) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+    for idx in batches:
+        yield idx, collate(enc, idx)

@@ -1,0 +1,1 @@
+"""Distillation: the student learns from the teacher through named, weighted loss terms."""

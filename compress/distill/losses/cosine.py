@@ -1,0 +1,27 @@
+"""DistilBERT cosine loss: 1 - cos(h_S, h_T) between last hidden states, averaged over real tokens.
+
+Padded positions are excluded (as in Hugging Face's distiller, which masks before CosineEmbeddingLoss).
+Student and teacher must have the same hidden width: this term has no projection.
+"""
+
+import torch.nn.functional as F
+
+from compress.errors import UserError
+
+
+def hidden_cosine(student, teacher, batch):
+    h_s = student.hidden_states[-1]
+    h_t = teacher.hidden_states[-1]
+    if h_s.shape[-1] != h_t.shape[-1]:
+        raise UserError(
+            f"hidden_cosine needs equal hidden sizes, got student {h_s.shape[-1]} and teacher {h_t.shape[-1]}: "
+            "drop the term or use a student of the teacher's width"
+        )
+    mask = batch["attention_mask"].bool()
+    cos = F.cosine_similarity(h_s[mask], h_t[mask], dim=-1)
+    return (1.0 - cos).mean()
+
+
+from compress.distill.losses import LossSpec  # noqa: E402
+
+SPEC = LossSpec("hidden_cosine", hidden_cosine, frozenset({"hidden_states"}), doc=__doc__)

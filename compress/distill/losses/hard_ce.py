@@ -1,0 +1,12 @@
+"""Cross-entropy of the student's logits against the gold labels (DistilBERT's task-side term)."""
+
+import torch.nn.functional as F
+
+
+def hard_ce(student, teacher, batch):
+    return F.cross_entropy(student.logits, batch["labels"])
+
+
+from compress.distill.losses import LossSpec  # noqa: E402
+
+SPEC = LossSpec("hard_ce", hard_ce, frozenset({"logits"}), doc=__doc__)

@@ -1,0 +1,24 @@
+"""DistilBERT soft-target loss: KL(teacher || student) of temperature-softened distributions, times T².
+
+T² keeps the gradient scale independent of the temperature (Hinton et al. 2015).
+"""
+
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    temperature: float = Field(2.0, gt=0)
+
+
+def soft_kl(student, teacher, batch, temperature: float):
+    t = temperature
+    log_p_student = F.log_softmax(student.logits / t, dim=-1)
+    p_teacher = F.softmax(teacher.logits / t, dim=-1)
+    return F.kl_div(log_p_student, p_teacher, reduction="batchmean") * (t * t)
+
+
+from compress.distill.losses import LossSpec  # noqa: E402
+
+SPEC = LossSpec("distilbert_soft", soft_kl, frozenset({"logits"}), Params, __doc__)

@@ -1,0 +1,14 @@
+"""User-facing errors.
+
+A UserError is a mistake in what the user gave us (a path, a file, a setting). The CLI prints its message
+as one line and exits with code 2; nothing else catches it, so library callers get a normal exception.
+"""
+
+
+class UserError(Exception):
+    """Bad input: the message says what is wrong and what to do."""
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(message.split()))

@@ -1,0 +1,32 @@
+"""Logits and accuracy of a PyTorch classifier over an encoded split (batched, padding-aware)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from compress.data.batching import Encoded, eval_batches, iterate
+from compress.progress import track
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in batch.items() if k != "labels"}
+
+
+@torch.inference_mode()
+def predict_logits(model, enc: Encoded, batch_size: int = 64, description: str | None = None) -> np.ndarray:
+    was_training = model.training
+    model.eval()
+    out = np.zeros((len(enc), model.config.num_labels), dtype=np.float32)
+    batches = eval_batches(enc, batch_size)
+    it = iterate(enc, batches)
+    if description:
+        it = track(it, description, len(batches))
+    for idx, batch in it:
+        out[idx] = model(**model_inputs(batch)).logits.float().numpy()
+    model.train(was_training)
+    return out
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(-1) == labels).mean())

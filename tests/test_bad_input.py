@@ -1,0 +1,80 @@
+"""Bad input through the CLI: one line naming the problem, exit code 2, no traceback, nothing written."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from compress.cli import main
+
+
+def _gpt2_checkpoint(path):
+    from transformers import GPT2Config
+
+    GPT2Config(n_layer=1, n_embd=16, n_head=2).save_pretrained(path)
+    return path
+
+
+CASES = {
+    "missing teacher": (lambda t: ["--teacher", str(t / "nope")], "does not exist"),
+    "teacher without config": (lambda t: ["--teacher", str(t)], "has no config.json"),
+    "non-BERT teacher": (lambda t: ["--teacher", str(_gpt2_checkpoint(t / "gpt2"))], "is a 'gpt2' model"),
+    "teacher without weights": (lambda t: ["--teacher", str(_no_weights(t))], "has no weights"),
+    "missing data": (lambda t: ["--data", str(t / "nope.csv")], "does not exist"),
+    "empty data": (lambda t: ["--data", str(_file(t / "train.jsonl", ""))], "is empty"),
+    "unknown column": (lambda t: ["--data", str(_file(t / "d.csv", "review,label\nok,pos\n"))], "no text column 'text'"),
+    "unknown recipe": (lambda t: ["--recipe", "nope"], "unknown recipe 'nope'"),
+    "max length above positions": (lambda t: ["--recipe", str(_file(t / "r.yaml", "data: {max_length: 1024}\nbench: {seq_lens: [32]}"))],
+                                   "above what teacher default can embed"),
+}
+
+
+def _file(path, text):
+    path.write_text(text)
+    return path
+
+
+def _no_weights(t):
+    from transformers import BertConfig
+
+    BertConfig(num_hidden_layers=1, hidden_size=16, num_attention_heads=2, intermediate_size=32).save_pretrained(t / "bare")
+    return t / "bare"
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
+    make_args, message = CASES[case]
+    out = tmp_path / "out"
+    code = main(["run", *make_args(tmp_path), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists(), "nothing may be written for bad input"
+
+
+def test_tokenizer_that_does_not_fit_the_weights(tmp_path, tiny_teacher, capsys):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_teacher, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["vocab_size"] = 100
+    (bad / "config.json").write_text(json.dumps(cfg))
+    assert main(["run", "--teacher", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "does not belong to these weights" in capsys.readouterr().err
+
+
+def test_unwritable_out(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["run", "--out", str(blocker / "sub")]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_subprocess_shows_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "compress", "run", "--data", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"bert-compress: error: data path {tmp_path / 'none.csv'} does not exist: "
+                                                "give a directory with train/dev/test files or one file"]

@@ -1,0 +1,19 @@
+"""One real end-to-end run: the default teacher (all-MiniLM-L6-v2) on the vendored data, --quick profile."""
+
+import json
+
+from compress.cli import main
+from test_pipeline import check_report
+
+
+def test_quick_run_on_the_default_teacher(tmp_path, capsys):
+    out = tmp_path / "quick"
+    assert main(["run", "--quick", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["quick"] is True and report["recipe"] == "default"
+    check_report(report, [128, 32], [1, 2])
+    t, s = report["teacher"], report["student"]
+    assert (t["layers"], t["hidden_size"], s["layers"]) == (6, 384, 3)
+    assert t["finetuned"] and s["teacher_layers"] == [1, 3, 5]
+    assert report["summary"]["best_artifact"] in {a["name"] for a in report["artifacts"]}
+    assert "faster than the teacher" in capsys.readouterr().err

@@ -1,0 +1,113 @@
+"""End to end on a tiny random BERT (seconds): every stage, the report contract, reuse and refusal."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from compress.cli import main
+
+LAT_KEYS = {"runtime", "threads", "seq_len", "batch", "p50_ms", "p90_ms", "p99_ms"}
+
+
+def check_report(report: dict, seq_lens, threads):
+    for key in ("teacher", "student"):
+        entry = report[key]
+        for field in ("params", "size_bytes", "accuracy", "latency"):
+            assert field in entry, (key, field)
+        assert entry["params"] > 0 and entry["size_bytes"] > 0 and 0 <= entry["accuracy"] <= 1
+        assert {(e["seq_len"], e["threads"]) for e in entry["latency"]} == {(s, t) for s in seq_lens for t in threads}
+        for e in entry["latency"]:
+            assert LAT_KEYS <= set(e) and e["batch"] == 1 and 0 < e["p50_ms"] <= e["p90_ms"] <= e["p99_ms"]
+    assert report["student"]["params"] < report["teacher"]["params"]
+    names = [a["name"] for a in report["artifacts"]]
+    assert names == ["student-onnx-fp32", "student-onnx-fp32-ort-opt"], report.get("rejected_artifacts")
+    for art in report["artifacts"]:
+        for field in ("name", "format", "path", "size_bytes", "accuracy", "max_abs_diff", "label_agreement", "latency"):
+            assert field in art
+        assert art["format"] == "onnx" and art["max_abs_diff"] < 1e-3 and art["label_agreement"] >= 0.999
+        assert {(e["seq_len"], e["threads"]) for e in art["latency"]} == {(s, t) for s in seq_lens for t in threads}
+        # the ONNX model is the student: same test accuracy (one row may flip on a near-tie)
+        assert art["accuracy"] == pytest.approx(report["student"]["accuracy"], abs=1 / 48 + 1e-9)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_teacher, tiny_data, tiny_recipe):
+    out = tmp_path_factory.mktemp("run") / "out"
+    code = main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(tiny_recipe), "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_run_writes_every_output(finished_run):
+    out = finished_run
+    for rel in ("teacher/config.json", "teacher/model.safetensors", "student/config.json", "student/model.safetensors",
+                "student/tokenizer.json", "export/model.onnx", "report.json", "report.md", "recipe.yaml"):
+        assert (out / rel).is_file(), rel
+    report = json.loads((out / "report.json").read_text())
+    check_report(report, [32, 16], [1])
+    assert report["teacher"]["finetuned"] is True and report["student"]["layers"] == 1
+    assert report["data"]["labels"] == ["negative", "positive"]
+    student_cfg = json.loads((out / "student/config.json").read_text())
+    assert student_cfg["id2label"] == {"0": "negative", "1": "positive"}  # labels travel with the model
+    md = (out / "report.md").read_text()
+    assert "## Headline" in md and "student-onnx-fp32" in md
+    assert not list(out.rglob(".tmp-*")), "temporary files left behind"
+
+
+def test_existing_out_is_refused_without_force(finished_run, tiny_teacher, tiny_data, tiny_recipe, capsys):
+    before = (finished_run / "report.json").read_bytes()
+    code = main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(tiny_recipe), "--out", str(finished_run)])
+    assert code == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (finished_run / "report.json").read_bytes() == before
+
+
+def test_stage_commands_and_teacher_reuse(tmp_path, tiny_teacher, tiny_data, tiny_recipe, capsys):
+    out = tmp_path / "staged"
+    args = ["--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(tiny_recipe), "--out", str(out)]
+    assert main(["bench", *args]) == 2
+    assert "needs the finetune stage" in capsys.readouterr().err
+    assert main(["finetune", *args]) == 0
+    assert main(["finetune", "--out", str(out)]) == 0  # the saved recipe is reused; so is the teacher
+    assert "reusing the fine-tuned teacher" in capsys.readouterr().err
+    assert main(["distill", "--out", str(out)]) == 0
+    assert main(["distill", "--out", str(out)]) == 2  # would overwrite the student
+    assert "pass --force" in capsys.readouterr().err
+    assert main(["export", "--out", str(out)]) == 0
+    assert main(["bench", "--out", str(out)]) == 0
+    check_report(json.loads((out / "report.json").read_text()), [32, 16], [1])
+    # a whole forced run over it keeps the cached teacher
+    assert main(["run", *args, "--force"]) == 0
+    assert "reusing the fine-tuned teacher" in capsys.readouterr().err
+
+
+def test_export_mismatch_stops_the_run(tmp_path, tiny_teacher, tiny_data, tiny_recipe, capsys):
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(tiny_recipe.read_text() + "export: {atol: 1.0e-12}\n")
+    out = tmp_path / "out"
+    code = main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(strict), "--out", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "does not match PyTorch" in err and "Traceback" not in err
+    assert not (out / "export").exists() and not (out / "report.json").exists()
+
+
+def test_teacher_with_a_matching_head_is_not_finetuned(tmp_path, tiny_data, tiny_recipe, capsys):
+    from conftest import make_tiny_bert
+
+    teacher = make_tiny_bert(tmp_path / "headed", head_labels=["positive", "negative"])
+    out = tmp_path / "out"
+    code = main(["run", "--teacher", str(teacher), "--data", str(tiny_data), "--recipe", str(tiny_recipe), "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["teacher"]["finetuned"] is False and not (out / "teacher").exists()
+    # the head's label order wins, so its logits keep their meaning
+    assert report["data"]["labels"] == ["positive", "negative"]
+
+
+def test_console_script_and_module_entry_points(tmp_path):
+    for cmd in (["bert-compress", "recipes"], [sys.executable, "-m", "compress", "recipes"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and "default" in proc.stdout
