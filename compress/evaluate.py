@@ -22,8 +22,10 @@ def predict_logits(model, enc: Encoded, batch_size: int = 64, description: str |
     it = iterate(enc, batches)
     if description:
         it = track(it, description, len(batches))
+    device = next(model.parameters()).device
     for idx, batch in it:
-        out[idx] = model(**model_inputs(batch)).logits.float().numpy()
+        inputs = {k: v.to(device) for k, v in model_inputs(batch).items()}
+        out[idx] = model(**inputs).logits.float().cpu().numpy()
     model.train(was_training)
     return out
 

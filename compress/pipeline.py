@@ -236,47 +236,93 @@ def load_teacher(run: Run, needed_by: str):
 
 
 # ---- stage 2+3: student and distillation --------------------------------------------------------
-def stage_distill(run: Run, force: bool = False) -> dict:
+def pick_device(preference: str):
     import torch
 
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but no CUDA GPU is visible: use device 'auto' or 'cpu'")
+    if preference == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def stage_distill(run: Run, force: bool = False) -> dict:
+    """Build the student, then distil: optional general stage on unlabeled text, then the task stage(s)."""
+    import torch
+
+    from compress.data.batching import encode
+    from compress.data.unlabeled import load_unlabeled
+    from compress.distill.distiller import Distiller
     from compress.distill.losses import CombinedLoss
-    from compress.evaluate import model_inputs
+    from compress.distill.mapping import build_layer_map
     from compress.student import build_student, count_params
     from compress.training import fit
 
     recipe, t0 = run.recipe, time.perf_counter()
+    cfg = recipe.distill
     _require_absent(run.student_dir, force, "distill", run.out)
+    device = pick_device(recipe.device)
     teacher = load_teacher(run, "distill")
+    torch.manual_seed(recipe.seed)
     student, layers = build_student(teacher, recipe.student)
-    loss = CombinedLoss({k: v.model_dump() for k, v in recipe.distill.losses.items()})
-    hidden = "hidden_states" in loss.needs
+    layer_map = build_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers, cfg.layer_map)
+    distiller = Distiller(teacher, student, layer_map, cfg.projection)
+
+    # Every stage and its loss, checked before the first step.
+    plan = []
+    if cfg.general is not None:
+        plan.append(("general", cfg.general, CombinedLoss({k: v.model_dump() for k, v in cfg.general.losses.items()})))
+    plan += [(st.name, st, CombinedLoss({k: v.model_dump() for k, v in st.losses.items()})) for st in cfg.task_stages()]
+    for _, _, loss in plan:
+        distiller.check(loss)
     info(
-        f"student: {len(layers)} layers (teacher layers {layers}), {count_params(student) / 1e6:.1f}M parameters "
-        f"vs teacher {count_params(teacher) / 1e6:.1f}M; losses: "
-        + ", ".join(f"{s.name}×{w:g}" for s, w, _ in loss.terms)
+        f"student: {student.config.num_hidden_layers} layers × {student.config.hidden_size} "
+        f"({student.config.num_attention_heads} heads, FFN {student.config.intermediate_size}), "
+        f"{count_params(student) / 1e6:.1f}M parameters vs teacher {count_params(teacher) / 1e6:.1f}M; "
+        f"init {recipe.student.init}" + (f" from teacher layers {layers}" if layers else "")
+        + f"; layer map {layer_map}; {len(distiller.projections)} projection(s); training on {device}"
     )
+    distiller.to(device)
     train, dev = run.encode("train"), run.encode("dev")
-
-    def loss_fn(batch):
-        inputs = model_inputs(batch)
-        with torch.no_grad():
-            t_out = teacher(**inputs, output_hidden_states=hidden)
-        s_out = student(**inputs, output_hidden_states=hidden)
-        return loss(s_out, t_out, batch)
-
-    result = fit(student, loss_fn, train, dev, recipe.distill, recipe.seed, "distill")
+    history = []
+    for i, (name, stage, loss) in enumerate(plan):
+        data = train
+        if name == "general":
+            texts = load_unlabeled(stage.data, stage.text_column, stage.max_rows)
+            data = encode(run.tokenizer, texts, recipe.data.max_length)
+        info(f"distill stage '{name}' ({len(data)} rows): " + ", ".join(f"{s.name}×{w:g}" for s, w, _ in loss.terms))
+        result = fit(
+            student,
+            lambda batch, loss=loss: distiller.loss(batch, loss),
+            data,
+            dev,
+            cfg.train_config(stage),
+            recipe.seed + i,
+            f"distill:{name}",
+            extra_params=list(distiller.projections.named_parameters()),
+            select_best=i == len(plan) - 1,
+        )
+        history.append({"stage": name, **result})
+    student.to("cpu")
     record = {
         "teacher_layers": layers,
-        "num_layers": len(layers),
-        "losses": {k: v.model_dump() for k, v in recipe.distill.losses.items()},
-        "dev_accuracy": result["best_dev_accuracy"],
-        "best_epoch": result["best_epoch"],
-        "history": result["history"],
+        "layer_map": layer_map,
+        "projections": {k: list(v.weight.shape) for k, v in distiller.projections.items()},
+        "num_layers": student.config.num_hidden_layers,
+        "dev_accuracy": history[-1]["best_dev_accuracy"],
+        "best_epoch": history[-1]["best_epoch"],
+        "stages": history,
     }
     with atomic_dir(run.student_dir) as tmp:
         student.save_pretrained(tmp)
         run.tokenizer.save_pretrained(tmp)
         write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "teacher_layers": layers})
+    if len(distiller.projections):
+        # Training state only: the projections never become part of the student.
+        tmp_state = run.stage_file("distill").with_name(".tmp-distill-projections.pt")
+        tmp_state.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(distiller.projections.to("cpu").state_dict(), tmp_state)
+        os.replace(tmp_state, run.stage_file("distill").with_name("distill-projections.pt"))
     write_json(run.stage_file("distill"), record | {"seconds": time.perf_counter() - t0})
     return record
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from compress.distill.mapping import LayerMapConfig
 from compress.errors import UserError
 
 
@@ -56,12 +57,76 @@ class DataConfig(_Strict):
 class StudentConfig(_Strict):
     num_layers: int = Field(3, ge=1)
     layers: list[int] | None = None
-    """Teacher layers (0-based) copied into the student; default: every k-th layer ending on the last."""
+    """Teacher layers (0-based) the student starts from; default: every k-th layer ending on the last."""
+    hidden_size: int | None = Field(None, ge=8)
+    num_attention_heads: int | None = Field(None, ge=1)
+    intermediate_size: int | None = Field(None, ge=8)
+    """Student shape; None keeps the teacher's."""
+    init: Literal["teacher", "random"] = "teacher"
+    """teacher: copy the chosen layers, truncated to the student's widths where narrower; random: fresh weights."""
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "StudentConfig":
+        if self.hidden_size and self.num_attention_heads and self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"student.hidden_size {self.hidden_size} is not divisible by student.num_attention_heads "
+                f"{self.num_attention_heads}"
+            )
+        return self
 
 
 class LossTerm(_Strict):
     model_config = ConfigDict(extra="allow")
     weight: float = Field(1.0, ge=0)
+
+
+def _check_losses(losses: dict[str, LossTerm]) -> dict[str, LossTerm]:
+    from compress.distill.losses import validate_terms
+
+    if not losses:
+        raise ValueError("at least one loss is needed")
+    validate_terms({k: v.model_dump() for k, v in losses.items()})
+    return losses
+
+
+class StageConfig(_Strict):
+    """One distillation stage: its own losses and schedule (unset fields come from `distill`)."""
+
+    name: str
+    epochs: int = Field(1, ge=1)
+    lr: float | None = Field(None, gt=0)
+    losses: dict[str, LossTerm]
+
+    @field_validator("losses")
+    @classmethod
+    def _known_losses(cls, losses):
+        return _check_losses(losses)
+
+
+INTERMEDIATE_LOSSES = {"tinybert_embedding": {"weight": 1.0}, "tinybert_hidden": {"weight": 1.0}, "tinybert_attention": {"weight": 1.0}}
+
+
+class GeneralConfig(_Strict):
+    """General distillation on unlabeled text before task distillation (intermediate-layer losses only)."""
+
+    data: str = "default"
+    """'default' (vendored Rotten Tomatoes plot summaries), a .txt file (one text per line) or a .jsonl file."""
+    text_column: str = "text"
+    max_rows: int | None = Field(None, ge=1)
+    epochs: int = Field(1, ge=1)
+    lr: float | None = Field(None, gt=0)
+    losses: dict[str, LossTerm] = Field(default_factory=lambda: {k: LossTerm(**v) for k, v in INTERMEDIATE_LOSSES.items()})
+
+    @field_validator("losses")
+    @classmethod
+    def _unlabeled_losses(cls, losses: dict[str, LossTerm]) -> dict[str, LossTerm]:
+        from compress.distill.losses import REGISTRY
+
+        _check_losses(losses)
+        labelled = [n for n in losses if REGISTRY[n].needs_labels]
+        if labelled:
+            raise ValueError(f"general distillation has no labels: {', '.join(labelled)} cannot be used there")
+        return losses
 
 
 class DistillConfig(TrainConfig):
@@ -74,16 +139,40 @@ class DistillConfig(TrainConfig):
             "hidden_cosine": LossTerm(weight=1.0),
         }
     )
+    """Losses of the single task-distillation stage (used when `stages` is not given)."""
+    stages: list[StageConfig] | None = None
+    """Several task-distillation stages in order (e.g. intermediate layers, then prediction layer)."""
+    general: GeneralConfig | None = None
+    layer_map: LayerMapConfig = Field(default_factory=LayerMapConfig)
+    projection: Literal["per_layer", "shared", "none"] = "per_layer"
 
     @field_validator("losses")
     @classmethod
-    def _known_losses(cls, losses: dict[str, LossTerm]) -> dict[str, LossTerm]:
-        from compress.distill.losses import validate_terms
+    def _known_losses(cls, losses):
+        return _check_losses(losses)
 
-        if not losses:
-            raise ValueError("at least one loss is needed")
-        validate_terms({k: v.model_dump() for k, v in losses.items()})
-        return losses
+    @field_validator("stages")
+    @classmethod
+    def _stage_names(cls, stages):
+        if stages is not None:
+            if not stages:
+                raise ValueError("give at least one stage, or leave stages out")
+            names = [s.name for s in stages]
+            if len(set(names)) != len(names):
+                raise ValueError(f"stage names must differ: {names}")
+        return stages
+
+    def task_stages(self) -> list[StageConfig]:
+        if self.stages:
+            return self.stages
+        return [StageConfig(name="task", epochs=self.epochs, lr=self.lr, losses=self.losses)]
+
+    def train_config(self, stage: StageConfig | GeneralConfig) -> TrainConfig:
+        base = self.model_dump(include=set(TrainConfig.model_fields))
+        base["epochs"] = stage.epochs
+        if stage.lr is not None:
+            base["lr"] = stage.lr
+        return TrainConfig(**base)
 
 
 class ExportConfig(_Strict):
@@ -113,6 +202,8 @@ class Recipe(_Strict):
     description: str = ""
     seed: int = 42
     quick: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where training runs (auto: a GPU when there is one); export and benchmarks always run on the CPU."""
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)

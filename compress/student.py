@@ -21,7 +21,10 @@ _LAYER_KEY = re.compile(r"^(.*\.encoder\.layer\.)(\d+)(\..*)$")
 def select_layers(n_teacher: int, cfg: StudentConfig) -> list[int]:
     n = cfg.num_layers
     if n > n_teacher:
-        raise UserError(f"student.num_layers {n} is more than the teacher's {n_teacher} layers")
+        raise UserError(
+            f"student.num_layers {n} is more than the teacher's {n_teacher} layers: "
+            "a student initialised from the teacher cannot be deeper (use student.init: random)"
+        )
     if cfg.layers is not None:
         layers = list(cfg.layers)
         if len(layers) != n:
@@ -36,24 +39,54 @@ def select_layers(n_teacher: int, cfg: StudentConfig) -> list[int]:
     return [round((m + 1) * k) - 1 for m in range(n)]
 
 
+def student_config(teacher_config, cfg: StudentConfig, num_layers: int):
+    config = copy.deepcopy(teacher_config)
+    config.num_hidden_layers = num_layers
+    config.hidden_size = cfg.hidden_size or teacher_config.hidden_size
+    config.num_attention_heads = cfg.num_attention_heads or teacher_config.num_attention_heads
+    config.intermediate_size = cfg.intermediate_size or teacher_config.intermediate_size
+    if config.hidden_size % config.num_attention_heads:
+        raise UserError(
+            f"student hidden size {config.hidden_size} is not divisible by its {config.num_attention_heads} "
+            "attention heads: change student.hidden_size or student.num_attention_heads"
+        )
+    return config
+
+
+def _truncated(source: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
+    """The leading block of a teacher tensor that fits the student's shape (None if it cannot)."""
+    if source.ndim != len(shape) or any(s > t for s, t in zip(shape, source.shape)):
+        return None
+    return source[tuple(slice(0, n) for n in shape)].clone()
+
+
 def build_student(teacher: torch.nn.Module, cfg: StudentConfig) -> tuple[torch.nn.Module, list[int]]:
-    """A new model of the teacher's class with `cfg.num_layers` layers copied from the teacher."""
+    """A new model of the teacher's class and the recipe's shape.
+
+    init 'teacher': the chosen teacher layers (and embeddings, classifier) are copied; where the student is
+    narrower, each tensor's leading block is taken (truncation). init 'random': Hugging Face's own init.
+    """
     n_teacher = teacher.config.num_hidden_layers
-    layers = select_layers(n_teacher, cfg)
-    config = copy.deepcopy(teacher.config)
-    config.num_hidden_layers = len(layers)
-    student = type(teacher)(config)
+    layers = select_layers(n_teacher, cfg) if cfg.init == "teacher" else []
+    student = type(teacher)(student_config(teacher.config, cfg, cfg.num_layers))
+    if cfg.init == "random":
+        return student.eval(), layers
     source = {}
     for key, value in teacher.state_dict().items():
         match = _LAYER_KEY.match(key)
         if match is None:
             source[key] = value
         else:
-            t_layer = int(match.group(2))
             for m, chosen in enumerate(layers):
-                if chosen == t_layer:
+                if chosen == int(match.group(2)):
                     source[f"{match.group(1)}{m}{match.group(3)}"] = value
-    student.load_state_dict({k: v.clone() for k, v in source.items()}, strict=True)
+    state = student.state_dict()
+    for key, target in state.items():
+        if key in source:
+            block = _truncated(source[key], target.shape)
+            if block is not None:
+                state[key] = block
+    student.load_state_dict(state, strict=True)
     return student.eval(), layers
 
 

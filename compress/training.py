@@ -44,9 +44,15 @@ def fit(
     seed: int,
     name: str,
     extra_params: list[tuple[str, torch.nn.Parameter]] | None = None,
+    select_best: bool = True,
 ) -> dict:
-    """Train `model` in place; returns the history and the best dev accuracy."""
+    """Train `model` in place; returns the history and the best dev accuracy.
+
+    select_best: restore the epoch with the best dev accuracy (else keep the last epoch, e.g. for an
+    intermediate-layer stage whose dev accuracy says little).
+    """
     torch.manual_seed(seed)
+    device = next(model.parameters()).device
     named = list(model.named_parameters()) + list(extra_params or [])
     optimizer = torch.optim.AdamW(param_groups(named, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
@@ -62,6 +68,7 @@ def fit(
         batches = train_batches(train, cfg.batch_size, seed, epoch)
         with bar(f"{name} epoch {epoch}/{cfg.epochs}", len(batches)) as advance:
             for i, (_, batch) in enumerate(iterate(train, batches), 1):
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                 loss, parts = loss_fn(batch)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
@@ -89,7 +96,7 @@ def fit(
         }
         history.append(record)
         info(f"{name} epoch {epoch}: loss {record['train_loss']:.4f}, dev accuracy {dev_acc:.4f} ({record['seconds']:.0f} s)")
-        if dev_acc > best["dev_accuracy"]:
+        if dev_acc > best["dev_accuracy"] or not select_best:
             best = {
                 "dev_accuracy": dev_acc,
                 "epoch": epoch,

@@ -1,6 +1,8 @@
 """End to end on a tiny random BERT (seconds): every stage, the report contract, reuse and refusal."""
 
 import json
+
+import numpy as np
 import subprocess
 import sys
 
@@ -111,3 +113,45 @@ def test_console_script_and_module_entry_points(tmp_path):
     for cmd in (["bert-compress", "recipes"], [sys.executable, "-m", "compress", "recipes"]):
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0 and "default" in proc.stdout
+
+
+def test_tinybert_two_stage_run_with_general_distillation(tmp_path, tiny_teacher, tiny_data):
+    """A narrower student, projections, general + two task stages; the exported student holds no projection."""
+    import onnx
+    import torch
+    from conftest import write_jsonl
+
+    unlabeled = write_jsonl(tmp_path / "plots.jsonl", [{"text": f"a film about {w} and more {w}"} for w in ("cats", "war", "love", "space")] * 8)
+    recipe = tmp_path / "tb.yaml"
+    recipe.write_text(f"""
+teacher: {{epochs: 1, lr: 1.0e-3, batch_size: 16}}
+student: {{num_layers: 1, hidden_size: 16, num_attention_heads: 2, intermediate_size: 24}}
+data: {{max_length: 64}}
+distill:
+  batch_size: 16
+  general: {{data: {unlabeled}, epochs: 1}}
+  stages:
+    - {{name: intermediate, epochs: 1, lr: 1.0e-3, losses: {{tinybert_embedding: {{}}, tinybert_hidden: {{}}, tinybert_attention: {{}}}}}}
+    - {{name: prediction, epochs: 2, losses: {{tinybert_prediction: {{temperature: 1.0}}, hard_ce: {{weight: 0.5}}}}}}
+bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3}}
+""")
+    out = tmp_path / "out"
+    assert main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0
+    record = json.loads((out / "stages/distill.json").read_text())
+    assert [s["stage"] for s in record["stages"]] == ["general", "intermediate", "prediction"]
+    assert record["layer_map"] == [[1, 2]] and record["projections"] == {"embeddings": [32, 16], "layer1": [32, 16]}
+    projections = torch.load(out / "stages/distill-projections.pt")
+    assert set(projections) == {"embeddings.weight", "embeddings.bias", "layer1.weight", "layer1.bias"}
+    # the student and its ONNX export: no projection anywhere, sizes = the student's own parameters
+    from safetensors.torch import load_file
+
+    student_sd = load_file(out / "student/model.safetensors")
+    assert not [k for k in student_sd if "projection" in k or k.startswith(("embeddings.", "layer1."))]
+    onnx_model = onnx.load(out / "export/model.onnx")
+    assert not [t.name for t in onnx_model.graph.initializer if 32 in t.dims], "a teacher-width tensor was exported"
+    onnx_params = sum(int(np.prod(t.dims)) for t in onnx_model.graph.initializer)
+    one_projection = 32 * 16 + 32
+    # beyond the student's own tensors only small graph constants (position ids, shapes) may appear
+    assert onnx_params - sum(v.numel() for v in student_sd.values()) < one_projection
+    report = json.loads((out / "report.json").read_text())
+    assert report["student"]["hidden_size"] == 16

@@ -9,19 +9,23 @@ import torch.nn.functional as F
 from compress.errors import UserError
 
 
-def hidden_cosine(student, teacher, batch):
+def hidden_cosine(student, teacher, batch, ctx=None):
     h_s = student.hidden_states[-1]
     h_t = teacher.hidden_states[-1]
-    if h_s.shape[-1] != h_t.shape[-1]:
-        raise UserError(
-            f"hidden_cosine needs equal hidden sizes, got student {h_s.shape[-1]} and teacher {h_t.shape[-1]}: "
-            "drop the term or use a student of the teacher's width"
-        )
     mask = batch["attention_mask"].bool()
     cos = F.cosine_similarity(h_s[mask], h_t[mask], dim=-1)
     return (1.0 - cos).mean()
 
 
+def check(ctx) -> None:
+    d_s, d_t = ctx.widths
+    if d_s != d_t:
+        raise UserError(
+            f"hidden_cosine needs equal hidden sizes, got student {d_s} and teacher {d_t}: "
+            "drop the term or use tinybert_hidden (which projects)"
+        )
+
+
 from compress.distill.losses import LossSpec  # noqa: E402
 
-SPEC = LossSpec("hidden_cosine", hidden_cosine, frozenset({"hidden_states"}), doc=__doc__)
+SPEC = LossSpec("hidden_cosine", hidden_cosine, frozenset({"hidden_states"}), doc=__doc__, check=check)

@@ -3,10 +3,10 @@
 import torch.nn.functional as F
 
 
-def hard_ce(student, teacher, batch):
+def hard_ce(student, teacher, batch, ctx=None):
     return F.cross_entropy(student.logits, batch["labels"])
 
 
 from compress.distill.losses import LossSpec  # noqa: E402
 
-SPEC = LossSpec("hard_ce", hard_ce, frozenset({"logits"}), doc=__doc__)
+SPEC = LossSpec("hard_ce", hard_ce, frozenset({"logits"}), doc=__doc__, needs_labels=True)

@@ -12,7 +12,7 @@ class Params(BaseModel):
     temperature: float = Field(2.0, gt=0)
 
 
-def soft_kl(student, teacher, batch, temperature: float):
+def soft_kl(student, teacher, batch, ctx=None, temperature: float = 2.0):
     t = temperature
     log_p_student = F.log_softmax(student.logits / t, dim=-1)
     p_teacher = F.softmax(teacher.logits / t, dim=-1)

@@ -1,0 +1,60 @@
+"""Read pre-softmax attention scores without touching the model: forward hooks on query and key.
+
+Hugging Face returns post-softmax probabilities (and none at all under SDPA). TinyBERT's attention loss
+wants the unnormalised scores QKᵀ/√d_k, so we hook each layer's `attention.self.query` / `.key` Linear
+modules, keep their outputs, and form the scores ourselves. Works with any attention implementation and
+with layers whose modules are shared (each call is recorded in order).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def attention_modules(model) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
+    """(query, key) Linear modules of each encoder layer, in order."""
+    layers = model.base_model.encoder.layer
+    return [(layer.attention.self.query, layer.attention.self.key) for layer in layers]
+
+
+class ScoreCapture:
+    """Context manager: after a forward pass, `scores()` gives one (B, heads, S, S) tensor per layer call."""
+
+    def __init__(self, model):
+        self.heads = model.config.num_attention_heads
+        self.modules = attention_modules(model)
+        self._q: list[torch.Tensor] = []
+        self._k: list[torch.Tensor] = []
+        self._handles = []
+
+    def __enter__(self) -> "ScoreCapture":
+        seen = set()
+        for q, k in self.modules:
+            for module, sink in ((q, self._q), (k, self._k)):
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
+                self._handles.append(module.register_forward_hook(lambda _m, _i, out, sink=sink: sink.append(out)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def clear(self) -> None:
+        self._q.clear()
+        self._k.clear()
+
+    def scores(self) -> list[torch.Tensor]:
+        out = []
+        for q, k in zip(self._q, self._k):
+            b, s, d = q.shape
+            dk = d // self.heads
+            qh = q.view(b, s, self.heads, dk).transpose(1, 2)
+            kh = k.view(b, s, self.heads, dk).transpose(1, 2)
+            out.append(qh @ kh.transpose(-1, -2) / math.sqrt(dk))
+        self.clear()
+        return out

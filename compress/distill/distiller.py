@@ -1,0 +1,75 @@
+"""The distiller: runs teacher and student on a batch, owns the projections, sums the loss terms.
+
+Projections (d_student -> d_teacher) live here, not in the student, so the student checkpoint stays a
+plain Hugging Face model that exports cleanly; they are saved beside the training state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from compress.distill.capture import ScoreCapture
+from compress.distill.losses import CombinedLoss
+from compress.evaluate import model_inputs
+
+ProjectionMode = Literal["per_layer", "shared", "none"]
+
+
+@dataclass
+class Outputs:
+    logits: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # [0] = embedding output, [m] = layer m
+    attention_scores: list[torch.Tensor] | None = None  # [m - 1] = layer m, (B, heads, S, S), pre-softmax
+
+
+class Distiller(torch.nn.Module):
+    def __init__(self, teacher, student, layer_map: list[tuple[int, int]], projection: ProjectionMode = "per_layer"):
+        super().__init__()
+        self.teacher = teacher
+        self.student = student
+        self.layer_map = layer_map
+        self.projection_mode = projection
+        d_s, d_t = student.config.hidden_size, teacher.config.hidden_size
+        self.widths = (d_s, d_t)
+        self.projections = torch.nn.ModuleDict()
+        if d_s != d_t and projection != "none":
+            keys = ["shared"] if projection == "shared" else ["embeddings"] + [f"layer{s}" for s, _ in layer_map]
+            for key in keys:
+                self.projections[key] = torch.nn.Linear(d_s, d_t)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+
+    def project(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        if not self.projections:  # equal widths (checked by the terms that project)
+            return x
+        return self.projections["shared" if "shared" in self.projections else key](x)
+
+    def check(self, loss: CombinedLoss) -> None:
+        """Refuse impossible combinations before any training step."""
+        for spec, _, _ in loss.terms:
+            if spec.check is not None:
+                spec.check(self)
+
+    def _run(self, model, batch, needs, train: bool) -> Outputs:
+        inputs = model_inputs(batch)
+        hidden = "hidden_states" in needs
+        if "attention_scores" in needs:
+            with ScoreCapture(model) as cap:
+                out = model(**inputs, output_hidden_states=hidden)
+                scores = cap.scores()
+        else:
+            out, scores = model(**inputs, output_hidden_states=hidden), None
+        return Outputs(out.logits, out.hidden_states if hidden else None, scores)
+
+    def outputs(self, batch, needs) -> tuple[Outputs, Outputs]:
+        with torch.no_grad():
+            t_out = self._run(self.teacher.eval(), batch, needs, train=False)
+        s_out = self._run(self.student, batch, needs, train=True)
+        return s_out, t_out
+
+    def loss(self, batch, loss: CombinedLoss):
+        s_out, t_out = self.outputs(batch, loss.needs)
+        return loss(s_out, t_out, batch, self)
