@@ -197,9 +197,10 @@ def stage_finetune(run: Run, force: bool = False) -> dict:
         write_json(run.stage_file("finetune"), record | {"seconds": time.perf_counter() - t0})
         return record
 
-    info(f"teacher: fine-tuning {run.source.spec} on {len(run.data.train)} training rows ({recipe.teacher.epochs} epochs)")
+    device = pick_device(recipe.device)
+    info(f"teacher: fine-tuning {run.source.spec} on {len(run.data.train)} training rows ({recipe.teacher.epochs} epochs, {device})")
     torch.manual_seed(recipe.seed)
-    model = load_classifier(run.source.location, run.data.labels, run.source.spec)
+    model = load_classifier(run.source.location, run.data.labels, run.source.spec).to(device)
     train, dev = run.encode("train"), run.encode("dev")
 
     def loss_fn(batch):
@@ -207,6 +208,7 @@ def stage_finetune(run: Run, force: bool = False) -> dict:
         return loss, {"ce": float(loss.detach())}
 
     result = fit(model, loss_fn, train, dev, recipe.teacher, recipe.seed, "fine-tune teacher")
+    model.to("cpu")
     record = {
         "finetuned": True,
         "teacher_path": str(run.teacher_dir),
