@@ -7,6 +7,8 @@ Variants (same total epochs for each, so the comparison is at equal training bud
   distilbert  one stage: distilbert_soft×5 + hard_ce×2 (+ hidden_cosine×1 when widths are equal)
   tinybert    the recipe's two TinyBERT stages: intermediate (embedding + hidden + attention), then prediction
   both        TinyBERT's intermediate stage, then the DistilBERT losses as the prediction stage
+  tinybert-general  general distillation on the unlabeled plot summaries (3 epochs) before `tinybert`
+  tinybert-long     `tinybert` with twice the intermediate-stage epochs
 The teacher is fine-tuned once (default recipe settings) and reused by every student.
 """
 
@@ -39,6 +41,10 @@ def variant_overrides(base: dict, variant: str, same_width: bool) -> dict:
         return {}
     if variant == "distilbert":
         return {"distill": {"stages": [{"name": "task", "epochs": total_epochs, "lr": base["distill"]["lr"], "losses": distil_losses}]}}
+    if variant == "tinybert-general":
+        return {"distill": {"general": {"data": "default", "epochs": 3}}}
+    if variant == "tinybert-long":
+        return {"distill": {"stages": [{**stages[0], "epochs": 2 * stages[0].get("epochs", 1)}, stages[1]]}}
     if variant == "both":
         return {"distill": {"stages": [stages[0], {**stages[1], "losses": distil_losses}]}}
     raise SystemExit(f"unknown variant {variant}")
@@ -53,6 +59,7 @@ def main() -> int:
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--tag", default="distill_matrix")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", default="42", help="comma-separated seeds; each student × variant runs once per seed")
     args = ap.parse_args()
     work = Path(args.work)
     t0 = time.perf_counter()
@@ -70,17 +77,17 @@ def main() -> int:
     for student_name in args.students.split(","):
         base, _ = load_recipe_data(student_name)
         same_width = (base["student"].get("hidden_size") or teacher.config.hidden_size) == teacher.config.hidden_size
-        for variant in args.variants.split(","):
+        for variant, seed in [(v, int(s)) for v in args.variants.split(",") for s in args.seeds.split(",")]:
             recipe = resolve_recipe(student_name, teacher=teacher_dir, quick=args.quick,
-                                    overrides=variant_overrides(base, variant, same_width))
-            name = f"{student_name}-{variant}"
+                                    overrides=variant_overrides(base, variant, same_width) | {"seed": seed})
+            name = f"{student_name}-{variant}-{seed}"
             r = pipeline.prepare(recipe, work / name, force=True, whole_run=True)
             pipeline.stage_finetune(r)  # the fine-tuned teacher has the task's head: no training
             rec = pipeline.stage_distill(r)
             student = pipeline.load_student(r, "matrix").to(device)
             acc = accuracy(predict_logits(student, test), test.labels)
             rows.append({
-                "student": student_name, "variant": variant,
+                "student": student_name, "variant": variant, "seed": seed,
                 "shape": f"{student.config.num_hidden_layers}L/{student.config.hidden_size}H/{student.config.num_attention_heads}A/FFN{student.config.intermediate_size}",
                 "params": count_params(student),
                 "stages": [{"name": s["stage"], "epochs": len(s["history"]), "losses": list(s["history"][0]["loss_terms"])} for s in rec["stages"]],
@@ -115,10 +122,10 @@ def render(result: dict) -> str:
     lines = [f"# Distillation matrix ({result['environment'].get('gpu') or result['environment']['cpu']})", "",
              f"`{result['command']}`", "",
              f"Teacher: {t['checkpoint']} fine-tuned, test accuracy {100 * t['test_accuracy']:.2f}%, {t['params']:,} parameters.", "",
-             "| student | losses | params | dev acc % | test acc % | % of teacher | train s |", "|---|---|---:|---:|---:|---:|---:|"]
+             "| student | losses | seed | params | dev acc % | test acc % | % of teacher | train s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
         stages = " → ".join(f"{s['name']}({s['epochs']}): {'+'.join(s['losses'])}" for s in r["stages"])
-        lines.append(f"| {r['student']} {r['shape']} | {r['variant']}: {stages} | {r['params']:,} | {100 * r['dev_accuracy']:.2f} | "
+        lines.append(f"| {r['student']} {r['shape']} | {r['variant']}: {stages} | {r.get('seed', 42)} | {r['params']:,} | {100 * r['dev_accuracy']:.2f} | "
                      f"{100 * r['test_accuracy']:.2f} | {r['pct_of_teacher']} | {r['train_seconds']} |")
     return "\n".join(lines) + "\n"
 
