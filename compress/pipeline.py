@@ -125,6 +125,9 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool) -> Run:
 
     source = resolve_teacher(recipe.teacher.checkpoint)
     check_max_length(source.config, source.spec, recipe.data.max_length)
+    from compress.distill.plan import validate_plan
+
+    validate_plan(source.config, recipe)
     data = load_task_data(recipe.data)
     head = source.head_labels()
     if head and sorted(head) == sorted(data.labels) and head != data.labels and recipe.data.labels is None:
@@ -147,7 +150,7 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool) -> Run:
     return run
 
 
-def _require_absent(path: Path, force: bool, stage: str, out: Path) -> None:
+def _require_absent(path: Path, force: bool, stage: str) -> None:
     if path.exists() and not force:
         raise UserError(f"{path} exists already: pass --force to redo the {stage} stage, or choose another --out")
 
@@ -192,7 +195,7 @@ def stage_finetune(run: Run, force: bool = False) -> dict:
     digest = settings_hash(settings)
     marker = run.teacher_dir / "bert_compress_stage.json"
     if marker.is_file() and read_json(marker).get("settings_hash") == digest:
-        record = read_json(marker) | {"reused": True}
+        record = read_json(marker) | {"reused": True, "teacher_path": str(run.teacher_dir)}
         info(f"teacher: reusing the fine-tuned teacher in {run.teacher_dir} (same settings)")
         write_json(run.stage_file("finetune"), record | {"seconds": time.perf_counter() - t0})
         return record
@@ -257,24 +260,24 @@ def stage_distill(run: Run, force: bool = False) -> dict:
     from compress.distill.distiller import Distiller
     from compress.distill.losses import CombinedLoss
     from compress.distill.mapping import build_layer_map
+    from compress.albert import save_student
+    from compress.distill.plan import stage_terms
     from compress.student import build_student, count_params
     from compress.training import fit
 
     recipe, t0 = run.recipe, time.perf_counter()
     cfg = recipe.distill
-    _require_absent(run.student_dir, force, "distill", run.out)
+    _require_absent(run.student_dir, force, "distill")
     device = pick_device(recipe.device)
     teacher = load_teacher(run, "distill")
     torch.manual_seed(recipe.seed)
-    student, layers = build_student(teacher, recipe.student)
+    student, layers, build_info = build_student(teacher, recipe.student)
     layer_map = build_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers, cfg.layer_map)
     distiller = Distiller(teacher, student, layer_map, cfg.projection)
 
     # Every stage and its loss, checked before the first step.
-    plan = []
-    if cfg.general is not None:
-        plan.append(("general", cfg.general, CombinedLoss({k: v.model_dump() for k, v in cfg.general.losses.items()})))
-    plan += [(st.name, st, CombinedLoss({k: v.model_dump() for k, v in st.losses.items()})) for st in cfg.task_stages()]
+    stage_cfgs = ([cfg.general] if cfg.general is not None else []) + cfg.task_stages()
+    plan = [(name, st, CombinedLoss(terms)) for (name, terms), st in zip(stage_terms(recipe), stage_cfgs)]
     for _, _, loss in plan:
         distiller.check(loss)
     info(
@@ -282,6 +285,7 @@ def stage_distill(run: Run, force: bool = False) -> dict:
         f"({student.config.num_attention_heads} heads, FFN {student.config.intermediate_size}), "
         f"{count_params(student) / 1e6:.1f}M parameters vs teacher {count_params(teacher) / 1e6:.1f}M; "
         f"init {recipe.student.init}" + (f" from teacher layers {layers}" if layers else "")
+        + "".join(f"; {k} {v}" for k, v in build_info.items())
         + f"; layer map {layer_map}; {len(distiller.projections)} projection(s); training on {device}"
     )
     distiller.to(device)
@@ -308,6 +312,8 @@ def stage_distill(run: Run, force: bool = False) -> dict:
     student.to("cpu")
     record = {
         "teacher_layers": layers,
+        "architecture": student.config.model_type,
+        "build": build_info,
         "layer_map": layer_map,
         "projections": {k: list(v.weight.shape) for k, v in distiller.projections.items()},
         "num_layers": student.config.num_hidden_layers,
@@ -316,7 +322,7 @@ def stage_distill(run: Run, force: bool = False) -> dict:
         "stages": history,
     }
     with atomic_dir(run.student_dir) as tmp:
-        student.save_pretrained(tmp)
+        save_student(student, tmp)
         run.tokenizer.save_pretrained(tmp)
         write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "teacher_layers": layers})
     if len(distiller.projections):
@@ -330,11 +336,11 @@ def stage_distill(run: Run, force: bool = False) -> dict:
 
 
 def load_student(run: Run, needed_by: str):
-    from transformers import AutoModelForSequenceClassification
+    from compress.albert import load_student as load
 
     quiet_transformers()
     run.stage_record("distill", needed_by=needed_by)
-    return AutoModelForSequenceClassification.from_pretrained(run.student_dir).eval()
+    return load(run.student_dir)
 
 
 # ---- stage 4: export and verification -----------------------------------------------------------
@@ -346,7 +352,7 @@ def stage_export(run: Run, force: bool = False) -> dict:
     from targets.runtime import OnnxModel
 
     recipe, t0 = run.recipe, time.perf_counter()
-    _require_absent(run.export_dir, force, "export", run.out)
+    _require_absent(run.export_dir, force, "export")
     student = load_student(run, "export")
     dev = run.encode("dev")
     reference = predict_logits(student, dev, description="student logits on dev")

@@ -64,6 +64,18 @@ class StudentConfig(_Strict):
     """Student shape; None keeps the teacher's."""
     init: Literal["teacher", "random"] = "teacher"
     """teacher: copy the chosen layers, truncated to the student's widths where narrower; random: fresh weights."""
+    embedding_size: int | None = Field(None, ge=1)
+    """ALBERT-style factorized embeddings V×E + E×H (E below the hidden size); None: E = H."""
+    sharing: Literal["none", "all", "attention", "ffn"] | None = None
+    """ALBERT-style cross-layer sharing; setting it (or embedding_size) makes the student an ALBERT model."""
+    groups: int = Field(1, ge=1)
+    """ALBERT's groups: the N layers run G groups of shared parameters (N / G consecutive layers each)."""
+    embedding_init: Literal["svd", "random"] = "svd"
+    """Factorized embeddings from the teacher's by truncated SVD, or random."""
+
+    @property
+    def albert_style(self) -> bool:
+        return self.embedding_size is not None or self.sharing is not None
 
     @model_validator(mode="after")
     def _heads_divide(self) -> "StudentConfig":

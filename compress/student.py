@@ -50,6 +50,10 @@ def student_config(teacher_config, cfg: StudentConfig, num_layers: int):
             f"student hidden size {config.hidden_size} is not divisible by its {config.num_attention_heads} "
             "attention heads: change student.hidden_size or student.num_attention_heads"
         )
+    if cfg.albert_style:
+        from compress.albert import validate
+
+        validate(num_layers, config.hidden_size, cfg.embedding_size, cfg.sharing or "none", cfg.groups)
     return config
 
 
@@ -60,17 +64,23 @@ def _truncated(source: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
     return source[tuple(slice(0, n) for n in shape)].clone()
 
 
-def build_student(teacher: torch.nn.Module, cfg: StudentConfig) -> tuple[torch.nn.Module, list[int]]:
+def build_student(teacher: torch.nn.Module, cfg: StudentConfig) -> tuple[torch.nn.Module, list[int], dict]:
     """A new model of the teacher's class and the recipe's shape.
 
     init 'teacher': the chosen teacher layers (and embeddings, classifier) are copied; where the student is
     narrower, each tensor's leading block is taken (truncation). init 'random': Hugging Face's own init.
+    Returns the student, the teacher layers it started from, and what else the build did (ALBERT: SVD error).
     """
     n_teacher = teacher.config.num_hidden_layers
     layers = select_layers(n_teacher, cfg) if cfg.init == "teacher" else []
+    if cfg.albert_style:
+        from compress.albert import build_albert_student
+
+        student, record = build_albert_student(teacher, cfg, layers)
+        return student, layers, record
     student = type(teacher)(student_config(teacher.config, cfg, cfg.num_layers))
     if cfg.init == "random":
-        return student.eval(), layers
+        return student.eval(), layers, {}
     source = {}
     for key, value in teacher.state_dict().items():
         match = _LAYER_KEY.match(key)
@@ -87,7 +97,7 @@ def build_student(teacher: torch.nn.Module, cfg: StudentConfig) -> tuple[torch.n
             if block is not None:
                 state[key] = block
     student.load_state_dict(state, strict=True)
-    return student.eval(), layers
+    return student.eval(), layers, {}
 
 
 def count_params(model: torch.nn.Module) -> int:

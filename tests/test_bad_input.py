@@ -53,7 +53,7 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
     assert not out.exists(), "nothing may be written for bad input"
 
 
-def test_tokenizer_that_does_not_fit_the_weights(tmp_path, tiny_teacher, capsys):
+def test_tokenizer_that_does_not_fit_the_weights(tmp_path, tiny_teacher, tiny_recipe, capsys):
     import shutil
 
     bad = tmp_path / "bad"
@@ -61,7 +61,7 @@ def test_tokenizer_that_does_not_fit_the_weights(tmp_path, tiny_teacher, capsys)
     cfg = json.loads((bad / "config.json").read_text())
     cfg["vocab_size"] = 100
     (bad / "config.json").write_text(json.dumps(cfg))
-    assert main(["run", "--teacher", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert main(["run", "--teacher", str(bad), "--recipe", str(tiny_recipe), "--out", str(tmp_path / "o")]) == 2
     assert "does not belong to these weights" in capsys.readouterr().err
 
 
@@ -78,3 +78,27 @@ def test_subprocess_shows_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"bert-compress: error: data path {tmp_path / 'none.csv'} does not exist: "
                                                 "give a directory with train/dev/test files or one file"]
+
+
+@pytest.mark.parametrize(
+    "recipe_text, message",
+    [
+        ("distill: {layer_map: {strategy: explicit, pairs: [[1, 9]]}}", r"pair \[1, 9\] is out of range"),
+        ("student: {num_layers: 2, num_attention_heads: 6}\ndistill: {losses: {tinybert_attention: {}}}",
+         "same number of heads: student 6, teacher 12"),
+        ("student: {num_layers: 2, hidden_size: 192}\ndistill: {projection: none, losses: {tinybert_hidden: {}}}",
+         "projection is 'none'"),
+        ("student: {num_layers: 2, hidden_size: 192}", "hidden_cosine needs equal hidden sizes"),
+        ("distill: {losses: {focal: {}}}", "unknown loss 'focal'"),
+        ("distill: {losses: {hard_ce: {weight: -2}}}", "greater than or equal to 0"),
+        ("student: {num_layers: 7}", "more than the teacher's 6 layers"),
+        ("distill: {general: {data: nowhere.txt}}", "unlabeled text nowhere.txt does not exist"),
+    ],
+)
+def test_impossible_distillation_plans_fail_before_writing(tmp_path, capsys, recipe_text, message):
+    recipe = _file(tmp_path / "r.yaml", recipe_text)
+    out = tmp_path / "out"
+    assert main(["run", "--recipe", str(recipe), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err or __import__("re").search(message, err), err
+    assert len(err.splitlines()) == 1 and not out.exists()

@@ -155,3 +155,31 @@ bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3}}
     assert onnx_params - sum(v.numel() for v in student_sd.values()) < one_projection
     report = json.loads((out / "report.json").read_text())
     assert report["student"]["hidden_size"] == 16
+
+
+@pytest.mark.parametrize("sharing", ["all", "attention"])
+def test_albert_style_student_end_to_end(tmp_path, tiny_teacher, tiny_data, sharing):
+    recipe = tmp_path / "albert.yaml"
+    recipe.write_text(f"""
+teacher: {{epochs: 1, lr: 1.0e-3, batch_size: 16}}
+student: {{num_layers: 2, embedding_size: 8, sharing: {sharing}}}
+data: {{max_length: 64}}
+distill:
+  batch_size: 16
+  stages:
+    - {{name: intermediate, epochs: 1, lr: 1.0e-3, losses: {{tinybert_embedding: {{}}, tinybert_hidden: {{}}, tinybert_attention: {{}}}}}}
+    - {{name: prediction, epochs: 1, losses: {{distilbert_soft: {{}}, hard_ce: {{}}}}}}
+bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3}}
+""")
+    out = tmp_path / "out"
+    assert main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0
+    record = json.loads((out / "stages/distill.json").read_text())
+    assert record["architecture"] == "albert" and record["build"]["embedding_size"] == 8
+    assert 0 <= record["build"]["svd_relative_error"] < 1
+    from compress.albert import load_student, unique_state_dict
+
+    student = load_student(out / "student")
+    unique_bytes = sum(t.numel() * t.element_size() for t in unique_state_dict(student).values())
+    assert (out / "export/model.onnx").stat().st_size <= unique_bytes * 1.05 + 64 * 1024
+    report = json.loads((out / "report.json").read_text())
+    assert report["artifacts"][0]["label_agreement"] >= 0.999

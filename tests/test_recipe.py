@@ -46,5 +46,5 @@ def test_bad_recipe_files(tmp_path, text, message):
 
 
 def test_unknown_named_recipe():
-    with pytest.raises(UserError, match="unknown recipe 'nope': use one of default"):
+    with pytest.raises(UserError, match="unknown recipe 'nope': use one of .*default"):
         resolve_recipe("nope")

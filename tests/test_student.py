@@ -33,7 +33,7 @@ def test_student_copies_the_chosen_teacher_layers():
     torch.manual_seed(0)
     teacher = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=4,
                                                        num_attention_heads=2, intermediate_size=32, num_labels=3))
-    student, layers = build_student(teacher, StudentConfig(num_layers=2, layers=[0, 3]))
+    student, layers, _ = build_student(teacher, StudentConfig(num_layers=2, layers=[0, 3]))
     assert student.config.num_hidden_layers == 2 and layers == [0, 3]
     for m, t in enumerate(layers):
         s_sd, t_sd = student.bert.encoder.layer[m].state_dict(), teacher.bert.encoder.layer[t].state_dict()

@@ -184,13 +184,13 @@ def test_impossible_layer_maps(n_s, n_t, cfg, message):
 
 def test_narrow_student_is_truncated_from_the_teacher():
     teacher = bert(layers=4, hidden=32, heads=4, ffn=64)
-    student, layers = build_student(teacher, StudentConfig(num_layers=2, hidden_size=16, intermediate_size=40))
+    student, layers, _ = build_student(teacher, StudentConfig(num_layers=2, hidden_size=16, intermediate_size=40))
     assert layers == [1, 3] and student.config.hidden_size == 16 and student.config.num_attention_heads == 4
     t_q = teacher.bert.encoder.layer[3].attention.self.query.weight
     assert torch.equal(student.bert.encoder.layer[1].attention.self.query.weight, t_q[:16, :16])
     assert torch.equal(student.bert.encoder.layer[0].intermediate.dense.weight, teacher.bert.encoder.layer[1].intermediate.dense.weight[:40, :16])
     assert torch.equal(student.bert.embeddings.word_embeddings.weight, teacher.bert.embeddings.word_embeddings.weight[:, :16])
-    random_student, none = build_student(teacher, StudentConfig(num_layers=6, hidden_size=16, init="random"))
+    random_student, none, _ = build_student(teacher, StudentConfig(num_layers=6, hidden_size=16, init="random"))
     assert none == [] and random_student.config.num_hidden_layers == 6
 
 

@@ -45,4 +45,52 @@ def export_onnx(model: torch.nn.Module, input_names: list[str], path: Path, opse
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(path), external_data=False)
+    import onnx
+
+    model = onnx.load(str(path))
+    dedupe_initializers(model)
+    strip_debug_metadata(model)
+    onnx.save(model, str(path))
     return path
+
+
+def strip_debug_metadata(model) -> None:
+    """Drop the exporter's per-node debug records (Python stack traces with local paths, class names):
+    they are most of a small model's file and nothing a device needs."""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+
+
+def dedupe_initializers(model) -> int:
+    """Keep one copy of byte-identical initializers; returns how many were dropped.
+
+    Shared (ALBERT-style) weights are one tensor in PyTorch, but the exporter's constant folding writes a
+    transposed copy of a weight for every layer that uses it: without this pass a 4-layer all-shared
+    model's file holds its layer weights four times.
+    """
+    import hashlib
+
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph if isinstance(model, onnx.ModelProto) else model
+    keep: dict[tuple, str] = {}
+    rename: dict[str, str] = {}
+    unique = []
+    for init in graph.initializer:
+        array = numpy_helper.to_array(init)
+        key = (init.data_type, tuple(init.dims), hashlib.sha256(array.tobytes()).hexdigest())
+        if key in keep:
+            rename[init.name] = keep[key]
+        else:
+            keep[key] = init.name
+            unique.append(init)
+    if not rename:
+        return 0
+    del graph.initializer[:]
+    graph.initializer.extend(unique)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+    return len(rename)

@@ -1,0 +1,50 @@
+"""Check a whole distillation plan against the teacher's config before anything runs or is written.
+
+Everything here needs only configs (no weights): the student's shape, the layer map, each loss term's
+requirements (widths, heads, projections) and the general-distillation text file.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from compress.distill.losses import REGISTRY, validate_terms
+from compress.distill.mapping import build_layer_map
+from compress.recipe import Recipe
+from compress.student import select_layers, student_config
+
+
+def stage_terms(recipe: Recipe) -> list[tuple[str, dict]]:
+    cfg = recipe.distill
+    plan = []
+    if cfg.general is not None:
+        plan.append(("general", {k: v.model_dump() for k, v in cfg.general.losses.items()}))
+    plan += [(st.name, {k: v.model_dump() for k, v in st.losses.items()}) for st in cfg.task_stages()]
+    return plan
+
+
+def validate_plan(teacher_config, recipe: Recipe) -> list[tuple[int, int]]:
+    """Raise UserError for any impossible combination; returns the layer map."""
+    if recipe.student.init == "teacher":
+        select_layers(teacher_config.num_hidden_layers, recipe.student)
+    s_cfg = student_config(teacher_config, recipe.student, recipe.student.num_layers)
+    layer_map = build_layer_map(s_cfg.num_hidden_layers, teacher_config.num_hidden_layers, recipe.distill.layer_map)
+    d_s, d_t = s_cfg.hidden_size, teacher_config.hidden_size
+    ctx = SimpleNamespace(
+        widths=(d_s, d_t),
+        layer_map=layer_map,
+        projections={"any": None} if d_s != d_t and recipe.distill.projection != "none" else {},
+        student=SimpleNamespace(config=s_cfg),
+        teacher=SimpleNamespace(config=teacher_config),
+    )
+    for _, terms in stage_terms(recipe):
+        for name, (weight, _) in validate_terms(terms).items():
+            check = REGISTRY[name].check
+            if weight > 0 and check is not None:
+                check(ctx)
+    if recipe.distill.general is not None:
+        from compress.data.unlabeled import load_unlabeled
+
+        g = recipe.distill.general
+        load_unlabeled(g.data, g.text_column, 1)
+    return layer_map
