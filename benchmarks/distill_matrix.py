@@ -50,6 +50,26 @@ def variant_overrides(base: dict, variant: str, same_width: bool) -> dict:
     raise SystemExit(f"unknown variant {variant}")
 
 
+def finetuned_teacher(work: Path, teacher: str | None, quick: bool) -> dict:
+    """Fine-tune the teacher once (default recipe settings); everything the matrices compare against."""
+    base_recipe = resolve_recipe("default", teacher=teacher, quick=quick)
+    run = pipeline.prepare(base_recipe, work / "teacher-run", force=True, whole_run=True)
+    ft = pipeline.stage_finetune(run)
+    device = pipeline.pick_device(base_recipe.device)
+    model = pipeline.load_teacher(run, "matrix").to(device)
+    test = run.encode("test")
+    return {"recipe": base_recipe, "run": run, "record": ft, "dir": ft["teacher_path"], "model": model,
+            "device": device, "test": test, "accuracy": accuracy(predict_logits(model, test), test.labels)}
+
+
+def distill_student(recipe, directory: Path, teacher: dict):
+    """Distil one student from the fine-tuned teacher; returns it (on the teacher's device) and its record."""
+    r = pipeline.prepare(recipe, directory, force=True, whole_run=True)
+    pipeline.stage_finetune(r)  # the fine-tuned teacher has the task's head: no training
+    record = pipeline.stage_distill(r)
+    return pipeline.load_student(r, "matrix").to(teacher["device"]), record
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", required=True, help="scratch directory for the runs")
@@ -63,44 +83,32 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(args.work)
     t0 = time.perf_counter()
-
-    # 1. The fine-tuned teacher, once.
-    base_recipe = resolve_recipe("default", teacher=args.teacher, quick=args.quick)
-    run = pipeline.prepare(base_recipe, work / "teacher-run", force=True, whole_run=True)
-    ft = pipeline.stage_finetune(run)
-    teacher_dir = ft["teacher_path"]
-    teacher = pipeline.load_teacher(run, "matrix")
-    device = pipeline.pick_device(base_recipe.device)
-    test = run.encode("test")
-    teacher_acc = accuracy(predict_logits(teacher.to(device), test), test.labels)
+    teacher = finetuned_teacher(work, args.teacher, args.quick)
+    t_cfg = teacher["model"].config
     rows = []
     for student_name in args.students.split(","):
         base, _ = load_recipe_data(student_name)
-        same_width = (base["student"].get("hidden_size") or teacher.config.hidden_size) == teacher.config.hidden_size
+        same_width = (base["student"].get("hidden_size") or t_cfg.hidden_size) == t_cfg.hidden_size
         for variant, seed in [(v, int(s)) for v in args.variants.split(",") for s in args.seeds.split(",")]:
-            recipe = resolve_recipe(student_name, teacher=teacher_dir, quick=args.quick,
+            recipe = resolve_recipe(student_name, teacher=teacher["dir"], quick=args.quick,
                                     overrides=variant_overrides(base, variant, same_width) | {"seed": seed})
-            name = f"{student_name}-{variant}-{seed}"
-            r = pipeline.prepare(recipe, work / name, force=True, whole_run=True)
-            pipeline.stage_finetune(r)  # the fine-tuned teacher has the task's head: no training
-            rec = pipeline.stage_distill(r)
-            student = pipeline.load_student(r, "matrix").to(device)
-            acc = accuracy(predict_logits(student, test), test.labels)
+            student, rec = distill_student(recipe, work / f"{student_name}-{variant}-{seed}", teacher)
+            acc = accuracy(predict_logits(student, teacher["test"]), teacher["test"].labels)
             rows.append({
                 "student": student_name, "variant": variant, "seed": seed,
                 "shape": f"{student.config.num_hidden_layers}L/{student.config.hidden_size}H/{student.config.num_attention_heads}A/FFN{student.config.intermediate_size}",
                 "params": count_params(student),
                 "stages": [{"name": s["stage"], "epochs": len(s["history"]), "losses": list(s["history"][0]["loss_terms"])} for s in rec["stages"]],
                 "dev_accuracy": rec["dev_accuracy"], "test_accuracy": acc,
-                "pct_of_teacher": round(100 * acc / teacher_acc, 2),
+                "pct_of_teacher": round(100 * acc / teacher["accuracy"], 2),
                 "train_seconds": round(sum(h["seconds"] for s in rec["stages"] for h in s["history"]), 1),
             })
             print(json.dumps(rows[-1]), flush=True)
     result = {
         "command": "python " + " ".join(sys.argv),
-        "environment": environment() | {"device": str(device), "gpu": _gpu_name()},
-        "teacher": {"checkpoint": base_recipe.teacher.checkpoint, "test_accuracy": teacher_acc,
-                    "params": count_params(teacher), "finetune_seconds": ft.get("train_seconds")},
+        "environment": environment() | {"device": str(teacher["device"]), "gpu": gpu_name()},
+        "teacher": {"checkpoint": teacher["recipe"].teacher.checkpoint, "test_accuracy": teacher["accuracy"],
+                    "params": count_params(teacher["model"]), "finetune_seconds": teacher["record"].get("train_seconds")},
         "rows": rows,
         "total_seconds": round(time.perf_counter() - t0, 1),
     }
@@ -111,7 +119,7 @@ def main() -> int:
     return 0
 
 
-def _gpu_name():
+def gpu_name():
     import torch
 
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None

@@ -120,3 +120,25 @@ def test_distillation_losses_reach_shared_layers(teacher):
 def test_bad_albert_settings(teacher, kw, message):
     with pytest.raises(UserError, match=message):
         albert(teacher, **kw)
+
+
+def test_int8_quantization_keeps_one_copy_of_shared_weights(tmp_path):
+    """Shared layer weights reach the quantizer as initializers (not Transpose outputs) and stay single."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from compress.export.onnx import dedupe_file, export_onnx
+
+    teacher = bert(layers=4, hidden=64, heads=4, ffn=256)
+    sizes = {}
+    for sharing in ("none", "all"):
+        student = albert(teacher, embedding_size=16, sharing=sharing)
+        fp32 = export_onnx(student, ["input_ids", "attention_mask", "token_type_ids"], tmp_path / f"{sharing}.onnx", 18)
+        int8 = tmp_path / f"{sharing}-int8.onnx"
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+        dedupe_file(int8)
+        sizes[sharing] = (fp32.stat().st_size, int8.stat().st_size)
+    layer_fp32 = 4 * (4 * 64 * 64 + 2 * 64 * 256)  # bytes of one layer's matrices
+    # all-shared: three layers fewer in fp32, and in int8 about a quarter of that
+    assert sizes["none"][0] - sizes["all"][0] >= 3 * layer_fp32 * 0.95
+    assert sizes["none"][1] - sizes["all"][1] >= 3 * layer_fp32 / 4 * 0.9
+    assert sizes["all"][1] < sizes["all"][0] / 2

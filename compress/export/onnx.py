@@ -48,10 +48,66 @@ def export_onnx(model: torch.nn.Module, input_names: list[str], path: Path, opse
     import onnx
 
     model = onnx.load(str(path))
+    fold_weight_transposes(model)
     dedupe_initializers(model)
     strip_debug_metadata(model)
     onnx.save(model, str(path))
     return path
+
+
+def fold_weight_transposes(model) -> int:
+    """Replace Transpose(initializer) nodes by one transposed initializer per (weight, permutation).
+
+    The exporter leaves `Transpose(W)` in front of MatMul when W is used by several layers (shared weights).
+    Folding makes every MatMul weight an initializer again, so quantizers can quantize it, and keeps a single
+    copy per shared weight. Returns how many nodes were folded.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    folded: dict[tuple, str] = {}
+    rename: dict[str, str] = {}
+    kept = []
+    for node in graph.node:
+        if node.op_type != "Transpose" or node.input[0] not in inits:
+            kept.append(node)
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        key = (node.input[0], tuple(perm) if perm else None)
+        if key not in folded:
+            array = numpy_helper.to_array(inits[node.input[0]])
+            name = f"{node.input[0]}.transposed{len(folded)}"
+            graph.initializer.append(numpy_helper.from_array(array.transpose(perm), name=name))
+            folded[key] = name
+        rename[node.output[0]] = folded[key]
+    if not rename:
+        return 0
+    del graph.node[:]
+    graph.node.extend(kept)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+    for out in graph.output:
+        if out.name in rename:  # never the case for a classifier, kept for safety
+            raise ValueError(f"graph output {out.name} is a folded weight")
+    used = {name for node in graph.node for name in node.input}
+    unused = [i for i in graph.initializer if i.name not in used]
+    for init in unused:
+        graph.initializer.remove(init)
+    return len(rename)
+
+
+def dedupe_file(path: Path) -> int:
+    """dedupe_initializers on a saved model (e.g. after a quantizer wrote one copy per node)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    dropped = dedupe_initializers(model)
+    if dropped:
+        onnx.save(model, str(path))
+    return dropped
 
 
 def strip_debug_metadata(model) -> None:
