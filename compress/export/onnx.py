@@ -51,6 +51,7 @@ def export_onnx(model: torch.nn.Module, input_names: list[str], path: Path, opse
     fold_weight_transposes(model)
     dedupe_initializers(model)
     strip_debug_metadata(model)
+    drop_stale_value_info(model)
     onnx.save(model, str(path))
     return path
 
@@ -108,6 +109,16 @@ def dedupe_file(path: Path) -> int:
     if dropped:
         onnx.save(model, str(path))
     return dropped
+
+
+def drop_stale_value_info(model) -> None:
+    """Keep shape records only for values a node still produces: folding and de-duplication leave records
+    for names that no longer exist, which strict shape inference (used by quantizers) may trip over."""
+    graph = model.graph
+    produced = {name for node in graph.node for name in node.output}
+    kept = [v for v in graph.value_info if v.name in produced]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
 
 
 def strip_debug_metadata(model) -> None:
