@@ -130,3 +130,20 @@ def test_non_utf8_file(tmp_path):
     (tmp_path / "train.csv").write_bytes("sentence,verdict\ncaf\xe9,pos\n".encode("latin-1"))
     with pytest.raises(UserError, match="not UTF-8"):
         load_task_data(DataConfig(path=str(tmp_path), **CFG))
+
+
+def test_unlabeled_text_formats_and_errors(tmp_path):
+    from compress.data.unlabeled import load_unlabeled
+
+    assert len(load_unlabeled("default")) == 1083
+    (tmp_path / "u.txt").write_text("one\n\n two \n")
+    assert [e.text for e in load_unlabeled(str(tmp_path / "u.txt"))] == ["one", "two"]
+    (tmp_path / "u.jsonl").write_text('{"plot": "a"}\n{"plot": "b"}\n')
+    assert [e.text for e in load_unlabeled(str(tmp_path / "u.jsonl"), "plot", max_rows=1)] == ["a"]
+    with pytest.raises(UserError, match="no 'text' field"):
+        load_unlabeled(str(tmp_path / "u.jsonl"))
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(UserError, match="holds no text"):
+        load_unlabeled(str(tmp_path / "empty.txt"))
+    with pytest.raises(UserError, match="unsupported file type"):
+        load_unlabeled(str(put(tmp_path, "u.md", "x") / "u.md"))

@@ -46,7 +46,7 @@ def default_data_dir() -> Path:
     return Path(str(resources.files("compress") / "data" / "rotten_tomatoes"))
 
 
-def _read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise UserError(f"{path}: unsupported file type '{path.suffix}'; use one of {', '.join(FORMATS)}")
@@ -93,7 +93,7 @@ def _cell(row: dict, column: str, path: Path, line: int, required: bool) -> str 
 def _parse(path: Path, cfg: DataConfig) -> list[tuple[str, str | None, str]]:
     if not path.is_file():
         raise UserError(f"data file {path} does not exist")
-    rows = _read_rows(path)
+    rows = read_rows(path)
     if not rows:
         raise UserError(f"data file {path} is empty: it needs a header (CSV/TSV) and labelled rows")
     columns = list(rows[0].keys()) if not path.suffix.lower() == ".jsonl" else sorted({k for r in rows for k in r})

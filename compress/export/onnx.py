@@ -86,10 +86,7 @@ def fold_weight_transposes(model) -> int:
         return 0
     del graph.node[:]
     graph.node.extend(kept)
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name in rename:
-                node.input[i] = rename[name]
+    _rename_inputs(graph, rename)
     for out in graph.output:
         if out.name in rename:  # never the case for a classifier, kept for safety
             raise ValueError(f"graph output {out.name} is a folded weight")
@@ -156,8 +153,12 @@ def dedupe_initializers(model) -> int:
         return 0
     del graph.initializer[:]
     graph.initializer.extend(unique)
+    _rename_inputs(graph, rename)
+    return len(rename)
+
+
+def _rename_inputs(graph, rename: dict[str, str]) -> None:
     for node in graph.node:
         for i, name in enumerate(node.input):
             if name in rename:
                 node.input[i] = rename[name]
-    return len(rename)
