@@ -53,7 +53,7 @@ class Distiller(torch.nn.Module):
             if spec.check is not None:
                 spec.check(self)
 
-    def _run(self, model, batch, needs, train: bool) -> Outputs:
+    def _run(self, model, batch, needs) -> Outputs:
         inputs = model_inputs(batch)
         hidden = "hidden_states" in needs
         if "attention_scores" in needs:
@@ -66,8 +66,8 @@ class Distiller(torch.nn.Module):
 
     def outputs(self, batch, needs) -> tuple[Outputs, Outputs]:
         with torch.no_grad():
-            t_out = self._run(self.teacher.eval(), batch, needs, train=False)
-        s_out = self._run(self.student, batch, needs, train=True)
+            t_out = self._run(self.teacher.eval(), batch, needs)
+        s_out = self._run(self.student, batch, needs)
         return s_out, t_out
 
     def loss(self, batch, loss: CombinedLoss):
