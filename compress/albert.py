@@ -102,12 +102,6 @@ def _svd_embeddings(word: torch.Tensor, e: int) -> tuple[torch.Tensor, torch.Ten
     return a.float(), b.float(), error
 
 
-def _block(source: torch.Tensor, shape) -> torch.Tensor | None:
-    if source.ndim != len(shape) or any(s > t for s, t in zip(shape, source.shape)):
-        return None
-    return source[tuple(slice(0, n) for n in shape)].clone()
-
-
 # ALBERT layer parameter -> BERT layer parameter (names relative to the layer)
 ALBERT_TO_BERT_LAYER = {
     "attention.query": "attention.self.query",
@@ -124,6 +118,8 @@ ALBERT_TO_BERT_LAYER = {
 def build_albert_student(teacher, cfg, layers: list[int]) -> tuple[torch.nn.Module, dict]:
     """The ALBERT-style student and a record (SVD error, which teacher layer seeded which group)."""
     from transformers import AlbertForSequenceClassification
+
+    from compress.student import truncated_block
 
     t_cfg = teacher.config
     hidden = cfg.hidden_size or t_cfg.hidden_size
@@ -171,13 +167,13 @@ def build_albert_student(teacher, cfg, layers: list[int]) -> tuple[torch.nn.Modu
                 key = f"albert.encoder.albert_layer_groups.{g}.albert_layers.0.{a_name}.{suffix}"
                 src = t_sd.get(f"{base}.encoder.layer.{t_layer}.{b_name}.{suffix}")
                 if key in state and src is not None:
-                    block = _block(src, state[key].shape)
+                    block = truncated_block(src, state[key].shape)
                     if block is not None:
                         state[key] = block
     for a_key, b_key in (("albert.pooler.weight", f"{base}.pooler.dense.weight"), ("albert.pooler.bias", f"{base}.pooler.dense.bias"),
                          ("classifier.weight", "classifier.weight"), ("classifier.bias", "classifier.bias")):
         if b_key in t_sd:
-            block = _block(t_sd[b_key], state[a_key].shape)
+            block = truncated_block(t_sd[b_key], state[a_key].shape)
             if block is not None:
                 state[a_key] = block
     # a tied tensor appears under several names; the values above were set so that all of them agree

@@ -276,8 +276,7 @@ def stage_distill(run: Run, force: bool = False) -> dict:
     distiller = Distiller(teacher, student, layer_map, cfg.projection)
 
     # Every stage and its loss, checked before the first step.
-    stage_cfgs = ([cfg.general] if cfg.general is not None else []) + cfg.task_stages()
-    plan = [(name, st, CombinedLoss(terms)) for (name, terms), st in zip(stage_terms(recipe), stage_cfgs)]
+    plan = [(name, st, CombinedLoss(terms)) for name, st, terms in stage_terms(recipe)]
     for _, _, loss in plan:
         distiller.check(loss)
     info(

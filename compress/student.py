@@ -35,8 +35,10 @@ def select_layers(n_teacher: int, cfg: StudentConfig) -> list[int]:
         if len(set(layers)) != len(layers):
             raise UserError(f"student.layers {layers} repeats a layer")
         return layers
-    k = n_teacher / n
-    return [round((m + 1) * k) - 1 for m in range(n)]
+    from compress.distill.mapping import uniform_teacher_layer
+
+    # the same rule as the uniform layer map, so a student layer starts as the teacher layer it learns from
+    return [uniform_teacher_layer(m, n, n_teacher) - 1 for m in range(1, n + 1)]
 
 
 def student_config(teacher_config, cfg: StudentConfig, num_layers: int):
@@ -57,7 +59,7 @@ def student_config(teacher_config, cfg: StudentConfig, num_layers: int):
     return config
 
 
-def _truncated(source: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
+def truncated_block(source: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
     """The leading block of a teacher tensor that fits the student's shape (None if it cannot)."""
     if source.ndim != len(shape) or any(s > t for s, t in zip(shape, source.shape)):
         return None
@@ -93,7 +95,7 @@ def build_student(teacher: torch.nn.Module, cfg: StudentConfig) -> tuple[torch.n
     state = student.state_dict()
     for key, target in state.items():
         if key in source:
-            block = _truncated(source[key], target.shape)
+            block = truncated_block(source[key], target.shape)
             if block is not None:
                 state[key] = block
     student.load_state_dict(state, strict=True)

@@ -96,12 +96,15 @@ def fit(
         }
         history.append(record)
         info(f"{name} epoch {epoch}: loss {record['train_loss']:.4f}, dev accuracy {dev_acc:.4f} ({record['seconds']:.0f} s)")
-        if dev_acc > best["dev_accuracy"] or not select_best:
+        if not select_best:
+            best = {"dev_accuracy": dev_acc, "epoch": epoch, "state": None}
+        elif dev_acc > best["dev_accuracy"]:
             best = {
                 "dev_accuracy": dev_acc,
                 "epoch": epoch,
                 "state": {k: v.detach().clone() for k, v in model.state_dict().items()},
             }
-    model.load_state_dict(best["state"])
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
     model.eval()
     return {"history": history, "best_epoch": best["epoch"], "best_dev_accuracy": best["dev_accuracy"], "steps": step}

@@ -8,7 +8,7 @@ from compress.recipe import StudentConfig
 from compress.student import build_student, count_params, select_layers
 
 
-@pytest.mark.parametrize("n_t, n_s, expected", [(6, 3, [1, 3, 5]), (12, 6, [1, 3, 5, 7, 9, 11]), (6, 2, [2, 5]), (6, 6, list(range(6))), (4, 1, [3])])
+@pytest.mark.parametrize("n_t, n_s, expected", [(6, 3, [1, 3, 5]), (12, 6, [1, 3, 5, 7, 9, 11]), (6, 2, [2, 5]), (6, 6, list(range(6))), (4, 1, [3]), (6, 4, [1, 2, 4, 5])])
 def test_uniform_layer_selection_ends_on_the_last_layer(n_t, n_s, expected):
     assert select_layers(n_t, StudentConfig(num_layers=n_s)) == expected
 
@@ -43,3 +43,11 @@ def test_student_copies_the_chosen_teacher_layers():
     # a copy, not an alias: training the student leaves the teacher alone
     assert student.classifier.weight.data_ptr() != teacher.classifier.weight.data_ptr()
     assert count_params(student) < count_params(teacher)
+
+
+@pytest.mark.parametrize("n_t, n_s", [(6, 4), (6, 3), (12, 4), (12, 5), (6, 5)])
+def test_student_starts_from_the_teacher_layers_it_is_mapped_to(n_t, n_s):
+    from compress.distill.mapping import LayerMapConfig, build_layer_map
+
+    init = select_layers(n_t, StudentConfig(num_layers=n_s))
+    assert [t - 1 for _, t in build_layer_map(n_s, n_t, LayerMapConfig())] == init

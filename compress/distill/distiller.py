@@ -31,7 +31,6 @@ class Distiller(torch.nn.Module):
         self.teacher = teacher
         self.student = student
         self.layer_map = layer_map
-        self.projection_mode = projection
         d_s, d_t = student.config.hidden_size, teacher.config.hidden_size
         self.widths = (d_s, d_t)
         self.projections = torch.nn.ModuleDict()

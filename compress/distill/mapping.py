@@ -22,6 +22,11 @@ class LayerMapConfig(BaseModel):
     pairs: list[tuple[int, int]] | None = None
 
 
+def uniform_teacher_layer(m: int, n_student: int, n_teacher: int) -> int:
+    """TinyBERT's g(m) = m·k, k = L_T / L_S, rounded half up (layers from 1)."""
+    return math.floor(m * n_teacher / n_student + 0.5)
+
+
 def build_layer_map(n_student: int, n_teacher: int, cfg: LayerMapConfig) -> list[tuple[int, int]]:
     if cfg.strategy != "explicit" and cfg.pairs is not None:
         raise UserError(f"layer_map.pairs is only used with strategy 'explicit', not '{cfg.strategy}'")
@@ -31,8 +36,7 @@ def build_layer_map(n_student: int, n_teacher: int, cfg: LayerMapConfig) -> list
             f"teacher {n_teacher}; use strategy 'explicit'"
         )
     if cfg.strategy == "uniform":
-        k = n_teacher / n_student
-        return [(m, math.floor(m * k + 0.5)) for m in range(1, n_student + 1)]
+        return [(m, uniform_teacher_layer(m, n_student, n_teacher)) for m in range(1, n_student + 1)]
     if cfg.strategy == "last":
         return [(m, n_teacher - n_student + m) for m in range(1, n_student + 1)]
     if not cfg.pairs:

@@ -14,13 +14,11 @@ from compress.recipe import Recipe
 from compress.student import select_layers, student_config
 
 
-def stage_terms(recipe: Recipe) -> list[tuple[str, dict]]:
+def stage_terms(recipe: Recipe) -> list[tuple[str, object, dict]]:
+    """(name, stage config, loss terms) of every distillation stage, in the order they run."""
     cfg = recipe.distill
-    plan = []
-    if cfg.general is not None:
-        plan.append(("general", {k: v.model_dump() for k, v in cfg.general.losses.items()}))
-    plan += [(st.name, {k: v.model_dump() for k, v in st.losses.items()}) for st in cfg.task_stages()]
-    return plan
+    stages = ([("general", cfg.general)] if cfg.general is not None else []) + [(st.name, st) for st in cfg.task_stages()]
+    return [(name, st, {k: v.model_dump() for k, v in st.losses.items()}) for name, st in stages]
 
 
 def validate_plan(teacher_config, recipe: Recipe) -> list[tuple[int, int]]:
@@ -37,7 +35,7 @@ def validate_plan(teacher_config, recipe: Recipe) -> list[tuple[int, int]]:
         student=SimpleNamespace(config=s_cfg),
         teacher=SimpleNamespace(config=teacher_config),
     )
-    for _, terms in stage_terms(recipe):
+    for _, _, terms in stage_terms(recipe):
         for name, (weight, _) in validate_terms(terms).items():
             check = REGISTRY[name].check
             if weight > 0 and check is not None:
