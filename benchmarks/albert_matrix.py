@@ -5,9 +5,11 @@
 
 Every student is the `albert-tinybert4` recipe (4 layers, hidden 312, FFN 1200, 12 heads) with the sharing
 mode and E swapped in. Without --train the students are built from the fine-tuned teacher (SVD embeddings,
-copied layers) but not distilled: parameters, bytes and latency do not depend on training. int8 is ONNX
-Runtime dynamic quantization (QInt8 weights) of the fp32 ONNX export. Latency: ONNX Runtime, batch 1,
-seq 128, 1 thread, p50 of 50 runs after 10 warm-up runs.
+copied layers) but not distilled: parameters, bytes and latency do not depend on training. int8 is the
+pipeline's `ort-dynamic` backend (ONNX Runtime dynamic quantization, QInt8 weights, portable graph) of the fp32
+ONNX export; `--embedding-bits 4` stores the embedding tables as 4-bit blocks instead. `--vocabulary task`
+prunes the vocabulary to the training text's word pieces. Latency: ONNX Runtime, batch 1, seq 128, 1 thread,
+p50 of 50 runs after 10 warm-up runs.
 """
 
 from __future__ import annotations
@@ -29,12 +31,22 @@ from compress.albert import save_student  # noqa: E402
 from compress.bench.env import environment  # noqa: E402
 from compress.bench.latency import bench_inputs, summarize, time_calls  # noqa: E402
 from compress.evaluate import accuracy, predict_logits  # noqa: E402
-from compress.export.onnx import dedupe_file, export_onnx  # noqa: E402
+from compress.export.onnx import export_onnx  # noqa: E402
 from compress.export.verify import runtime_logits  # noqa: E402
 from compress.fsutil import dir_size, write_json, write_text  # noqa: E402
-from compress.recipe import resolve_recipe  # noqa: E402
+from compress.recipe import load_recipe_data, resolve_recipe  # noqa: E402
 from compress.student import build_student, count_params  # noqa: E402
+from compress import vocab as task_vocab  # noqa: E402
 from targets.runtime import OnnxModel  # noqa: E402
+
+
+def reuse_student(recipe, directory: Path, teacher: dict):
+    """A student distilled by an earlier --train run in the same WORK (same recipe), with its record and test split."""
+    from compress import pipeline
+
+    r = pipeline.prepare(recipe, directory, force=True, whole_run=False)  # rewrites recipe.yaml only
+    record = r.stage_record("distill")
+    return pipeline.load_student(r, "matrix").to(teacher["device"]), record, r.encode("test", r.student_tokenizer())
 
 
 def latency_ms(path: Path, names: list[str], vocab: int) -> float:
@@ -54,8 +66,20 @@ def main() -> int:
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--tag", default="albert_matrix")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--stage-epochs", type=int, default=None,
+                    help="train every distillation stage for this many epochs (a cheaper, equal budget for the grid)")
+    ap.add_argument("--vocabulary", choices=["full", "task"], default="full",
+                    help="task: prune the vocabulary to the training text's word pieces (compress.vocab)")
+    ap.add_argument("--embedding-bits", type=int, choices=[8, 4], default=8,
+                    help="int8 file: the word-embedding table in 8 or 4 bits (ort-dynamic embedding_bits)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --train: load a student already distilled in WORK/NAME instead of training it again")
+    ap.add_argument("--skip-latency", action="store_true",
+                    help="no latency columns (they do not depend on training; take them from an idle untrained run)")
     args = ap.parse_args()
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from compress.quantize import Context, parse_candidate
+
+    int8_backend, int8_settings = parse_candidate({"backend": "ort-dynamic", "graph": "plain", "embedding_bits": args.embedding_bits})
 
     work = Path(args.work)
     t0 = time.perf_counter()
@@ -67,33 +91,47 @@ def main() -> int:
             [(sh, e) for sh in args.sharing.split(",") for e in args.embedding_sizes.split(",")])
     for sharing, e in grid:
         if True:
-            overrides = {"student": {"sharing": sharing, "embedding_size": None if e == "H" else int(e)}}
+            overrides = {"student": {"sharing": sharing, "embedding_size": None if e == "H" else int(e),
+                                     "vocabulary": args.vocabulary}}
+            if args.stage_epochs:
+                stages = load_recipe_data("albert-tinybert4")[0]["distill"]["stages"]
+                overrides["distill"] = {"stages": [{**st, "epochs": args.stage_epochs} for st in stages]}
             recipe = resolve_recipe("albert-tinybert4", teacher=teacher["dir"], quick=args.quick, overrides=overrides)
-            name = f"{sharing}-E{e}"
-            if args.train:
-                student, rec = distill_student(recipe, work / name, teacher)
+            name = f"{sharing}-E{e}" + ("-task-vocab" if args.vocabulary == "task" else "")
+            student_test = test
+            if args.train and args.reuse and (work / name / "stages" / "distill.json").is_file():
+                student, rec, student_test = reuse_student(recipe, work / name, teacher)
+            elif args.train:
+                student, rec, student_test = distill_student(recipe, work / name, teacher)
             else:
-                student, _, rec = build_student(teacher["model"].to("cpu"), recipe.student)
+                source = teacher["model"].to("cpu")
+                if args.vocabulary == "task":  # the same pruning stage_distill does, without training
+                    run = teacher["run"]
+                    keep = task_vocab.kept_ids(run.tokenizer, task_vocab.used_token_ids(run.tokenizer, run.data.train))
+                    source = task_vocab.with_kept_rows(source, keep)
+                student, _, rec = build_student(source, recipe.student)
             student = student.to("cpu").eval()
             with tempfile.TemporaryDirectory(dir=work) as tmp:
                 tmp = Path(tmp)
                 save_student(student, tmp / "student")
                 fp32 = export_onnx(student, names, tmp / "fp32.onnx", 18)
-                int8 = tmp / "int8.onnx"
-                quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
-                dedupe_file(int8)  # the quantizer writes a quantized copy of a shared weight for every node
+                # ONNX Runtime dynamic int8 (the pipeline's ort-dynamic backend, portable graph); shared weights once
+                int8 = int8_backend.quantize(int8_settings, Context(fp32, None, None, tmp / "student", tmp), tmp / "int8.onnx")
                 row = {
-                    "sharing": sharing, "embedding_size": e, "params": count_params(student),
+                    "sharing": sharing, "embedding_size": e, "vocab_size": student.config.vocab_size,
+                    "embedding_bits": args.embedding_bits,
+                    "params": count_params(student),
                     "safetensors_bytes": dir_size(tmp / "student", ("*.safetensors",)),
                     "onnx_fp32_bytes": fp32.stat().st_size, "onnx_int8_bytes": int8.stat().st_size,
                     "teacher_over_int8": round(teacher_bytes / int8.stat().st_size, 1),
-                    "p50_ms_fp32": latency_ms(fp32, names, student.config.vocab_size),
-                    "p50_ms_int8": latency_ms(int8, names, student.config.vocab_size),
+                    "p50_ms_fp32": None if args.skip_latency else latency_ms(fp32, names, student.config.vocab_size),
+                    "p50_ms_int8": None if args.skip_latency else latency_ms(int8, names, student.config.vocab_size),
                     "svd_relative_error": (rec.get("build") or rec).get("svd_relative_error"),
                 }
                 if args.train:
-                    acc = accuracy(predict_logits(student, test), test.labels)
-                    acc8 = accuracy(runtime_logits(OnnxModel(int8), test), test.labels)
+                    row["distill_seconds"] = round(sum(h["seconds"] for st in rec["stages"] for h in st["history"]), 1)
+                    acc = accuracy(predict_logits(student, student_test), student_test.labels)
+                    acc8 = accuracy(runtime_logits(OnnxModel(int8), student_test), student_test.labels)
                     row |= {"test_accuracy": acc, "pct_of_teacher": round(100 * acc / teacher["accuracy"], 2),
                             "int8_test_accuracy": acc8, "int8_pct_of_teacher": round(100 * acc8 / teacher["accuracy"], 2)}
             rows.append(row)
@@ -119,12 +157,12 @@ def render(result: dict) -> str:
              f"`{result['command']}`", "",
              f"Teacher: {t['checkpoint']} fine-tuned, {t['params']:,} parameters, {mb(t['fp32_bytes'])} MB fp32, "
              f"test accuracy {100 * t['test_accuracy']:.2f}%.", "",
-             "| sharing | E | params | fp32 MB | ONNX fp32 MB | ONNX int8 MB | teacher fp32 / int8 | p50 ms fp32 | p50 ms int8 | SVD err | test % of teacher (fp32 / int8) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| sharing | E | vocab | emb. bits | params | fp32 MB | ONNX fp32 MB | ONNX int8 MB | teacher fp32 / int8 | p50 ms fp32 | p50 ms int8 | SVD err | test % of teacher (fp32 / int8) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in result["rows"]:
         acc = f"{r['pct_of_teacher']} / {r['int8_pct_of_teacher']}" if "pct_of_teacher" in r else "not trained"
-        lines.append(f"| {r['sharing']} | {r['embedding_size']} | {r['params']:,} | {mb(r['safetensors_bytes'])} | {mb(r['onnx_fp32_bytes'])} | {mb(r['onnx_int8_bytes'])} | "
-                     f"{r['teacher_over_int8']}× | {r['p50_ms_fp32']} | {r['p50_ms_int8']} | {r['svd_relative_error']} | {acc} |")
+        lines.append(f"| {r['sharing']} | {r['embedding_size']} | {r.get('vocab_size', 30522):,} | {r.get('embedding_bits', 8)} | {r['params']:,} | {mb(r['safetensors_bytes'])} | {mb(r['onnx_fp32_bytes'])} | {mb(r['onnx_int8_bytes'])} | "
+                     f"{r['teacher_over_int8']}× | {r['p50_ms_fp32'] or '–'} | {r['p50_ms_int8'] or '–'} | {r['svd_relative_error']} | {acc} |")
     return "\n".join(lines) + "\n"
 
 

@@ -63,11 +63,14 @@ def finetuned_teacher(work: Path, teacher: str | None, quick: bool) -> dict:
 
 
 def distill_student(recipe, directory: Path, teacher: dict):
-    """Distil one student from the fine-tuned teacher; returns it (on the teacher's device) and its record."""
+    """Distil one student from the fine-tuned teacher.
+
+    Returns it (on the teacher's device), its record, and the test split as the student reads it (its own
+    tokenizer: a task vocabulary numbers the pieces differently from the teacher)."""
     r = pipeline.prepare(recipe, directory, force=True, whole_run=True)
     pipeline.stage_finetune(r)  # the fine-tuned teacher has the task's head: no training
     record = pipeline.stage_distill(r)
-    return pipeline.load_student(r, "matrix").to(teacher["device"]), record
+    return pipeline.load_student(r, "matrix").to(teacher["device"]), record, r.encode("test", r.student_tokenizer())
 
 
 def main() -> int:
@@ -92,8 +95,8 @@ def main() -> int:
         for variant, seed in [(v, int(s)) for v in args.variants.split(",") for s in args.seeds.split(",")]:
             recipe = resolve_recipe(student_name, teacher=teacher["dir"], quick=args.quick,
                                     overrides=variant_overrides(base, variant, same_width) | {"seed": seed})
-            student, rec = distill_student(recipe, work / f"{student_name}-{variant}-{seed}", teacher)
-            acc = accuracy(predict_logits(student, teacher["test"]), teacher["test"].labels)
+            student, rec, test = distill_student(recipe, work / f"{student_name}-{variant}-{seed}", teacher)
+            acc = accuracy(predict_logits(student, test), test.labels)
             rows.append({
                 "student": student_name, "variant": variant, "seed": seed,
                 "shape": f"{student.config.num_hidden_layers}L/{student.config.hidden_size}H/{student.config.num_attention_heads}A/FFN{student.config.intermediate_size}",

@@ -30,7 +30,7 @@ from compress.teacher import (
     resolve_teacher,
 )
 
-STAGES = ("finetune", "distill", "export", "bench")
+STAGES = ("finetune", "distill", "export", "quantize", "bench")
 REPORT_SCHEMA_VERSION = 1
 
 
@@ -60,6 +60,10 @@ class Run:
     def export_dir(self) -> Path:
         return self.out / "export"
 
+    @property
+    def quantized_dir(self) -> Path:
+        return self.out / "quantized"
+
     def stage_file(self, stage: str) -> Path:
         return self.out / "stages" / f"{stage}.json"
 
@@ -76,10 +80,18 @@ class Run:
     def tokenizer(self):
         return load_tokenizer(self.source.location, self.source.spec, self.recipe.data.max_length, self.source.config.vocab_size)
 
-    def encode(self, split: str):
+    def student_tokenizer(self):
+        """The student's own tokenizer once distilled (a pruned vocabulary has one); the teacher's before."""
+        if (self.student_dir / "tokenizer_config.json").is_file():
+            from transformers import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(self.student_dir)
+        return self.tokenizer
+
+    def encode(self, split: str, tokenizer=None):
         from compress.data.batching import encode
 
-        return encode(self.tokenizer, self.data.split(split), self.recipe.data.max_length)
+        return encode(tokenizer or self.tokenizer, self.data.split(split), self.recipe.data.max_length)
 
     def data_fingerprint(self, *splits: str) -> str:
         return settings_hash([[(e.text, e.text_pair, e.label) for e in self.data.split(s)] for s in splits] + [self.data.labels])
@@ -134,13 +146,17 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool) -> Run:
         data = _reorder_labels(data, head)
     run = Run(recipe=recipe, out=out, source=source, data=data)
     _ = run.tokenizer  # a tokenizer that does not fit the weights is bad input too: fail before writing
+    if recipe.student.vocabulary == "task":
+        from compress.vocab import check_prunable
+
+        check_prunable(run.tokenizer)
     for note in data.notes:
         info(f"[yellow]note[/]: {note}")
 
     out.mkdir(parents=True, exist_ok=True)
     if whole_run and force:
         # A forced run redoes every stage; the fine-tuned teacher stays as a cache keyed by its settings.
-        for name in ("student", "export", "stages", "report.json", "report.md"):
+        for name in ("student", "export", "quantized", "stages", "report.json", "report.md"):
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -262,6 +278,7 @@ def stage_distill(run: Run, force: bool = False) -> dict:
     from compress.distill.mapping import build_layer_map
     from compress.albert import save_student
     from compress.distill.plan import stage_terms
+    from compress import vocab as task_vocab
     from compress.student import build_student, count_params
     from compress.training import fit
 
@@ -270,13 +287,24 @@ def stage_distill(run: Run, force: bool = False) -> dict:
     _require_absent(run.student_dir, force, "distill")
     device = pick_device(recipe.device)
     teacher = load_teacher(run, "distill")
-    torch.manual_seed(recipe.seed)
-    student, layers, build_info = build_student(teacher, recipe.student)
-    layer_map = build_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers, cfg.layer_map)
-    distiller = Distiller(teacher, student, layer_map, cfg.projection)
-
     # Every stage and its loss, checked before the first step.
     plan = [(name, st, CombinedLoss(terms)) for name, st, terms in stage_terms(recipe)]
+    general = {name: load_unlabeled(st.data, st.text_column, st.max_rows) for name, st, _ in plan if name == "general"}
+
+    source, tokenizer, student_ids, vocab_record = teacher, run.tokenizer, None, {"vocabulary": "full"}
+    if recipe.student.vocabulary == "task":
+        texts = run.data.train + [e for rows in general.values() for e in rows]
+        keep = task_vocab.kept_ids(run.tokenizer, task_vocab.used_token_ids(run.tokenizer, texts))
+        tokenizer = task_vocab.pruned_tokenizer(run.tokenizer, keep)
+        student_ids = task_vocab.id_map(teacher.config.vocab_size, keep, run.tokenizer.unk_token_id)
+        source = task_vocab.with_kept_rows(teacher, keep)
+        vocab_record = {"vocabulary": "task", "pieces": len(keep), "teacher_pieces": teacher.config.vocab_size,
+                        "from": ["train"] + list(general)}
+    torch.manual_seed(recipe.seed)
+    student, layers, build_info = build_student(source, recipe.student)
+    del source
+    layer_map = build_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers, cfg.layer_map)
+    distiller = Distiller(teacher, student, layer_map, cfg.projection, student_ids)
     for _, _, loss in plan:
         distiller.check(loss)
     info(
@@ -286,15 +314,16 @@ def stage_distill(run: Run, force: bool = False) -> dict:
         f"init {recipe.student.init}" + (f" from teacher layers {layers}" if layers else "")
         + "".join(f"; {k} {v}" for k, v in build_info.items())
         + f"; layer map {layer_map}; {len(distiller.projections)} projection(s); training on {device}"
+        + (f"; task vocabulary: {len(keep):,} of {teacher.config.vocab_size:,} word pieces" if student_ids is not None else "")
     )
     distiller.to(device)
-    train, dev = run.encode("train"), run.encode("dev")
+    # batches carry teacher ids (the distiller maps them for a pruned student); dev is what the student will read
+    train, dev = run.encode("train"), run.encode("dev", tokenizer)
     history = []
     for i, (name, stage, loss) in enumerate(plan):
         data = train
         if name == "general":
-            texts = load_unlabeled(stage.data, stage.text_column, stage.max_rows)
-            data = encode(run.tokenizer, texts, recipe.data.max_length)
+            data = encode(run.tokenizer, general[name], recipe.data.max_length)
         info(f"distill stage '{name}' ({len(data)} rows): " + ", ".join(f"{s.name}×{w:g}" for s, w, _ in loss.terms))
         result = fit(
             student,
@@ -312,7 +341,7 @@ def stage_distill(run: Run, force: bool = False) -> dict:
     record = {
         "teacher_layers": layers,
         "architecture": student.config.model_type,
-        "build": build_info,
+        "build": build_info | vocab_record,
         "layer_map": layer_map,
         "projections": {k: list(v.weight.shape) for k, v in distiller.projections.items()},
         "num_layers": student.config.num_hidden_layers,
@@ -322,8 +351,10 @@ def stage_distill(run: Run, force: bool = False) -> dict:
     }
     with atomic_dir(run.student_dir) as tmp:
         save_student(student, tmp)
-        run.tokenizer.save_pretrained(tmp)
-        write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "teacher_layers": layers})
+        task_vocab.save_tokenizer(tokenizer, tmp)
+        write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "teacher_layers": layers} | vocab_record)
+        if student_ids is not None:
+            write_json(tmp / task_vocab.KEPT_IDS_FILE, keep)
     if len(distiller.projections):
         # Training state only: the projections never become part of the student.
         tmp_state = run.stage_file("distill").with_name(".tmp-distill-projections.pt")
@@ -353,7 +384,7 @@ def stage_export(run: Run, force: bool = False) -> dict:
     recipe, t0 = run.recipe, time.perf_counter()
     _require_absent(run.export_dir, force, "export")
     student = load_student(run, "export")
-    dev = run.encode("dev")
+    dev = run.encode("dev", run.student_tokenizer())
     reference = predict_logits(student, dev, description="student logits on dev")
     artifacts, rejected = [], []
 
@@ -401,7 +432,152 @@ def stage_export(run: Run, force: bool = False) -> dict:
     return record
 
 
-# ---- stage 5: benchmark and report --------------------------------------------------------------
+# ---- stage 5: quantization, guarded by accuracy ---------------------------------------------------
+MIN_CALIBRATION_ROWS = 16
+
+
+def _calibration(run: Run, tokenizer):
+    from compress.data.batching import encode
+    from compress.data.unlabeled import load_unlabeled
+
+    cfg = run.recipe.quantize
+    if cfg.calibration_data == "train":
+        import random
+
+        rows = list(run.data.train)
+        random.Random(run.recipe.seed).shuffle(rows)
+        where = "the train split"
+    else:
+        rows = load_unlabeled(cfg.calibration_data)
+        where = cfg.calibration_data
+    rows = rows[: cfg.calibration_rows]
+    if len(rows) < MIN_CALIBRATION_ROWS:
+        raise UserError(
+            f"quantize: calibration data {where} has {len(rows)} rows; static ranges need at least "
+            f"{MIN_CALIBRATION_ROWS} (and {cfg.calibration_rows} are asked for): give more text"
+        )
+    return encode(tokenizer, rows, run.recipe.data.max_length)
+
+
+def _qad_trainer(run: Run, tokenizer):
+    """Quantization-aware distillation: distil a fake-quantized student with the last stage's losses."""
+    import torch
+
+    from compress.data.batching import encode  # noqa: F401
+    from compress.distill.distiller import Distiller
+    from compress.distill.losses import CombinedLoss
+    from compress.distill.mapping import build_layer_map
+    from compress.distill.plan import stage_terms
+    from compress.training import fit
+    from compress.vocab import KEPT_IDS_FILE, id_map
+
+    def train(student, epochs: int, lr: float | None) -> None:
+        recipe = run.recipe
+        teacher = load_teacher(run, "quantize")
+        device = pick_device(recipe.device)
+        name, stage, terms = stage_terms(recipe)[-1]
+        layer_map = build_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers, recipe.distill.layer_map)
+        kept = run.student_dir / KEPT_IDS_FILE
+        ids = id_map(teacher.config.vocab_size, read_json(kept), run.tokenizer.unk_token_id) if kept.is_file() else None
+        distiller = Distiller(teacher, student, layer_map, recipe.distill.projection, ids)
+        saved = run.stage_file("distill").with_name("distill-projections.pt")
+        if len(distiller.projections) and saved.is_file():
+            distiller.projections.load_state_dict(torch.load(saved))
+        loss = CombinedLoss(terms)
+        distiller.check(loss)
+        distiller.to(device)
+        stage = stage.model_copy(update={"epochs": epochs, **({"lr": lr} if lr else {})})
+        info(f"quantization-aware distillation: {epochs} epoch(s) of stage '{name}' losses on a fake-quantized student")
+        result = fit(student, lambda batch: distiller.loss(batch, loss), run.encode("train"), run.encode("dev", tokenizer),
+                     recipe.distill.train_config(stage), recipe.seed + 100, "distill:qad",
+                     extra_params=list(distiller.projections.named_parameters()), select_best=True)
+        student.to("cpu")
+        return {"stage_losses": name, **result}
+
+    return train
+
+
+def stage_quantize(run: Run, force: bool = False) -> dict:
+    """Every candidate quantizer in order, each artifact checked on dev against the fp32 student."""
+    import tempfile
+
+    from compress.evaluate import accuracy, predict_logits
+    from compress.export.verify import runtime_logits
+    from compress.quantize import Context
+    from compress.quantize.guard import Measured, run_guard
+    from targets.runtime import OnnxModel
+
+    recipe, t0 = run.recipe, time.perf_counter()
+    cfg = recipe.quantize
+    _require_absent(run.quantized_dir, force, "quantize")
+    export = run.stage_record("export", needed_by="quantize")
+    if not cfg.candidates:
+        record = {"artifacts": [], "attempts": [], "skipped": "quantize.candidates is empty"}
+        write_json(run.stage_file("quantize"), record | {"seconds": time.perf_counter() - t0})
+        return record
+    tokenizer = run.student_tokenizer()
+    calibration = _calibration(run, tokenizer)
+    dev = run.encode("dev", tokenizer)
+    student = load_student(run, "quantize")
+    reference = predict_logits(student, dev, description="fp32 student logits on dev")
+    fp32_accuracy = accuracy(reference, dev.labels)
+    del student
+    paths = {a["name"]: run.out / a["path"] for a in export["artifacts"]}
+    plain = paths.get("student-onnx-fp32")
+    if plain is None or not plain.is_file():
+        raise UserError(f"quantize needs the verified fp32 ONNX export: re-run `bert-compress export --out {run.out} --force`")
+    fused = paths.get("student-onnx-fp32-ort-opt")
+
+    def evaluate(backend, settings, path: Path) -> Measured:
+        if backend.runtime == "pytorch":
+            from compress.quantize.torchao_ptq import load
+
+            logits = predict_logits(load(path, settings, run.student_dir), dev, description=f"evaluate {path.name} on dev")
+        else:
+            logits = runtime_logits(OnnxModel(path), dev, description=f"evaluate {path.name} on dev")
+        return Measured(accuracy(logits, dev.labels), float((logits.argmax(-1) == reference.argmax(-1)).mean()),
+                        float(abs(logits - reference).max()))
+
+    info(f"quantize: {len(cfg.candidates)} candidate(s), tolerance {cfg.max_accuracy_drop:g} dev accuracy points; "
+         f"{len(calibration)} calibration rows")
+    with atomic_dir(run.quantized_dir) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as work:
+        ctx = Context(plain, fused if fused is not None and fused.is_file() else None, calibration, run.student_dir,
+                      Path(work), _qad_trainer(run, tokenizer))
+        attempts = run_guard(cfg.candidates, ctx, tmp, evaluate, fp32_accuracy, cfg.max_accuracy_drop,
+                             cfg.min_label_agreement, cfg.fallbacks)
+        if not any(a.measured for a in attempts):  # every backend failed to run: nothing was quantized at all
+            raise UserError(f"quantize: no backend could quantize this model ({attempts[0].reason}); "
+                            "the fp32 artifacts are unchanged")
+    artifacts, rejected = [], []
+    for a in attempts:
+        q = {"backend": a.backend, "settings": a.settings, "fallback": a.fallback, "reason": a.reason,
+             "seconds": round(a.seconds, 1), **a.extra}
+        if a.measured:
+            q |= {"dev_accuracy": a.measured.accuracy, "fp32_dev_accuracy": fp32_accuracy,
+                  "drop_points": round(100 * (fp32_accuracy - a.measured.accuracy), 3)}
+        if not a.passed:
+            rejected.append({"name": f"student-int8-{a.name}", "reason": a.reason, "quantization": q})
+            continue
+        m = a.measured
+        artifacts.append({
+            "name": f"student-int8-{a.name}" if a.settings.get("scheme", "int8").startswith("int8") else f"student-{a.settings['scheme']}-{a.name}",
+            "format": "onnx" if a.path.suffix == ".onnx" else "pytorch",
+            "runtime": "onnxruntime" if a.path.suffix == ".onnx" else "pytorch",
+            "path": f"quantized/{a.path.name}",
+            "description": f"{a.backend}: " + ", ".join(f"{k}={v}" for k, v in a.settings.items()),
+            "verification": {"max_abs_diff": m.max_abs_diff, "label_agreement": m.label_agreement, "rows": len(dev),
+                             "passed": True, "atol": None, "min_label_agreement": cfg.min_label_agreement},
+            "quantization": q,
+        })
+    if not artifacts:
+        info("[yellow]quantize[/]: no candidate kept the accuracy within the tolerance; only fp32 artifacts ship")
+    record = {"artifacts": artifacts, "rejected": rejected, "fp32_dev_accuracy": fp32_accuracy,
+              "tolerance_points": cfg.max_accuracy_drop}
+    write_json(run.stage_file("quantize"), record | {"seconds": time.perf_counter() - t0})
+    return record
+
+
+# ---- stage 6: benchmark and report --------------------------------------------------------------
 def _weights_bytes(directory: Path) -> int:
     return dir_size(directory, ("*.safetensors", "*.bin"))
 
@@ -438,7 +614,9 @@ def stage_bench(run: Run, force: bool = False) -> dict:
     finetune = run.stage_record("finetune", needed_by="bench")
     distill = run.stage_record("distill", needed_by="bench")
     export = run.stage_record("export", needed_by="bench")
+    quantized = run.stage_record("quantize") or {"artifacts": [], "rejected": []}
     test = run.encode("test")
+    student_test = run.encode("test", run.student_tokenizer())
     names = list(test.features)
     threads_before = torch.get_num_threads()
     try:
@@ -448,32 +626,45 @@ def stage_bench(run: Run, force: bool = False) -> dict:
                           "dev_accuracy": finetune.get("dev_accuracy")}
         del teacher
         student = load_student(run, "bench")
-        student_entry = _torch_entry(student, run.student_dir, test, recipe, "student", names)
+        student_entry = _torch_entry(student, run.student_dir, student_test, recipe, "student", names)
         student_entry |= {"teacher_layers": distill["teacher_layers"], "dev_accuracy": distill["dev_accuracy"]}
         vocab = student.config.vocab_size
         del student
         artifacts = []
         b = recipe.bench
-        for art in export["artifacts"]:
+        for art, stage in [(a, "export") for a in export["artifacts"]] + [(a, "quantize") for a in quantized["artifacts"]]:
             path = run.out / art["path"]
             if not path.is_file():
-                raise UserError(f"artifact {path} is missing: re-run `bert-compress export --out {run.out} --force`")
-            logits = runtime_logits(OnnxModel(path), test, description=f"{art['name']} accuracy on test")
+                raise UserError(f"artifact {path} is missing: re-run `bert-compress {stage} --out {run.out} --force`")
+            if art["runtime"] == "pytorch":
+                from compress.bench.latency import torch_runner
+                from compress.evaluate import predict_logits
+                from compress.quantize import backend
+                from compress.quantize.torchao_ptq import load
+
+                q = art["quantization"]
+                model = load(path, backend(q["backend"]).settings(**q["settings"]), run.student_dir)
+                logits = predict_logits(model, student_test, description=f"{art['name']} accuracy on test")
+                runner = torch_runner(model)
+            else:
+                logits = runtime_logits(OnnxModel(path), student_test, description=f"{art['name']} accuracy on test")
+                runner = onnx_runner(path)
             ver = art["verification"]
             artifacts.append({
                 "name": art["name"], "format": art["format"], "runtime": art["runtime"], "path": art["path"],
                 "description": art.get("description", ""),
                 "size_bytes": path.stat().st_size,
-                "accuracy": accuracy(logits, test.labels),
+                "accuracy": accuracy(logits, student_test.labels),
                 "max_abs_diff": ver["max_abs_diff"], "label_agreement": ver["label_agreement"],
                 "verified_on": f"dev ({ver['rows']} rows)",
-                "latency": latency_grid(art["name"], art["runtime"], onnx_runner(path), names, vocab,
+                "quantization": art.get("quantization"),
+                "latency": latency_grid(art["name"], art["runtime"], runner, names, vocab,
                                         b.seq_lens, b.threads, b.batch, b.warmup, b.runs),
             })
     finally:
         torch.set_num_threads(threads_before)
 
-    stage_seconds = {s: run.stage_record(s)["seconds"] for s in ("finetune", "distill", "export")}
+    stage_seconds = {s: run.stage_record(s)["seconds"] for s in ("finetune", "distill", "export", "quantize") if run.stage_record(s)}
     stage_seconds["bench"] = time.perf_counter() - t0
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
@@ -487,7 +678,7 @@ def stage_bench(run: Run, force: bool = False) -> dict:
         "teacher": teacher_entry,
         "student": student_entry,
         "artifacts": artifacts,
-        "rejected_artifacts": export.get("rejected", []),
+        "rejected_artifacts": export.get("rejected", []) + quantized.get("rejected", []),
         "stage_seconds": {k: round(v, 1) for k, v in stage_seconds.items()},
     }
     report["summary"] = summary(report)
@@ -497,7 +688,8 @@ def stage_bench(run: Run, force: bool = False) -> dict:
     return report
 
 
-STAGE_FUNCS = {"finetune": stage_finetune, "distill": stage_distill, "export": stage_export, "bench": stage_bench}
+STAGE_FUNCS = {"finetune": stage_finetune, "distill": stage_distill, "export": stage_export, "quantize": stage_quantize,
+               "bench": stage_bench}
 
 
 def run_all(run: Run, force: bool) -> dict:

@@ -72,6 +72,9 @@ class StudentConfig(_Strict):
     """ALBERT's groups: the N layers run G groups of shared parameters (N / G consecutive layers each)."""
     embedding_init: Literal["svd", "random"] = "svd"
     """Factorized embeddings from the teacher's by truncated SVD, or random."""
+    vocabulary: Literal["full", "task"] = "full"
+    """task: keep only the word pieces the training (and general-distillation) text uses, plus special tokens and
+    single characters; the student ships a tokenizer over those pieces (WordPiece tokenizers only)."""
 
     @property
     def albert_style(self) -> bool:
@@ -194,6 +197,42 @@ class ExportConfig(_Strict):
     min_label_agreement: float = Field(0.999, gt=0, le=1)
 
 
+def _default_candidates() -> list[dict[str, Any]]:
+    return [{"backend": "ort-dynamic"}, {"backend": "ort-static"}]
+
+
+class QuantizeConfig(_Strict):
+    """Quantizers tried in order (`compress/quantize/`), each guarded by measured dev accuracy."""
+
+    candidates: list[dict[str, Any]] = Field(default_factory=_default_candidates, validate_default=True)
+    """Each {backend: ort-dynamic|ort-static|nncf|torchao, name: optional, ...backend settings}; [] skips the stage."""
+    max_accuracy_drop: float = Field(1.0, ge=0)
+    """Largest dev accuracy loss (points) against the fp32 student before the next fallback is tried."""
+    min_label_agreement: float = Field(0.97, gt=0, le=1)
+    """Least share of dev rows where the artifact and the fp32 student pick the same label. int8 of the default
+    student agrees on 96.6-99.0% of dev rows depending on the setting (benchmarks/results/quantize_matrix.md):
+    sentiment has many near-ties, so 0.99 would refuse nearly every int8 model that keeps accuracy."""
+    fallbacks: bool = True
+    """Try the backend's more conservative variants (per-channel, sensitive nodes in fp32) when one fails the guard."""
+    calibration_data: str = "train"
+    """Text for static ranges: 'train' (the task's train split) or a .txt / .jsonl / .csv file of texts."""
+    calibration_rows: int = Field(256, ge=1)
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_backends(cls, candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from compress.quantize import parse_candidate
+
+        out = []
+        for raw in candidates:
+            if not isinstance(raw, dict):
+                raise ValueError(f"each candidate is a mapping like {{backend: ort-dynamic}}, not {raw!r}")
+            backend, settings = parse_candidate(raw)
+            # stored resolved, so OUT/recipe.yaml names every setting that was used
+            out.append({"backend": backend.name, **({"name": raw["name"]} if raw.get("name") else {}), **settings.model_dump()})
+        return out
+
+
 class BenchConfig(_Strict):
     seq_lens: list[int] = Field(default_factory=lambda: [128, 32])
     threads: list[int] = Field(default_factory=lambda: [1, 2])
@@ -221,6 +260,7 @@ class Recipe(_Strict):
     student: StudentConfig = Field(default_factory=StudentConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
 
     @model_validator(mode="after")

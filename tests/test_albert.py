@@ -122,20 +122,28 @@ def test_bad_albert_settings(teacher, kw, message):
         albert(teacher, **kw)
 
 
-def test_int8_quantization_keeps_one_copy_of_shared_weights(tmp_path):
-    """Shared layer weights reach the quantizer as initializers (not Transpose outputs) and stay single."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from compress.export.onnx import dedupe_file, export_onnx
+@pytest.mark.parametrize("candidate", [{"backend": "ort-dynamic", "graph": "plain"}, {"backend": "ort-static"},
+                                       {"backend": "ort-static", "activation_type": "int8", "per_channel": True},
+                                       {"backend": "nncf"}])
+def test_int8_quantization_keeps_one_copy_of_shared_weights(tmp_path, candidate):
+    """Every ONNX quantization backend on all-shared vs unshared students: the shared layer is quantized once."""
+    from compress.data.batching import Encoded
+    from compress.export.onnx import export_onnx
+    from compress.quantize import Context, parse_candidate
+    from compress.quantize.nncf_ptq import shares_weights
 
     teacher = bert(layers=4, hidden=64, heads=4, ffn=256)
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(5, teacher.config.vocab_size, size=int(n)).tolist() for n in rng.integers(8, 24, size=32)]
+    calibration = Encoded({"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows],
+                           "token_type_ids": [[0] * len(r) for r in rows]}, np.zeros(len(rows), dtype=np.int64), 0)
+    backend, settings = parse_candidate(candidate)
     sizes = {}
     for sharing in ("none", "all"):
         student = albert(teacher, embedding_size=16, sharing=sharing)
         fp32 = export_onnx(student, ["input_ids", "attention_mask", "token_type_ids"], tmp_path / f"{sharing}.onnx", 18)
-        int8 = tmp_path / f"{sharing}-int8.onnx"
-        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
-        dedupe_file(int8)
+        assert shares_weights(fp32) == (sharing == "all")
+        int8 = backend.quantize(settings, Context(fp32, None, calibration, tmp_path, tmp_path), tmp_path / f"{sharing}-int8.onnx")
         sizes[sharing] = (fp32.stat().st_size, int8.stat().st_size)
     layer_fp32 = 4 * (4 * 64 * 64 + 2 * 64 * 256)  # bytes of one layer's matrices
     # all-shared: three layers fewer in fp32, and in int8 about a quarter of that

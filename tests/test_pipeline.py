@@ -23,9 +23,14 @@ def check_report(report: dict, seq_lens, threads):
         for e in entry["latency"]:
             assert LAT_KEYS <= set(e) and e["batch"] == 1 and 0 < e["p50_ms"] <= e["p90_ms"] <= e["p99_ms"]
     assert report["student"]["params"] < report["teacher"]["params"]
-    names = [a["name"] for a in report["artifacts"]]
-    assert names == ["student-onnx-fp32", "student-onnx-fp32-ort-opt"], report.get("rejected_artifacts")
+    fp32 = [a for a in report["artifacts"] if not a.get("quantization")]
+    assert [a["name"] for a in fp32] == ["student-onnx-fp32", "student-onnx-fp32-ort-opt"], report.get("rejected_artifacts")
     for art in report["artifacts"]:
+        if art.get("quantization"):  # shipped only within the guard's tolerance
+            q = art["quantization"]
+            assert q["drop_points"] <= 1.0 and art["label_agreement"] >= 0.97 and q["backend"] in ("ort-dynamic", "ort-static")
+            assert {(e["seq_len"], e["threads"]) for e in art["latency"]} == {(s, t) for s in seq_lens for t in threads}
+    for art in fp32:
         for field in ("name", "format", "path", "size_bytes", "accuracy", "max_abs_diff", "label_agreement", "latency"):
             assert field in art
         assert art["format"] == "onnx" and art["max_abs_diff"] < 1e-3 and art["label_agreement"] >= 0.999

@@ -95,6 +95,17 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {a['name']} | {a['format']} | {a['max_abs_diff']:.2e} | {_pct(a['label_agreement'])}% | {a['verified_on']} |")
     for r in report.get("rejected_artifacts", []):
         lines.append(f"| {r['name']} | not shipped | — | — | {r['reason']} |")
+    quantized = [a for a in report["artifacts"] if a.get("quantization")]
+    rejected_q = [r for r in report.get("rejected_artifacts", []) if r.get("quantization")]
+    if quantized or rejected_q:
+        lines += ["", "## Quantization (guarded by dev accuracy against the fp32 student)", "",
+                  "| artifact | backend | settings | fallback | dev drop (points) | shipped | why |", "|---|---|---|---:|---:|---|---|"]
+        for a, shipped in [(a, "yes") for a in quantized] + [(r, "no") for r in rejected_q]:
+            q = a["quantization"]
+            settings = ", ".join(f"{k}={v}" for k, v in q["settings"].items())
+            drop = q.get("drop_points")
+            lines.append(f"| {a['name']} | {q['backend']} | {settings} | {q['fallback']} | "
+                         f"{'—' if drop is None else f'{drop:.2f}'} | {shipped} | {q['reason']} |")
     lines += ["", "## Latency (batch " + str(t["latency"][0]["batch"]) + ", warm-up excluded)", "",
               "| model | runtime | threads | seq | p50 ms | p90 ms | p99 ms | runs |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, entry in [("teacher", t), ("student", st)] + [(a["name"], a) for a in report["artifacts"]]:

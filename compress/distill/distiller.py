@@ -26,7 +26,8 @@ class Outputs:
 
 
 class Distiller(torch.nn.Module):
-    def __init__(self, teacher, student, layer_map: list[tuple[int, int]], projection: ProjectionMode = "per_layer"):
+    def __init__(self, teacher, student, layer_map: list[tuple[int, int]], projection: ProjectionMode = "per_layer",
+                 student_ids: torch.Tensor | None = None):
         super().__init__()
         self.teacher = teacher
         self.student = student
@@ -40,6 +41,8 @@ class Distiller(torch.nn.Module):
                 self.projections[key] = torch.nn.Linear(d_s, d_t)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
+        # teacher id -> student id when the student has a pruned vocabulary (compress.vocab); batches hold teacher ids
+        self.register_buffer("student_ids", student_ids, persistent=False)
 
     def project(self, key: str, x: torch.Tensor) -> torch.Tensor:
         if not self.projections:  # equal widths (checked by the terms that project)
@@ -54,6 +57,8 @@ class Distiller(torch.nn.Module):
 
     def _run(self, model, batch, needs) -> Outputs:
         inputs = model_inputs(batch)
+        if model is self.student and self.student_ids is not None:
+            inputs["input_ids"] = self.student_ids[inputs["input_ids"]]
         hidden = "hidden_states" in needs
         if "attention_scores" in needs:
             with ScoreCapture(model) as cap:

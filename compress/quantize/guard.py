@@ -1,0 +1,86 @@
+"""The accuracy guard: build each candidate, measure it on dev against the fp32 student, fall back when it loses.
+
+For each candidate in the recipe's order: the settings as given, then (when the drop is beyond the tolerance)
+the backend's more conservative fallbacks, until one passes. Every attempt is recorded with its numbers, so
+the report says what was shipped and why the others were not.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from compress.progress import info
+from compress.quantize import Backend, Context, Settings, candidate_name, parse_candidate
+
+
+@dataclass
+class Measured:
+    accuracy: float  # dev accuracy of the quantized artifact
+    label_agreement: float  # with the fp32 student's labels on dev
+    max_abs_diff: float
+
+
+@dataclass
+class Attempt:
+    name: str
+    backend: str
+    settings: dict
+    path: Path | None
+    passed: bool
+    reason: str
+    measured: Measured | None = None
+    seconds: float = 0.0
+    fallback: int = 0  # 0: as configured; n: the n-th fallback
+    extra: dict = field(default_factory=dict)
+
+
+def run_guard(
+    candidates: list[dict[str, Any]],
+    ctx: Context,
+    out_dir: Path,
+    evaluate: Callable[[Backend, Settings, Path], Measured],
+    fp32_accuracy: float,
+    max_drop_points: float,
+    min_label_agreement: float,
+    use_fallbacks: bool = True,
+) -> list[Attempt]:
+    attempts: list[Attempt] = []
+    taken: set[str] = set()
+    for raw in candidates:
+        backend, settings = parse_candidate(raw)
+        name = candidate_name(raw, taken)
+        taken.add(name)
+        chain = [settings] + (backend.fallbacks(settings) if use_fallbacks else [])
+        for i, s in enumerate(chain):
+            suffix = "" if i == 0 else f"-fallback{i}"
+            dst = out_dir / f"{name}{suffix}{'.onnx' if backend.runtime == 'onnxruntime' else '.pt'}"
+            t0 = time.perf_counter()
+            attempt = Attempt(f"{name}{suffix}", backend.name, s.model_dump(), None, False, "", fallback=i)
+            attempts.append(attempt)
+            ctx.notes.clear()
+            try:
+                backend.quantize(s, ctx, dst)
+                attempt.extra = dict(ctx.notes)
+                m = evaluate(backend, s, dst)
+            except Exception as exc:  # a backend that cannot quantize this model: recorded, next candidate
+                dst.unlink(missing_ok=True)
+                attempt.reason = f"{backend.name} failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+                attempt.seconds = time.perf_counter() - t0
+                info(f"[yellow]quantize {attempt.name}[/]: {attempt.reason}")
+                break  # fallbacks of a backend that crashed would crash the same way
+            attempt.seconds, attempt.measured = time.perf_counter() - t0, m
+            drop = 100 * (fp32_accuracy - m.accuracy)
+            attempt.passed = drop <= max_drop_points and m.label_agreement >= min_label_agreement
+            attempt.reason = (
+                f"dev accuracy {100 * m.accuracy:.2f}% vs fp32 {100 * fp32_accuracy:.2f}% (drop {drop:.2f} points, "
+                f"tolerance {max_drop_points:g}); label agreement {m.label_agreement:.4f} (needs {min_label_agreement})"
+            )
+            info(f"quantize {attempt.name} ({s.describe()}): {'[green]kept[/]' if attempt.passed else '[yellow]rejected[/]'}: {attempt.reason}")
+            if attempt.passed:
+                attempt.path = dst
+                break
+            dst.unlink(missing_ok=True)
+    return attempts
