@@ -150,3 +150,25 @@ def test_int8_quantization_keeps_one_copy_of_shared_weights(tmp_path, candidate)
     assert sizes["none"][0] - sizes["all"][0] >= 3 * layer_fp32 * 0.95
     assert sizes["none"][1] - sizes["all"][1] >= 3 * layer_fp32 / 4 * 0.9
     assert sizes["all"][1] < sizes["all"][0] / 2
+
+
+@pytest.mark.parametrize("sharing", ["all", "attention", "ffn"])
+def test_torchao_quantizes_shared_layers_once_and_reloads(tmp_path, sharing):
+    """torchao on an ALBERT-style student: the saved quantized student reloads with the same logits, still tied."""
+    from compress.quantize import Context, parse_candidate
+    from compress.quantize.torchao_ptq import load
+
+    teacher = bert(layers=4, hidden=64, heads=4, ffn=128)
+    student = albert(teacher, embedding_size=16, sharing=sharing)
+    save_student(student, tmp_path / "student")
+    backend, settings = parse_candidate({"backend": "torchao", "scheme": "int8-dynamic"})
+    path = backend.quantize(settings, Context(None, None, None, tmp_path / "student", tmp_path), tmp_path / "q.pt")
+    batch = batch_with_padding()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    again = load(path, settings, tmp_path / "student")
+    layers = [g.albert_layers[0] for g in again.albert.encoder.albert_layer_groups]
+    part = "ffn" if sharing == "ffn" else "attention"
+    assert all(getattr(layer, part) is getattr(layers[0], part) for layer in layers)
+    with torch.no_grad():
+        want, got = student(**inputs).logits, again(**inputs).logits
+    assert (want - got).abs().max() < 0.05 and (want.argmax(-1) == got.argmax(-1)).all()

@@ -162,7 +162,7 @@ bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3}}
     assert report["student"]["hidden_size"] == 16
 
 
-@pytest.mark.parametrize("sharing", ["all", "attention"])
+@pytest.mark.parametrize("sharing", ["all", "attention", "ffn"])
 def test_albert_style_student_end_to_end(tmp_path, tiny_teacher, tiny_data, sharing):
     recipe = tmp_path / "albert.yaml"
     recipe.write_text(f"""
@@ -174,12 +174,20 @@ distill:
   stages:
     - {{name: intermediate, epochs: 1, lr: 1.0e-3, losses: {{tinybert_embedding: {{}}, tinybert_hidden: {{}}, tinybert_attention: {{}}}}}}
     - {{name: prediction, epochs: 1, losses: {{distilbert_soft: {{}}, hard_ce: {{}}}}}}
+quantize:
+  max_accuracy_drop: 100
+  min_label_agreement: 0.01
+  candidates: [{{backend: ort-dynamic}}, {{backend: nncf}}, {{backend: torchao, qad_epochs: 1}}]
 bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3}}
 """)
     out = tmp_path / "out"
     assert main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0
     record = json.loads((out / "stages/distill.json").read_text())
     assert record["architecture"] == "albert" and record["build"]["embedding_size"] == 8
+    # every quantization path takes the shared layers: ONNX Runtime, NNCF, torchao with QAD
+    shipped = {a["quantization"]["backend"]: a for a in json.loads((out / "stages/quantize.json").read_text())["artifacts"]}
+    assert set(shipped) == {"ort-dynamic", "nncf", "torchao"}
+    assert (out / shipped["ort-dynamic"]["path"]).stat().st_size < (out / "export/model.onnx").stat().st_size / 2
     assert 0 <= record["build"]["svd_relative_error"] < 1
     from compress.albert import load_student, unique_state_dict
 

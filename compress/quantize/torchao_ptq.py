@@ -69,9 +69,14 @@ def fake_quant_config(settings: Settings, step: str):
 def _filter(settings: Settings):
     import torch
 
+    seen: set[int] = set()
+
     def wanted(module, fqn: str) -> bool:
-        if not isinstance(module, torch.nn.Linear):
+        # torchao walks the module tree, so a module shared by several layers (ALBERT-style sharing) comes up
+        # once per layer: quantize it the first time only. Exact type: a FakeQuantizedLinear is not re-wrapped.
+        if type(module) is not torch.nn.Linear or id(module) in seen:
             return False
+        seen.add(id(module))
         if settings.scheme == "int4-weight" and module.in_features % settings.group_size:
             return False  # groups must tile the input features
         return not (settings.exclude == "sensitive" and fqn.split(".")[0] == "classifier")
@@ -101,7 +106,7 @@ def convert(model, settings: Settings):
 def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
     import torch
 
-    from compress.albert import load_student
+    from compress.albert import load_student, tie_modules
 
     student = load_student(ctx.student_dir)
     if settings.qad_epochs:
@@ -110,8 +115,10 @@ def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
         if ctx.qad is None:
             raise ValueError("quantization-aware distillation needs the distillation set-up (run it through the pipeline)")
         quantize_(student, fake_quant_config(settings, "prepare"), filter_fn=_filter(settings))
+        tie_modules(student)  # prepare swaps modules: point every layer of a group at the leader's new ones
         ctx.notes["qad"] = ctx.qad(student, settings.qad_epochs, settings.qad_lr)
         quantize_(student.eval(), fake_quant_config(settings, "convert"))
+        tie_modules(student)
     convert(student.eval(), settings)
     torch.save(student.state_dict(), dst)
     return dst
