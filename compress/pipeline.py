@@ -463,7 +463,6 @@ def _qad_trainer(run: Run, tokenizer):
     """Quantization-aware distillation: distil a fake-quantized student with the last stage's losses."""
     import torch
 
-    from compress.data.batching import encode  # noqa: F401
     from compress.distill.distiller import Distiller
     from compress.distill.losses import CombinedLoss
     from compress.distill.mapping import build_layer_map
@@ -512,7 +511,8 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
     _require_absent(run.quantized_dir, force, "quantize")
     export = run.stage_record("export", needed_by="quantize")
     if not cfg.candidates:
-        record = {"artifacts": [], "attempts": [], "skipped": "quantize.candidates is empty"}
+        shutil.rmtree(run.quantized_dir, ignore_errors=True)  # a forced re-run without candidates ships no int8
+        record = {"artifacts": [], "rejected": [], "skipped": "quantize.candidates is empty"}
         write_json(run.stage_file("quantize"), record | {"seconds": time.perf_counter() - t0})
         return record
     tokenizer = run.student_tokenizer()
@@ -550,17 +550,18 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
                             "the fp32 artifacts are unchanged")
     artifacts, rejected = [], []
     for a in attempts:
+        name = f"student-{'int4' if a.settings.get('scheme') == 'int4-weight' else 'int8'}-{a.name}"
         q = {"backend": a.backend, "settings": a.settings, "fallback": a.fallback, "reason": a.reason,
              "seconds": round(a.seconds, 1), **a.extra}
         if a.measured:
             q |= {"dev_accuracy": a.measured.accuracy, "fp32_dev_accuracy": fp32_accuracy,
                   "drop_points": round(100 * (fp32_accuracy - a.measured.accuracy), 3)}
         if not a.passed:
-            rejected.append({"name": f"student-int8-{a.name}", "reason": a.reason, "quantization": q})
+            rejected.append({"name": name, "reason": a.reason, "quantization": q})
             continue
         m = a.measured
         artifacts.append({
-            "name": f"student-int8-{a.name}" if a.settings.get("scheme", "int8").startswith("int8") else f"student-{a.settings['scheme']}-{a.name}",
+            "name": name,
             "format": "onnx" if a.path.suffix == ".onnx" else "pytorch",
             "runtime": "onnxruntime" if a.path.suffix == ".onnx" else "pytorch",
             "path": f"quantized/{a.path.name}",

@@ -55,9 +55,6 @@ def _registry() -> dict[str, Backend]:
     return {b.name: b for b in (ort_dynamic.BACKEND, ort_static.BACKEND, nncf_ptq.BACKEND, torchao_ptq.BACKEND)}
 
 
-REGISTRY_NAMES = ("ort-dynamic", "ort-static", "nncf", "torchao")
-
-
 def backend(name: str) -> Backend:
     registry = _registry()
     if name not in registry:
@@ -94,10 +91,10 @@ def candidate_name(raw: dict[str, Any], taken: set[str]) -> str:
     return name
 
 
-def require_module(module: str, extra: str) -> Any:
+def require_module(module: str) -> Any:
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(f"the {module} package is not installed: pip install 'bert-compress[{extra}]'") from None
+        raise UserError(f"the {module} package is missing (a bert-compress dependency): pip install {module}") from None

@@ -38,7 +38,7 @@ def shares_weights(path: Path) -> bool:
 def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
     import onnx
 
-    nncf = require_module("nncf", "quantize")
+    nncf = require_module("nncf")
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
 
     from compress.export.onnx import dedupe_file

@@ -42,7 +42,7 @@ def base_config(settings: Settings):
     """The deployed format: torchao's x86 int8 kernels for int8; int4 as intx (torchao's int4 kernels need CUDA)."""
     import torch
 
-    require_module("torchao", "quantize")
+    require_module("torchao")
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, IntxWeightOnlyConfig
     from torchao.quantization.granularity import PerGroup
 
