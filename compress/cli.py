@@ -60,8 +60,10 @@ def _dispatch(args) -> int:
     if args.command == "recipes":
         from compress.recipe import named_recipes
 
-        for name, description in named_recipes().items():
-            print(f"{name:16s} {description}")
+        recipes = named_recipes()
+        width = max(map(len, recipes))
+        for name, description in recipes.items():
+            print(f"{name:{width}s}  {description}")
         return 0
     if args.command == "show-recipe":
         from compress.recipe import resolve_recipe
