@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from compress import pipeline  # noqa: E402
 from compress.bench.env import environment  # noqa: E402
-from compress.bench.latency import latency_grid, onnx_runner, torch_runner  # noqa: E402
+from compress.bench.latency import latency_grid, runtime_runner, torch_runner  # noqa: E402
 from compress.evaluate import accuracy, predict_logits  # noqa: E402
 from compress.export.verify import runtime_logits  # noqa: E402
 from compress.fsutil import write_json, write_text  # noqa: E402
@@ -90,7 +90,7 @@ def main() -> int:
              "max_abs_diff_dev": float(abs(dev_logits - ref_dev).max()), "quantize_seconds": round(seconds, 1)}
         r["test_drop_points"] = round(100 * (fp32_test - r["test_accuracy"]), 2)
         r["dev_drop_points"] = round(100 * (fp32_dev - r["dev_accuracy"]), 2)
-        r["latency"] = timed(label, runtime, runner or onnx_runner(path))
+        r["latency"] = timed(label, runtime, runner or runtime_runner(path))
         print(json.dumps({k: v for k, v in r.items() if k != "latency"} | {"p50": {f"{e['threads']}t/{e['seq_len']}": e["p50_ms"] for e in r["latency"]}}), flush=True)
         return r
 

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compress a BERT checkpoint into a small, verified, benchmarked on-device model.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("run", help="every stage: fine-tune teacher, distill, export + verify, quantize, benchmark, report")
+    p = sub.add_parser("run", help="every stage: fine-tune teacher, distill, export + verify, quantize, benchmark + report, bundle")
     _common(p, DEFAULT_OUT)
     sub.add_parser("recipes", help="list the named recipes shipped with bert-compress")
     p = sub.add_parser("show-recipe", help="print a recipe with every setting resolved (YAML)")
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("export", "export the student to ONNX and verify it against PyTorch on dev"),
         ("quantize", "int8 artifacts from each quantization backend in the recipe, guarded by dev accuracy"),
         ("bench", "measure accuracy, size and latency; write report.json and report.md"),
+        ("bundle", "app bundle (OUT/bundle + bundle.zip): model files, tokenizer, labels, metadata, runner; checked"),
     ]:
         _common(sub.add_parser(name, help=text), None)
     return parser

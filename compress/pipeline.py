@@ -30,7 +30,7 @@ from compress.teacher import (
     resolve_teacher,
 )
 
-STAGES = ("finetune", "distill", "export", "quantize", "bench")
+STAGES = ("finetune", "distill", "export", "quantize", "bench", "bundle")
 REPORT_SCHEMA_VERSION = 1
 
 
@@ -156,7 +156,7 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool) -> Run:
     out.mkdir(parents=True, exist_ok=True)
     if whole_run and force:
         # A forced run redoes every stage; the fine-tuned teacher stays as a cache keyed by its settings.
-        for name in ("student", "export", "quantized", "stages", "report.json", "report.md"):
+        for name in ("student", "export", "quantized", "stages", "report.json", "report.md", "bundle", "bundle.zip"):
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -375,29 +375,40 @@ def load_student(run: Run, needed_by: str):
 
 # ---- stage 4: export and verification -----------------------------------------------------------
 def stage_export(run: Run, force: bool = False) -> dict:
+    """fp32 ONNX (portable), ONNX fused for ONNX Runtime, and bucketed TFLite; each verified on dev."""
     from compress.evaluate import predict_logits
     from compress.export.onnx import export_onnx
     from compress.export.ort_optimize import optimize_for_ort
     from compress.export.verify import compare, runtime_logits
-    from targets.runtime import OnnxModel
+    from compress.recipe import tflite_buckets
+    from targets.runtime import load_model
 
     recipe, t0 = run.recipe, time.perf_counter()
     _require_absent(run.export_dir, force, "export")
+    want_tflite = _tflite_wanted(recipe)
     student = load_student(run, "export")
     dev = run.encode("dev", run.student_tokenizer())
     reference = predict_logits(student, dev, description="student logits on dev")
     artifacts, rejected = [], []
 
-    def verify(name: str, path: Path, description: str):
-        candidate = runtime_logits(OnnxModel(path), dev, description=f"verify {path.name} on dev")
+    def verify(name: str, path: Path, description: str, **extra):
+        model = load_model(path)
+        candidate = runtime_logits(model, dev, description=f"verify {path.name} on dev")
         check = compare(reference, candidate, recipe.export.atol, recipe.export.min_label_agreement)
         info(
             f"verify {path.name}: max |Δlogit| {check.max_abs_diff:.2e} (tolerance {check.atol:g}), "
             f"label agreement {check.label_agreement:.4f} over {check.rows} dev rows"
         )
-        entry = {"name": name, "format": "onnx", "runtime": "onnxruntime", "path": f"export/{path.name}",
-                 "description": description, "verification": check.as_dict()}
+        entry = {"name": name, "format": path.suffix.lstrip("."), "runtime": model.runtime, "path": f"export/{path.name}",
+                 "description": description, "verification": check.as_dict(), **extra}
         return check, entry
+
+    def keep_if_verified(check, entry, path: Path) -> None:
+        if check.passed:
+            artifacts.append(entry)
+        else:
+            path.unlink()
+            rejected.append({"name": entry["name"], "reason": f"failed verification: {check.as_dict()}"})
 
     with atomic_dir(run.export_dir) as tmp:
         info("export: ONNX fp32 (dynamic batch and sequence axes)")
@@ -411,7 +422,7 @@ def stage_export(run: Run, force: bool = False) -> dict:
             )
         artifacts.append(entry)
 
-        info("export: ONNX Runtime transformer optimizations (fused graph, ONNX Runtime only)")
+        info("export: ONNX Runtime transformer fusions (Attention, SkipLayerNorm, BiasGelu; ONNX Runtime only)")
         opt_path = tmp / "model.ort-opt.onnx"
         try:
             fused = optimize_for_ort(path, opt_path, student.config)
@@ -419,17 +430,44 @@ def stage_export(run: Run, force: bool = False) -> dict:
             rejected.append({"name": "student-onnx-fp32-ort-opt", "reason": f"optimizer failed: {exc}"})
         else:
             check, entry = verify("student-onnx-fp32-ort-opt", opt_path, "fused for ONNX Runtime: " +
-                                  ", ".join(f"{k}×{v}" for k, v in fused.items()))
-            if check.passed:
-                artifacts.append(entry | {"fused_ops": fused})
+                                  ", ".join(f"{k}×{v}" for k, v in fused.items()), fused_ops=fused)
+            keep_if_verified(check, entry, opt_path)
+
+        if want_tflite:
+            from compress.export.tflite import export_tflite
+
+            buckets = tflite_buckets(recipe.export, recipe.data.max_length)
+            info(f"export: TFLite fp32 via litert-torch, one signature per sequence bucket {buckets} (batch 1, int32 inputs)")
+            tfl = tmp / "model.tflite"
+            try:
+                export_tflite(student, list(dev.features), tfl, buckets)
+            except Exception as exc:  # litert-torch cannot lower every model: the ONNX artifacts still ship
+                rejected.append({"name": "student-tflite-fp32", "reason": f"litert-torch conversion failed: "
+                                 f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"})
             else:
-                opt_path.unlink()
-                rejected.append({"name": entry["name"], "reason": f"failed verification: {check.as_dict()}"})
+                check, entry = verify("student-tflite-fp32", tfl, "LiteRT fp32, signatures " +
+                                      ", ".join(f"seq_{b}" for b in buckets), buckets=buckets)
+                keep_if_verified(check, entry, tfl)
         for r in rejected:
             info(f"[yellow]not shipped[/]: {r['name']}: {r['reason']}")
     record = {"artifacts": artifacts, "rejected": rejected, "input_names": list(dev.features)}
     write_json(run.stage_file("export"), record | {"seconds": time.perf_counter() - t0})
     return record
+
+
+def _tflite_wanted(recipe: Recipe) -> bool:
+    """export.tflite: on needs litert-torch (one line and exit 2 before anything runs); auto uses it when there."""
+    from compress.export.tflite import litert_torch_available, require_litert_torch
+
+    if recipe.export.tflite == "off":
+        return False
+    if recipe.export.tflite == "on":
+        require_litert_torch()
+        return True
+    if not litert_torch_available():
+        info("[yellow]note[/]: no TFLite export: litert-torch is not installed (pip install 'bert-compress[tflite]')")
+        return False
+    return True
 
 
 # ---- stage 5: quantization, guarded by accuracy ---------------------------------------------------
@@ -504,7 +542,7 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
     from compress.export.verify import runtime_logits
     from compress.quantize import Context
     from compress.quantize.guard import Measured, run_guard
-    from targets.runtime import OnnxModel
+    from targets.runtime import load_model
 
     recipe, t0 = run.recipe, time.perf_counter()
     cfg = recipe.quantize
@@ -527,6 +565,19 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
     if plain is None or not plain.is_file():
         raise UserError(f"quantize needs the verified fp32 ONNX export: re-run `bert-compress export --out {run.out} --force`")
     fused = paths.get("student-onnx-fp32-ort-opt")
+    tflite = paths.get("student-tflite-fp32")
+    tflite = tflite if tflite is not None and tflite.is_file() else None
+    candidates, skipped = cfg.candidates, []
+    if tflite is None:  # LiteRT quantizers start from the fp32 .tflite: without one they have nothing to do
+        from compress.quantize import backend as find_backend
+
+        skipped = [c for c in candidates if find_backend(c["backend"]).runtime == "litert"]
+        candidates = [c for c in candidates if c not in skipped]
+        if skipped:
+            info(f"[yellow]note[/]: skipping {', '.join(c['backend'] for c in skipped)}: there is no fp32 .tflite export")
+        if not candidates:
+            raise UserError("quantize: every candidate is a LiteRT quantizer and there is no .tflite export: "
+                            "install the tflite extra (pip install 'bert-compress[tflite]') and re-run export")
 
     def evaluate(backend, settings, path: Path) -> Measured:
         if backend.runtime == "pytorch":
@@ -534,23 +585,24 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
 
             logits = predict_logits(load(path, settings, run.student_dir), dev, description=f"evaluate {path.name} on dev")
         else:
-            logits = runtime_logits(OnnxModel(path), dev, description=f"evaluate {path.name} on dev")
+            logits = runtime_logits(load_model(path), dev, description=f"evaluate {path.name} on dev")
         return Measured(accuracy(logits, dev.labels), float((logits.argmax(-1) == reference.argmax(-1)).mean()),
                         float(abs(logits - reference).max()))
 
-    info(f"quantize: {len(cfg.candidates)} candidate(s), tolerance {cfg.max_accuracy_drop:g} dev accuracy points; "
+    info(f"quantize: {len(candidates)} candidate(s), tolerance {cfg.max_accuracy_drop:g} dev accuracy points; "
          f"{len(calibration)} calibration rows")
     with atomic_dir(run.quantized_dir) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as work:
         ctx = Context(plain, fused if fused is not None and fused.is_file() else None, calibration, run.student_dir,
-                      Path(work), _qad_trainer(run, tokenizer))
-        attempts = run_guard(cfg.candidates, ctx, tmp, evaluate, fp32_accuracy, cfg.max_accuracy_drop,
+                      Path(work), _qad_trainer(run, tokenizer), tflite=tflite)
+        attempts = run_guard(candidates, ctx, tmp, evaluate, fp32_accuracy, cfg.max_accuracy_drop,
                              cfg.min_label_agreement, cfg.fallbacks)
         if not any(a.measured for a in attempts):  # every backend failed to run: nothing was quantized at all
             raise UserError(f"quantize: no backend could quantize this model ({attempts[0].reason}); "
                             "the fp32 artifacts are unchanged")
     artifacts, rejected = [], []
     for a in attempts:
-        name = f"student-{'int4' if a.settings.get('scheme') == 'int4-weight' else 'int8'}-{a.name}"
+        int4 = a.settings.get("scheme") == "int4-weight" or a.settings.get("weight_bits") == "int4"
+        name = f"student-{'int4' if int4 else 'int8'}-{a.name}"
         q = {"backend": a.backend, "settings": a.settings, "fallback": a.fallback, "reason": a.reason,
              "seconds": round(a.seconds, 1), **a.extra}
         if a.measured:
@@ -560,11 +612,13 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
             rejected.append({"name": name, "reason": a.reason, "quantization": q})
             continue
         m = a.measured
+        fmt = {".onnx": "onnx", ".tflite": "tflite"}.get(a.path.suffix, "pytorch")
         artifacts.append({
             "name": name,
-            "format": "onnx" if a.path.suffix == ".onnx" else "pytorch",
-            "runtime": "onnxruntime" if a.path.suffix == ".onnx" else "pytorch",
+            "format": fmt,
+            "runtime": {"onnx": "onnxruntime", "tflite": "litert"}.get(fmt, "pytorch"),
             "path": f"quantized/{a.path.name}",
+            **({"buckets": export_entry(export, "student-tflite-fp32")["buckets"]} if fmt == "tflite" else {}),
             "description": f"{a.backend}: " + ", ".join(f"{k}={v}" for k, v in a.settings.items()),
             "verification": {"max_abs_diff": m.max_abs_diff, "label_agreement": m.label_agreement, "rows": len(dev),
                              "passed": True, "atol": None, "min_label_agreement": cfg.min_label_agreement},
@@ -573,9 +627,14 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
     if not artifacts:
         info("[yellow]quantize[/]: no candidate kept the accuracy within the tolerance; only fp32 artifacts ship")
     record = {"artifacts": artifacts, "rejected": rejected, "fp32_dev_accuracy": fp32_accuracy,
-              "tolerance_points": cfg.max_accuracy_drop}
+              "tolerance_points": cfg.max_accuracy_drop,
+              "skipped": [{"backend": c["backend"], "reason": "no fp32 .tflite export"} for c in skipped]}
     write_json(run.stage_file("quantize"), record | {"seconds": time.perf_counter() - t0})
     return record
+
+
+def export_entry(record: dict, name: str) -> dict:
+    return next(a for a in record["artifacts"] if a["name"] == name)
 
 
 # ---- stage 6: benchmark and report --------------------------------------------------------------
@@ -605,11 +664,11 @@ def stage_bench(run: Run, force: bool = False) -> dict:
     import torch
 
     from compress.bench.env import environment
-    from compress.bench.latency import latency_grid, onnx_runner
+    from compress.bench.latency import latency_grid, runtime_runner
     from compress.bench.report import render_markdown, summary
     from compress.evaluate import accuracy
     from compress.export.verify import runtime_logits
-    from targets.runtime import OnnxModel
+    from targets.runtime import load_model
 
     recipe, t0 = run.recipe, time.perf_counter()
     finetune = run.stage_record("finetune", needed_by="bench")
@@ -648,8 +707,10 @@ def stage_bench(run: Run, force: bool = False) -> dict:
                 logits = predict_logits(model, student_test, description=f"{art['name']} accuracy on test")
                 runner = torch_runner(model)
             else:
-                logits = runtime_logits(OnnxModel(path), student_test, description=f"{art['name']} accuracy on test")
-                runner = onnx_runner(path)
+                logits = runtime_logits(load_model(path), student_test, description=f"{art['name']} accuracy on test")
+                runner = runtime_runner(path)
+            # a bucketed .tflite is timed at each of its buckets (what a device pads to) and the bench lengths
+            seq_lens = sorted(set(b.seq_lens) | set(art.get("buckets", []))) if art.get("buckets") else b.seq_lens
             ver = art["verification"]
             artifacts.append({
                 "name": art["name"], "format": art["format"], "runtime": art["runtime"], "path": art["path"],
@@ -659,8 +720,9 @@ def stage_bench(run: Run, force: bool = False) -> dict:
                 "max_abs_diff": ver["max_abs_diff"], "label_agreement": ver["label_agreement"],
                 "verified_on": f"dev ({ver['rows']} rows)",
                 "quantization": art.get("quantization"),
+                **({"buckets": art["buckets"]} if art.get("buckets") else {}),
                 "latency": latency_grid(art["name"], art["runtime"], runner, names, vocab,
-                                        b.seq_lens, b.threads, b.batch, b.warmup, b.runs),
+                                        seq_lens, b.threads, b.batch, b.warmup, b.runs),
             })
     finally:
         torch.set_num_threads(threads_before)
@@ -689,8 +751,18 @@ def stage_bench(run: Run, force: bool = False) -> dict:
     return report
 
 
+def stage_bundle(run: Run, force: bool = False) -> dict:
+    """The app bundle: chosen model files, tokenizer, labels, metadata, README, runner; checked through the runner."""
+    from compress.bundle import write_bundle
+
+    t0 = time.perf_counter()
+    record = write_bundle(run, force)
+    write_json(run.stage_file("bundle"), record | {"seconds": time.perf_counter() - t0})
+    return record
+
+
 STAGE_FUNCS = {"finetune": stage_finetune, "distill": stage_distill, "export": stage_export, "quantize": stage_quantize,
-               "bench": stage_bench}
+               "bench": stage_bench, "bundle": stage_bundle}
 
 
 def run_all(run: Run, force: bool) -> dict:

@@ -1,4 +1,9 @@
-"""One call interface over on-device runtimes: feed int token arrays, get logits back (numpy only)."""
+"""One call interface over on-device runtimes: feed int token arrays, get logits back (numpy only, no torch).
+
+- OnnxModel: ONNX Runtime, .onnx or .ort files, dynamic batch and sequence length.
+- LiteRTModel: a .tflite file with one signature per sequence-length bucket (`seq_32`, ...), batch 1: each row
+  is padded to the smallest bucket that holds it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+LITERT_HINT = "pip install ai-edge-litert"
+
 
 class RuntimeLoadError(Exception):
-    """The runtime cannot load this model file."""
+    """The runtime cannot load this model file (or is not installed)."""
 
 
 class OnnxModel:
@@ -17,7 +24,10 @@ class OnnxModel:
     runtime = "onnxruntime"
 
     def __init__(self, path: str | Path, threads: int = 0):
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeLoadError("onnxruntime is not installed: pip install onnxruntime") from None
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -30,8 +40,108 @@ class OnnxModel:
             raise RuntimeLoadError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_types = {i.name: i.type for i in self.session.get_inputs()}
+        self.interpreter = f"onnxruntime {ort.__version__}"
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         dtype = lambda name: np.int32 if "int32" in self.input_types[name] else np.int64  # noqa: E731
         inputs = {n: np.asarray(feeds[n], dtype=dtype(n)) for n in self.input_names}
         return self.session.run(None, inputs)[0]
+
+
+def _interpreter_classes(choice: str):
+    """(label, Interpreter class) candidates in the order tried."""
+    found = []
+    if choice in ("auto", "tflite-runtime"):
+        try:
+            import tflite_runtime
+            from tflite_runtime.interpreter import Interpreter
+
+            found.append((f"tflite-runtime {getattr(tflite_runtime, '__version__', '?')}", Interpreter))
+        except ImportError:
+            if choice == "tflite-runtime":
+                raise RuntimeLoadError(f"tflite-runtime is not installed (pip install tflite-runtime), or use {LITERT_HINT}") from None
+    if choice in ("auto", "ai-edge-litert"):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+            from importlib.metadata import version
+
+            found.append((f"ai-edge-litert {version('ai-edge-litert')}", Interpreter))
+        except ImportError:
+            if choice == "ai-edge-litert" or not found:
+                raise RuntimeLoadError(f"no TFLite interpreter is installed: {LITERT_HINT}") from None
+    return found
+
+
+class LiteRTModel:
+    """A bucketed .tflite model: signatures `seq_<L>` with [1, L] int32 inputs."""
+
+    runtime = "litert"
+
+    def __init__(self, path: str | Path, threads: int = 0, interpreter: str = "auto"):
+        if interpreter not in ("auto", "ai-edge-litert", "tflite-runtime"):
+            raise RuntimeLoadError(f"unknown TFLite interpreter '{interpreter}': use auto, ai-edge-litert or tflite-runtime")
+        failures = []
+        for label, cls in _interpreter_classes(interpreter):
+            try:
+                self._interp = cls(model_path=str(path), num_threads=threads or None)
+                signatures = self._interp.get_signature_list()
+                self._runners = {name: self._interp.get_signature_runner(name) for name in signatures}
+            except Exception as exc:  # the interpreter raises RuntimeError / ValueError for unknown ops, versions
+                failures.append(f"{label} cannot load {Path(path).name}: {str(exc).strip().splitlines()[0][:200]}")
+                continue
+            self.interpreter = label
+            break
+        else:
+            hint = "" if any("ai-edge-litert" in f for f in failures) else f"; use a current interpreter: {LITERT_HINT}"
+            raise RuntimeLoadError("; ".join(failures) + hint)
+        self.notes = failures  # e.g. tflite-runtime tried first and failed
+        self.buckets = sorted(int(n.split("_", 1)[1]) for n in self._runners if n.startswith("seq_"))
+        if not self.buckets:
+            raise RuntimeLoadError(f"{path} has no seq_<length> signatures: it was not written by bert-compress")
+        details = self._runners[f"seq_{self.buckets[0]}"].get_input_details()
+        self.input_names = sorted(details)
+        self.input_dtypes = {n: d["dtype"] for n, d in details.items()}
+        # a full-integer model may give int8 logits: scale and zero point turn them back into floats
+        self._dequant = {}
+        for b in self.buckets:
+            out = next(iter(self._runners[f"seq_{b}"].get_output_details().values()))
+            scale, zero = out.get("quantization", (0.0, 0))
+            self._dequant[b] = (scale, zero) if scale else None
+
+    @property
+    def max_length(self) -> int:
+        return self.buckets[-1]
+
+    def bucket_for(self, length: int) -> int:
+        for b in self.buckets:
+            if length <= b:
+                return b
+        raise ValueError(f"{length} tokens do not fit the largest bucket ({self.max_length})")
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        mask = np.asarray(feeds["attention_mask"])
+        rows = []
+        for r in range(mask.shape[0]):
+            used = int(mask[r].nonzero()[0].max()) + 1 if mask[r].any() else 1
+            bucket = self.bucket_for(used)
+            inputs = {}
+            for n in self.input_names:
+                row = np.zeros((1, bucket), dtype=self.input_dtypes[n])
+                row[0, :used] = np.asarray(feeds[n])[r, :used]
+                inputs[n] = row
+            out = next(iter(self._runners[f"seq_{bucket}"](**inputs).values()))[0]
+            if self._dequant[bucket]:
+                scale, zero = self._dequant[bucket]
+                out = (out.astype(np.float32) - zero) * scale
+            rows.append(out)
+        return np.stack(rows).astype(np.float32)
+
+
+def load_model(path: str | Path, threads: int = 0, interpreter: str = "auto"):
+    """The runtime for a model file, by its suffix."""
+    suffix = Path(path).suffix
+    if suffix in (".onnx", ".ort"):
+        return OnnxModel(path, threads)
+    if suffix == ".tflite":
+        return LiteRTModel(path, threads, interpreter)
+    raise RuntimeLoadError(f"{path}: unknown model format '{suffix}' (expected .onnx, .ort or .tflite)")

@@ -65,7 +65,8 @@ def tiny_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_recipe(tmp_path_factory) -> Path:
-    """Short schedules and few timing runs: the pipeline is exercised end to end in seconds."""
+    """Short schedules and few timing runs: the pipeline is exercised end to end in seconds. TFLite is off here
+    (litert-torch takes ~20 s per conversion); tests/test_targets.py turns it on."""
     path = tmp_path_factory.mktemp("recipe") / "tiny.yaml"
     path.write_text(
         """
@@ -74,6 +75,7 @@ teacher: {epochs: 1, lr: 1.0e-3, batch_size: 16}
 student: {num_layers: 1}
 distill: {epochs: 2, lr: 1.0e-3, batch_size: 16}
 data: {max_length: 64}
+export: {tflite: off}
 bench: {seq_lens: [32, 16], threads: [1], warmup: 1, runs: 3}
 """
     )

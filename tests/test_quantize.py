@@ -105,11 +105,12 @@ def test_guard_tries_fallbacks_and_rejects_an_impossible_tolerance(exported, tmp
                   run.encode("train"), exported / "student", tmp_path)
     attempts = run_guard([{"backend": "ort-dynamic"}], ctx, tmp_path, evaluate, fp32_accuracy=0.5,
                          max_drop_points=-1.0, min_label_agreement=0.99)
-    assert [c[:3] for c in calls] == [("ort-dynamic", False, "none"), ("ort-dynamic", True, "none"), ("ort-dynamic", True, "sensitive")]
-    assert [a.name for a in attempts] == ["ort-dynamic", "ort-dynamic-fallback1", "ort-dynamic-fallback2"]
+    assert [c[:3] for c in calls] == [("ort-dynamic", False, "none"), ("ort-dynamic", True, "none"), ("ort-dynamic", True, "sensitive"),
+                                      ("ort-dynamic", True, "sensitive+ffn-out")]
+    assert [a.name for a in attempts] == ["ort-dynamic", "ort-dynamic-fallback1", "ort-dynamic-fallback2", "ort-dynamic-fallback3"]
     assert not any(a.passed for a in attempts) and not list(tmp_path.glob("*.onnx"))
-    # the sensitive nodes stayed fp32: the last file is the largest of the three
-    assert calls[2][3] > calls[0][3]
+    # the sensitive nodes stayed fp32, then the FFN outputs too: each fallback's file is larger
+    assert calls[3][3] > calls[2][3] > calls[0][3]
 
 
 def test_guard_falls_back_through_the_pipeline(exported, tmp_path, tiny_teacher, tiny_data):

@@ -82,7 +82,8 @@ def torch_runner(model):
     return make
 
 
-def onnx_runner(path):
-    from targets.runtime import OnnxModel
+def runtime_runner(path):
+    """make_runner for an on-device artifact (.onnx, .ort, .tflite) through the torch-free runtime."""
+    from targets.runtime import load_model
 
-    return lambda threads: OnnxModel(path, threads=threads)
+    return lambda threads: load_model(path, threads=threads)

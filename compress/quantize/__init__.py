@@ -37,22 +37,28 @@ class Context:
     """Distil a (fake-quantized) student for N epochs at a learning rate with the last stage's losses."""
     notes: dict = field(default_factory=dict)
     """What a backend reports beyond the artifact (e.g. the QAD training history); the guard records it."""
+    tflite: Path | None = None
+    """The verified fp32 .tflite (bucket signatures), when the export wrote one."""
 
 
 @dataclass(frozen=True)
 class Backend:
     name: str
-    runtime: str  # "onnxruntime" | "pytorch": how the artifact is loaded and timed
+    runtime: str  # "onnxruntime" | "litert" | "pytorch": how the artifact is loaded and timed
     settings: type[Settings]
     quantize: Callable[[Settings, Context, Path], Path]
     fallbacks: Callable[[Settings], list[Settings]]
     description: str
 
 
-def _registry() -> dict[str, Backend]:
-    from compress.quantize import nncf_ptq, ort_dynamic, ort_static, torchao_ptq
+ARTIFACT_SUFFIX = {"onnxruntime": ".onnx", "litert": ".tflite", "pytorch": ".pt"}
 
-    return {b.name: b for b in (ort_dynamic.BACKEND, ort_static.BACKEND, nncf_ptq.BACKEND, torchao_ptq.BACKEND)}
+
+def _registry() -> dict[str, Backend]:
+    from compress.quantize import litert, nncf_ptq, ort_dynamic, ort_static, torchao_ptq
+
+    return {b.name: b for b in (ort_dynamic.BACKEND, ort_static.BACKEND, nncf_ptq.BACKEND, torchao_ptq.BACKEND,
+                                litert.DYNAMIC_BACKEND, litert.STATIC_BACKEND)}
 
 
 def backend(name: str) -> Backend:

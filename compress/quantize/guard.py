@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from compress.progress import info
-from compress.quantize import Backend, Context, Settings, candidate_name, parse_candidate
+from compress.quantize import ARTIFACT_SUFFIX, Backend, Context, Settings, candidate_name, parse_candidate
 
 
 @dataclass
@@ -56,7 +56,7 @@ def run_guard(
         chain = [settings] + (backend.fallbacks(settings) if use_fallbacks else [])
         for i, s in enumerate(chain):
             suffix = "" if i == 0 else f"-fallback{i}"
-            dst = out_dir / f"{name}{suffix}{'.onnx' if backend.runtime == 'onnxruntime' else '.pt'}"
+            dst = out_dir / f"{name}{suffix}{ARTIFACT_SUFFIX[backend.runtime]}"
             t0 = time.perf_counter()
             attempt = Attempt(f"{name}{suffix}", backend.name, s.model_dump(), None, False, "", fallback=i)
             attempts.append(attempt)

@@ -34,6 +34,40 @@ def sensitive_nodes(path: Path) -> list[str]:
     return names
 
 
+GELU_OPS = ("Gelu", "BiasGelu", "FastGelu", "Erf")
+
+
+def ffn_output_nodes(path: Path) -> list[str]:
+    """The FFN output projections (the MatMul fed by GELU): their inputs carry the large activation outliers of
+    BERT (Bondarenko et al., 2021), which one per-tensor int8 scale resolves worst."""
+    model = onnx.load(str(path), load_external_data=False)
+    producer = {out: node for node in model.graph.node for out in node.output}
+    names = []
+    for node in model.graph.node:
+        if node.op_type not in ("MatMul", "Gemm"):
+            continue
+        hop, value = 0, node.input[0]
+        while hop < 4 and value in producer:  # GELU, or the Mul / Add ops an unfused erf-GELU ends with
+            up = producer[value]
+            if up.op_type in GELU_OPS:
+                names.append(node.name)
+                break
+            if up.op_type not in ("Mul", "Add", "Div", "Cast"):
+                break
+            value, hop = up.input[0], hop + 1
+    return names
+
+
+def excluded_nodes(path: Path, exclude: str) -> list[str]:
+    """Nodes kept in fp32 for an `exclude` setting: none, sensitive, or sensitive+ffn-out."""
+    if exclude == "none":
+        return []
+    names = sensitive_nodes(path)
+    if exclude == "sensitive+ffn-out":
+        names += ffn_output_nodes(path)
+    return names
+
+
 def calibration_feeds(enc, input_names: list[str], batch_size: int = 8, same_length: bool = False) -> list[dict[str, np.ndarray]]:
     """Calibration batches as ONNX feeds: dynamic padding like inference, or every batch padded to the longest
     row (histogram calibrators stack activations across batches, so their shapes must agree)."""

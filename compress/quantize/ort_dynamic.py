@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from compress.quantize import Backend, Context, Settings as _Settings
-from compress.quantize.onnx_graph import sensitive_nodes
+from compress.quantize.onnx_graph import excluded_nodes
 
 
 class Settings(_Settings):
@@ -23,8 +23,8 @@ class Settings(_Settings):
     """7-bit weights: for CPUs without VNNI where u8×s8 products can overflow (older x86)."""
     preprocess: bool = True
     """ONNX Runtime's quant_pre_process (graph cleanup, shapes) before quantizing."""
-    exclude: Literal["none", "sensitive"] = "none"
-    """sensitive: keep the embedding lookups and the classifier in fp32."""
+    exclude: Literal["none", "sensitive", "sensitive+ffn-out"] = "none"
+    """sensitive: keep the embedding lookups and the classifier in fp32; +ffn-out: also the FFN output projections."""
     embedding_bits: Literal[8, 4] = 8
     """4: the word-embedding table as 4-bit blocks (GatherBlockQuantized): half the bytes of the largest tensor."""
     embedding_block_size: Literal[16, 32, 64, 128] = 64
@@ -73,7 +73,7 @@ def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
             weight_type=QuantType.QInt8 if settings.weight_type == "int8" else QuantType.QUInt8,
             per_channel=settings.per_channel,
             reduce_range=settings.reduce_range,
-            nodes_to_exclude=sensitive_nodes(model) if settings.exclude == "sensitive" else [],
+            nodes_to_exclude=excluded_nodes(model, settings.exclude),
             extra_options={"MatMulConstBOnly": True},
         )
     dedupe_file(dst)  # one quantized copy of a weight shared by several nodes (ALBERT-style students)
@@ -81,12 +81,14 @@ def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
 
 
 def fallbacks(settings):
-    """ONNX Runtime quantizers: per-channel weights first, then also the sensitive nodes in fp32."""
+    """ONNX Runtime quantizers: per-channel weights first, then also the sensitive nodes in fp32, then also the
+    FFN output projections (measured on the default student: label agreement 97.9% -> 98.8% -> 98.5% -> 99.0%)."""
     out = []
     if not settings.per_channel:
         out.append(settings.model_copy(update={"per_channel": True}))
-    if settings.exclude == "none":
-        out.append(settings.model_copy(update={"per_channel": True, "exclude": "sensitive"}))
+    order = ["none", "sensitive", "sensitive+ffn-out"]
+    for exclude in order[order.index(settings.exclude) + 1:]:
+        out.append(settings.model_copy(update={"per_channel": True, "exclude": exclude}))
     return out
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from compress.quantize import Backend, Context, Settings as _Settings
-from compress.quantize.onnx_graph import calibration_feeds, input_names, sensitive_nodes
+from compress.quantize.onnx_graph import calibration_feeds, excluded_nodes, input_names
 from compress.quantize.ort_dynamic import fallbacks, preprocessed  # the same fallback order
 
 
@@ -23,8 +23,8 @@ class Settings(_Settings):
     weight_type: Literal["int8", "uint8"] = "int8"
     per_channel: bool = False
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
-    exclude: Literal["none", "sensitive"] = "none"
-    """sensitive: keep the embedding lookups and the classifier in fp32."""
+    exclude: Literal["none", "sensitive", "sensitive+ffn-out"] = "none"
+    """sensitive: keep the embedding lookups and the classifier in fp32; +ffn-out: also the FFN output projections."""
 
 
 class _Reader:
@@ -58,7 +58,7 @@ def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
             per_channel=settings.per_channel,
             calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                               "percentile": CalibrationMethod.Percentile}[settings.calibration],
-            nodes_to_exclude=sensitive_nodes(model) if settings.exclude == "sensitive" else [],
+            nodes_to_exclude=excluded_nodes(model, settings.exclude),
             op_types_to_quantize=["MatMul", "Gemm", "Gather"],
             extra_options={"MatMulConstBOnly": True, "CalibTensorRangeSymmetric": settings.activation_type == "int8"},
         )

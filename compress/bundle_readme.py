@@ -1,0 +1,167 @@
+"""README.md of an app bundle: what the files are and how an Android / iOS app or a Pi calls the model."""
+
+from __future__ import annotations
+
+
+def _model_lines(meta: dict) -> list[str]:
+    lines = ["| file | runtime | precision | inputs | MB | test accuracy | runner check (dev) |", "|---|---|---|---|---:|---:|---|"]
+    for m in meta["models"]:
+        shape = f"[1, bucket] int32, buckets {m['buckets']}" if m.get("buckets") else "[batch, sequence] int64"
+        rc = m.get("runner_check", {})
+        lines.append(f"| `{m['file']}` | {m['runtime']} | {m['precision']} | {shape} | {m['size_bytes'] / 1e6:.2f} | "
+                     f"{100 * m['test_accuracy']:.2f}% | max Δlogit {rc.get('max_abs_diff_vs_pytorch', float('nan')):.1e}, "
+                     f"labels {100 * rc.get('label_agreement_vs_pytorch', float('nan')):.2f}% |")
+    return lines
+
+
+def render(meta: dict) -> str:
+    labels = meta["labels"]
+    tok = meta["tokenizer"]
+    onnx = next((m for m in meta["models"] if m["runtime"] == "onnxruntime"), None)
+    tfl = next((m for m in meta["models"] if m["runtime"] == "litert"), None)
+    buckets = tfl["buckets"] if tfl else [meta["max_length"]]
+    ort_file = next((m["file"] for m in meta["models"] if m["file"].endswith(".ort")), onnx["file"] if onnx else "model.ort")
+    out = [
+        "# Text classifier bundle (bert-compress)",
+        "",
+        f"Labels (index order of the logits): {', '.join(f'{i} = `{lab}`' for i, lab in enumerate(labels))}. "
+        f"Teacher: `{meta['teacher']['checkpoint']}` ({100 * meta['teacher']['test_accuracy']:.2f}% test accuracy); "
+        f"student {meta['student']['layers']} layers × {meta['student']['hidden_size']}. Made {meta['created']} "
+        f"by bert-compress {meta['versions']['bert_compress']} (recipe `{meta['recipe']}`).",
+        "",
+        *_model_lines(meta),
+        "",
+        "Each model was run here through the torch-free runner (`runner/targets`, pure-Python tokenizer) on the "
+        "dev split and compared with the PyTorch student; `metadata.json` has every number, the inputs and "
+        "outputs, SHA-256 sums and the library versions.",
+        "",
+        "## Files",
+        "",
+        "- `model.onnx`: ONNX Runtime (desktop, server, Pi). `model.ort`: the same model in ONNX Runtime's "
+        "format for ONNX Runtime Mobile (Android / iOS). Inputs `input_ids`, `attention_mask`, `token_type_ids`, "
+        "int64, shape [batch, sequence]; output `logits` float32 [batch, labels].",
+        "- `model.tflite`: LiteRT (TensorFlow Lite). One signature per sequence bucket "
+        f"({', '.join(f'`seq_{b}`' for b in buckets)}): batch 1, int32 inputs of exactly that length. Pad the "
+        "tokens to the smallest bucket that holds them (`[PAD]` = id "
+        "0 with attention_mask 0); output `output_0` float32 [1, labels].",
+        f"- `vocab.txt` (one word piece per line, line number = id; {tok['vocab_size']:,} pieces) and "
+        "`tokenizer.json` (Hugging Face tokenizers format, the same vocabulary).",
+        "- `labels.txt`: one label per line, in logit order. `metadata.json`: everything above, machine-readable.",
+        "- `runner/targets`: the Python runner (numpy + onnxruntime or ai-edge-litert; no PyTorch).",
+        "",
+        "## Tokenization (what the app must do before calling the model)",
+        "",
+        f"BERT WordPiece, {'uncased: lower-case and strip accents' if tok['lowercase'] else 'cased'}. Clean the text "
+        "(drop control characters, whitespace to spaces), put spaces around CJK characters, split on whitespace "
+        "and around each punctuation character, then greedy longest-match word pieces (`##` marks a piece inside "
+        "a word; a word with no match is `[UNK]`). Ids: `[CLS]` + pieces + `[SEP]`, at most "
+        f"{meta['max_length']} ids (cut the pieces, keep `[SEP]`). `attention_mask` is 1 for every id, "
+        "`token_type_ids` 0. On Android, the `tokenizer.json` works with HuggingFace tokenizers' bindings; "
+        "`runner/targets/tokenizer.py` is a 200-line reference to port (it gives exactly the Hugging Face ids).",
+        "",
+        "## Python (a Pi, a server): no PyTorch needed",
+        "",
+        "```sh",
+        "pip install numpy onnxruntime            # or: pip install numpy ai-edge-litert",
+        "PYTHONPATH=runner python -m targets predict . \"a gripping, beautifully acted film\"",
+        "PYTHONPATH=runner python -m targets predict . --runtime litert \"a dull, lifeless remake\"",
+        "```",
+        "",
+        "```python",
+        "from targets.bundle import Classifier",
+        "clf = Classifier(\"path/to/bundle\", runtime=\"onnxruntime\", threads=1)",
+        "print(clf.predict([\"a gripping, beautifully acted film\"])[0])",
+        "```",
+        "",
+        "The snippets below were written against the runtimes' documented APIs and **were not run here** "
+        "(no Android or iOS toolchain on the build machine). `ids` are the token ids from the tokenizer.",
+        "",
+        "## Android (Kotlin), ONNX Runtime Mobile",
+        "",
+        "```kotlin",
+        "// build.gradle: implementation(\"com.microsoft.onnxruntime:onnxruntime-android:<version>\")",
+        "import ai.onnxruntime.*",
+        "import java.nio.LongBuffer",
+        "",
+        "val env = OrtEnvironment.getEnvironment()",
+        f"val session = env.createSession(context.assets.open(\"{ort_file}\").readBytes(), OrtSession.SessionOptions())",
+        "fun classify(ids: LongArray): FloatArray {",
+        "    val shape = longArrayOf(1, ids.size.toLong())",
+        "    val inputs = mapOf(",
+        "        \"input_ids\" to OnnxTensor.createTensor(env, LongBuffer.wrap(ids), shape),",
+        "        \"attention_mask\" to OnnxTensor.createTensor(env, LongBuffer.wrap(LongArray(ids.size) { 1L }), shape),",
+        "        \"token_type_ids\" to OnnxTensor.createTensor(env, LongBuffer.wrap(LongArray(ids.size)), shape))",
+        "    session.run(inputs).use { result ->",
+        "        return (result[0].value as Array<FloatArray>)[0]  // logits, labels.txt order",
+        "    }",
+        "}",
+        "```",
+        "",
+        "## Android (Kotlin), LiteRT",
+        "",
+        "```kotlin",
+        "// build.gradle: implementation(\"com.google.ai.edge.litert:litert:<version>\")",
+        "import org.tensorflow.lite.Interpreter",
+        "import org.tensorflow.lite.support.common.FileUtil",
+        "",
+        "val interpreter = Interpreter(FileUtil.loadMappedFile(context, \"model.tflite\"))",
+        f"val buckets = intArrayOf({', '.join(map(str, buckets))})",
+        "fun classify(ids: IntArray): FloatArray {",
+        "    val bucket = buckets.first { it >= ids.size }",
+        "    val padded = IntArray(bucket).also { ids.copyInto(it) }",
+        "    val mask = IntArray(bucket) { if (it < ids.size) 1 else 0 }",
+        "    val inputs = mapOf<String, Any>(\"input_ids\" to arrayOf(padded), \"attention_mask\" to arrayOf(mask),",
+        "                                    \"token_type_ids\" to arrayOf(IntArray(bucket)))",
+        f"    val logits = Array(1) {{ FloatArray({len(labels)}) }}",
+        "    interpreter.runSignature(inputs, mapOf<String, Any>(\"output_0\" to logits), \"seq_$bucket\")",
+        "    return logits[0]",
+        "}",
+        "```",
+        "",
+        "## iOS (Swift), ONNX Runtime Mobile",
+        "",
+        "```swift",
+        "// Podfile: pod 'onnxruntime-objc'",
+        "import onnxruntime_objc",
+        "",
+        "let env = try ORTEnv(loggingLevel: .warning)",
+        f"let session = try ORTSession(env: env, modelPath: Bundle.main.path(forResource: \"{ort_file.rsplit('.', 1)[0]}\", "
+        f"ofType: \"{ort_file.rsplit('.', 1)[1]}\")!, sessionOptions: nil)",
+        "func classify(_ ids: [Int64]) throws -> [Float] {",
+        "    let shape: [NSNumber] = [1, NSNumber(value: ids.count)]",
+        "    func tensor(_ v: [Int64]) throws -> ORTValue {",
+        "        try ORTValue(tensorData: NSMutableData(data: v.withUnsafeBytes { Data($0) }), elementType: .int64, shape: shape)",
+        "    }",
+        "    let out = try session.run(withInputs: [\"input_ids\": tensor(ids),",
+        "                                           \"attention_mask\": tensor([Int64](repeating: 1, count: ids.count)),",
+        "                                           \"token_type_ids\": tensor([Int64](repeating: 0, count: ids.count))],",
+        "                              outputNames: [\"logits\"], runOptions: nil)",
+        "    let data = try out[\"logits\"]!.tensorData() as Data",
+        "    return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }",
+        "}",
+        "```",
+        "",
+        "## iOS (Swift), LiteRT",
+        "",
+        "```swift",
+        "// Podfile: pod 'TensorFlowLiteSwift'",
+        "import TensorFlowLite",
+        "",
+        "let interpreter = try Interpreter(modelPath: Bundle.main.path(forResource: \"model\", ofType: \"tflite\")!)",
+        f"let buckets = [{', '.join(map(str, buckets))}]",
+        "func classify(_ ids: [Int32]) throws -> [Float] {",
+        "    let bucket = buckets.first { $0 >= ids.count }!",
+        "    let padded = ids + [Int32](repeating: 0, count: bucket - ids.count)",
+        "    let mask = [Int32](repeating: 1, count: ids.count) + [Int32](repeating: 0, count: bucket - ids.count)",
+        "    let runner = try interpreter.signatureRunner(with: \"seq_\\(bucket)\")",
+        "    try runner.allocateTensors()",
+        "    try runner.invoke(with: [\"input_ids\": padded.withUnsafeBytes { Data($0) },",
+        "                             \"attention_mask\": mask.withUnsafeBytes { Data($0) },",
+        "                             \"token_type_ids\": Data(count: bucket * 4)])",
+        "    let out = try runner.output(named: \"output_0\")",
+        "    return out.data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }",
+        "}",
+        "```",
+        "",
+    ]
+    return "\n".join(out)

@@ -1,0 +1,278 @@
+"""Device targets: the pure-Python tokenizer, the TFLite export and LiteRT quantizers, the ONNX Runtime fusions,
+the app bundle, and the torch-free runner (its CLI run in a process where torch cannot be imported)."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compress.cli import main
+
+pytest.importorskip("litert_torch", reason="the tflite extra is not installed: pip install -e '.[tflite]'")
+
+EDGE_TEXTS = [
+    "Café naïve résumé", "日本語のテキスト", "ｆｕｌｌｗｉｄｔｈ", "tab\tnew\nline\u00a0nbsp", "zero\u200bwidth",
+    "emoji 😀👍🏽", "a" * 120, "ﬁ ligature", "İstanbul ǅ", "x\x00y\ufffdz", "Straße", "«quotes» — dash…",
+    "$100 & 50% #tag @user", "\u2028sep\u2029", "", "   ", "don't", "U.S.A.", "3.14159",
+]
+
+
+def _hf_ids(tok, text, pair=None, max_length=128):
+    enc = tok(text, pair, truncation=True, max_length=max_length)
+    return enc["input_ids"], enc["token_type_ids"]
+
+
+def test_wordpiece_tokenizer_gives_hugging_face_ids_on_the_whole_dev_split():
+    from transformers import AutoTokenizer
+
+    from compress.data import load_task_data
+    from compress.recipe import build_recipe
+    from compress.teacher import resolve_teacher
+    from targets.tokenizer import WordPieceTokenizer
+
+    location = resolve_teacher("default").location
+    hf = AutoTokenizer.from_pretrained(location)
+    ours = WordPieceTokenizer.from_tokenizer_json(Path(location) / "tokenizer.json")
+    from_vocab = WordPieceTokenizer.from_vocab_txt(Path(location) / "vocab.txt", lowercase=True)
+    dev = load_task_data(build_recipe({}, "test").data).dev
+    assert len(dev) > 1000
+    for e in dev:
+        ids, _ = _hf_ids(hf, e.text)
+        assert ours.encode(e.text, max_length=128).input_ids == ids, e.text
+        assert from_vocab.encode(e.text, max_length=128).input_ids == ids, e.text
+    for text in EDGE_TEXTS:  # pairs, truncation (longest first), odd characters
+        for pair in (None, "a second, longer sentence for the pair"):
+            for max_length in (8, 16, 128):
+                ids, types = _hf_ids(hf, text, pair, max_length)
+                got = ours.encode(text, pair, max_length)
+                assert (got.input_ids, got.token_type_ids) == (ids, types), (text, pair, max_length)
+
+
+def test_wordpiece_tokenizer_matches_a_pruned_task_vocabulary(tmp_path):
+    from transformers import AutoTokenizer
+
+    from compress import vocab
+    from compress.data import load_task_data
+    from compress.recipe import build_recipe
+    from compress.teacher import resolve_teacher
+    from targets.tokenizer import WordPieceTokenizer
+
+    hf = AutoTokenizer.from_pretrained(resolve_teacher("default").location)
+    data = load_task_data(build_recipe({}, "test").data)
+    keep = vocab.kept_ids(hf, vocab.used_token_ids(hf, data.train[:500]))
+    vocab.save_tokenizer(vocab.pruned_tokenizer(hf, keep), tmp_path)
+    pruned = AutoTokenizer.from_pretrained(tmp_path)
+    ours = WordPieceTokenizer.from_tokenizer_json(tmp_path / "tokenizer.json")
+    for e in data.dev[:400]:
+        assert ours.encode(e.text, max_length=128).input_ids == _hf_ids(pruned, e.text)[0]
+
+
+def test_tokenizer_refuses_a_non_wordpiece_tokenizer(tmp_path):
+    from targets.tokenizer import TokenizerError, WordPieceTokenizer
+
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps({"model": {"type": "BPE", "vocab": {}}, "normalizer": None}))
+    with pytest.raises(TokenizerError, match="BERT WordPiece only"):
+        WordPieceTokenizer.from_tokenizer_json(path)
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory, tiny_teacher, tiny_data, tiny_recipe):
+    """A whole tiny run with TFLite on and every LiteRT quantizer: export, quantize, bench, bundle."""
+    root = tmp_path_factory.mktemp("targets")
+    recipe = root / "recipe.yaml"
+    recipe.write_text(tiny_recipe.read_text().replace("export: {tflite: off}", "export: {tflite: on, tflite_buckets: [16, 32]}")
+                      + "quantize:\n  max_accuracy_drop: 100\n  min_label_agreement: 0.01\n  fallbacks: false\n"
+                        "  calibration_rows: 32\n  candidates: [{backend: ort-dynamic}, {backend: litert-dynamic},\n"
+                        "    {backend: litert-dynamic, weight_bits: int4, name: litert-int4}, {backend: litert-static}]\n")
+    out = root / "out"
+    assert main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0
+    return out
+
+
+def test_tflite_export_has_one_signature_per_bucket_and_matches_pytorch(bundled):
+    from targets.runtime import LiteRTModel
+
+    export = json.loads((bundled / "stages/export.json").read_text())
+    tfl = next(a for a in export["artifacts"] if a["name"] == "student-tflite-fp32")
+    assert tfl["buckets"] == [16, 32, 64]  # the recipe's buckets plus data.max_length
+    assert tfl["verification"]["passed"] and tfl["verification"]["label_agreement"] >= 0.999
+    assert tfl["verification"]["max_abs_diff"] < 1e-4
+    model = LiteRTModel(bundled / tfl["path"])
+    assert model.buckets == [16, 32, 64] and model.input_dtypes["input_ids"] == np.int32
+    # one copy of the weights for three signatures: about the size of the fp32 ONNX file, not three times it
+    assert (bundled / tfl["path"]).stat().st_size < 1.3 * (bundled / "export/model.onnx").stat().st_size
+    # a row is padded to the smallest bucket that holds it: the same logits whatever the batch's padding
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, 20000, size=(1, 20))
+    mask = np.ones_like(ids)
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    wide = {k: np.pad(v, ((0, 0), (0, 30))) for k, v in feeds.items()}
+    np.testing.assert_allclose(model(feeds), model(wide), atol=1e-5)
+    with pytest.raises(ValueError, match="largest bucket"):
+        model({k: np.ones((1, 65), dtype=np.int64) for k in feeds})
+
+
+def test_litert_quantizers_ship_smaller_verified_models(bundled):
+    quantize = json.loads((bundled / "stages/quantize.json").read_text())
+    by_backend = {}
+    for a in quantize["artifacts"]:
+        by_backend.setdefault(a["quantization"]["backend"], []).append(a)
+    fp32 = (bundled / "export/model.tflite").stat().st_size
+    dyn = {a["name"]: a for a in by_backend["litert-dynamic"]}
+    int8, int4 = dyn["student-int8-litert-dynamic"], dyn["student-int4-litert-int4"]
+    assert int8["format"] == "tflite" and int8["buckets"] == [16, 32, 64]
+    assert (bundled / int4["path"]).stat().st_size < (bundled / int8["path"]).stat().st_size < 0.6 * fp32
+    assert int8["verification"]["label_agreement"] >= 0.9
+    # full integer: ships or is rejected with its measured reason; either way it was built and measured
+    static = [a for a in quantize["artifacts"] + quantize["rejected"] if a["quantization"]["backend"] == "litert-static"]
+    assert len(static) == 1 and "dev accuracy" in static[0]["quantization"]["reason"]
+    report = json.loads((bundled / "report.json").read_text())
+    timed = {a["name"]: a for a in report["artifacts"]}
+    # each bucketed model is timed at every bucket through the runner
+    assert {e["seq_len"] for e in timed["student-int8-litert-dynamic"]["latency"]} == {16, 32, 64}
+
+
+def test_fused_onnx_has_attention_with_the_raw_mask_and_int8_attention(bundled):
+    import onnx
+
+    fused = onnx.load(str(bundled / "export/model.ort-opt.onnx"))
+    attention = [n for n in fused.graph.node if n.op_type == "Attention"]
+    assert attention and all(n.input[3] == "attention_mask_int32" for n in attention)
+    assert not any(n.op_type in ("Where", "GatherND") for n in fused.graph.node)  # the mask subgraph is gone
+    quantized = onnx.load(str(bundled / "quantized/ort-dynamic.onnx"))
+    assert "QAttention" in {n.op_type for n in quantized.graph.node}
+
+
+def test_bundle_holds_everything_an_app_needs(bundled):
+    from targets.bundle import Bundle
+
+    b = bundled / "bundle"
+    meta = json.loads((b / "metadata.json").read_text())
+    files = {m["file"] for m in meta["models"]}
+    assert {"model.onnx", "model.ort", "model.tflite"} <= files
+    for name in ("vocab.txt", "tokenizer.json", "labels.txt", "README.md", "runner/targets/tokenizer.py", "runner/targets/pyproject.toml"):
+        assert (b / name).is_file(), name
+    assert (b / "labels.txt").read_text().split() == meta["labels"] == ["negative", "positive"]
+    tfl = next(m for m in meta["models"] if m["file"] == "model.tflite")
+    assert tfl["buckets"] == [16, 32, 64] and tfl["inputs"][0]["dtype"] == "int32"
+    onnx_meta = next(m for m in meta["models"] if m["file"] == "model.onnx")
+    assert onnx_meta["inputs"][0]["shape"] == ["batch", "sequence"]
+    assert meta["max_length"] == 64 and meta["tokenizer"]["lowercase"] is True
+    assert meta["teacher"]["test_accuracy"] is not None and meta["versions"]["onnxruntime"]
+    for m in meta["models"]:
+        assert m["runner_check"]["rows"] == 48 and m["sha256"] and m["test_accuracy"] is not None
+    readme = (b / "README.md").read_text()
+    assert "```kotlin" in readme and "```swift" in readme and "were not run here" in readme
+    with zipfile.ZipFile(bundled / "bundle.zip") as zf:
+        zipped = {n.removeprefix("bundle/") for n in zf.namelist()}
+    assert {str(p.relative_to(b)) for p in b.rglob("*") if p.is_file()} == zipped
+    assert Bundle.load(bundled / "bundle.zip").labels == meta["labels"]
+
+
+def test_runner_gives_the_verified_artifacts_outputs(bundled):
+    """Raw text -> pure-Python tokenizer -> runtime equals the artifact on HF-tokenized input."""
+    from compress import pipeline
+    from compress.export.verify import runtime_logits
+    from compress.recipe import resolve_recipe
+    from targets.bundle import Bundle, Classifier
+    from targets.runtime import load_model
+
+    run = pipeline.prepare(resolve_recipe(str(bundled / "recipe.yaml")), bundled, force=False, whole_run=False)
+    dev = run.encode("dev", run.student_tokenizer())
+    texts = [e.text for e in run.data.dev]
+    bundle = Bundle.load(bundled / "bundle")
+    for m in bundle.metadata["models"]:
+        artifact = bundled / next(a["path"] for a in json.loads((bundled / "report.json").read_text())["artifacts"]
+                                  if a["name"] == m["artifact"])
+        expected = runtime_logits(load_model(artifact), dev, batch_size=1)
+        clf = Classifier(bundle, runtime=m["file"])
+        np.testing.assert_allclose(clf.logits(texts), expected, atol=1e-5)
+        preds = clf.predict(texts[:3])
+        assert [p.label for p in preds] == [bundle.labels[i] for i in expected[:3].argmax(-1)]
+        assert all(abs(sum(p.probabilities.values()) - 1) < 1e-5 for p in preds)
+
+
+def _runner(bundle_root: Path, *args, stdin: str | None = None):
+    """The bundle's own runner copy, in a Python where importing torch or transformers fails."""
+    # the editable install of this project is not on a device: drop its import hook so the bundle's copy is used
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None; "
+            "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]; "
+            "import targets; assert targets.__file__.startswith(sys.argv[1]), targets.__file__; "
+            "from targets.__main__ import main; sys.exit(main(sys.argv[2:]))")
+    env = dict(os.environ, PYTHONPATH=str(bundle_root / "runner"))
+    return subprocess.run([sys.executable, "-c", code, str(bundle_root / "runner"), *args], capture_output=True,
+                          text=True, env=env, input=stdin, timeout=120, cwd=bundle_root)
+
+
+def test_runner_cli_runs_without_torch(bundled):
+    b = bundled / "bundle"
+    for runtime in ("onnxruntime", "litert", "model.ort"):
+        r = _runner(b, "predict", str(b), "--runtime", runtime, "--threads", "1", "--json", "a moving film", "dull")
+        assert r.returncode == 0, r.stderr
+        rows = [json.loads(line) for line in r.stdout.splitlines()]
+        assert [row["text"] for row in rows] == ["a moving film", "dull"]
+        assert all(row["label"] in ("negative", "positive") and not row["truncated"] for row in rows)
+    r = _runner(b, "predict", str(b), stdin="first line\nsecond line\n")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
+    r = _runner(b, "info", str(b))
+    assert r.returncode == 0 and "model.tflite" in r.stdout and "buckets [16, 32, 64]" in r.stdout
+
+
+def test_runner_truncates_a_long_text_and_says_so(bundled):
+    b = bundled / "bundle"
+    r = _runner(b, "predict", str(b), "--runtime", "litert", "--json", "word " * 200)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["truncated"] is True and json.loads(r.stdout)["tokens"] == 64
+    assert "truncated" in r.stderr and "64 tokens" in r.stderr
+
+
+def test_runner_bad_input_is_one_line_and_exit_2(bundled, tmp_path):
+    import shutil
+
+    b = tmp_path / "bundle"
+    shutil.copytree(bundled / "bundle", b)
+
+    def fails(args, message):
+        r = _runner(bundled / "bundle", *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+
+    fails(["predict", str(b), "--runtime", "coreml", "x"], "has no model for 'coreml'")
+    fails(["predict", str(tmp_path / "nowhere"), "x"], "not a bundle directory")
+    try:
+        import tflite_runtime  # noqa: F401
+    except ImportError:
+        fails(["predict", str(b), "--runtime", "litert", "--interpreter", "tflite-runtime", "x"], "pip install ai-edge-litert")
+    (b / "model.tflite").write_bytes(b"not a flatbuffer")  # an interpreter that cannot load the model
+    fails(["predict", str(b), "--runtime", "litert", "x"], "cannot load model.tflite")
+    (b / "vocab.txt").unlink()
+    fails(["predict", str(b), "x"], "is missing vocab.txt")
+    meta = json.loads((bundled / "bundle/metadata.json").read_text())
+    newer = tmp_path / "newer"
+    shutil.copytree(bundled / "bundle", newer)
+    (newer / "metadata.json").write_text(json.dumps(meta | {"schema_version": 99}))
+    fails(["predict", str(newer), "x"], "schema 99")
+
+
+def test_runner_package_builds_on_its_own(tmp_path):
+    """`pip install ./targets` gives the runner alone: its modules and numpy as the only requirement."""
+    import shutil
+
+    root = tmp_path / "targets"  # a copy: setuptools leaves build/ and *.egg-info in the folder it builds
+    shutil.copytree(Path(__file__).resolve().parents[1] / "targets", root, ignore=shutil.ignore_patterns("__pycache__", "build"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
+                        str(root)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    wheel = next(tmp_path.glob("bert_compress_runner-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        meta = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert {n for n in names if n.endswith(".py")} == {f"targets/{m}.py" for m in ("__init__", "__main__", "bundle", "runtime", "tokenizer")}
+    requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist") and "extra ==" not in line]
+    assert requires == ["Requires-Dist: numpy>=1.21"]
