@@ -28,9 +28,9 @@ from compress.bench.latency import latency_grid, runtime_runner, torch_runner  #
 from compress.evaluate import accuracy, predict_logits  # noqa: E402
 from compress.export.verify import runtime_logits  # noqa: E402
 from compress.fsutil import write_json, write_text  # noqa: E402
-from compress.quantize import Context, parse_candidate  # noqa: E402
+from compress.quantize import ARTIFACT_SUFFIX, Context, parse_candidate  # noqa: E402
 from compress.recipe import resolve_recipe  # noqa: E402
-from targets.runtime import OnnxModel  # noqa: E402
+from targets.runtime import load_model  # noqa: E402
 
 GRID = {
     "ort-dynamic fused": {"backend": "ort-dynamic"},
@@ -40,6 +40,7 @@ GRID = {
     "ort-dynamic plain": {"backend": "ort-dynamic", "graph": "plain"},
     "ort-dynamic fused, 4-bit embeddings": {"backend": "ort-dynamic", "embedding_bits": 4},
     "ort-dynamic fused, embeddings+classifier fp32": {"backend": "ort-dynamic", "per_channel": True, "exclude": "sensitive"},
+    "ort-dynamic fused, + FFN outputs fp32": {"backend": "ort-dynamic", "per_channel": True, "exclude": "sensitive+ffn-out"},
     "ort-static U8S8 (x86)": {"backend": "ort-static"},
     "ort-static U8S8 per-channel": {"backend": "ort-static", "per_channel": True},
     "ort-static S8S8 per-channel (ARM)": {"backend": "ort-static", "activation_type": "int8", "per_channel": True},
@@ -52,6 +53,10 @@ GRID = {
     "torchao int8-weight": {"backend": "torchao", "scheme": "int8-weight"},
     "torchao int4-weight": {"backend": "torchao", "scheme": "int4-weight"},
     "torchao int8-dynamic QAD 1 epoch": {"backend": "torchao", "scheme": "int8-dynamic", "qad_epochs": 1},
+    "litert-dynamic int8": {"backend": "litert-dynamic"},
+    "litert-dynamic int4 weights": {"backend": "litert-dynamic", "weight_bits": "int4"},
+    "litert weight-only int8": {"backend": "litert-dynamic", "weight_only": True},
+    "litert-static full int8": {"backend": "litert-static"},
 }
 
 
@@ -64,7 +69,7 @@ def main() -> int:
     ap.add_argument("--seq-lens", default="32,128")
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--only", default=None, help="comma-separated row names from the grid")
+    ap.add_argument("--only", default=None, help="row names from the grid, separated by ';' (or ',' when no name has one)")
     args = ap.parse_args()
     out = Path(args.out)
     threads = [int(x) for x in args.threads.split(",")]
@@ -78,7 +83,7 @@ def main() -> int:
     ref_dev, ref_test = predict_logits(student, dev), predict_logits(student, test)
     fp32_dev, fp32_test = accuracy(ref_dev, dev.labels), accuracy(ref_test, test.labels)
     names, vocab = list(dev.features), student.config.vocab_size
-    plain, fused = out / "export/model.onnx", out / "export/model.ort-opt.onnx"
+    plain, fused, tflite = out / "export/model.onnx", out / "export/model.ort-opt.onnx", out / "export/model.tflite"
 
     def timed(label, runtime, runner):
         return latency_grid(label, runtime, runner, names, vocab, seqs, threads, 1, args.warmup, args.runs)
@@ -95,14 +100,15 @@ def main() -> int:
         return r
 
     rows = []
-    only = set(args.only.split(",")) if args.only else None
+    only = set(args.only.split(";" if ";" in args.only else ",")) if args.only else None
     want = lambda name: only is None or name in only  # noqa: E731
     student_dir = out / "student"
     if want("pytorch fp32 student"):
         rows.append(row("pytorch fp32 student", None, "pytorch", ref_dev, ref_test, 0, runner=torch_runner(student)))
-    for label, path in (("onnx fp32", plain), ("onnx fp32 fused (ort-opt)", fused)):
-        if want(label):
-            rows.append(row(label, path, "onnxruntime", runtime_logits(OnnxModel(path), dev), runtime_logits(OnnxModel(path), test), 0))
+    for label, path in (("onnx fp32", plain), ("onnx fp32 fused (ort-opt)", fused), ("tflite fp32", tflite)):
+        if want(label) and path.is_file():
+            m = load_model(path)
+            rows.append(row(label, path, m.runtime, runtime_logits(m, dev), runtime_logits(m, test), 0))
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         if want("quantize_dynamic defaults (baseline)"):
@@ -110,14 +116,16 @@ def main() -> int:
 
             t0, dst = time.perf_counter(), work / "baseline.onnx"
             quantize_dynamic(str(plain), str(dst))
-            rows.append(row("quantize_dynamic defaults (baseline)", dst, "onnxruntime", runtime_logits(OnnxModel(dst), dev),
-                            runtime_logits(OnnxModel(dst), test), time.perf_counter() - t0, {"backend": "onnxruntime.quantization.quantize_dynamic"}))
-        ctx = Context(plain, fused, pipeline._calibration(run, tok), student_dir, work, pipeline._qad_trainer(run, tok))
+            m = load_model(dst)
+            rows.append(row("quantize_dynamic defaults (baseline)", dst, "onnxruntime", runtime_logits(m, dev),
+                            runtime_logits(m, test), time.perf_counter() - t0, {"backend": "onnxruntime.quantization.quantize_dynamic"}))
+        ctx = Context(plain, fused, pipeline._calibration(run, tok), student_dir, work, pipeline._qad_trainer(run, tok),
+                      tflite=tflite if tflite.is_file() else None)
         for i, (label, raw) in enumerate(GRID.items()):
             if not want(label):
                 continue
             backend, settings = parse_candidate(raw)
-            dst = work / f"q{i}{'.onnx' if backend.runtime == 'onnxruntime' else '.pt'}"
+            dst = work / f"q{i}{ARTIFACT_SUFFIX[backend.runtime]}"
             t0 = time.perf_counter()
             try:
                 backend.quantize(settings, ctx, dst)
@@ -133,8 +141,8 @@ def main() -> int:
                 rows.append(row(label, dst, "pytorch", predict_logits(model, dev), predict_logits(model, test), seconds,
                                 {"backend": backend.name, **settings.model_dump()}, torch_runner(model)))
             else:
-                m = OnnxModel(dst)
-                rows.append(row(label, dst, "onnxruntime", runtime_logits(m, dev), runtime_logits(m, test), seconds,
+                m = load_model(dst)
+                rows.append(row(label, dst, m.runtime, runtime_logits(m, dev), runtime_logits(m, test), seconds,
                                 {"backend": backend.name, **settings.model_dump()}))
     result = {"command": "python " + " ".join(sys.argv), "environment": environment(), "student": str(student_dir),
               "fp32": {"dev_accuracy": fp32_dev, "test_accuracy": fp32_test, "dev_rows": len(dev), "test_rows": len(test)},
@@ -144,7 +152,7 @@ def main() -> int:
         old = json.loads(previous.read_text())
         fresh = {r["name"] for r in rows}
         result["rows"] = [r for r in old["rows"] if r["name"] not in fresh] + rows
-        order = ["pytorch fp32 student", "onnx fp32", "onnx fp32 fused (ort-opt)", "quantize_dynamic defaults (baseline)", *GRID]
+        order = ["pytorch fp32 student", "onnx fp32", "onnx fp32 fused (ort-opt)", "tflite fp32", "quantize_dynamic defaults (baseline)", *GRID]
         result["rows"].sort(key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
         result["command"] = old["command"] + "\n" + result["command"]
     write_json(Path(args.results) / f"{args.tag}.json", result)
@@ -176,8 +184,9 @@ def render(result: dict) -> str:
             lines.append(f"| {r['name']} | — | — | — | — | — | — | " + " | ".join("—" for _ in cols) + f" | failed: {r['error'][:120]} | |")
             continue
         ref = _p50(r, th[0], sq[-1])
-        speed = f"{_p50(base, th[0], sq[-1]) / ref:.2f}×" if base and ref and r["runtime"] == "onnxruntime" else "—"
-        speed_dyn = f"{_p50(dyn, th[0], sq[-1]) / ref:.2f}×" if dyn and ref and r["runtime"] == "onnxruntime" else "—"
+        on_device = r["runtime"] in ("onnxruntime", "litert")
+        speed = f"{_p50(base, th[0], sq[-1]) / ref:.2f}×" if base and ref and on_device else "—"
+        speed_dyn = f"{_p50(dyn, th[0], sq[-1]) / ref:.2f}×" if dyn and ref and on_device else "—"
         size = f"{r['size_bytes'] / 1e6:.2f}" if r["size_bytes"] else "—"
         lines.append(f"| {r['name']} | {r['runtime']} | {size} | {100 * r['test_accuracy']:.2f} | {r['test_drop_points']} | "
                      f"{r['dev_drop_points']} | {r['label_agreement_dev']:.4f} | " + " | ".join(str(_p50(r, t, s)) for t, s in cols)

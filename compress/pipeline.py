@@ -755,9 +755,17 @@ def stage_bundle(run: Run, force: bool = False) -> dict:
     """The app bundle: chosen model files, tokenizer, labels, metadata, README, runner; checked through the runner."""
     from compress.bundle import write_bundle
 
+    from compress.bench.report import render_markdown
+
     t0 = time.perf_counter()
     record = write_bundle(run, force)
-    write_json(run.stage_file("bundle"), record | {"seconds": time.perf_counter() - t0})
+    seconds = time.perf_counter() - t0
+    write_json(run.stage_file("bundle"), record | {"seconds": seconds})
+    report = read_json(run.out / "report.json")  # the report names what was bundled and how it checked out
+    report["bundle"] = {k: record[k] for k in ("zip_bytes", "models", "rejected")} | {"path": "bundle/", "zip": "bundle.zip"}
+    report["stage_seconds"]["bundle"] = round(seconds, 1)
+    write_json(run.out / "report.json", report)
+    write_text(run.out / "report.md", render_markdown(report))
     return record
 
 

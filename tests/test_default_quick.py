@@ -17,3 +17,13 @@ def test_quick_run_on_the_default_teacher(tmp_path, capsys):
     assert t["finetuned"] and s["teacher_layers"] == [1, 3, 5]
     assert report["summary"]["best_artifact"] in {a["name"] for a in report["artifacts"]}
     assert "faster than the teacher" in capsys.readouterr().err
+    # the app bundle: ONNX (+ .ort) always, TFLite when the tflite extra is installed; each checked through the runner
+    import importlib.util
+
+    meta = json.loads((out / "bundle/metadata.json").read_text())
+    files = {m["file"] for m in meta["models"]}
+    assert {"model.onnx", "model.ort"} <= files and (out / "bundle.zip").is_file()
+    if importlib.util.find_spec("litert_torch"):
+        assert "model.tflite" in files and any(a["format"] == "tflite" for a in report["artifacts"])
+    assert report["bundle"]["models"] and all(m["runner_check"]["rows"] == 256 for m in meta["models"])
+    assert "App bundle" in (out / "report.md").read_text()

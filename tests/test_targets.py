@@ -276,3 +276,27 @@ def test_runner_package_builds_on_its_own(tmp_path):
     assert {n for n in names if n.endswith(".py")} == {f"targets/{m}.py" for m in ("__init__", "__main__", "bundle", "runtime", "tokenizer")}
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist") and "extra ==" not in line]
     assert requires == ["Requires-Dist: numpy>=1.21"]
+
+
+def test_albert_student_converts_to_tflite_with_shared_layers_stored_once(tmp_path):
+    import torch
+    from transformers import AlbertConfig, AlbertForSequenceClassification
+
+    from compress.export.tflite import export_tflite
+    from targets.runtime import LiteRTModel
+
+    torch.manual_seed(0)
+    config = AlbertConfig(vocab_size=3000, embedding_size=16, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+                          intermediate_size=128, num_labels=2)
+    model = AlbertForSequenceClassification(config).eval()
+    path = export_tflite(model, ["input_ids", "attention_mask", "token_type_ids"], tmp_path / "albert.tflite", [32])
+    ids = torch.randint(5, 3000, (2, 20))
+    mask = torch.ones_like(ids)
+    mask[1, 12:] = 0
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).logits.numpy()
+    got = LiteRTModel(path)({"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": np.zeros((2, 20))})
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # four layers, one set of weights: a copy per layer would make the file about twice the parameter bytes
+    param_bytes = 4 * sum(p.numel() for p in model.parameters())
+    assert path.stat().st_size < 1.6 * param_bytes

@@ -112,6 +112,18 @@ def render_markdown(report: dict) -> str:
         for e in entry["latency"]:
             lines.append(f"| {name} | {e['runtime']} | {e['threads']} | {e['seq_len']} | {e['p50_ms']} | {e['p90_ms']} | "
                          f"{e['p99_ms']} | {e['runs']} |")
+    if report.get("bundle"):
+        bundle = report["bundle"]
+        lines += ["", f"## App bundle (`{bundle['path']}`, `{bundle['zip']}` {_mb(bundle['zip_bytes'])} MB)", "",
+                  "Each model run the way a device runs it: raw dev text → pure-Python tokenizer → runtime, against the PyTorch student.", "",
+                  "| file | artifact | runtime | precision | MB | max abs Δlogit | label agreement | dev acc % |",
+                  "|---|---|---|---|---:|---:|---:|---:|"]
+        for m in bundle["models"]:
+            rc = m["runner_check"]
+            lines.append(f"| {m['file']} | {m['artifact']} | {m['runtime']} | {m['precision']} | {_mb(m['size_bytes'])} | "
+                         f"{rc['max_abs_diff_vs_pytorch']:.2e} | {_pct(rc['label_agreement_vs_pytorch'])}% | {_pct(rc['dev_accuracy'])} |")
+        for r in bundle["rejected"]:
+            lines.append(f"| {r['file']} | {r['artifact']} | not bundled | — | — | — | — | {r['reason']} |")
     lines += ["", "## Stage wall time (s)", "", "| " + " | ".join(report["stage_seconds"]) + " |",
               "|" + "---:|" * len(report["stage_seconds"]),
               "| " + " | ".join(f"{v:.0f}" for v in report["stage_seconds"].values()) + " |", ""]
