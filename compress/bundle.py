@@ -9,6 +9,7 @@ student; a model that does not agree is not bundled, and metadata.json records w
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from datetime import datetime, timezone
@@ -20,6 +21,7 @@ from compress import __version__
 from compress.errors import UserError
 from compress.fsutil import atomic_dir, read_json, write_json, write_text
 from compress.progress import info
+from compress.vocab import write_vocab_txt
 
 RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "runtime.py", "tokenizer.py", "pyproject.toml", "README.md")
 FP32_MIN_AGREEMENT = 0.999
@@ -114,7 +116,10 @@ def write_bundle(run, force: bool = False) -> dict:
 
     with atomic_dir(bundle_dir) as tmp:
         for name in ("vocab.txt", "tokenizer.json"):
-            shutil.copy2(tokenizer_dir / name, tmp / name)
+            if (tokenizer_dir / name).is_file():
+                shutil.copy2(tokenizer_dir / name, tmp / name)
+        if not (tmp / "vocab.txt").is_file():  # a student saved before vocab.txt was written beside tokenizer.json
+            write_vocab_txt(json.loads((tmp / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"], tmp)
         write_text(tmp / "labels.txt", "\n".join(run.data.labels) + "\n")
         runner = tmp / "runner" / "targets"
         runner.mkdir(parents=True)

@@ -85,7 +85,7 @@ def pruned_tokenizer(tokenizer, keep: list[int]):
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer.save_pretrained(tmp)
         (Path(tmp) / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False))
-        _write_vocab_txt(spec["model"]["vocab"], Path(tmp))
+        write_vocab_txt(spec["model"]["vocab"], Path(tmp))
         pruned = type(tokenizer).from_pretrained(tmp)
     pruned.model_max_length = tokenizer.model_max_length
     if len(pruned) != len(keep):
@@ -99,10 +99,10 @@ def save_tokenizer(tokenizer, directory: Path) -> None:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     spec = json.loads(backend.to_str()) if backend is not None else {}
     if (spec.get("model") or {}).get("type") == "WordPiece":
-        _write_vocab_txt(spec["model"]["vocab"], Path(directory))
+        write_vocab_txt(spec["model"]["vocab"], Path(directory))
 
 
-def _write_vocab_txt(vocab: dict[str, int], directory: Path) -> None:
+def write_vocab_txt(vocab: dict[str, int], directory: Path) -> None:
     """vocab.txt: one piece per line, line number = id (what BERT tokenizers and our torch-free runner read)."""
     words = sorted(vocab, key=vocab.get)
     (directory / "vocab.txt").write_text("".join(w + "\n" for w in words), encoding="utf-8")
