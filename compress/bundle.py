@@ -105,7 +105,6 @@ def write_bundle(run, force: bool = False) -> dict:
     cfg = run.recipe.bundle
     chosen = choose_models(report, cfg.artifacts)
     tokenizer_dir = run.student_dir
-    tok_cfg = read_json(tokenizer_dir / "tokenizer_config.json") if (tokenizer_dir / "tokenizer_config.json").is_file() else {}
     dev_rows = run.data.split("dev")
     texts = [e.text for e in dev_rows]
     pairs = [e.text_pair for e in dev_rows] if dev_rows and dev_rows[0].text_pair is not None else None
@@ -154,9 +153,9 @@ def write_bundle(run, force: bool = False) -> dict:
             "labels_file": "labels.txt",
             "max_length": run.recipe.data.max_length,
             "tokenizer": {"type": "bert-wordpiece", "vocab": "vocab.txt", "tokenizer_json": "tokenizer.json",
-                          "lowercase": bool(tok_cfg.get("do_lower_case", True)), "strip_accents": tok_cfg.get("strip_accents"),
+                          **_normalizer(tmp / "tokenizer.json"),
                           "vocab_size": sum(1 for _ in open(tmp / "vocab.txt", encoding="utf-8")),
-                          "special_tokens": {"cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "unk": "[UNK]"},
+                          "special_tokens": _special_ids(tmp / "vocab.txt"),
                           "text_pairs": pairs is not None},
             "teacher": {"checkpoint": run.source.spec, "test_accuracy": report["teacher"]["accuracy"],
                         "layers": report["teacher"]["layers"], "hidden_size": report["teacher"]["hidden_size"]},
@@ -225,6 +224,19 @@ def _model_meta(m: dict, export: dict, num_labels: int, root: Path) -> dict:
         "quantization": ({"backend": art["quantization"]["backend"], "settings": art["quantization"]["settings"]}
                          if art.get("quantization") else None),
     }
+
+
+def _special_ids(vocab_txt: Path) -> dict:
+    pieces = vocab_txt.read_text(encoding="utf-8").split("\n")
+    return {tok: pieces.index(tok) for tok in ("[CLS]", "[SEP]", "[PAD]", "[UNK]") if tok in pieces}
+
+
+def _normalizer(tokenizer_json: Path) -> dict:
+    """Lower-casing and accent stripping as the tokenizer itself declares them (BertNormalizer)."""
+    norm = json.loads(tokenizer_json.read_text(encoding="utf-8")).get("normalizer") or {}
+    lowercase = bool(norm.get("lowercase", True))
+    strip = norm.get("strip_accents")
+    return {"lowercase": lowercase, "strip_accents": lowercase if strip is None else bool(strip)}
 
 
 def _onnx_operators(path: Path) -> str:

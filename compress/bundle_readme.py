@@ -43,7 +43,7 @@ def render(meta: dict) -> str:
         "- `model.tflite`: LiteRT (TensorFlow Lite). One signature per sequence bucket "
         f"({', '.join(f'`seq_{b}`' for b in buckets)}): batch 1, int32 inputs of exactly that length. Pad the "
         "tokens to the smallest bucket that holds them (`[PAD]` = id "
-        "0 with attention_mask 0); output `output_0` float32 [1, labels].",
+        f"{tok['special_tokens'].get('[PAD]', 0)} with attention_mask 0); output `output_0` float32 [1, labels].",
         f"- `vocab.txt` (one word piece per line, line number = id; {tok['vocab_size']:,} pieces) and "
         "`tokenizer.json` (Hugging Face tokenizers format, the same vocabulary).",
         "- `labels.txt`: one label per line, in logit order. `metadata.json`: everything above, machine-readable.",
@@ -54,10 +54,11 @@ def render(meta: dict) -> str:
         f"BERT WordPiece, {'uncased: lower-case and strip accents' if tok['lowercase'] else 'cased'}. Clean the text "
         "(drop control characters, whitespace to spaces), put spaces around CJK characters, split on whitespace "
         "and around each punctuation character, then greedy longest-match word pieces (`##` marks a piece inside "
-        "a word; a word with no match is `[UNK]`). Ids: `[CLS]` + pieces + `[SEP]`, at most "
+        "a word; a word with no match is `[UNK]`). Ids: `[CLS]` + pieces + `[SEP]` ("
+        + ", ".join(f"`{k}` = {v}" for k, v in tok["special_tokens"].items()) + "), at most "
         f"{meta['max_length']} ids (cut the pieces, keep `[SEP]`). `attention_mask` is 1 for every id, "
-        "`token_type_ids` 0. On Android, the `tokenizer.json` works with HuggingFace tokenizers' bindings; "
-        "`runner/targets/tokenizer.py` is a 200-line reference to port (it gives exactly the Hugging Face ids).",
+        "`token_type_ids` 0. `runner/targets/tokenizer.py` is the reference to port (about 200 lines, no "
+        "dependencies; it gives exactly the Hugging Face tokenizer's ids).",
         "",
         "## Python (a Pi, a server): no PyTorch needed",
         "",

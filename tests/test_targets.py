@@ -164,6 +164,8 @@ def test_bundle_holds_everything_an_app_needs(bundled):
     onnx_meta = next(m for m in meta["models"] if m["file"] == "model.onnx")
     assert onnx_meta["inputs"][0]["shape"] == ["batch", "sequence"]
     assert meta["max_length"] == 64 and meta["tokenizer"]["lowercase"] is True
+    vocab = (b / "vocab.txt").read_text().split("\n")
+    assert {k: vocab[v] for k, v in meta["tokenizer"]["special_tokens"].items()} == {t: t for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]")}
     assert meta["teacher"]["test_accuracy"] is not None and meta["versions"]["onnxruntime"]
     for m in meta["models"]:
         assert m["runner_check"]["rows"] == 48 and m["sha256"] and m["test_accuracy"] is not None
