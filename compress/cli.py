@@ -100,6 +100,7 @@ def _dispatch(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the LiteRT converter's C++ INFO / WARNING lines
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
