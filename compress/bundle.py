@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from compress import __version__
+from compress.bench.report import p50_at
 from compress.errors import UserError
 from compress.fsutil import atomic_dir, read_json, write_json, write_text
 from compress.progress import info
@@ -25,10 +26,6 @@ from compress.vocab import write_vocab_txt
 
 RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "runtime.py", "tokenizer.py", "pyproject.toml", "README.md")
 FP32_MIN_AGREEMENT = 0.999
-
-
-def _p50(entry: dict, seq: int, threads: int) -> float:
-    return next((e["p50_ms"] for e in entry["latency"] if e["seq_len"] == seq and e["threads"] == threads), float("inf"))
 
 
 def choose_models(report: dict, wanted: list[str] | None) -> list[dict]:
@@ -45,7 +42,7 @@ def choose_models(report: dict, wanted: list[str] | None) -> list[dict]:
     for runtime in ("onnxruntime", "litert"):
         options = [a for a in artifacts.values() if a["runtime"] == runtime]
         if options:
-            chosen.append(min(options, key=lambda a: _p50(a, seq, threads)))
+            chosen.append(min(options, key=lambda a: p50_at(a["latency"], seq, threads) or float("inf")))
     if not chosen:
         raise UserError("no verified ONNX or TFLite artifact to bundle: re-run export (and quantize)")
     return chosen
@@ -165,7 +162,8 @@ def write_bundle(run, force: bool = False) -> dict:
             "versions": _versions(),
             "models": [],
         }
-        write_json(tmp / "metadata.json", meta | {"models": [_model_meta(m, export, num_labels, tmp) for m in models]})
+        entries = {m["file"]: _model_meta(m, export, num_labels, tmp) for m in models}
+        write_json(tmp / "metadata.json", meta | {"models": list(entries.values())})  # what the runner check loads
         kept = []
         for m in models:
             art = m["source"]
@@ -182,7 +180,7 @@ def write_bundle(run, force: bool = False) -> dict:
                 rejected.append({"file": m["file"], "artifact": art["name"],
                                  "reason": f"runner output does not match the PyTorch student: {check.as_dict()}"})
                 continue
-            kept.append(_model_meta(m, export, num_labels, tmp) | {
+            kept.append(entries[m["file"]] | {
                 "runner_check": {"rows": check.rows, "max_abs_diff_vs_pytorch": check.max_abs_diff,
                                  "label_agreement_vs_pytorch": check.label_agreement, "dev_accuracy": accuracy}})
         if not kept:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def _p50(latency: list[dict], seq_len: int, threads: int) -> float | None:
+def p50_at(latency: list[dict], seq_len: int, threads: int) -> float | None:
     for e in latency:
         if e["seq_len"] == seq_len and e["threads"] == threads:
             return e["p50_ms"]
@@ -20,7 +20,7 @@ def reference_point(report: dict) -> tuple[int, int]:
 
 def _compare(report: dict, entry: dict, seq: int, threads: int) -> dict:
     t = report["teacher"]
-    t_ms, ms = _p50(t["latency"], seq, threads), _p50(entry["latency"], seq, threads)
+    t_ms, ms = p50_at(t["latency"], seq, threads), p50_at(entry["latency"], seq, threads)
     return {
         "p50_ms": ms,
         "speedup": round(t_ms / ms, 2) if t_ms and ms else None,
@@ -34,11 +34,11 @@ def summary(report: dict) -> dict:
     rows = {"student (pytorch)": _compare(report, report["student"], seq, threads)}
     for art in report["artifacts"]:
         rows[art["name"]] = _compare(report, art, seq, threads)
-    best = min(report["artifacts"], key=lambda a: _p50(a["latency"], seq, threads) or float("inf"), default=None)
+    best = min(report["artifacts"], key=lambda a: p50_at(a["latency"], seq, threads) or float("inf"), default=None)
     return {
         "seq_len": seq,
         "threads": threads,
-        "teacher_p50_ms": _p50(report["teacher"]["latency"], seq, threads),
+        "teacher_p50_ms": p50_at(report["teacher"]["latency"], seq, threads),
         "best_artifact": best["name"] if best else None,
         "vs_teacher": rows,
     }
@@ -81,7 +81,7 @@ def render_markdown(report: dict) -> str:
               f"| model | runtime | params | MB on disk | test acc % | % of teacher | p50 ms (seq {seq}, {thr}t) | speed-up |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]
     lines.append(f"| teacher ({t['layers']}L/{t['hidden_size']}) | pytorch eager fp32 | {t['params']:,} | {_mb(t['size_bytes'])} | "
-                 f"{_pct(t['accuracy'])} | 100.00 | {_p50(t['latency'], seq, thr)} | 1.00 |")
+                 f"{_pct(t['accuracy'])} | 100.00 | {p50_at(t['latency'], seq, thr)} | 1.00 |")
     vs = s["vs_teacher"]["student (pytorch)"]
     lines.append(f"| student ({st['layers']}L/{st['hidden_size']}) | pytorch eager fp32 | {st['params']:,} | {_mb(st['size_bytes'])} | "
                  f"{_pct(st['accuracy'])} | {_pct(vs['accuracy_retained'])} | {vs['p50_ms']} | {vs['speedup']} |")
