@@ -20,7 +20,7 @@ import numpy as np
 from compress import __version__
 from compress.bench.report import p50_at
 from compress.errors import UserError
-from compress.fsutil import atomic_dir, read_json, write_json, write_text
+from compress.fsutil import atomic_dir, file_digest, read_json, write_json, write_text
 from compress.progress import info
 from compress.vocab import write_vocab_txt
 
@@ -88,7 +88,9 @@ def write_bundle(run, force: bool = False) -> dict:
     from compress.evaluate import predict_logits
     from compress.export.verify import compare
     from compress.pipeline import load_student
-    from targets.bundle import BUNDLE_FORMAT, SCHEMA_VERSION, Classifier, file_sha256
+    from targets.bundle import BUNDLE_FORMAT, SCHEMA_VERSION, Classifier
+    from targets.runtime import RUNTIME_OF_SUFFIX
+    from targets.tokenizer import WordPieceTokenizer
 
     bundle_dir, zip_path = run.out / "bundle", run.out / "bundle.zip"
     for path in (bundle_dir, zip_path):
@@ -140,8 +142,9 @@ def write_bundle(run, force: bool = False) -> dict:
                 except Exception as exc:  # an .ort conversion the installed ORT cannot do: the .onnx still ships
                     rejected.append({"file": file_name, "artifact": art["name"], "reason": f"conversion failed: {exc}"})
                     continue
-                models.append({"file": file_name, "artifact": art["name"], "runtime": "litert" if suffix == ".tflite" else "onnxruntime",
-                               "format": "ort" if file_name.endswith(".ort") else suffix.lstrip("."), "source": art})
+                models.append({"file": file_name, "artifact": art["name"], "runtime": RUNTIME_OF_SUFFIX[dst.suffix],
+                               "format": dst.suffix.lstrip("."), "source": art})
+        tokenizer = WordPieceTokenizer.from_tokenizer_json(tmp / "tokenizer.json")  # what a device will read
         meta = {
             "format": BUNDLE_FORMAT,
             "schema_version": SCHEMA_VERSION,
@@ -150,9 +153,10 @@ def write_bundle(run, force: bool = False) -> dict:
             "labels_file": "labels.txt",
             "max_length": run.recipe.data.max_length,
             "tokenizer": {"type": "bert-wordpiece", "vocab": "vocab.txt", "tokenizer_json": "tokenizer.json",
-                          **_normalizer(tmp / "tokenizer.json"),
-                          "vocab_size": sum(1 for _ in open(tmp / "vocab.txt", encoding="utf-8")),
-                          "special_tokens": _special_ids(tmp / "vocab.txt"),
+                          "lowercase": tokenizer.lowercase, "strip_accents": tokenizer.strip_accents,
+                          "vocab_size": len(tokenizer.vocab),
+                          "special_tokens": {"[CLS]": tokenizer.cls_id, "[SEP]": tokenizer.sep_id,
+                                             "[PAD]": tokenizer.pad_id, "[UNK]": tokenizer.unk_id},
                           "text_pairs": pairs is not None},
             "teacher": {"checkpoint": run.source.spec, "test_accuracy": report["teacher"]["accuracy"],
                         "layers": report["teacher"]["layers"], "hidden_size": report["teacher"]["hidden_size"]},
@@ -162,16 +166,18 @@ def write_bundle(run, force: bool = False) -> dict:
             "versions": _versions(),
             "models": [],
         }
-        entries = {m["file"]: _model_meta(m, export, num_labels, tmp) for m in models}
+        operators = {m["artifact"]: _onnx_operators(tmp / m["file"]) for m in models if m["format"] == "onnx"}
+        entries = {m["file"]: _model_meta(m, export, num_labels, tmp) | (
+            {"operators": operators[m["artifact"]]} if m["artifact"] in operators else {}) for m in models}
         write_json(tmp / "metadata.json", meta | {"models": list(entries.values())})  # what the runner check loads
         kept = []
         for m in models:
             art = m["source"]
             clf = Classifier(tmp, runtime=m["file"], threads=1)
             logits = clf.logits(texts, pairs)
-            needed = FP32_MIN_AGREEMENT if _precision(art) == "fp32" else run.recipe.quantize.min_label_agreement
-            atol = run.recipe.export.atol if _precision(art) == "fp32" else float("inf")
-            check = compare(reference, logits, atol, needed)
+            fp32 = not art.get("quantization")  # fp32: the export's bars; int8: the quantization guard's
+            check = compare(reference, logits, run.recipe.export.atol if fp32 else float("inf"),
+                            FP32_MIN_AGREEMENT if fp32 else run.recipe.quantize.min_label_agreement)
             accuracy = float((logits.argmax(-1) == np.array([e.label for e in dev_rows])).mean())
             info(f"bundle {m['file']} through the torch-free runner (pure-Python tokenizer): max |Δlogit| vs PyTorch "
                  f"{check.max_abs_diff:.2e}, label agreement {check.label_agreement:.4f}, dev accuracy {100 * accuracy:.2f}%")
@@ -205,8 +211,6 @@ def write_bundle(run, force: bool = False) -> dict:
 
 
 def _model_meta(m: dict, export: dict, num_labels: int, root: Path) -> dict:
-    from targets.bundle import file_sha256
-
     art = m["source"]
     ins, outs = _io(art, export["input_names"], num_labels)
     seq_latency = {f"seq{e['seq_len']}_{e['threads']}t": e["p50_ms"] for e in art["latency"]}
@@ -214,27 +218,13 @@ def _model_meta(m: dict, export: dict, num_labels: int, root: Path) -> dict:
         "file": m["file"], "runtime": m["runtime"], "format": m["format"], "artifact": art["name"],
         "precision": _precision(art), "inputs": ins, "outputs": outs,
         **({"buckets": art["buckets"], "signatures": [f"seq_{b}" for b in art["buckets"]]} if art.get("buckets") else {}),
-        **({"operators": _onnx_operators(root / f"model.onnx")} if m["runtime"] == "onnxruntime" else {}),
-        "size_bytes": (root / m["file"]).stat().st_size, "sha256": file_sha256(root / m["file"]),
+        "size_bytes": (root / m["file"]).stat().st_size, "sha256": file_digest(root / m["file"], None),
         "test_accuracy": art["accuracy"], "verification": {"max_abs_diff": art["max_abs_diff"], "label_agreement": art["label_agreement"],
                                                            "on": art["verified_on"]},
         "latency_p50_ms_on_build_machine": seq_latency,
         "quantization": ({"backend": art["quantization"]["backend"], "settings": art["quantization"]["settings"]}
                          if art.get("quantization") else None),
     }
-
-
-def _special_ids(vocab_txt: Path) -> dict:
-    pieces = vocab_txt.read_text(encoding="utf-8").split("\n")
-    return {tok: pieces.index(tok) for tok in ("[CLS]", "[SEP]", "[PAD]", "[UNK]") if tok in pieces}
-
-
-def _normalizer(tokenizer_json: Path) -> dict:
-    """Lower-casing and accent stripping as the tokenizer itself declares them (BertNormalizer)."""
-    norm = json.loads(tokenizer_json.read_text(encoding="utf-8")).get("normalizer") or {}
-    lowercase = bool(norm.get("lowercase", True))
-    strip = norm.get("strip_accents")
-    return {"lowercase": lowercase, "strip_accents": lowercase if strip is None else bool(strip)}
 
 
 def _onnx_operators(path: Path) -> str:

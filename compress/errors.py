@@ -5,6 +5,12 @@ as one line and exits with code 2; nothing else catches it, so library callers g
 """
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short line: its message's first line, or its type when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class UserError(Exception):
     """Bad input: the message says what is wrong and what to do."""
 

@@ -75,12 +75,13 @@ def settings_hash(obj: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: Path, length: int | None = 16) -> str:
+    """SHA-256 of a file, hex; the first `length` characters (None: all of it)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:length]
 
 
 def dir_size(path: Path, patterns: tuple[str, ...] = ("*",)) -> int:

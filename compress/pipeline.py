@@ -17,7 +17,7 @@ from pathlib import Path
 
 from compress import __version__
 from compress.data import TaskData, load_task_data
-from compress.errors import UserError
+from compress.errors import UserError, first_line
 from compress.fsutil import atomic_dir, dir_size, file_digest, read_json, settings_hash, write_json, write_text
 from compress.progress import info
 from compress.recipe import Recipe, build_recipe
@@ -442,8 +442,8 @@ def stage_export(run: Run, force: bool = False) -> dict:
             try:
                 export_tflite(student, list(dev.features), tfl, buckets)
             except Exception as exc:  # litert-torch cannot lower every model: the ONNX artifacts still ship
-                rejected.append({"name": "student-tflite-fp32", "reason": f"litert-torch conversion failed: "
-                                 f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"})
+                rejected.append({"name": "student-tflite-fp32",
+                                 "reason": f"litert-torch conversion failed: {type(exc).__name__}: {first_line(exc)}"})
             else:
                 check, entry = verify("student-tflite-fp32", tfl, "LiteRT fp32, signatures " +
                                       ", ".join(f"seq_{b}" for b in buckets), buckets=buckets)
@@ -540,7 +540,7 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
 
     from compress.evaluate import accuracy, predict_logits
     from compress.export.verify import runtime_logits
-    from compress.quantize import Context
+    from compress.quantize import Context, backend as find_backend
     from compress.quantize.guard import Measured, run_guard
     from targets.runtime import load_model
 
@@ -569,8 +569,6 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
     tflite = tflite if tflite is not None and tflite.is_file() else None
     candidates, skipped = cfg.candidates, []
     if tflite is None:  # LiteRT quantizers start from the fp32 .tflite: without one they have nothing to do
-        from compress.quantize import backend as find_backend
-
         skipped = [c for c in candidates if find_backend(c["backend"]).runtime == "litert"]
         candidates = [c for c in candidates if c not in skipped]
         if skipped:
@@ -600,6 +598,7 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
             raise UserError(f"quantize: no backend could quantize this model ({attempts[0].reason}); "
                             "the fp32 artifacts are unchanged")
     artifacts, rejected = [], []
+    buckets = next((a["buckets"] for a in export["artifacts"] if a["name"] == "student-tflite-fp32"), None)
     for a in attempts:
         int4 = a.settings.get("scheme") == "int4-weight" or a.settings.get("weight_bits") == "int4"
         name = f"student-{'int4' if int4 else 'int8'}-{a.name}"
@@ -612,13 +611,13 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
             rejected.append({"name": name, "reason": a.reason, "quantization": q})
             continue
         m = a.measured
-        fmt = {".onnx": "onnx", ".tflite": "tflite"}.get(a.path.suffix, "pytorch")
+        runtime = find_backend(a.backend).runtime
         artifacts.append({
             "name": name,
-            "format": fmt,
-            "runtime": {"onnx": "onnxruntime", "tflite": "litert"}.get(fmt, "pytorch"),
+            "format": "pytorch" if runtime == "pytorch" else a.path.suffix.lstrip("."),
+            "runtime": runtime,
             "path": f"quantized/{a.path.name}",
-            **({"buckets": export_entry(export, "student-tflite-fp32")["buckets"]} if fmt == "tflite" else {}),
+            **({"buckets": buckets} if runtime == "litert" else {}),
             "description": f"{a.backend}: " + ", ".join(f"{k}={v}" for k, v in a.settings.items()),
             "verification": {"max_abs_diff": m.max_abs_diff, "label_agreement": m.label_agreement, "rows": len(dev),
                              "passed": True, "atol": None, "min_label_agreement": cfg.min_label_agreement},
@@ -631,10 +630,6 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
               "skipped": [{"backend": c["backend"], "reason": "no fp32 .tflite export"} for c in skipped]}
     write_json(run.stage_file("quantize"), record | {"seconds": time.perf_counter() - t0})
     return record
-
-
-def export_entry(record: dict, name: str) -> dict:
-    return next(a for a in record["artifacts"] if a["name"] == name)
 
 
 # ---- stage 6: benchmark and report --------------------------------------------------------------
@@ -710,7 +705,7 @@ def stage_bench(run: Run, force: bool = False) -> dict:
                 logits = runtime_logits(load_model(path), student_test, description=f"{art['name']} accuracy on test")
                 runner = runtime_runner(path)
             # a bucketed .tflite is timed at each of its buckets (what a device pads to) and the bench lengths
-            seq_lens = sorted(set(b.seq_lens) | set(art.get("buckets", []))) if art.get("buckets") else b.seq_lens
+            seq_lens = b.seq_lens + [s for s in art.get("buckets", []) if s not in b.seq_lens]
             ver = art["verification"]
             artifacts.append({
                 "name": art["name"], "format": art["format"], "runtime": art["runtime"], "path": art["path"],

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import util as importlib_util
 from pathlib import Path
 
-from compress.errors import UserError
+from compress.errors import UserError, first_line
 
 # Encoders whose layers sit at `base_model.encoder.layer` (the student builder and the hooks rely on it).
 BERT_FAMILY = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
@@ -83,7 +83,7 @@ def resolve_teacher(spec: str) -> TeacherSource:
     try:
         config = AutoConfig.from_pretrained(str(location))
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, 1000)
         where = "" if is_local else " (no local directory of that name, and the hub could not provide it)"
         raise UserError(f"cannot read the teacher config of {spec}{where}: {first}") from None
     if config.model_type not in BERT_FAMILY:
@@ -103,7 +103,7 @@ def load_tokenizer(location: str, spec: str, max_length: int, vocab_size: int):
     try:
         tokenizer = AutoTokenizer.from_pretrained(location)
     except (OSError, ValueError, TypeError) as exc:
-        raise UserError(f"cannot load the tokenizer of teacher {spec}: {str(exc).strip().splitlines()[0]}") from None
+        raise UserError(f"cannot load the tokenizer of teacher {spec}: {first_line(exc, 1000)}") from None
     if len(tokenizer) > vocab_size:
         raise UserError(
             f"teacher {spec}: the tokenizer has {len(tokenizer)} tokens but the model's embeddings only {vocab_size}; "
@@ -136,6 +136,6 @@ def load_classifier(location: str, labels: list[str], spec: str):
             dtype=torch.float32,
         )
     except (OSError, ValueError, RuntimeError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = first_line(exc, 1000)
         raise UserError(f"cannot load the weights of teacher {spec}: {msg}") from None
     return model.eval()

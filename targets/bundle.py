@@ -19,7 +19,6 @@ from targets.tokenizer import TokenizerError, WordPieceTokenizer
 
 BUNDLE_FORMAT = "bert-compress-bundle"
 SCHEMA_VERSION = 1
-RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".ort": "onnxruntime", ".tflite": "litert"}
 
 
 class BundleError(Exception):
@@ -139,34 +138,24 @@ class Classifier:
             feeds["token_type_ids"][r, :n] = e.token_type_ids
         return feeds, encodings
 
-    def logits(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 1) -> np.ndarray:
-        """Logits, `batch_size` texts per call. One text per call by default: a dynamically quantized model scales
-        its activations per call, so in a batch a text's logits would depend on the texts beside it."""
-        out = []
+    def _runs(self, texts: list[str], pairs: list[str] | None, batch_size: int):
+        """(encodings, logits) per call of `batch_size` texts. One text per call by default: a dynamically
+        quantized model scales its activations per call, so in a batch a text's logits would depend on the
+        texts beside it."""
         for start in range(0, len(texts), batch_size):
-            feeds, _ = self.encode(texts[start:start + batch_size], pairs[start:start + batch_size] if pairs else None)
-            out.append(self.model(feeds))
+            feeds, encodings = self.encode(texts[start:start + batch_size], pairs[start:start + batch_size] if pairs else None)
+            yield encodings, self.model(feeds)
+
+    def logits(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 1) -> np.ndarray:
+        out = [logits for _, logits in self._runs(texts, pairs, batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.bundle.labels)), dtype=np.float32)
 
     def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 1) -> list[Prediction]:
         preds = []
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start:start + batch_size]
-            chunk_pairs = pairs[start:start + batch_size] if pairs else None
-            feeds, encodings = self.encode(chunk, chunk_pairs)
-            probs = softmax(self.model(feeds).astype(np.float64))
-            for text, e, p in zip(chunk, encodings, probs):
-                preds.append(Prediction(text, self.bundle.labels[int(p.argmax())],
+        for encodings, logits in self._runs(texts, pairs, batch_size):
+            for e, p in zip(encodings, softmax(logits.astype(np.float64))):
+                preds.append(Prediction(texts[len(preds)], self.bundle.labels[int(p.argmax())],
                                         {lab: round(float(x), 6) for lab, x in zip(self.bundle.labels, p)},
                                         len(e.input_ids), e.truncated))
         return preds
 
-
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 LITERT_HINT = "pip install ai-edge-litert"
+RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".ort": "onnxruntime", ".tflite": "litert"}
 
 
 class RuntimeLoadError(Exception):
@@ -139,9 +140,9 @@ class LiteRTModel:
 
 def load_model(path: str | Path, threads: int = 0, interpreter: str = "auto"):
     """The runtime for a model file, by its suffix."""
-    suffix = Path(path).suffix
-    if suffix in (".onnx", ".ort"):
+    runtime = RUNTIME_OF_SUFFIX.get(Path(path).suffix)
+    if runtime == "onnxruntime":
         return OnnxModel(path, threads)
-    if suffix == ".tflite":
+    if runtime == "litert":
         return LiteRTModel(path, threads, interpreter)
-    raise RuntimeLoadError(f"{path}: unknown model format '{suffix}' (expected .onnx, .ort or .tflite)")
+    raise RuntimeLoadError(f"{path}: unknown model format '{Path(path).suffix}' (expected .onnx, .ort or .tflite)")

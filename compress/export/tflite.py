@@ -41,8 +41,8 @@ def export_tflite(model, input_names: list[str], path: Path, buckets: list[int])
 
     from compress.export.onnx import INPUT_ORDER, LogitsOnly
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the import: the converter's C++ INFO lines
     litert_torch = require_litert_torch()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's C++ INFO lines are not ours to show
     names = [n for n in INPUT_ORDER if n in input_names]
     wrapper = LogitsOnly(model.eval()).eval()
     converter = litert_torch

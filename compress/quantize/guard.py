@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from compress.errors import first_line
 from compress.progress import info
 from compress.quantize import ARTIFACT_SUFFIX, Backend, Context, Settings, candidate_name, parse_candidate
 
@@ -67,7 +68,7 @@ def run_guard(
                 m = evaluate(backend, s, dst)
             except Exception as exc:  # a backend that cannot quantize this model: recorded, next candidate
                 dst.unlink(missing_ok=True)
-                attempt.reason = f"{backend.name} failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+                attempt.reason = f"{backend.name} failed: {type(exc).__name__}: {first_line(exc)}"
                 attempt.seconds = time.perf_counter() - t0
                 info(f"[yellow]quantize {attempt.name}[/]: {attempt.reason}")
                 break  # fallbacks of a backend that crashed would crash the same way
