@@ -29,7 +29,7 @@ from distill_matrix import distill_student, finetuned_teacher, gpu_name  # noqa:
 
 from compress.albert import save_student  # noqa: E402
 from compress.bench.env import environment  # noqa: E402
-from compress.bench.latency import bench_inputs, summarize, time_calls  # noqa: E402
+from targets.bench import Timing, bench_inputs, summarize, time_calls  # noqa: E402
 from compress.evaluate import accuracy, predict_logits  # noqa: E402
 from compress.export.onnx import export_onnx  # noqa: E402
 from compress.export.verify import runtime_logits  # noqa: E402
@@ -52,7 +52,7 @@ def reuse_student(recipe, directory: Path, teacher: dict):
 def latency_ms(path: Path, names: list[str], vocab: int) -> float:
     model = OnnxModel(path, threads=1)
     feeds = bench_inputs(names, vocab, 1, 128)
-    return summarize(time_calls(lambda: model(feeds), 10, 50))["p50_ms"]
+    return summarize(time_calls(lambda: model(feeds), Timing(warmup=10, min_runs=50, min_s=0)), 1)["p50_ms"]
 
 
 def main() -> int:

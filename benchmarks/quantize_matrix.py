@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from compress import pipeline  # noqa: E402
 from compress.bench.env import environment  # noqa: E402
-from compress.bench.latency import latency_grid, runtime_runner, torch_runner  # noqa: E402
+from compress.bench.torch_worker import torch_loader  # noqa: E402
+from targets.bench import Grid, Timing, measure  # noqa: E402
 from compress.evaluate import accuracy, predict_logits  # noqa: E402
 from compress.export.verify import runtime_logits  # noqa: E402
 from compress.fsutil import write_json, write_text  # noqa: E402
@@ -86,7 +87,9 @@ def main() -> int:
     plain, fused, tflite = out / "export/model.onnx", out / "export/model.ort-opt.onnx", out / "export/model.tflite"
 
     def timed(label, runtime, runner):
-        return latency_grid(label, runtime, runner, names, vocab, seqs, threads, 1, args.warmup, args.runs)
+        cells = measure(runner, Grid(threads, seqs, [1]), Timing(warmup=args.warmup, min_runs=args.runs, min_s=0), vocab, label,
+                        input_names=names, fresh_process=False)["latency"]
+        return [c | {"runtime": runtime} for c in cells]
 
     def row(label, path, runtime, dev_logits, test_logits, seconds, settings=None, runner=None):
         r = {"name": label, "runtime": runtime, "settings": settings, "size_bytes": path.stat().st_size if path else None,
@@ -95,7 +98,7 @@ def main() -> int:
              "max_abs_diff_dev": float(abs(dev_logits - ref_dev).max()), "quantize_seconds": round(seconds, 1)}
         r["test_drop_points"] = round(100 * (fp32_test - r["test_accuracy"]), 2)
         r["dev_drop_points"] = round(100 * (fp32_dev - r["dev_accuracy"]), 2)
-        r["latency"] = timed(label, runtime, runner or runtime_runner(path))
+        r["latency"] = timed(label, runtime, runner or (lambda threads: load_model(path, threads=threads)))
         print(json.dumps({k: v for k, v in r.items() if k != "latency"} | {"p50": {f"{e['threads']}t/{e['seq_len']}": e["p50_ms"] for e in r["latency"]}}), flush=True)
         return r
 
@@ -104,7 +107,7 @@ def main() -> int:
     want = lambda name: only is None or name in only  # noqa: E731
     student_dir = out / "student"
     if want("pytorch fp32 student"):
-        rows.append(row("pytorch fp32 student", None, "pytorch", ref_dev, ref_test, 0, runner=torch_runner(student)))
+        rows.append(row("pytorch fp32 student", None, "pytorch", ref_dev, ref_test, 0, runner=torch_loader(lambda: student)))
     for label, path in (("onnx fp32", plain), ("onnx fp32 fused (ort-opt)", fused), ("tflite fp32", tflite)):
         if want(label) and path.is_file():
             m = load_model(path)
@@ -139,7 +142,7 @@ def main() -> int:
 
                 model = load(dst, settings, student_dir)
                 rows.append(row(label, dst, "pytorch", predict_logits(model, dev), predict_logits(model, test), seconds,
-                                {"backend": backend.name, **settings.model_dump()}, torch_runner(model)))
+                                {"backend": backend.name, **settings.model_dump()}, torch_loader(lambda: model)))
             else:
                 m = load_model(dst)
                 rows.append(row(label, dst, m.runtime, runtime_logits(m, dev), runtime_logits(m, test), seconds,

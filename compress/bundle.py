@@ -19,12 +19,14 @@ import numpy as np
 
 from compress import __version__
 from compress.bench.report import p50_at
+from compress.bench.results import compute_precision
 from compress.errors import UserError
 from compress.fsutil import atomic_dir, file_digest, read_json, write_json, write_text
 from compress.progress import info
 from compress.vocab import write_vocab_txt
 
-RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "runtime.py", "tokenizer.py", "pyproject.toml", "README.md")
+RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "runtime.py", "tokenizer.py", "bench.py", "env.py",
+                "gemm_fp32.onnx", "gemm_u8s8.onnx", "pyproject.toml", "README.md")
 FP32_MIN_AGREEMENT = 0.999
 
 
@@ -161,7 +163,8 @@ def write_bundle(run, force: bool = False) -> dict:
             "teacher": {"checkpoint": run.source.spec, "test_accuracy": report["teacher"]["accuracy"],
                         "layers": report["teacher"]["layers"], "hidden_size": report["teacher"]["hidden_size"]},
             "student": {"layers": report["student"]["layers"], "hidden_size": report["student"]["hidden_size"],
-                        "params": report["student"]["params"], "test_accuracy": report["student"]["accuracy"]},
+                        "params": report["student"]["params"], "test_accuracy": report["student"]["accuracy"],
+                        "architecture": report["student"].get("arch")},
             "recipe": run.recipe.name,
             "versions": _versions(),
             "models": [],
@@ -213,7 +216,7 @@ def write_bundle(run, force: bool = False) -> dict:
 def _model_meta(m: dict, export: dict, num_labels: int, root: Path) -> dict:
     art = m["source"]
     ins, outs = _io(art, export["input_names"], num_labels)
-    seq_latency = {f"seq{e['seq_len']}_{e['threads']}t": e["p50_ms"] for e in art["latency"]}
+    seq_latency = {f"seq{e['seq_len']}_{e['threads']}t": e["p50_ms"] for e in art["latency"] if e.get("batch", 1) == 1}
     return {
         "file": m["file"], "runtime": m["runtime"], "format": m["format"], "artifact": art["name"],
         "precision": _precision(art), "inputs": ins, "outputs": outs,
@@ -224,6 +227,7 @@ def _model_meta(m: dict, export: dict, num_labels: int, root: Path) -> dict:
         "latency_p50_ms_on_build_machine": seq_latency,
         "quantization": ({"backend": art["quantization"]["backend"], "settings": art["quantization"]["settings"]}
                          if art.get("quantization") else None),
+        "compute": compute_precision(art.get("quantization")),
     }
 
 

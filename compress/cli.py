@@ -42,6 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
         ("bundle", "app bundle (OUT/bundle + bundle.zip): model files, tokenizer, labels, metadata, runner; checked"),
     ]:
         _common(sub.add_parser(name, help=text), None)
+    p = sub.add_parser("report", help="merge benchmark results (OUT/bench.json, devices' `python -m targets bench` JSON, "
+                                      "arm64 results) into one report: report.md + PNG plots")
+    p.add_argument("results", nargs="+", help="results JSON files (schema bert-compress-bench)")
+    p.add_argument("--out", required=True, help="directory for report.md, plots/ and merged.json")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    p = sub.add_parser("arm64", help="run a bundle under qemu-user ARM64 (Cortex-A72 / A76): outputs checked against "
+                                     "this machine within 1e-4, emulated timings (relative only)")
+    p.add_argument("bundle", help="bundle directory or .zip (e.g. OUT/bundle)")
+    p.add_argument("--out", required=True, help="directory for arm64_check.json and one bench-<cpu>.json per CPU")
+    p.add_argument("--cpus", default="cortex-a72,cortex-a76", help="comma-separated qemu CPU models "
+                                                                     "(cortex-a72: Pi 4, cortex-a76: Pi 5, cortex-a53: Pi 3)")
+    p.add_argument("--cache", help="where the aarch64 Python is kept (default: ~/.cache/bert-compress/arm64)")
+    p.add_argument("--texts", type=int, default=24, help="dev texts to compare outputs on (default: 24)")
+    p.add_argument("--seq-lens", default="32,128", help="bench sequence lengths under emulation (default: 32,128)")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     return parser
 
 
@@ -72,6 +87,15 @@ def _dispatch(args) -> int:
         sys.stdout.write(resolve_recipe(args.recipe, quick=args.quick).to_yaml())
         return 0
 
+    if args.command == "report":
+        from compress.bench.results import merge_report
+
+        path = merge_report(args.results, Path(args.out), args.force)
+        console.print(f"report: {path} (plots in {path.parent / 'plots'})")
+        return 0
+    if args.command == "arm64":
+        return _arm64(args)
+
     from compress import pipeline
 
     out = Path(args.out)
@@ -95,6 +119,29 @@ def _dispatch(args) -> int:
                 f"[bold]{best}[/]: {b['speedup']}× faster than the teacher (seq {s['seq_len']}, {s['threads']} thread), "
                 f"{b['size_ratio']}× smaller, {100 * b['accuracy_retained']:.1f}% of its test accuracy — {out / 'report.md'}"
             )
+    return 0
+
+
+def _arm64(args) -> int:
+    from compress.bench.arm64 import default_cache, run_arm64, sample_texts
+    from compress.progress import console
+
+    if args.texts < 1:
+        raise UserError("--texts must be at least 1")
+    cpus = [c.strip() for c in args.cpus.split(",") if c.strip()]
+    # an emulated call takes hundreds of times longer: few calls per cell, timings only ranked against each other
+    bench_args = ["--threads", "1", "--batches", "1", "--seq-lens", args.seq_lens, "--warmup", "1", "--min-runs", "5",
+                  "--min-seconds", "0", "--max-seconds", "60", "--rounds", "1"]
+    record = run_arm64(Path(args.bundle), Path(args.out), cpus, Path(args.cache) if args.cache else default_cache(),
+                       sample_texts(args.texts), bench_args, args.force)
+    for cpu, r in record["cpus"].items():
+        for model, c in r["checks"].items():
+            console.print(f"{cpu} {model}: max |Δlogit| vs x86 {c['max_abs_diff_vs_x86']:.2e}: {c['status']}")
+        console.print(f"{cpu}: emulated timings (relative only): {r['results']}")
+    if not record["passed"]:
+        print(f"bert-compress: error: ARM64 outputs differ from x86 beyond tolerance: see "
+              f"{Path(args.out) / 'arm64_check.json'}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -637,12 +637,11 @@ def _weights_bytes(directory: Path) -> int:
     return dir_size(directory, ("*.safetensors", "*.bin"))
 
 
-def _torch_entry(model, directory: Path, test, recipe: Recipe, label: str, input_names: list[str]) -> dict:
-    from compress.bench.latency import latency_grid, torch_runner
+def _torch_entry(model, directory: Path, test, label: str) -> dict:
+    from compress.bench.latency import architecture
     from compress.evaluate import accuracy, predict_logits
     from compress.student import count_params
 
-    b = recipe.bench
     return {
         "path": str(directory),
         "layers": model.config.num_hidden_layers,
@@ -650,19 +649,23 @@ def _torch_entry(model, directory: Path, test, recipe: Recipe, label: str, input
         "params": count_params(model),
         "size_bytes": _weights_bytes(directory),
         "accuracy": accuracy(predict_logits(model, test, description=f"{label} accuracy on test"), test.labels),
-        "latency": latency_grid(label, "pytorch-eager-fp32", torch_runner(model), input_names, model.config.vocab_size,
-                                b.seq_lens, b.threads, b.batch, b.warmup, b.runs),
+        "arch": architecture(model.config),
+        "runtime": "pytorch",
     }
 
 
 def stage_bench(run: Run, force: bool = False) -> dict:
+    """Accuracy of every model on test, then one latency matrix over all of them (interleaved rounds)."""
     import torch
 
     from compress.bench.env import environment
-    from compress.bench.latency import latency_grid, runtime_runner
+    from compress.bench.latency import architecture, runtime_job, time_jobs, torch_job
+    from compress.bench.plots import write_plots
     from compress.bench.report import render_markdown, summary
+    from compress.bench.results import bench_document
     from compress.evaluate import accuracy
     from compress.export.verify import runtime_logits
+    from targets.bench import gemm_peak, write_results
     from targets.runtime import load_model
 
     recipe, t0 = run.recipe, time.perf_counter()
@@ -670,29 +673,34 @@ def stage_bench(run: Run, force: bool = False) -> dict:
     distill = run.stage_record("distill", needed_by="bench")
     export = run.stage_record("export", needed_by="bench")
     quantized = run.stage_record("quantize") or {"artifacts": [], "rejected": []}
+    listed = [(a, "export") for a in export["artifacts"]] + [(a, "quantize") for a in quantized["artifacts"]]
+    for art, stage in listed:  # before minutes of timing, not after
+        if not (run.out / art["path"]).is_file():
+            raise UserError(f"artifact {run.out / art['path']} is missing: re-run `bert-compress {stage} --out {run.out} --force`")
     test = run.encode("test")
     student_test = run.encode("test", run.student_tokenizer())
     names = list(test.features)
     threads_before = torch.get_num_threads()
+    b = recipe.bench
     try:
+        teacher_path = finetune["teacher_path"]
         teacher = load_teacher(run, "bench")
-        teacher_entry = _torch_entry(teacher, Path(finetune["teacher_path"]), test, recipe, "teacher", names)
+        teacher_entry = _torch_entry(teacher, Path(teacher_path), test, "teacher")
         teacher_entry |= {"checkpoint": run.source.spec, "finetuned": finetune["finetuned"],
                           "dev_accuracy": finetune.get("dev_accuracy")}
+        jobs = [torch_job({"kind": "teacher", "path": teacher_path, "labels": run.data.labels}, b,
+                          teacher.config.vocab_size, "teacher", teacher_entry["arch"], names)]
         del teacher
         student = load_student(run, "bench")
-        student_entry = _torch_entry(student, run.student_dir, student_test, recipe, "student", names)
+        student_entry = _torch_entry(student, run.student_dir, student_test, "student")
         student_entry |= {"teacher_layers": distill["teacher_layers"], "dev_accuracy": distill["dev_accuracy"]}
-        vocab = student.config.vocab_size
+        vocab, arch = student.config.vocab_size, architecture(student.config)
+        jobs.append(torch_job({"kind": "student", "path": str(run.student_dir)}, b, vocab, "student", arch, names))
         del student
         artifacts = []
-        b = recipe.bench
-        for art, stage in [(a, "export") for a in export["artifacts"]] + [(a, "quantize") for a in quantized["artifacts"]]:
+        for art, stage in listed:
             path = run.out / art["path"]
-            if not path.is_file():
-                raise UserError(f"artifact {path} is missing: re-run `bert-compress {stage} --out {run.out} --force`")
             if art["runtime"] == "pytorch":
-                from compress.bench.latency import torch_runner
                 from compress.evaluate import predict_logits
                 from compress.quantize import backend
                 from compress.quantize.torchao_ptq import load
@@ -700,12 +708,12 @@ def stage_bench(run: Run, force: bool = False) -> dict:
                 q = art["quantization"]
                 model = load(path, backend(q["backend"]).settings(**q["settings"]), run.student_dir)
                 logits = predict_logits(model, student_test, description=f"{art['name']} accuracy on test")
-                runner = torch_runner(model)
+                del model
+                jobs.append(torch_job({"kind": "torchao", "path": str(path), "settings": q["settings"],
+                                       "student_dir": str(run.student_dir)}, b, vocab, art["name"], arch, names))
             else:
                 logits = runtime_logits(load_model(path), student_test, description=f"{art['name']} accuracy on test")
-                runner = runtime_runner(path)
-            # a bucketed .tflite is timed at each of its buckets (what a device pads to) and the bench lengths
-            seq_lens = b.seq_lens + [s for s in art.get("buckets", []) if s not in b.seq_lens]
+                jobs.append(runtime_job(path, b, vocab, art["name"], arch))
             ver = art["verification"]
             artifacts.append({
                 "name": art["name"], "format": art["format"], "runtime": art["runtime"], "path": art["path"],
@@ -715,10 +723,12 @@ def stage_bench(run: Run, force: bool = False) -> dict:
                 "max_abs_diff": ver["max_abs_diff"], "label_agreement": ver["label_agreement"],
                 "verified_on": f"dev ({ver['rows']} rows)",
                 "quantization": art.get("quantization"),
-                **({"buckets": art["buckets"]} if art.get("buckets") else {}),
-                "latency": latency_grid(art["name"], art["runtime"], runner, names, vocab,
-                                        seq_lens, b.threads, b.batch, b.warmup, b.runs),
+                "arch": arch,
             })
+        timed = time_jobs(jobs, b)
+        for entry, measured in zip([teacher_entry, student_entry, *artifacts], timed):
+            entry |= measured
+        gemm = gemm_peak(b.thread_counts()) if b.gemm_peak else None
     finally:
         torch.set_num_threads(threads_before)
 
@@ -733,6 +743,8 @@ def stage_bench(run: Run, force: bool = False) -> dict:
         "environment": environment(),
         "data": {"source": run.data.source, "labels": run.data.labels,
                  "rows": {s: len(run.data.split(s)) for s in ("train", "dev", "test")}},
+        "bench": {"grid": vars(b.grid()), "timing": vars(b.timing()), "gemm_peak": gemm,
+                  "command": f"bert-compress bench --out {run.out}"},
         "teacher": teacher_entry,
         "student": student_entry,
         "artifacts": artifacts,
@@ -740,6 +752,9 @@ def stage_bench(run: Run, force: bool = False) -> dict:
         "stage_seconds": {k: round(v, 1) for k, v in stage_seconds.items()},
     }
     report["summary"] = summary(report)
+    doc = bench_document(report)
+    write_results(doc, run.out / "bench.json")  # the same schema as a device's `python -m targets bench`
+    report["plots"] = [p.relative_to(run.out).as_posix() for p in write_plots([doc], run.out / "plots")]
     write_json(run.out / "report.json", report)
     write_text(run.out / "report.md", render_markdown(report))
     write_json(run.stage_file("bench"), {"seconds": stage_seconds["bench"]})
@@ -758,6 +773,13 @@ def stage_bundle(run: Run, force: bool = False) -> dict:
     write_json(run.stage_file("bundle"), record | {"seconds": seconds})
     report = read_json(run.out / "report.json")  # the report names what was bundled and how it checked out
     report["bundle"] = {k: record[k] for k in ("zip_bytes", "models", "rejected")} | {"path": "bundle/", "zip": "bundle.zip"}
+    bench_json = run.out / "bench.json"
+    if bench_json.is_file():  # device results name the bundled models: mark them as the shipped ones
+        shipped = {m["artifact"] for m in record["models"]}
+        doc = read_json(bench_json)
+        for m in doc["models"]:
+            m["shipped"] = m["name"] in shipped
+        write_json(bench_json, doc)
     report["stage_seconds"]["bundle"] = round(seconds, 1)
     write_json(run.out / "report.json", report)
     write_text(run.out / "report.md", render_markdown(report))

@@ -263,18 +263,66 @@ class QuantizeConfig(_Strict):
 
 
 class BenchConfig(_Strict):
-    seq_lens: list[int] = Field(default_factory=lambda: [128, 32])
-    threads: list[int] = Field(default_factory=lambda: [1, 2])
-    batch: int = Field(1, ge=1)
-    warmup: int = Field(10, ge=0)
-    runs: int = Field(100, ge=3)
+    """The latency matrix: every model × threads × sequence length × batch (targets.bench times each cell)."""
 
-    @field_validator("seq_lens", "threads")
+    seq_lens: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])
+    """default: those up to data.max_length"""
+    threads: list[int] | Literal["auto"] = "auto"
+    """auto: 1 .. the cores this process may use"""
+    batches: list[int] = Field(default_factory=lambda: [1, 8])
+    warmup: int = Field(5, ge=0)
+    """untimed calls before each cell (and at least 0.2 s of them)"""
+    runs: int = Field(50, ge=3)
+    """timed calls per cell: at least this many and at least min_seconds ..."""
+    min_seconds: float = Field(1.0, ge=0)
+    max_seconds: float = Field(20.0, gt=0)
+    """... stopping at max_seconds for slow cells (never below 5 timed calls)"""
+    rounds: int = Field(3, ge=1)
+    """each cell's calls split over this many rounds, every round visiting all models and cells in a new random
+    order: a slow spell of a shared machine touches a share of every cell, not all of a few"""
+    isolate: bool = True
+    """each model (each round) in a fresh process: its own load time and peak RSS"""
+    gemm_peak: bool = True
+    """measure this CPU's fp32 / int8 GEMM peak, to put each model's achieved GFLOP/s against it"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_batch(cls, raw):
+        if isinstance(raw, dict) and "batch" in raw:  # recipes written before the batch list
+            raw = dict(raw)
+            batch = raw.pop("batch")
+            raw.setdefault("batches", [batch] if isinstance(batch, int) else batch)
+        return raw
+
+    @field_validator("seq_lens", "batches")
     @classmethod
     def _positive(cls, v: list[int]) -> list[int]:
         if not v or any(x < 1 for x in v):
             raise ValueError("needs a non-empty list of positive integers")
         return v
+
+    @field_validator("threads")
+    @classmethod
+    def _threads(cls, v):
+        if v != "auto" and (not v or any(x < 1 for x in v)):
+            raise ValueError("needs 'auto' or a non-empty list of positive integers")
+        return v
+
+    def thread_counts(self) -> list[int]:
+        from targets.bench import default_threads
+
+        return default_threads() if self.threads == "auto" else list(self.threads)
+
+    def grid(self):
+        from targets.bench import Grid
+
+        return Grid(threads=self.thread_counts(), seq_lens=list(self.seq_lens), batches=list(self.batches))
+
+    def timing(self):
+        from targets.bench import Timing
+
+        return Timing(warmup=self.warmup, min_runs=self.runs, min_s=self.min_seconds,
+                      max_s=max(self.max_seconds, self.min_seconds), rounds=self.rounds)
 
 
 class BundleConfig(_Strict):
@@ -303,7 +351,9 @@ class Recipe(_Strict):
     @model_validator(mode="after")
     def _bench_fits(self) -> "Recipe":
         too_long = [s for s in self.bench.seq_lens if s > self.data.max_length]
-        if too_long:
+        if too_long and "seq_lens" not in self.bench.model_fields_set:  # the default lengths: those that fit
+            self.bench.seq_lens = [s for s in self.bench.seq_lens if s <= self.data.max_length] or [self.data.max_length]
+        elif too_long:
             raise ValueError(f"bench.seq_lens {too_long} exceed data.max_length {self.data.max_length}")
         too_long = [b for b in self.export.tflite_buckets or [] if b > self.data.max_length]
         if too_long:

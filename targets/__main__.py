@@ -1,4 +1,4 @@
-"""Torch-free runner CLI: `python -m targets predict BUNDLE "text" ...`, `python -m targets info BUNDLE`.
+"""Torch-free runner CLI: `python -m targets predict BUNDLE "text" ...`, `info BUNDLE`, `bench BUNDLE`.
 
 Needs numpy plus onnxruntime (for .onnx / .ort) or ai-edge-litert / tflite-runtime (for .tflite), nothing else.
 Bad input (a bundle with a missing file, a runtime that cannot load the model) is one line on stderr, exit 2.
@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from targets.bench import BenchError
 from targets.bundle import Bundle, BundleError, Classifier
 from targets.runtime import RuntimeLoadError
 from targets.tokenizer import TokenizerError
@@ -26,9 +27,33 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--interpreter", default="auto", choices=["auto", "ai-edge-litert", "tflite-runtime"],
                     help="TFLite interpreter (auto: tflite-runtime when it can load the model, else ai-edge-litert)")
     pr.add_argument("--threads", type=int, default=0, help="CPU threads (0: the runtime's default)")
-    pr.add_argument("--json", action="store_true", help="one JSON object per text")
+    pr.add_argument("--json", action="store_true", help="one JSON object per text (with the raw logits)")
     info = sub.add_parser("info", help="what a bundle holds")
     info.add_argument("bundle")
+    bn = sub.add_parser("bench", help="latency matrix of the bundle's models on this device: results JSON for "
+                                      "`bert-compress report`")
+    bn.add_argument("bundle", help="bundle directory or .zip")
+    bn.add_argument("--out", default="bench.json", help="results file to write (default: bench.json)")
+    bn.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    bn.add_argument("--device", help="this device's name in reports, e.g. 'Raspberry Pi 5' (default: board or CPU)")
+    bn.add_argument("--models", help="comma-separated model files of the bundle (default: all)")
+    bn.add_argument("--threads", help="comma-separated thread counts (default: 1 .. the cores)")
+    bn.add_argument("--seq-lens", default="16,32,64,128", help="comma-separated sequence lengths (default: 16,32,64,128)")
+    bn.add_argument("--batches", default="1,8", help="comma-separated batch sizes (default: 1,8)")
+    bn.add_argument("--warmup", type=int, default=5, help="untimed calls before each cell (default: 5)")
+    bn.add_argument("--min-runs", type=int, default=50, help="timed calls per cell, at least (default: 50)")
+    bn.add_argument("--min-seconds", type=float, default=1.0, help="timed seconds per cell, at least (default: 1)")
+    bn.add_argument("--rounds", type=int, default=3,
+                    help="split each cell's calls over this many rounds, each visiting every model and cell in a new "
+                         "random order (default: 3)")
+    bn.add_argument("--max-seconds", type=float, default=20.0, help="a slow cell stops here (default: 20)")
+    bn.add_argument("--quick", action="store_true", help="smoke test: seq 32 and 128, batch 1, 1 thread, short cells")
+    bn.add_argument("--in-process", action="store_true",
+                    help="all models in this process (where subprocesses cannot start); peak RSS then per model only "
+                         "where the OS can reset it")
+    bn.add_argument("--no-gemm-peak", action="store_true", help="skip measuring the CPU's GEMM peak")
+    bn.add_argument("--emulated", help="mark the timings as emulated, e.g. 'qemu-aarch64 -cpu cortex-a72'")
+    bn.add_argument("--interpreter", default="auto", choices=["auto", "ai-edge-litert", "tflite-runtime"])
     return p
 
 
@@ -44,8 +69,8 @@ def _predict(args) -> int:
             print(f"note: text {i + 1} is longer than the model's {clf.max_length} tokens: truncated to them",
                   file=sys.stderr)
         if args.json:
-            print(json.dumps({"text": p.text, "label": p.label, "probabilities": p.probabilities, "tokens": p.tokens,
-                              "truncated": p.truncated, "model": clf.entry["file"]}, ensure_ascii=False))
+            print(json.dumps({"text": p.text, "label": p.label, "probabilities": p.probabilities, "logits": p.logits,
+                              "tokens": p.tokens, "truncated": p.truncated, "model": clf.entry["file"]}, ensure_ascii=False))
         else:
             print(f"{p.label}\t{p.probabilities[p.label]:.4f}\t{p.text}")
     return 0
@@ -63,6 +88,71 @@ def _info(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    import os
+    from pathlib import Path
+
+    from targets.bench import (Grid, Timing, bench_many, default_threads, file_job, gemm_peak, parse_ints,
+                               results_document, write_results)
+    from targets.env import environment
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise BenchError(f"{out} exists: pass --force to overwrite it, or choose another --out")
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise BenchError(f"cannot write {out}: its directory does not exist or is not writable")
+    bundle = Bundle.load(args.bundle)
+    meta = bundle.metadata
+    entries = meta["models"]
+    if args.models:
+        wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+        unknown = [w for w in wanted if w not in {e["file"] for e in entries}]
+        if unknown:
+            raise BundleError(f"bundle has no model {', '.join(unknown)}; it has {', '.join(e['file'] for e in entries)}")
+        entries = [e for e in entries if e["file"] in wanted]
+    if args.quick:
+        grid = Grid(threads=[1], seq_lens=[32, 128], batches=[1])
+        timing = Timing(warmup=3, min_runs=20, min_s=0.2, max_s=5, rounds=1)
+    else:
+        grid = Grid(threads=parse_ints(args.threads, "--threads") if args.threads else default_threads(),
+                    seq_lens=parse_ints(args.seq_lens, "--seq-lens"), batches=parse_ints(args.batches, "--batches"))
+        if args.min_runs < 3 or args.min_seconds < 0 or args.max_seconds <= 0 or args.warmup < 0 or args.rounds < 1:
+            raise BenchError("--min-runs must be at least 3, --rounds at least 1, --min-seconds and --warmup at least 0, "
+                             "--max-seconds above 0")
+        timing = Timing(warmup=args.warmup, warmup_s=min(0.2, args.min_seconds), min_runs=args.min_runs,
+                        min_s=args.min_seconds, max_s=max(args.max_seconds, args.min_seconds), rounds=args.rounds)
+    max_length = int(meta["max_length"])
+    grid.seq_lens = [s for s in grid.seq_lens if s <= max_length] if not args.quick else [min(s, max_length) for s in grid.seq_lens]
+    if not grid.seq_lens:
+        raise BenchError(f"every --seq-lens value is above the bundle's max length ({max_length})")
+    arch = meta["student"].get("architecture")
+    vocab = meta["tokenizer"]["vocab_size"]
+    jobs = [file_job(bundle.root / e["file"], grid, vocab, e["file"], arch, args.interpreter, isolate=not args.in_process)
+            for e in entries]
+    models = []
+    for e, timed in zip(entries, bench_many(jobs, timing)):
+        # one artifact can ship twice (model.onnx and its model.ort twin): the file tells them apart
+        name = f"{e['file']} ({e['artifact']})" if e.get("artifact") else e["file"]
+        models.append({"name": name, "artifact": e.get("artifact"), "file": e["file"], "role": "artifact", "shipped": True,
+                       "runtime": e["runtime"], "format": e["format"], "precision": e.get("precision"),
+                       "compute": e.get("compute", "fp32"), "accuracy": e.get("test_accuracy"),
+                       "accuracy_measured_on": "the build machine (bundle metadata)", "arch": arch, **timed})
+    gemm = None if args.no_gemm_peak else gemm_peak(grid.threads)
+    device = environment() | {"name": args.device, "emulated": args.emulated}
+    command = "python -m targets " + " ".join(args.argv)
+    doc = results_document(device, models, grid, timing, command, gemm,
+                           {"bundle": {"path": str(args.bundle), "recipe": meta.get("recipe"), "created": meta.get("created"),
+                                       "teacher": meta.get("teacher"), "student": meta.get("student")}})
+    write_results(doc, out)
+    ref_seq, ref_threads = (128 if 128 in grid.seq_lens else max(grid.seq_lens)), min(grid.threads)
+    for m in models:
+        c = next(c for c in m["latency"] if c["seq_len"] == ref_seq and c["threads"] == ref_threads and c["batch"] == grid.batches[0])
+        print(f"{m['file']}\t{m['runtime']}\tseq {ref_seq}, {ref_threads} thread, batch {grid.batches[0]}: p50 {c['p50_ms']} ms, "
+              f"p99 {c['p99_ms']} ms; load {m['load_s']:.3f} s; peak RSS {m['peak_rss_bytes'] / 1e6:.0f} MB")
+    print(f"results: {out} (merge with `bert-compress report {out} ... --out DIR`)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
@@ -72,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
     if args.command == "predict":
         args.texts = args.texts + extra
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return {"predict": _predict, "info": _info}[args.command](args)
-    except (BundleError, RuntimeLoadError, TokenizerError) as exc:
+        return {"predict": _predict, "info": _info, "bench": _bench}[args.command](args)
+    except (BundleError, RuntimeLoadError, TokenizerError, BenchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -109,6 +109,7 @@ class Prediction:
     probabilities: dict[str, float]
     tokens: int
     truncated: bool
+    logits: list[float] = field(default_factory=list)
 
 
 class Classifier:
@@ -153,9 +154,9 @@ class Classifier:
     def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 1) -> list[Prediction]:
         preds = []
         for encodings, logits in self._runs(texts, pairs, batch_size):
-            for e, p in zip(encodings, softmax(logits.astype(np.float64))):
+            for e, p, raw in zip(encodings, softmax(logits.astype(np.float64)), logits):
                 preds.append(Prediction(texts[len(preds)], self.bundle.labels[int(p.argmax())],
                                         {lab: round(float(x), 6) for lab, x in zip(self.bundle.labels, p)},
-                                        len(e.input_ids), e.truncated))
+                                        len(e.input_ids), e.truncated, [float(x) for x in raw]))
         return preds
 

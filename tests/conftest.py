@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from compress.data.readers import default_data_dir  # noqa: E402
+from compress.cli import main as _cli_main  # noqa: E402
 from compress.teacher import default_teacher_dir, quiet_transformers  # noqa: E402
 
 
@@ -76,7 +77,22 @@ student: {num_layers: 1}
 distill: {epochs: 2, lr: 1.0e-3, batch_size: 16}
 data: {max_length: 64}
 export: {tflite: off}
-bench: {seq_lens: [32, 16], threads: [1], warmup: 1, runs: 3}
+bench: {seq_lens: [32, 16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1}
 """
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def bundled(tmp_path_factory, tiny_teacher, tiny_data, tiny_recipe):
+    """A whole tiny run with TFLite on and every LiteRT quantizer: export, quantize, bench, bundle (tests/test_targets.py,
+    tests/test_bench.py)."""
+    root = tmp_path_factory.mktemp("targets")
+    recipe = root / "recipe.yaml"
+    recipe.write_text(tiny_recipe.read_text().replace("export: {tflite: off}", "export: {tflite: on, tflite_buckets: [16, 32]}")
+                      + "quantize:\n  max_accuracy_drop: 100\n  min_label_agreement: 0.01\n  fallbacks: false\n"
+                        "  calibration_rows: 32\n  candidates: [{backend: ort-dynamic}, {backend: litert-dynamic},\n"
+                        "    {backend: litert-dynamic, weight_bits: int4, name: litert-int4}, {backend: litert-static}]\n")
+    out = root / "out"
+    assert _cli_main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0
+    return out

@@ -10,7 +10,17 @@ import pytest
 
 from compress.cli import main
 
-LAT_KEYS = {"runtime", "threads", "seq_len", "batch", "p50_ms", "p90_ms", "p99_ms"}
+LAT_KEYS = {"threads", "seq_len", "batch", "p50_ms", "p90_ms", "p99_ms", "throughput_per_s", "runs", "achieved_gflop_s"}
+
+
+def check_timed(entry: dict, seq_lens, threads, batches=(1, 8)):
+    """Every cell of the matrix, with sane percentiles, plus the model's load time and peak RSS."""
+    assert {(e["seq_len"], e["threads"], e["batch"]) for e in entry["latency"]} == {
+        (s, t, b) for s in seq_lens for t in threads for b in batches}
+    for e in entry["latency"]:
+        assert LAT_KEYS <= set(e) and 0 < e["p50_ms"] <= e["p90_ms"] <= e["p99_ms"] and e["runs"] >= 3
+        assert e["throughput_per_s"] > 0 and e["achieved_gflop_s"] > 0
+    assert entry["load_s"] > 0 and entry["peak_rss_bytes"] > 10e6
 
 
 def check_report(report: dict, seq_lens, threads):
@@ -19,29 +29,24 @@ def check_report(report: dict, seq_lens, threads):
         for field in ("params", "size_bytes", "accuracy", "latency"):
             assert field in entry, (key, field)
         assert entry["params"] > 0 and entry["size_bytes"] > 0 and 0 <= entry["accuracy"] <= 1
-        assert {(e["seq_len"], e["threads"]) for e in entry["latency"]} == {(s, t) for s in seq_lens for t in threads}
-        for e in entry["latency"]:
-            assert LAT_KEYS <= set(e) and e["batch"] == 1 and 0 < e["p50_ms"] <= e["p90_ms"] <= e["p99_ms"]
+        check_timed(entry, seq_lens, threads)
     assert report["student"]["params"] < report["teacher"]["params"]
     fp32 = [a for a in report["artifacts"] if not a.get("quantization")]
     names = [a["name"] for a in fp32]
     assert names in (["student-onnx-fp32", "student-onnx-fp32-ort-opt"],
                      ["student-onnx-fp32", "student-onnx-fp32-ort-opt", "student-tflite-fp32"]), report.get("rejected_artifacts")
 
-    def timed_at(art):  # a bucketed .tflite is also timed at each of its buckets
-        return {(s, t) for s in set(seq_lens) | set(art.get("buckets", [])) for t in threads}
-
     for art in report["artifacts"]:
         if art.get("quantization"):  # shipped only within the guard's tolerance
             q = art["quantization"]
             assert q["drop_points"] <= 1.0 and art["label_agreement"] >= 0.99
             assert q["backend"] in ("ort-dynamic", "ort-static", "litert-dynamic")
-            assert {(e["seq_len"], e["threads"]) for e in art["latency"]} == timed_at(art)
+            check_timed(art, seq_lens, threads)
     for art in fp32:
         for field in ("name", "format", "path", "size_bytes", "accuracy", "max_abs_diff", "label_agreement", "latency"):
             assert field in art
         assert art["format"] in ("onnx", "tflite") and art["max_abs_diff"] < 1e-3 and art["label_agreement"] >= 0.999
-        assert {(e["seq_len"], e["threads"]) for e in art["latency"]} == timed_at(art)
+        check_timed(art, seq_lens, threads)
         # the exported model is the student: same test accuracy (one row may flip on a near-tie)
         assert art["accuracy"] == pytest.approx(report["student"]["accuracy"], abs=1 / 48 + 1e-9)
 
@@ -145,7 +150,7 @@ distill:
   stages:
     - {{name: intermediate, epochs: 1, lr: 1.0e-3, losses: {{tinybert_embedding: {{}}, tinybert_hidden: {{}}, tinybert_attention: {{}}}}}}
     - {{name: prediction, epochs: 2, losses: {{tinybert_prediction: {{temperature: 1.0}}, hard_ce: {{weight: 0.5}}}}}}
-bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3}}
+bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1}}
 """)
     out = tmp_path / "out"
     assert main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0
@@ -185,7 +190,7 @@ quantize:
   max_accuracy_drop: 100
   min_label_agreement: 0.01
   candidates: [{{backend: ort-dynamic}}, {{backend: nncf}}, {{backend: torchao, qad_epochs: 1}}]
-bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3}}
+bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1}}
 """)
     out = tmp_path / "out"
     assert main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0

@@ -1,89 +1,59 @@
-"""Latency at batch B and sequence length S: warm-up runs excluded, then p50 / p90 / p99 of timed runs.
+"""The bench stage's measurements: runtime files through targets.bench, PyTorch models through its worker.
 
-Inputs are full-length (every position a real token, mask all ones): the worst case for that length.
+Both give the same fields per model (load time, peak RSS, one cell per threads × seq × batch), so the teacher
+in PyTorch eager and an int8 .tflite sit in one table. With `bench.isolate` each model runs in a fresh process.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Callable
+from pathlib import Path
 
-import numpy as np
+from compress.errors import UserError
+from compress.progress import info
+from compress.recipe import BenchConfig
+from dataclasses import asdict
 
-from compress.progress import bar
-
-
-def bench_inputs(input_names: list[str], vocab_size: int, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    feeds = {"input_ids": rng.integers(1000 if vocab_size > 2000 else 1, vocab_size, size=(batch, seq_len), dtype=np.int64)}
-    if "attention_mask" in input_names:
-        feeds["attention_mask"] = np.ones((batch, seq_len), dtype=np.int64)
-    if "token_type_ids" in input_names:
-        feeds["token_type_ids"] = np.zeros((batch, seq_len), dtype=np.int64)
-    return feeds
+from targets.bench import BenchError, Job, bench_many, file_job, measure, run_worker
 
 
-def time_calls(fn: Callable[[], object], warmup: int, runs: int) -> np.ndarray:
-    for _ in range(warmup):
-        fn()
-    times = np.empty(runs)
-    for i in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times[i] = time.perf_counter() - t0
-    return times
+QUIET = {"BERT_COMPRESS_QUIET": "1"}  # one line per model here; the per-cell lines are for device runs
 
 
-def summarize(times_s: np.ndarray) -> dict[str, float]:
-    ms = times_s * 1000.0
-    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {"p50_ms": round(float(p50), 3), "p90_ms": round(float(p90), 3), "p99_ms": round(float(p99), 3),
-            "mean_ms": round(float(ms.mean()), 3), "runs": int(len(ms))}
+def architecture(config) -> dict:
+    """What matmul_flops needs, from a Hugging Face BERT / ALBERT config."""
+    return {"layers": config.num_hidden_layers, "hidden_size": config.hidden_size,
+            "intermediate_size": config.intermediate_size, "heads": config.num_attention_heads,
+            "embedding_size": getattr(config, "embedding_size", None) or config.hidden_size,
+            "num_labels": config.num_labels, "vocab_size": config.vocab_size}
 
 
-def latency_grid(
-    label: str,
-    runtime: str,
-    make_runner: Callable[[int], Callable[[dict[str, np.ndarray]], object]],
-    input_names: list[str],
-    vocab_size: int,
-    seq_lens: list[int],
-    threads: list[int],
-    batch: int,
-    warmup: int,
-    runs: int,
-) -> list[dict]:
-    """Latency entries for every (threads, seq_len); make_runner(threads) builds a runner for that thread count."""
-    entries = []
-    with bar(f"bench {label}", len(seq_lens) * len(threads)) as advance:
-        for n_threads in threads:
-            run = make_runner(n_threads)
-            for seq_len in seq_lens:
-                feeds = bench_inputs(input_names, vocab_size, batch, seq_len)
-                times = time_calls(lambda: run(feeds), warmup, runs)
-                entries.append({"runtime": runtime, "threads": n_threads, "seq_len": seq_len, "batch": batch, **summarize(times)})
-                advance()
-    return entries
+def runtime_job(path: Path, cfg: BenchConfig, vocab_size: int, label: str, arch: dict | None) -> Job:
+    return file_job(path, cfg.grid(), vocab_size, label, arch, isolate=cfg.isolate, quiet=True)
 
 
-def torch_runner(model):
-    """make_runner for a PyTorch model in eager mode, fp32, inference mode."""
-    import torch
+def torch_job(spec: dict, cfg: BenchConfig, vocab_size: int, label: str, arch: dict, input_names: list[str]) -> Job:
+    """spec: {"kind": teacher|student|torchao, "path", ...} as compress.bench.torch_worker reads it."""
+    grid = cfg.grid()
 
-    def make(threads: int):
-        torch.set_num_threads(threads)
+    def run(timing, seed: int) -> dict:
+        full = spec | {"grid": asdict(grid), "timing": asdict(timing), "vocab_size": vocab_size, "label": label,
+                       "input_names": input_names, "seed": seed}
+        if cfg.isolate:
+            return run_worker("compress.bench.torch_worker", full, QUIET)
+        from compress.bench.torch_worker import _load_model, torch_loader
 
-        @torch.inference_mode()
-        def run(feeds):
-            return model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits
+        return measure(torch_loader(lambda: _load_model(full)), grid, timing, vocab_size, label,
+                       input_names=input_names, fresh_process=False, seed=seed)
 
-        return run
-
-    return make
+    return Job(f"{label} (pytorch eager)", arch, run)
 
 
-def runtime_runner(path):
-    """make_runner for an on-device artifact (.onnx, .ort, .tflite) through the torch-free runtime."""
-    from targets.runtime import load_model
-
-    return lambda threads: load_model(path, threads=threads)
+def time_jobs(jobs: list[Job], cfg: BenchConfig) -> list[dict]:
+    """Every model × every cell, interleaved over cfg.rounds rounds (targets.bench.bench_many)."""
+    grid = cfg.grid()
+    info(f"bench: {len(jobs)} models × {grid.cells} cells (threads {grid.threads} × seq {grid.seq_lens} × batch "
+         f"{grid.batches}), {cfg.rounds} interleaved rounds")
+    try:
+        return bench_many(jobs, cfg.timing())
+    except BenchError as exc:
+        raise UserError(str(exc)) from None

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
-def p50_at(latency: list[dict], seq_len: int, threads: int) -> float | None:
+from compress.bench.results import bench_document, device_sections
+
+
+def p50_at(latency: list[dict], seq_len: int, threads: int, batch: int = 1) -> float | None:
     for e in latency:
-        if e["seq_len"] == seq_len and e["threads"] == threads:
+        if e["seq_len"] == seq_len and e["threads"] == threads and e.get("batch", 1) == batch:
             return e["p50_ms"]
     return None
 
@@ -106,12 +110,10 @@ def render_markdown(report: dict) -> str:
             drop = q.get("drop_points")
             lines.append(f"| {a['name']} | {q['backend']} | {settings} | {q['fallback']} | "
                          f"{'—' if drop is None else f'{drop:.2f}'} | {shipped} | {q['reason']} |")
-    lines += ["", "## Latency (batch " + str(t["latency"][0]["batch"]) + ", warm-up excluded)", "",
-              "| model | runtime | threads | seq | p50 ms | p90 ms | p99 ms | runs |", "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for name, entry in [("teacher", t), ("student", st)] + [(a["name"], a) for a in report["artifacts"]]:
-        for e in entry["latency"]:
-            lines.append(f"| {name} | {e['runtime']} | {e['threads']} | {e['seq_len']} | {e['p50_ms']} | {e['p90_ms']} | "
-                         f"{e['p99_ms']} | {e['runs']} |")
+    lines += ["", "## Benchmark matrix", ""]
+    if report.get("plots"):
+        lines += [f"![{Path(p).stem}]({p})" for p in report["plots"]] + [""]
+    lines += device_sections(bench_document(report))[2:]
     if report.get("bundle"):
         bundle = report["bundle"]
         lines += ["", f"## App bundle (`{bundle['path']}`, `{bundle['zip']}` {_mb(bundle['zip_bytes'])} MB)", "",
