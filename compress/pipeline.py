@@ -665,7 +665,7 @@ def stage_bench(run: Run, force: bool = False) -> dict:
     from compress.bench.results import bench_document
     from compress.evaluate import accuracy
     from compress.export.verify import runtime_logits
-    from targets.bench import gemm_peak, write_results
+    from targets.bench import best_peak, gemm_peak, write_results
     from targets.runtime import load_model
 
     recipe, t0 = run.recipe, time.perf_counter()
@@ -725,10 +725,11 @@ def stage_bench(run: Run, force: bool = False) -> dict:
                 "quantization": art.get("quantization"),
                 "arch": arch,
             })
+        gemm_before = gemm_peak(b.thread_counts()) if b.gemm_peak else None
         timed = time_jobs(jobs, b)
         for entry, measured in zip([teacher_entry, student_entry, *artifacts], timed):
             entry |= measured
-        gemm = gemm_peak(b.thread_counts()) if b.gemm_peak else None
+        gemm = best_peak(gemm_before, gemm_peak(b.thread_counts())) if b.gemm_peak else None
     finally:
         torch.set_num_threads(threads_before)
 

@@ -337,6 +337,21 @@ def gemm_peak(threads_list: list[int], n: int = 1024, repeats: int = 7) -> dict:
     return out
 
 
+def best_peak(*given: dict | None) -> dict | None:
+    """The higher of GEMM peaks measured before and after a benchmark, per precision and thread count: a peak
+    is a ceiling, and on a shared machine one measurement may fall into a neighbour's busy spell."""
+    measured = [m for m in given if m and m.get("gflop_s")]
+    if not measured:  # not measured, or a note such as "onnxruntime is not installed"
+        return next((m for m in given if m), None)
+    out = dict(measured[0]) | {"gflop_s": {}, "measurements": len(measured)}
+    for m in measured:
+        for precision, by_threads in m["gflop_s"].items():
+            for t, v in by_threads.items():
+                out["gflop_s"].setdefault(precision, {})[t] = max(v, out["gflop_s"].get(precision, {}).get(t, 0))
+    out["all_gflop_s"] = [m["gflop_s"] for m in measured]
+    return out
+
+
 def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()

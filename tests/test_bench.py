@@ -85,6 +85,16 @@ def test_rounds_interleave_models_and_pool_their_samples():
         assert c["achieved_gflop_s"] > 0
 
 
+def test_gemm_peak_keeps_the_higher_measurement():
+    from targets.bench import best_peak
+
+    before = {"n": 1024, "kernels": "k", "gflop_s": {"fp32": {"1": 60.0, "2": 130.0}, "int8": {"1": 400.0}}}
+    after = {"n": 1024, "kernels": "k", "gflop_s": {"fp32": {"1": 90.0, "2": 120.0}, "int8": {"1": 900.0}}}
+    peak = best_peak(before, after)
+    assert peak["gflop_s"] == {"fp32": {"1": 90.0, "2": 130.0}, "int8": {"1": 900.0}} and peak["measurements"] == 2
+    assert best_peak({"note": "onnxruntime is not installed"}, None) == {"note": "onnxruntime is not installed"}
+
+
 def test_pipeline_bench_writes_device_schema_and_plots(bundled):
     from targets.bench import load_results
 

@@ -11,7 +11,7 @@ def test_quick_run_on_the_default_teacher(tmp_path, capsys):
     assert main(["run", "--quick", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["quick"] is True and report["recipe"] == "default"
-    check_report(report, [128, 32], [1, 2])
+    check_report(report, [32, 128], [1])  # the --quick grid
     t, s = report["teacher"], report["student"]
     assert (t["layers"], t["hidden_size"], s["layers"]) == (6, 384, 3)
     assert t["finetuned"] and s["teacher_layers"] == [1, 3, 5]
@@ -27,3 +27,10 @@ def test_quick_run_on_the_default_teacher(tmp_path, capsys):
         assert "model.tflite" in files and any(a["format"] == "tflite" for a in report["artifacts"])
     assert report["bundle"]["models"] and all(m["runner_check"]["rows"] == 256 for m in meta["models"])
     assert "App bundle" in (out / "report.md").read_text()
+    # the device side on the real bundle: a quick matrix through the runner, merged with the build machine's
+    from targets.__main__ import main as runner_main
+
+    assert runner_main(["bench", str(out / "bundle.zip"), "--quick", "--out", str(tmp_path / "device.json")]) == 0
+    assert main(["report", str(out / "bench.json"), str(tmp_path / "device.json"), "--out", str(tmp_path / "merged")]) == 0
+    merged = (tmp_path / "merged" / "report.md").read_text()
+    assert "## Headline" in merged and "speed-up" in merged and (tmp_path / "merged/plots/pareto.png").is_file()

@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -227,9 +228,9 @@ def fresh_runner(cache: Path) -> Path:
 
     from compress.bundle import RUNNER_FILES
 
-    runner = cache / "runner"
-    shutil.rmtree(runner, ignore_errors=True)
-    (runner / "targets").mkdir(parents=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    runner = Path(tempfile.mkdtemp(prefix="runner-", dir=cache))  # one per run: runs may overlap
+    (runner / "targets").mkdir()
     src = Path(targets.__file__).parent
     for name in RUNNER_FILES:
         if (src / name).is_file():
@@ -292,10 +293,18 @@ def run_arm64(bundle: Path, out: Path, cpus: list[str], cache: Path, texts: list
         b = Bundle.load(bundle)
     except BundleError as exc:
         raise UserError(str(exc)) from None
-    runner_dir = fresh_runner(cache)
     if out.exists() and any(out.iterdir()) and not force:
         raise UserError(f"{out} exists and is not empty: pass --force to overwrite it, or choose another --out")
     qemu_binary()
+    runner_dir = fresh_runner(cache)
+    try:
+        return _check_and_time(b, bundle, out, cpus, cache, texts, bench_args, runner_dir)
+    finally:
+        shutil.rmtree(runner_dir, ignore_errors=True)
+
+
+def _check_and_time(b, bundle: Path, out: Path, cpus: list[str], cache: Path, texts: list[str], bench_args: list[str],
+                    runner_dir: Path) -> dict:
     root = prepare_sysroot(cache)
     py = guest_python(root).name.removeprefix("python")
     site = prepare_wheels(cache, py)

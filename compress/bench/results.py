@@ -188,7 +188,8 @@ def gemm_lines(doc: dict) -> list[str]:
     gemm = doc.get("gemm_peak")
     if not gemm or not gemm.get("gflop_s"):
         return [f"GEMM peak: {gemm.get('note') if gemm else 'not measured'}.", ""]
-    rows = [f"GEMM peak ({gemm['kernels']}, {gemm['n']}³, best of 7):"]
+    when = f", the higher of {gemm['measurements']} measurements (before and after the models)" if gemm.get("measurements", 1) > 1 else ""
+    rows = [f"GEMM peak ({gemm['kernels']}, {gemm['n']}³, best of 7{when}):"]
     for precision, by_threads in gemm["gflop_s"].items():
         rows.append(f"{precision} " + ", ".join(f"{t} thread(s) {v} GFLOP/s" for t, v in by_threads.items()))
     return ["; ".join(rows[:1]) + " " + "; ".join(rows[1:]) + ".", ""]
