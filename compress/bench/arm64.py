@@ -331,6 +331,9 @@ def _check_and_time(b, bundle: Path, out: Path, cpus: list[str], cache: Path, te
             guest.run(["bench", str(b.root), "--out", str(results), "--in-process", "--no-gemm-peak",
                        "--emulated", guest.label, "--device", f"{cpu} (qemu, emulated)", *bench_args],
                       what="bench")
+            doc = json.loads(results.read_text(encoding="utf-8"))  # name where the file ends up, not the temp dir
+            doc["command"] = doc["command"].replace(str(tmp), str(out))
+            results.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
             record["cpus"][cpu] = {"checks": checks, "results": results.name, "emulator": guest.label}
         write_json(tmp / "arm64_check.json", record)
     for cpu, r in record["cpus"].items():

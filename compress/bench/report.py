@@ -4,22 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compress.bench.results import bench_document, device_sections
+from compress.bench.results import bench_document, cell, device_sections, reference_cell
 
 
 def p50_at(latency: list[dict], seq_len: int, threads: int, batch: int = 1) -> float | None:
-    for e in latency:
-        if e["seq_len"] == seq_len and e["threads"] == threads and e.get("batch", 1) == batch:
-            return e["p50_ms"]
-    return None
+    c = cell({"latency": latency}, seq_len, threads, batch)
+    return c["p50_ms"] if c else None
 
 
 def reference_point(report: dict) -> tuple[int, int]:
-    """Headline comparison point: seq 128 on 1 thread when measured, else the longest seq, fewest threads."""
-    lat = report["teacher"]["latency"]
-    seqs = {e["seq_len"] for e in lat}
-    threads = {e["threads"] for e in lat}
-    return (128 if 128 in seqs else max(seqs)), (1 if 1 in threads else min(threads))
+    """Headline comparison point: the same as the results documents' (seq 128 on 1 thread when measured)."""
+    return reference_cell(report["bench"])
 
 
 def _compare(report: dict, entry: dict, seq: int, threads: int) -> dict:
