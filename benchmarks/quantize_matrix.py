@@ -6,8 +6,11 @@
 OUT is a finished `bert-compress run` (or one that has run up to `export`). Every row goes through the same
 code the pipeline uses (`compress.quantize` backends), without the guard, so every setting is measured. The
 baseline is `quantize_dynamic(model.onnx)` with ONNX Runtime's defaults (no pre-processing, portable graph).
-ONNX rows are timed in ONNX Runtime; torchao rows in PyTorch eager (compare them with the PyTorch student).
-Run it on an idle machine: latency is batch 1, full-length inputs, p50 after warm-up.
+ONNX rows are timed in ONNX Runtime through the runner (its session config: `targets.runtime.SESSION_CONFIG`);
+the baseline also with ONNX Runtime's default session, which is what "defaults" means for the speed-up column.
+torchao rows run in PyTorch eager (compare them with the PyTorch student). Latency is batch 1, full-length
+inputs, p50 after warm-up; all rows are timed together in `--rounds` rounds, each visiting the rows in a new
+random order, so that a slow spell of the machine does not land on one row. Run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -25,13 +28,13 @@ sys.path.insert(0, str(ROOT))
 from compress import pipeline  # noqa: E402
 from compress.bench.env import environment  # noqa: E402
 from compress.bench.torch_worker import torch_loader  # noqa: E402
-from targets.bench import Grid, Timing, measure  # noqa: E402
+from targets.bench import Grid, Job, Timing, bench_many, measure  # noqa: E402
 from compress.evaluate import accuracy, predict_logits  # noqa: E402
 from compress.export.verify import runtime_logits  # noqa: E402
 from compress.fsutil import write_json, write_text  # noqa: E402
 from compress.quantize import ARTIFACT_SUFFIX, Context, parse_candidate  # noqa: E402
 from compress.recipe import resolve_recipe  # noqa: E402
-from targets.runtime import load_model  # noqa: E402
+from targets.runtime import OnnxModel, load_model  # noqa: E402
 
 GRID = {
     "ort-dynamic fused": {"backend": "ort-dynamic"},
@@ -68,7 +71,8 @@ def main() -> int:
     ap.add_argument("--tag", default="quantize_matrix")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--seq-lens", default="32,128")
-    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=100, help="timed calls per row and cell, over all rounds")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--only", default=None, help="row names from the grid, separated by ';' (or ',' when no name has one)")
     args = ap.parse_args()
@@ -86,10 +90,18 @@ def main() -> int:
     names, vocab = list(dev.features), student.config.vocab_size
     plain, fused, tflite = out / "export/model.onnx", out / "export/model.ort-opt.onnx", out / "export/model.tflite"
 
-    def timed(label, runtime, runner):
-        cells = measure(runner, Grid(threads, seqs, [1]), Timing(warmup=args.warmup, min_runs=args.runs, min_s=0), vocab, label,
-                        input_names=names, fresh_process=False)["latency"]
-        return [c | {"runtime": runtime} for c in cells]
+    grid, jobs = Grid(threads, seqs, [1]), []
+    timing = Timing(warmup=args.warmup, min_runs=args.runs, min_s=0, rounds=args.rounds)
+
+    def timed(r, runner):  # timed later, all rows interleaved (time_rows)
+        run = lambda t, seed: measure(runner, grid, t, vocab, r["name"], input_names=names, fresh_process=False, seed=seed)  # noqa: E731
+        jobs.append((r, Job(r["name"], None, run)))
+
+    def time_rows():
+        for (r, _), entry in zip(jobs, bench_many([j for _, j in jobs], timing)):
+            r["latency"] = [c | {"runtime": r["runtime"]} for c in entry["latency"]]
+            print(json.dumps({"name": r["name"], "p50": {f"{e['threads']}t/{e['seq_len']}": e["p50_ms"] for e in r["latency"]}}), flush=True)
+        jobs.clear()
 
     def row(label, path, runtime, dev_logits, test_logits, seconds, settings=None, runner=None):
         r = {"name": label, "runtime": runtime, "settings": settings, "size_bytes": path.stat().st_size if path else None,
@@ -98,8 +110,8 @@ def main() -> int:
              "max_abs_diff_dev": float(abs(dev_logits - ref_dev).max()), "quantize_seconds": round(seconds, 1)}
         r["test_drop_points"] = round(100 * (fp32_test - r["test_accuracy"]), 2)
         r["dev_drop_points"] = round(100 * (fp32_dev - r["dev_accuracy"]), 2)
-        r["latency"] = timed(label, runtime, runner or (lambda threads: load_model(path, threads=threads)))
-        print(json.dumps({k: v for k, v in r.items() if k != "latency"} | {"p50": {f"{e['threads']}t/{e['seq_len']}": e["p50_ms"] for e in r["latency"]}}), flush=True)
+        timed(r, runner or (lambda threads, path=path: load_model(path, threads=threads)))
+        print(json.dumps(r), flush=True)
         return r
 
     rows = []
@@ -120,8 +132,14 @@ def main() -> int:
             t0, dst = time.perf_counter(), work / "baseline.onnx"
             quantize_dynamic(str(plain), str(dst))
             m = load_model(dst)
-            rows.append(row("quantize_dynamic defaults (baseline)", dst, "onnxruntime", runtime_logits(m, dev),
-                            runtime_logits(m, test), time.perf_counter() - t0, {"backend": "onnxruntime.quantization.quantize_dynamic"}))
+            dev_logits, test_logits, seconds = runtime_logits(m, dev), runtime_logits(m, test), time.perf_counter() - t0
+            rows.append(row("quantize_dynamic defaults (baseline)", dst, "onnxruntime", dev_logits, test_logits, seconds,
+                            {"backend": "onnxruntime.quantization.quantize_dynamic", "session_config": {}},
+                            lambda threads, dst=dst: OnnxModel(dst, threads, session_config={})))
+            if want("quantize_dynamic defaults, runner session config"):  # how much of the gain is the session setting
+                rows.append(row("quantize_dynamic defaults, runner session config", dst, "onnxruntime", dev_logits, test_logits,
+                                seconds, {"backend": "onnxruntime.quantization.quantize_dynamic",
+                                          "session_config": OnnxModel(dst, 1).session_config}))
         ctx = Context(plain, fused, pipeline._calibration(run, tok), student_dir, work, pipeline._qad_trainer(run, tok),
                       tflite=tflite if tflite.is_file() else None)
         for i, (label, raw) in enumerate(GRID.items()):
@@ -142,20 +160,22 @@ def main() -> int:
 
                 model = load(dst, settings, student_dir)
                 rows.append(row(label, dst, "pytorch", predict_logits(model, dev), predict_logits(model, test), seconds,
-                                {"backend": backend.name, **settings.model_dump()}, torch_loader(lambda: model)))
+                                {"backend": backend.name, **settings.model_dump()}, torch_loader(lambda model=model: model)))
             else:
                 m = load_model(dst)
                 rows.append(row(label, dst, m.runtime, runtime_logits(m, dev), runtime_logits(m, test), seconds,
                                 {"backend": backend.name, **settings.model_dump()}))
+        time_rows()  # inside the temporary directory: the quantized files are still there
     result = {"command": "python " + " ".join(sys.argv), "environment": environment(), "student": str(student_dir),
               "fp32": {"dev_accuracy": fp32_dev, "test_accuracy": fp32_test, "dev_rows": len(dev), "test_rows": len(test)},
-              "threads": threads, "seq_lens": seqs, "rows": rows, "total_seconds": round(time.perf_counter() - t_start, 1)}
+              "threads": threads, "seq_lens": seqs, "timing": {"runs": args.runs, "rounds": args.rounds, "warmup": args.warmup}, "rows": rows, "total_seconds": round(time.perf_counter() - t_start, 1)}
     previous = Path(args.results) / f"{args.tag}.json"
     if only and previous.is_file():  # re-measured rows replace their namesakes; the rest is kept, commands listed
         old = json.loads(previous.read_text())
         fresh = {r["name"] for r in rows}
         result["rows"] = [r for r in old["rows"] if r["name"] not in fresh] + rows
-        order = ["pytorch fp32 student", "onnx fp32", "onnx fp32 fused (ort-opt)", "tflite fp32", "quantize_dynamic defaults (baseline)", *GRID]
+        order = ["pytorch fp32 student", "onnx fp32", "onnx fp32 fused (ort-opt)", "tflite fp32", "quantize_dynamic defaults (baseline)",
+                 "quantize_dynamic defaults, runner session config", *GRID]
         result["rows"].sort(key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
         result["command"] = old["command"] + "\n" + result["command"]
     write_json(Path(args.results) / f"{args.tag}.json", result)

@@ -24,6 +24,7 @@ from compress.errors import UserError
 from compress.fsutil import atomic_dir, file_digest, read_json, write_json, write_text
 from compress.progress import info
 from compress.vocab import write_vocab_txt
+from targets.runtime import SESSION_CONFIG
 
 RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "runtime.py", "tokenizer.py", "bench.py", "env.py",
                 "gemm_fp32.onnx", "gemm_u8s8.onnx", "pyproject.toml", "README.md")
@@ -50,13 +51,16 @@ def choose_models(report: dict, wanted: list[str] | None) -> list[dict]:
     return chosen
 
 
-def to_ort_format(src: Path, dst: Path) -> Path:
+def to_ort_format(src: Path, dst: Path, session_config: dict[str, str] = SESSION_CONFIG) -> Path:
     """ONNX -> ONNX Runtime's flatbuffer format for ORT Mobile. Extended (not 'all') optimizations: those are
-    the same on every CPU, so the file does not depend on the x86 it was made on."""
+    the same on every CPU, so the file does not depend on the x86 it was made on. The runner's session config
+    (no SkipLayerNorm fusion) is applied here, so the saved graph keeps it without any app-side setting."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    for key, value in session_config.items():
+        options.add_session_config_entry(key, value)
     options.optimized_model_filepath = str(dst)
     options.add_session_config_entry("session.save_model_format", "ORT")
     ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
@@ -228,6 +232,8 @@ def _model_meta(m: dict, export: dict, num_labels: int, root: Path) -> dict:
         "quantization": ({"backend": art["quantization"]["backend"], "settings": art["quantization"]["settings"]}
                          if art.get("quantization") else None),
         "compute": compute_precision(art.get("quantization")),
+        # what the runner sets for a .onnx (a .ort was saved with it applied): an app loading the .onnx sets it too
+        **({"session_config": SESSION_CONFIG} if m["file"].endswith(".onnx") else {}),
     }
 
 

@@ -19,6 +19,8 @@ def _common(p: argparse.ArgumentParser, out_default: str | None) -> None:
     p.add_argument("--recipe", help="a named recipe (see `bert-compress recipes`) or a YAML file")
     p.add_argument("--quick", action="store_true", help="small-subset smoke profile (minutes, not accuracy)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs in OUT")
+    p.add_argument("--resume", action="store_true", help="continue OUT: skip stages finished with the same settings, "
+                                                          "redo changed ones, pick interrupted training up from its checkpoint")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +67,7 @@ def _recipe_from_args(args, out: Path | None):
 
     flags_given = any(v is not None for v in (args.recipe, args.teacher, args.data)) or args.quick
     saved = out / "recipe.yaml" if out else None
-    if args.command != "run" and saved is not None and saved.is_file() and not flags_given:
+    if (args.command != "run" or args.resume) and saved is not None and saved.is_file() and not flags_given:
         return resolve_recipe(str(saved))
     return resolve_recipe(args.recipe, teacher=args.teacher, data=args.data, quick=args.quick)
 
@@ -100,11 +102,11 @@ def _dispatch(args) -> int:
 
     out = Path(args.out)
     recipe = _recipe_from_args(args, out)
-    run = pipeline.prepare(recipe, out, force=args.force, whole_run=args.command == "run")
+    run = pipeline.prepare(recipe, out, force=args.force, whole_run=args.command == "run", resume=args.resume, command=args.command)
     if args.command == "run":
         report = pipeline.run_all(run, force=args.force)
     else:
-        pipeline.STAGE_FUNCS[args.command](run, force=args.force)
+        pipeline.run_stage(run, args.command, force=args.force)
         report = None
         if args.command == "bench":
             from compress.fsutil import read_json
@@ -155,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bert-compress: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("bert-compress: interrupted; finished stages are kept in OUT, the unfinished one left nothing behind", file=sys.stderr)
+        print("bert-compress: interrupted; finished stages and training checkpoints are kept in OUT "
+              "(continue with --resume), the unfinished stage left nothing that looks finished", file=sys.stderr)
         return 130
 
 

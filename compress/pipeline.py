@@ -46,6 +46,9 @@ class Run:
     out: Path
     source: TeacherSource
     data: TaskData
+    resume: bool = False
+    """continue: skip stages finished with the same settings, pick training up from its checkpoints"""
+    command: str = "run"
 
     # ---- layout of OUT ---------------------------------------------------------------------------
     @property
@@ -74,6 +77,17 @@ class Run:
         if needed_by:
             raise UserError(f"{needed_by} needs the {stage} stage: run `bert-compress {stage} --out {self.out}` first")
         return None
+
+    def checkpoint_dir(self, stage: str) -> Path:
+        return self.out / "checkpoints" / stage
+
+    def checkpoint(self, stage: str, fit_name: str):
+        """Where one training loop of `stage` saves its state; resumed only under --resume."""
+        from compress.checkpoint import Checkpoint
+
+        return Checkpoint(self.checkpoint_dir(stage) / f"{fit_name}.pt", settings_hash([stage_key(self, stage), fit_name]),
+                          self.recipe.checkpoint_every, self.resume,
+                          f"`bert-compress {self.command} --out {self.out} --resume`")
 
     # ---- shared inputs ---------------------------------------------------------------------------
     @cached_property
@@ -119,21 +133,27 @@ def _reorder_labels(data: TaskData, order: list[str]) -> TaskData:
     return replace(data, labels=list(order), train=fix(data.train), dev=fix(data.dev), test=fix(data.test))
 
 
-def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool) -> Run:
+def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool, resume: bool = False, command: str = "run") -> Run:
     """Validate everything the user gave, then create OUT and save the resolved recipe there."""
     out = Path(out)
     _check_writable(out)
     saved = out / "recipe.yaml"
+    if force and resume:
+        raise UserError("--force redoes every stage and --resume continues them: pass one of the two")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file: give a directory")
-    if whole_run and out.is_dir() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} already exists and is not empty: pass --force to overwrite it, or choose another --out")
-    if not whole_run and saved.is_file() and not force:
+    if resume and not saved.is_file():
+        raise UserError(f"nothing to resume in {out}: it holds no bert-compress run (no recipe.yaml); start one without --resume")
+    if whole_run and out.is_dir() and any(out.iterdir()) and not force and not resume:
+        raise UserError(f"{out} already exists and is not empty: pass --resume to continue it (stages with changed "
+                        "settings are redone), --force to start over, or choose another --out")
+    if not whole_run and saved.is_file() and not force and not resume:
         import yaml
 
         previous = build_recipe(yaml.safe_load(saved.read_text()), str(saved))
         if previous != recipe:
-            raise UserError(f"{out} was made with other settings ({saved}): pass --force to redo with the new ones")
+            raise UserError(f"{out} was made with other settings ({saved}): pass --resume to redo the stages they change, "
+                            "or --force to redo this one")
 
     source = resolve_teacher(recipe.teacher.checkpoint)
     check_max_length(source.config, source.spec, recipe.data.max_length)
@@ -144,7 +164,7 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool) -> Run:
     head = source.head_labels()
     if head and sorted(head) == sorted(data.labels) and head != data.labels and recipe.data.labels is None:
         data = _reorder_labels(data, head)
-    run = Run(recipe=recipe, out=out, source=source, data=data)
+    run = Run(recipe=recipe, out=out, source=source, data=data, resume=resume, command=command)
     _ = run.tokenizer  # a tokenizer that does not fit the weights is bad input too: fail before writing
     if recipe.student.vocabulary == "task":
         from compress.vocab import check_prunable
@@ -156,7 +176,8 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool) -> Run:
     out.mkdir(parents=True, exist_ok=True)
     if whole_run and force:
         # A forced run redoes every stage; the fine-tuned teacher stays as a cache keyed by its settings.
-        for name in ("student", "export", "quantized", "stages", "report.json", "report.md", "bundle", "bundle.zip"):
+        for name in ("student", "export", "quantized", "stages", "checkpoints", "report.json", "report.md", "bench.json",
+                     "plots", "bundle", "bundle.zip"):
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -168,7 +189,8 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool) -> Run:
 
 def _require_absent(path: Path, force: bool, stage: str) -> None:
     if path.exists() and not force:
-        raise UserError(f"{path} exists already: pass --force to redo the {stage} stage, or choose another --out")
+        raise UserError(f"{path} exists already: pass --force to redo the {stage} stage, --resume to keep it "
+                        "when its settings are unchanged, or choose another --out")
 
 
 # ---- stage 1: teacher ---------------------------------------------------------------------------
@@ -226,7 +248,8 @@ def stage_finetune(run: Run, force: bool = False) -> dict:
         loss = model(**batch).loss
         return loss, {"ce": float(loss.detach())}
 
-    result = fit(model, loss_fn, train, dev, recipe.teacher, recipe.seed, "fine-tune teacher")
+    result = fit(model, loss_fn, train, dev, recipe.teacher, recipe.seed, "fine-tune teacher",
+                 checkpoint=run.checkpoint("finetune", "teacher"))
     model.to("cpu")
     record = {
         "finetuned": True,
@@ -335,6 +358,7 @@ def stage_distill(run: Run, force: bool = False) -> dict:
             f"distill:{name}",
             extra_params=list(distiller.projections.named_parameters()),
             select_best=i == len(plan) - 1,
+            checkpoint=run.checkpoint("distill", f"{i}-{name}"),
         )
         history.append({"stage": name, **result})
     student.to("cpu")
@@ -422,7 +446,7 @@ def stage_export(run: Run, force: bool = False) -> dict:
             )
         artifacts.append(entry)
 
-        info("export: ONNX Runtime transformer fusions (Attention, SkipLayerNorm, BiasGelu; ONNX Runtime only)")
+        info("export: ONNX Runtime transformer fusions (Attention, BiasGelu; ONNX Runtime only)")
         opt_path = tmp / "model.ort-opt.onnx"
         try:
             fused = optimize_for_ort(path, opt_path, student.config)
@@ -791,10 +815,90 @@ STAGE_FUNCS = {"finetune": stage_finetune, "distill": stage_distill, "export": s
                "bench": stage_bench, "bundle": stage_bundle}
 
 
+# ---- stage bookkeeping: settings hashes, output digests, skipping finished stages ----------------------
+# the recipe sections each stage reads, on top of those of the stages before it
+STAGE_SECTIONS = {"finetune": ("teacher", "data", "seed"), "distill": ("student", "distill", "device"), "export": ("export",),
+                  "quantize": ("quantize",), "bench": ("bench",), "bundle": ("bundle",)}
+# what each stage leaves in OUT; files later stages rewrite (report.json, bench.json) are checked for presence only
+STAGE_OUTPUTS = {"finetune": ("teacher",), "distill": ("student",), "export": ("export",), "quantize": ("quantized",),
+                 "bench": ("report.json?", "bench.json?"), "bundle": ("bundle.zip",)}
+
+
+def stage_key(run: Run, stage: str) -> str:
+    """Hash of everything a stage's result depends on: its recipe sections and those of the stages before it,
+    the teacher's weights, the task data, and which run of each earlier stage made its inputs (a redone
+    earlier stage makes the later ones redo too)."""
+    upto = STAGES[: STAGES.index(stage) + 1]
+    sections = [name for st in upto for name in STAGE_SECTIONS[st]]
+    settings = {name: getattr(run.recipe, name) for name in sections}
+    settings = {k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v for k, v in settings.items()}
+    earlier = {st: (run.stage_record(st) or {}).get("run_id") for st in upto[:-1]}
+    return settings_hash({"settings": settings, "teacher": _weights_identity_cached(run), "data": run.data_fingerprint("train", "dev", "test"),
+                          "earlier_runs": earlier})
+
+
+def _weights_identity_cached(run: Run) -> dict:
+    if not hasattr(run, "_weights_identity"):
+        run._weights_identity = _weights_identity(run.source)
+    return run._weights_identity
+
+
+def _stage_outputs(run: Run, stage: str) -> dict[str, str | None]:
+    """relative path -> SHA-256 of every output file (None: checked for presence only)."""
+    found = {}
+    for spec in STAGE_OUTPUTS[stage]:
+        name, presence_only = spec.rstrip("?"), spec.endswith("?")
+        path = run.out / name
+        if stage == "finetune" and not (run.stage_record("finetune") or {}).get("finetuned"):
+            continue  # the checkpoint was used as it is: the teacher identity covers it
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path] if path.is_file() else []
+        for f in files:
+            found[str(f.relative_to(run.out))] = None if presence_only else file_digest(f)
+    return found
+
+
+def _outputs_intact(run: Run, outputs: dict[str, str | None]) -> bool:
+    for rel, digest in outputs.items():
+        path = run.out / rel
+        if not path.is_file() or (digest is not None and file_digest(path) != digest):
+            return False
+    return True
+
+
+def run_stage(run: Run, stage: str, force: bool = False) -> dict:
+    """One stage, with the bookkeeping: under --resume a stage finished with the same settings and intact
+    outputs is skipped, any other is redone (its training resumed from its checkpoints). The stage record then
+    gets the settings hash and the digests of what the stage wrote; its checkpoints are removed."""
+    import uuid
+
+    key = stage_key(run, stage)
+    if run.resume:
+        record = run.stage_record(stage)
+        if record and record.get("settings_hash") == key and _outputs_intact(run, record.get("outputs", {})):
+            info(f"{stage}: finished earlier with the same settings and inputs: skipped")
+            return record
+        _check_checkpoints(run.checkpoint_dir(stage))  # a damaged one is reported now, not after loading the models
+    STAGE_FUNCS[stage](run, force=force or run.resume)
+    record = run.stage_record(stage)
+    record |= {"settings_hash": key, "run_id": uuid.uuid4().hex, "outputs": _stage_outputs(run, stage)}
+    write_json(run.stage_file(stage), record)
+    shutil.rmtree(run.checkpoint_dir(stage), ignore_errors=True)
+    if run.checkpoint_dir(stage).parent.is_dir() and not any(run.checkpoint_dir(stage).parent.iterdir()):
+        run.checkpoint_dir(stage).parent.rmdir()
+    return record
+
+
+def _check_checkpoints(directory: Path) -> None:
+    from compress.checkpoint import Checkpoint
+
+    for path in sorted(directory.glob("*.pt")) if directory.is_dir() else []:
+        Checkpoint(path, key="").read()
+
+
 def run_all(run: Run, force: bool) -> dict:
     t0 = time.perf_counter()
     for name in STAGES:
-        STAGE_FUNCS[name](run, force=force)
+        run_stage(run, name, force=force)
     report = read_json(run.out / "report.json")
     info(f"done in {time.perf_counter() - t0:.0f} s: {run.out / 'report.md'}")
     return report

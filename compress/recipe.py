@@ -339,6 +339,9 @@ class Recipe(_Strict):
     quick: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where training runs (auto: a GPU when there is one); export and benchmarks always run on the CPU."""
+    checkpoint_every: int = Field(100, ge=1)
+    """Optimizer steps between training checkpoints (OUT/checkpoints/, removed when the stage finishes);
+    `--resume` continues from the last one. Changes no result, so it is not part of any stage's settings."""
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)

@@ -94,7 +94,39 @@ def resolve_teacher(spec: str) -> TeacherSource:
     source = TeacherSource(spec=spec, location=str(location), config=config, is_local=is_local)
     if not source.has_weights_file:
         raise UserError(f"teacher {spec} has no weights ({' or '.join(WEIGHT_FILES[:2])}): copy them next to config.json")
+    if is_local:
+        check_weights_readable(Path(location), spec)
     return source
+
+
+def check_weights_readable(directory: Path, spec: str) -> None:
+    """A truncated or corrupt weights file is bad input: found here, before OUT is touched, not minutes into a
+    stage. safetensors: the header and every tensor's byte range must fit the file (reads no tensor data);
+    pytorch_model.bin: the zip archive's directory must be intact."""
+    st = directory / "model.safetensors"
+    problem = None
+    if st.is_file():
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(st), framework="pt") as fh:
+                keys = list(fh.keys())
+            if not keys:
+                problem = "it holds no tensors"
+        except Exception as exc:  # safetensors raises its own error types for each kind of damage
+            problem = first_line(exc)
+        name = st.name
+    elif (directory / "pytorch_model.bin").is_file():
+        import zipfile
+
+        name = "pytorch_model.bin"
+        try:
+            with zipfile.ZipFile(directory / name) as zf:
+                zf.namelist()
+        except (zipfile.BadZipFile, OSError) as exc:
+            problem = first_line(exc)
+    if problem:
+        raise UserError(f"teacher {spec}: {name} is damaged or incomplete ({problem}): copy the checkpoint again")
 
 
 def load_tokenizer(location: str, spec: str, max_length: int, vocab_size: int):

@@ -21,6 +21,7 @@ CASES = {
     "teacher without config": (lambda t: ["--teacher", str(t)], "has no config.json"),
     "non-BERT teacher": (lambda t: ["--teacher", str(_gpt2_checkpoint(t / "gpt2"))], "is a 'gpt2' model"),
     "teacher without weights": (lambda t: ["--teacher", str(_no_weights(t))], "has no weights"),
+    "truncated teacher weights": (lambda t: ["--teacher", str(_truncated(t))], "model.safetensors is damaged or incomplete"),
     "missing data": (lambda t: ["--data", str(t / "nope.csv")], "does not exist"),
     "empty data": (lambda t: ["--data", str(_file(t / "train.jsonl", ""))], "is empty"),
     "unknown column": (lambda t: ["--data", str(_file(t / "d.csv", "review,label\nok,pos\n"))], "no text column 'text'"),
@@ -32,6 +33,15 @@ CASES = {
 
 def _file(path, text):
     path.write_text(text)
+    return path
+
+
+def _truncated(t):
+    from tests.conftest import make_tiny_bert
+
+    path = make_tiny_bert(t / "cut")
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a copy that stopped half way
     return path
 
 
@@ -92,6 +102,7 @@ def test_subprocess_shows_no_traceback(tmp_path):
         ("distill: {losses: {focal: {}}}", "unknown loss 'focal'"),
         ("distill: {losses: {hard_ce: {weight: -2}}}", "greater than or equal to 0"),
         ("student: {num_layers: 7}", "more than the teacher's 6 layers"),
+        ("student: {num_layers: 2, hidden_size: 200}", "hidden size 200 is not divisible by its 12 attention heads"),
         ("distill: {general: {data: nowhere.txt}}", "unlabeled text nowhere.txt does not exist"),
     ],
 )

@@ -34,6 +34,8 @@ def test_recipe_file_round_trips(tmp_path):
         ("student: {num_layers: 0}", "'student.num_layers'"),
         ("distill: {losses: {focal: {weight: 1}}}", "unknown loss 'focal'"),
         ("bench: {seq_lens: [512]}", r"bench.seq_lens \[512\] exceed data.max_length"),
+        ("device: tpu", r"'device': Input should be 'auto', 'cpu' or 'cuda'"),
+        ("checkpoint_every: 0", r"'checkpoint_every': Input should be greater than or equal to 1"),
         ("- a\n- b", "must be a YAML mapping"),
         ("teacher: {epochs: [", "not valid YAML"),
     ],

@@ -131,6 +131,7 @@ def test_fused_onnx_has_attention_with_the_raw_mask_and_int8_attention(bundled):
     attention = [n for n in fused.graph.node if n.op_type == "Attention"]
     assert attention and all(n.input[3] == "attention_mask_int32" for n in attention)
     assert not any(n.op_type in ("Where", "GatherND") for n in fused.graph.node)  # the mask subgraph is gone
+    assert not any(n.op_type == "SkipLayerNormalization" for n in fused.graph.node)  # split: the fast kernels
     quantized = onnx.load(str(bundled / "quantized/ort-dynamic.onnx"))
     assert "QAttention" in {n.op_type for n in quantized.graph.node}
 
@@ -149,6 +150,7 @@ def test_bundle_holds_everything_an_app_needs(bundled):
     assert tfl["buckets"] == [16, 32, 64] and tfl["inputs"][0]["dtype"] == "int32"
     onnx_meta = next(m for m in meta["models"] if m["file"] == "model.onnx")
     assert onnx_meta["inputs"][0]["shape"] == ["batch", "sequence"]
+    assert onnx_meta["session_config"] == {"optimization.disable_specified_optimizers": "SkipLayerNormFusion"}
     assert meta["max_length"] == 64 and meta["tokenizer"]["lowercase"] is True
     vocab = (b / "vocab.txt").read_text().split("\n")
     assert {k: vocab[v] for k, v in meta["tokenizer"]["special_tokens"].items()} == {t: t for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]")}
