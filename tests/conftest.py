@@ -67,7 +67,8 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_recipe(tmp_path_factory) -> Path:
     """Short schedules and few timing runs: the pipeline is exercised end to end in seconds. TFLite is off here
-    (litert-torch takes ~20 s per conversion); tests/test_targets.py turns it on."""
+    (litert-torch takes ~20 s per conversion) and models are timed in-process (a fresh interpreter per model
+    costs seconds each); `bundled` turns both on."""
     path = tmp_path_factory.mktemp("recipe") / "tiny.yaml"
     path.write_text(
         """
@@ -77,7 +78,7 @@ student: {num_layers: 1}
 distill: {epochs: 2, lr: 1.0e-3, batch_size: 16}
 data: {max_length: 64}
 export: {tflite: off}
-bench: {seq_lens: [32, 16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1}
+bench: {seq_lens: [32, 16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, isolate: false}
 """
     )
     return path
@@ -90,6 +91,7 @@ def bundled(tmp_path_factory, tiny_teacher, tiny_data, tiny_recipe):
     root = tmp_path_factory.mktemp("targets")
     recipe = root / "recipe.yaml"
     recipe.write_text(tiny_recipe.read_text().replace("export: {tflite: off}", "export: {tflite: on, tflite_buckets: [16, 32]}")
+                      .replace("isolate: false", "isolate: true")
                       + "quantize:\n  max_accuracy_drop: 100\n  min_label_agreement: 0.01\n  fallbacks: false\n"
                         "  calibration_rows: 32\n  candidates: [{backend: ort-dynamic}, {backend: litert-dynamic},\n"
                         "    {backend: litert-dynamic, weight_bits: int4, name: litert-int4}, {backend: litert-static}]\n")

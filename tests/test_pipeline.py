@@ -150,7 +150,7 @@ distill:
   stages:
     - {{name: intermediate, epochs: 1, lr: 1.0e-3, losses: {{tinybert_embedding: {{}}, tinybert_hidden: {{}}, tinybert_attention: {{}}}}}}
     - {{name: prediction, epochs: 2, losses: {{tinybert_prediction: {{temperature: 1.0}}, hard_ce: {{weight: 0.5}}}}}}
-bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1}}
+bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, isolate: false}}
 """)
     out = tmp_path / "out"
     assert main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0
@@ -190,7 +190,7 @@ quantize:
   max_accuracy_drop: 100
   min_label_agreement: 0.01
   candidates: [{{backend: ort-dynamic}}, {{backend: nncf}}, {{backend: torchao, qad_epochs: 1}}]
-bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1}}
+bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, isolate: false}}
 """)
     out = tmp_path / "out"
     assert main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0

@@ -25,9 +25,9 @@ teacher: {epochs: 1, lr: 1.0e-3, batch_size: 16}
 student: {num_layers: 1, hidden_size: 16, num_attention_heads: 2}
 distill: {epochs: 3, lr: 1.0e-3, batch_size: 2, losses: {distilbert_soft: {}, hard_ce: {}, tinybert_hidden: {}}}
 data: {max_length: 32}
-export: {tflite: off}
+export: {tflite: off, ort_format: false}
 quantize: {candidates: [{backend: ort-dynamic}], min_label_agreement: 0.5, max_accuracy_drop: 100}
-bench: {seq_lens: [16], threads: [1], batches: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, gemm_peak: false}
+bench: {seq_lens: [16], threads: [1], batches: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, gemm_peak: false, isolate: false}
 """
 
 
@@ -90,13 +90,19 @@ def prepared(tmp_path_factory, tiny_data):
     return base, reference, lambda text, name: _recipe(root, teacher, tiny_data, text, name)
 
 
-def test_kill_9_mid_training_then_resume_gives_the_uninterrupted_weights(prepared, tmp_path):
-    base, reference, _ = prepared
-    out = tmp_path / "out"
+def _distill_until_checkpointed(base: Path, out: Path, saves: int) -> tuple[Path, subprocess.Popen]:
+    """A distillation subprocess on a copy of `base`, returned once it has saved its checkpoint `saves` times."""
     shutil.copytree(base, out)
     ckpt = out / "checkpoints" / "distill" / "0-task.pt"
     proc = _cli("distill", "--out", str(out))
-    _when_checkpointed(proc, ckpt, saves=3)
+    _when_checkpointed(proc, ckpt, saves=saves)
+    return ckpt, proc
+
+
+def test_kill_9_mid_training_then_resume_gives_the_uninterrupted_weights(prepared, tmp_path):
+    base, reference, _ = prepared
+    out = tmp_path / "out"
+    ckpt, proc = _distill_until_checkpointed(base, out, saves=3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "student").exists() and not (out / "stages" / "distill.json").exists()  # nothing looks finished
@@ -104,7 +110,7 @@ def test_kill_9_mid_training_then_resume_gives_the_uninterrupted_weights(prepare
     assert 0 < saved_at
     code, err = _finish(_cli("distill", "--out", str(out), "--resume"))
     assert code == 0, err
-    assert f"resuming at epoch" in err and f"step {saved_at} " in err
+    assert "resuming at epoch" in err and f"step {saved_at} " in err
     diff = _max_diff(_weights(out), _weights(reference))
     print(f"kill -9 at step {saved_at}: max |Δweight| after --resume = {diff:.3g}")
     assert diff <= 1e-6
@@ -115,10 +121,7 @@ def test_kill_9_mid_training_then_resume_gives_the_uninterrupted_weights(prepare
 def test_ctrl_c_saves_and_exits_cleanly_then_resumes(prepared, tmp_path):
     base, reference, _ = prepared
     out = tmp_path / "out"
-    shutil.copytree(base, out)
-    ckpt = out / "checkpoints" / "distill" / "0-task.pt"
-    proc = _cli("distill", "--out", str(out))
-    _when_checkpointed(proc, ckpt, saves=2)
+    _, proc = _distill_until_checkpointed(base, out, saves=2)
     proc.send_signal(signal.SIGINT)
     code, err = _finish(proc)
     assert code == 130, err

@@ -103,7 +103,7 @@ distill:
   stages:
     - {name: intermediate, epochs: 1, lr: 1.0e-3, losses: {tinybert_embedding: {}, tinybert_hidden: {}, tinybert_attention: {}}}
     - {name: prediction, epochs: 1, losses: {distilbert_soft: {}, hard_ce: {}}}
-bench: {seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1}
+bench: {seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, isolate: false}
 """)
     out = tmp_path / "out"
     assert main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0
