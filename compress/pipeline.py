@@ -107,6 +107,11 @@ class Run:
 
         return encode(tokenizer or self.tokenizer, self.data.split(split), self.recipe.data.max_length)
 
+    @cached_property
+    def inputs_identity(self) -> dict:
+        """The teacher's weights and all task data, hashed once per run (every stage key includes them)."""
+        return {"teacher": _weights_identity(self.source), "data": self.data_fingerprint("train", "dev", "test")}
+
     def data_fingerprint(self, *splits: str) -> str:
         return settings_hash([[(e.text, e.text_pair, e.label) for e in self.data.split(s)] for s in splits] + [self.data.labels])
 
@@ -833,14 +838,7 @@ def stage_key(run: Run, stage: str) -> str:
     settings = {name: getattr(run.recipe, name) for name in sections}
     settings = {k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v for k, v in settings.items()}
     earlier = {st: (run.stage_record(st) or {}).get("run_id") for st in upto[:-1]}
-    return settings_hash({"settings": settings, "teacher": _weights_identity_cached(run), "data": run.data_fingerprint("train", "dev", "test"),
-                          "earlier_runs": earlier})
-
-
-def _weights_identity_cached(run: Run) -> dict:
-    if not hasattr(run, "_weights_identity"):
-        run._weights_identity = _weights_identity(run.source)
-    return run._weights_identity
+    return settings_hash({"settings": settings, **run.inputs_identity, "earlier_runs": earlier})
 
 
 def _stage_outputs(run: Run, stage: str) -> dict[str, str | None]:
