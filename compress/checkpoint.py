@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,7 @@ class StopFlag:
 
     def __init__(self) -> None:
         self.signal: str | None = None
+        self.at = 0.0
 
     def __bool__(self) -> bool:
         return self.signal is not None
@@ -116,10 +118,12 @@ def stop_on_signals() -> Iterator[StopFlag]:
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum, frame):
+        if flag and time.monotonic() - flag.at < 1.0:
+            return  # the same stop delivered twice (torchrun forwards the terminal's Ctrl-C to its workers)
         if flag:  # second signal: stop now
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
-        flag.signal = signal.Signals(signum).name
+        flag.signal, flag.at = signal.Signals(signum).name, time.monotonic()
         info(f"[yellow]{flag.signal}[/]: saving the training state after this step (press Ctrl-C again to stop at once)")
 
     for s in previous:

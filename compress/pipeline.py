@@ -85,9 +85,12 @@ class Run:
         """Where one training loop of `stage` saves its state; resumed only under --resume."""
         from compress.checkpoint import Checkpoint
 
+        from compress import distributed
+
+        size = distributed.world().size
         return Checkpoint(self.checkpoint_dir(stage) / f"{fit_name}.pt", settings_hash([stage_key(self, stage), fit_name]),
                           self.recipe.checkpoint_every, self.resume,
-                          f"`bert-compress {self.command} --out {self.out} --resume`")
+                          f"`bert-compress {self.command} --out {self.out} --resume" + (f" --nproc {size}`" if size > 1 else "`"))
 
     # ---- shared inputs ---------------------------------------------------------------------------
     @cached_property
@@ -138,9 +141,15 @@ def _reorder_labels(data: TaskData, order: list[str]) -> TaskData:
     return replace(data, labels=list(order), train=fix(data.train), dev=fix(data.dev), test=fix(data.test))
 
 
-def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool, resume: bool = False, command: str = "run") -> Run:
-    """Validate everything the user gave, then create OUT and save the resolved recipe there."""
+def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool, resume: bool = False, command: str = "run",
+            write: bool = True) -> Run:
+    """Validate everything the user gave, then create OUT and save the resolved recipe there.
+
+    write=False: load the same inputs without checking or touching OUT (the other processes under torchrun, once
+    rank 0 has prepared it)."""
     out = Path(out)
+    if not write:
+        return _load_run(recipe, out, resume, command)
     _check_writable(out)
     saved = out / "recipe.yaml"
     if force and resume:
@@ -160,6 +169,30 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool, resume: 
             raise UserError(f"{out} was made with other settings ({saved}): pass --resume to redo the stages they change, "
                             "or --force to redo this one")
 
+    from compress import distributed
+
+    distributed.check_batch_sizes(recipe, command, distributed.world().size)
+    run = _load_run(recipe, out, resume, command)
+    for note in run.data.notes:
+        info(f"[yellow]note[/]: {note}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    if whole_run and force:
+        # A forced run redoes every stage; the fine-tuned teacher stays as a cache keyed by its settings.
+        for name in ("student", "export", "quantized", "stages", "checkpoints", "report.json", "report.md", "bench.json",
+                     "plots", "bundle", "bundle.zip"):
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    write_text(saved, recipe.to_yaml())
+    return run
+
+
+def _load_run(recipe: Recipe, out: Path, resume: bool, command: str) -> Run:
+    """Teacher, data and tokenizer, each checked (one clear error each); nothing is written."""
+    pick_device(recipe.device)  # 'cuda' without a GPU is refused before OUT is touched
     source = resolve_teacher(recipe.teacher.checkpoint)
     check_max_length(source.config, source.spec, recipe.data.max_length)
     from compress.distill.plan import validate_plan
@@ -175,20 +208,33 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool, resume: 
         from compress.vocab import check_prunable
 
         check_prunable(run.tokenizer)
-    for note in data.notes:
-        info(f"[yellow]note[/]: {note}")
+    return run
 
-    out.mkdir(parents=True, exist_ok=True)
-    if whole_run and force:
-        # A forced run redoes every stage; the fine-tuned teacher stays as a cache keyed by its settings.
-        for name in ("student", "export", "quantized", "stages", "checkpoints", "report.json", "report.md", "bench.json",
-                     "plots", "bundle", "bundle.zip"):
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    write_text(saved, recipe.to_yaml())
+
+def prepare_all_ranks(recipe: Recipe, out: Path, **kw) -> Run:
+    """prepare() in rank 0, then the others load the same inputs; one process: prepare() itself. An error in rank 0
+    (printed there) ends every process with its exit code."""
+    from compress import distributed
+
+    world = distributed.world()
+    if not world.distributed:
+        return prepare(recipe, out, **kw)
+    failure, run = None, None
+    if world.is_main:
+        try:
+            run = prepare(recipe, out, **kw)
+        except UserError as exc:
+            failure = (str(exc), exc.exit_code)
+            raise
+        finally:
+            distributed.broadcast(failure)
+    else:
+        failure = distributed.broadcast(None)
+        if failure is not None:
+            error = UserError(failure[0])
+            error.exit_code = failure[1]
+            raise error
+        run = prepare(recipe, out, write=False, **kw)
     return run
 
 
@@ -210,6 +256,8 @@ def stage_finetune(run: Run, force: bool = False) -> dict:
     """Fine-tune the teacher on the task when it has no head for the task's labels; else use it as it is."""
     import torch
 
+    from compress import distributed
+    from compress.evaluate import model_inputs
     from compress.teacher import load_classifier
     from compress.training import fit
 
@@ -225,7 +273,8 @@ def stage_finetune(run: Run, force: bool = False) -> dict:
     if mode == "never" or (mode == "auto" and has_head):
         record = {"finetuned": False, "teacher_path": run.source.location, "reason": "checkpoint has a head for the task's labels"}
         info(f"teacher: {run.source.spec} already classifies {run.data.labels}; no fine-tuning")
-        write_json(run.stage_file("finetune"), record | {"seconds": time.perf_counter() - t0})
+        if main_process():
+            write_json(run.stage_file("finetune"), record | {"seconds": time.perf_counter() - t0})
         return record
 
     settings = {
@@ -234,13 +283,15 @@ def stage_finetune(run: Run, force: bool = False) -> dict:
         "seed": recipe.seed,
         "max_length": recipe.data.max_length,
         "data": run.data_fingerprint("train", "dev"),
+        **({"precision": recipe.precision} if recipe.precision != "fp32" else {}),  # fp32 keeps earlier teachers valid
     }
     digest = settings_hash(settings)
     marker = run.teacher_dir / "bert_compress_stage.json"
     if marker.is_file() and read_json(marker).get("settings_hash") == digest:
         record = read_json(marker) | {"reused": True, "teacher_path": str(run.teacher_dir)}
         info(f"teacher: reusing the fine-tuned teacher in {run.teacher_dir} (same settings)")
-        write_json(run.stage_file("finetune"), record | {"seconds": time.perf_counter() - t0})
+        if main_process():
+            write_json(run.stage_file("finetune"), record | {"seconds": time.perf_counter() - t0})
         return record
 
     device = pick_device(recipe.device)
@@ -250,11 +301,11 @@ def stage_finetune(run: Run, force: bool = False) -> dict:
     train, dev = run.encode("train"), run.encode("dev")
 
     def loss_fn(batch):
-        loss = model(**batch).loss
+        loss = model(**model_inputs(batch), labels=batch["labels"]).loss
         return loss, {"ce": float(loss.detach())}
 
     result = fit(model, loss_fn, train, dev, recipe.teacher, recipe.seed, "fine-tune teacher",
-                 checkpoint=run.checkpoint("finetune", "teacher"))
+                 checkpoint=run.checkpoint("finetune", "teacher"), precision=recipe.precision)
     model.to("cpu")
     record = {
         "finetuned": True,
@@ -265,12 +316,14 @@ def stage_finetune(run: Run, force: bool = False) -> dict:
         "best_epoch": result["best_epoch"],
         "history": result["history"],
         "train_seconds": time.perf_counter() - t0,
+        "processes": distributed.world().size,
     }
-    with atomic_dir(run.teacher_dir) as tmp:
-        model.save_pretrained(tmp)
-        run.tokenizer.save_pretrained(tmp)
-        write_json(tmp / "bert_compress_stage.json", record)
-    write_json(run.stage_file("finetune"), record | {"seconds": time.perf_counter() - t0})
+    if main_process():
+        with atomic_dir(run.teacher_dir) as tmp:
+            model.save_pretrained(tmp)
+            run.tokenizer.save_pretrained(tmp)
+            write_json(tmp / "bert_compress_stage.json", record)
+        write_json(run.stage_file("finetune"), record | {"seconds": time.perf_counter() - t0})
     return record
 
 
@@ -286,19 +339,69 @@ def load_teacher(run: Run, needed_by: str):
 
 # ---- stage 2+3: student and distillation --------------------------------------------------------
 def pick_device(preference: str):
+    """auto: a CUDA GPU when one is visible (under torchrun: the one of this process's local rank), else the CPU."""
     import torch
+
+    from compress import distributed
 
     if preference == "cuda" and not torch.cuda.is_available():
         raise UserError("device 'cuda' was asked for but no CUDA GPU is visible: use device 'auto' or 'cpu'")
     if preference == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
-    return torch.device("cuda")
+    return torch.device("cuda", distributed.world().local_rank)
+
+
+def main_process() -> bool:
+    """Only the first process writes OUT (the others under torchrun compute the same record)."""
+    from compress import distributed
+
+    return distributed.world().is_main
+
+
+def _teacher_identity(location: str) -> dict:
+    """The weights' digests (not their path): a cache can be shared by runs whose teachers are byte-identical."""
+    folder = Path(location)
+    if not folder.is_dir():
+        return {"hub_id": location}
+    return {f: file_digest(folder / f) for f in WEIGHT_FILES if (folder / f).is_file()}
+
+
+def _teacher_caches(run: Run, distiller, plan, datasets: dict) -> tuple[dict, dict]:
+    """One teacher-output cache per distillation data set ('task', 'general'), built or reused; name -> cache,
+    and what the stage record says about them."""
+    from compress.data.batching import fingerprint
+    from compress.distill.teacher_cache import estimate_bytes, open_or_build, plan_for
+
+    cfg = run.recipe.distill.teacher_cache
+    if cfg.mode == "off":
+        return {}, {"mode": "off"}
+    caches, record = {}, {"mode": cfg.mode}
+    t_cfg = distiller.teacher.config
+    teacher = _teacher_identity(teacher_location(run, "distill"))
+    for name, enc in datasets.items():
+        losses = [loss for stage_name, _, loss in plan if (stage_name == "general") == (name == "general")]
+        what = plan_for(losses, distiller.layer_map, t_cfg.num_hidden_layers)
+        size = estimate_bytes(enc, what, t_cfg.hidden_size, t_cfg.num_attention_heads, cfg.dtype)
+        if cfg.mode == "auto" and size > cfg.max_gb * 1e9:
+            info(f"[yellow]note[/]: no teacher cache for '{name}': it would take {size / 1e9:.1f} GB, over "
+                 f"distill.teacher_cache.max_gb {cfg.max_gb:g}; the teacher runs every step")
+            record[name] = {"skipped": f"estimated {size / 1e9:.1f} GB > max_gb {cfg.max_gb:g}"}
+            continue
+        shared = cfg.path is not None
+        path = (Path(cfg.path) if shared else run.out / "cache" / "teacher") / name
+        cache = open_or_build(path, distiller, enc, what, {"teacher": teacher, "data": fingerprint(enc)}, cfg.dtype,
+                              shared, name)
+        caches[name] = cache
+        record[name] = {"path": str(path), "bytes": cache.meta["bytes"], "build_seconds": cache.meta["build_seconds"],
+                        "holds": str(what), "dtype": cfg.dtype, "rows": len(enc)}
+    return caches, record
 
 
 def stage_distill(run: Run, force: bool = False) -> dict:
     """Build the student, then distil: optional general stage on unlabeled text, then the task stage(s)."""
     import torch
 
+    from compress import distributed
     from compress.data.batching import encode
     from compress.data.unlabeled import load_unlabeled
     from compress.distill.distiller import Distiller
@@ -347,15 +450,19 @@ def stage_distill(run: Run, force: bool = False) -> dict:
     distiller.to(device)
     # batches carry teacher ids (the distiller maps them for a pruned student); dev is what the student will read
     train, dev = run.encode("train"), run.encode("dev", tokenizer)
+    datasets = {"task": train} if any(name != "general" for name, _, _ in plan) else {}
+    if general:
+        datasets["general"] = encode(run.tokenizer, general["general"], recipe.data.max_length)
+    caches, cache_record = _teacher_caches(run, distiller, plan, datasets)
     history = []
     for i, (name, stage, loss) in enumerate(plan):
-        data = train
-        if name == "general":
-            data = encode(run.tokenizer, general[name], recipe.data.max_length)
-        info(f"distill stage '{name}' ({len(data)} rows): " + ", ".join(f"{s.name}×{w:g}" for s, w, _ in loss.terms))
+        key = "general" if name == "general" else "task"
+        data, cache = datasets[key], caches.get(key)
+        info(f"distill stage '{name}' ({len(data)} rows): " + ", ".join(f"{s.name}×{w:g}" for s, w, _ in loss.terms)
+             + ("; teacher outputs from the cache" if cache is not None else ""))
         result = fit(
             student,
-            lambda batch, loss=loss: distiller.loss(batch, loss),
+            lambda batch, loss=loss, cache=cache: distiller.loss(batch, loss, cache),
             data,
             dev,
             cfg.train_config(stage),
@@ -364,6 +471,7 @@ def stage_distill(run: Run, force: bool = False) -> dict:
             extra_params=list(distiller.projections.named_parameters()),
             select_best=i == len(plan) - 1,
             checkpoint=run.checkpoint("distill", f"{i}-{name}"),
+            precision=recipe.precision,
         )
         history.append({"stage": name, **result})
     student.to("cpu")
@@ -377,7 +485,13 @@ def stage_distill(run: Run, force: bool = False) -> dict:
         "dev_accuracy": history[-1]["best_dev_accuracy"],
         "best_epoch": history[-1]["best_epoch"],
         "stages": history,
+        "teacher_cache": cache_record,
+        "processes": distributed.world().size,
+        "device": str(device),
+        "precision": recipe.precision,
     }
+    if not main_process():
+        return record
     with atomic_dir(run.student_dir) as tmp:
         save_student(student, tmp)
         task_vocab.save_tokenizer(tokenizer, tmp)
@@ -822,7 +936,7 @@ STAGE_FUNCS = {"finetune": stage_finetune, "distill": stage_distill, "export": s
 
 # ---- stage bookkeeping: settings hashes, output digests, skipping finished stages ----------------------
 # the recipe sections each stage reads, on top of those of the stages before it
-STAGE_SECTIONS = {"finetune": ("teacher", "data", "seed"), "distill": ("student", "distill", "device"), "export": ("export",),
+STAGE_SECTIONS = {"finetune": ("teacher", "data", "seed", "precision"), "distill": ("student", "distill", "device"), "export": ("export",),
                   "quantize": ("quantize",), "bench": ("bench",), "bundle": ("bundle",)}
 # what each stage leaves in OUT; files later stages rewrite (report.json, bench.json) are checked for presence only
 STAGE_OUTPUTS = {"finetune": ("teacher",), "distill": ("student",), "export": ("export",), "quantize": ("quantized",),
@@ -876,14 +990,18 @@ def run_stage(run: Run, stage: str, force: bool = False) -> dict:
             info(f"{stage}: finished earlier with the same settings and inputs: skipped")
             return record
         _check_checkpoints(run.checkpoint_dir(stage))  # a damaged one is reported now, not after loading the models
+    from compress import distributed
+
     STAGE_FUNCS[stage](run, force=force or run.resume)
-    record = run.stage_record(stage)
-    record |= {"settings_hash": key, "run_id": uuid.uuid4().hex, "outputs": _stage_outputs(run, stage)}
-    write_json(run.stage_file(stage), record)
-    shutil.rmtree(run.checkpoint_dir(stage), ignore_errors=True)
-    if run.checkpoint_dir(stage).parent.is_dir() and not any(run.checkpoint_dir(stage).parent.iterdir()):
-        run.checkpoint_dir(stage).parent.rmdir()
-    return record
+    if main_process():
+        record = run.stage_record(stage)
+        record |= {"settings_hash": key, "run_id": uuid.uuid4().hex, "outputs": _stage_outputs(run, stage)}
+        write_json(run.stage_file(stage), record)
+        shutil.rmtree(run.checkpoint_dir(stage), ignore_errors=True)
+        if run.checkpoint_dir(stage).parent.is_dir() and not any(run.checkpoint_dir(stage).parent.iterdir()):
+            run.checkpoint_dir(stage).parent.rmdir()
+    distributed.barrier()  # the next stage, in every process, reads what rank 0 wrote
+    return run.stage_record(stage)
 
 
 def _check_checkpoints(directory: Path) -> None:
@@ -893,9 +1011,18 @@ def _check_checkpoints(directory: Path) -> None:
         Checkpoint(path, key="").read()
 
 
-def run_all(run: Run, force: bool) -> dict:
+def run_all(run: Run, force: bool) -> dict | None:
+    """Every stage in order. Under torchrun the training stages run in every process; then the other processes
+    leave and rank 0 exports, quantizes, benchmarks and bundles alone (None in the others)."""
+    from compress import distributed
+
     t0 = time.perf_counter()
     for name in STAGES:
+        if name == "export" and distributed.world().distributed:
+            main = distributed.world().is_main
+            distributed.shutdown()
+            if not main:
+                return None
         run_stage(run, name, force=force)
     report = read_json(run.out / "report.json")
     info(f"done in {time.perf_counter() - t0:.0f} s: {run.out / 'report.md'}")

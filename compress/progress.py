@@ -22,7 +22,8 @@ T = TypeVar("T")
 
 
 def quiet() -> bool:
-    return os.environ.get("BERT_COMPRESS_QUIET") == "1"
+    """Quiet when asked, and in every training process but the first under torchrun (rank 0 speaks for all)."""
+    return os.environ.get("BERT_COMPRESS_QUIET") == "1" or os.environ.get("RANK", "0") != "0"
 
 
 def info(message: str) -> None:

@@ -144,6 +144,26 @@ class GeneralConfig(_Strict):
         return losses
 
 
+class TeacherCacheConfig(_Strict):
+    """The teacher's outputs (logits, and the hidden states / attention scores the losses read) computed once per
+    distillation data set, stored on disk and reused by every epoch and stage instead of running the teacher each
+    step. Exact up to the stored dtype: the teacher runs in eval mode on data without augmentation."""
+
+    mode: Literal["auto", "on", "off"] = "auto"
+    """auto: cache when it needs at most max_gb of disk; on: always; off: run the teacher every step."""
+    path: str | None = None
+    """Where to keep it (default OUT/cache/teacher). A shared directory lets runs with the same teacher and data (e.g.
+    several students) reuse one cache; a cache there made from another teacher or data is refused."""
+    dtype: Literal["float16", "float32"] = "float16"
+    """Storage of hidden states and attention scores (logits are always float32)."""
+    max_gb: float = Field(4.0, gt=0)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value):
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
 class DistillConfig(TrainConfig):
     epochs: int = Field(3, ge=1)
     lr: float = Field(1e-4, gt=0)
@@ -160,6 +180,13 @@ class DistillConfig(TrainConfig):
     general: GeneralConfig | None = None
     layer_map: LayerMapConfig = Field(default_factory=LayerMapConfig)
     projection: Literal["per_layer", "shared", "none"] = "per_layer"
+    teacher_cache: TeacherCacheConfig = Field(default_factory=TeacherCacheConfig)
+
+    @field_validator("teacher_cache", mode="before")
+    @classmethod
+    def _cache_shorthand(cls, value):
+        """`teacher_cache: off` (or on / auto) is short for `teacher_cache: {mode: off}`."""
+        return {"mode": value} if isinstance(value, (str, bool)) else value
 
     @field_validator("losses")
     @classmethod
@@ -338,7 +365,11 @@ class Recipe(_Strict):
     seed: int = 42
     quick: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Where training runs (auto: a GPU when there is one); export and benchmarks always run on the CPU."""
+    """Where training runs (auto: a GPU when there is one; `--device` overrides); export and benchmarks always run
+    on the CPU. Under torchrun each process takes the GPU of its local rank."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Training forward passes: fp32, or bf16 autocast (GPUs; CPUs with AVX512-BF16 / AMX). Weights, optimizer
+    state and the exported student stay fp32. `--precision` overrides."""
     checkpoint_every: int = Field(100, ge=1)
     """Optimizer steps between training checkpoints (OUT/checkpoints/, removed when the stage finishes);
     `--resume` continues from the last one. Changes no result, so it is not part of any stage's settings."""

@@ -42,6 +42,23 @@ def encode(tokenizer, examples: list[Example], max_length: int) -> Encoded:
     )
 
 
+def subset(enc: Encoded, idx: list[int]) -> Encoded:
+    return Encoded({n: [rows[i] for i in idx] for n, rows in enc.features.items()}, enc.labels[idx], enc.pad_id)
+
+
+def fingerprint(enc: Encoded) -> str:
+    """Hash of the token ids and labels: what a model sees of this split (tokenizer and max_length included)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(enc.features):
+        h.update(name.encode())
+        for row in enc.features[name]:
+            h.update(np.asarray(row, dtype=np.int32).tobytes() + b"|")
+    h.update(enc.labels.tobytes())
+    return h.hexdigest()
+
+
 def collate(enc: Encoded, idx: list[int], pad_to: int | None = None) -> dict[str, torch.Tensor]:
     width = pad_to or max(len(enc.features["input_ids"][i]) for i in idx)
     batch = {}

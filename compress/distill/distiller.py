@@ -1,7 +1,9 @@
 """The distiller: runs teacher and student on a batch, owns the projections, sums the loss terms.
 
 Projections (d_student -> d_teacher) live here, not in the student, so the student checkpoint stays a
-plain Hugging Face model that exports cleanly; they are saved beside the training state.
+plain Hugging Face model that exports cleanly; they are saved beside the training state. The teacher's side
+comes from running it or from a teacher-output cache (compress/distill/teacher_cache.py). Outputs are handed
+to the losses in float32, also when the models ran under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -66,14 +68,19 @@ class Distiller(torch.nn.Module):
                 scores = cap.scores()
         else:
             out, scores = model(**inputs, output_hidden_states=hidden), None
-        return Outputs(out.logits, out.hidden_states if hidden else None, scores)
+        return Outputs(out.logits.float(), tuple(h.float() for h in out.hidden_states) if hidden else None,
+                       [s.float() for s in scores] if scores is not None else None)
 
-    def outputs(self, batch, needs) -> tuple[Outputs, Outputs]:
+    def teacher_outputs(self, batch, needs) -> Outputs:
         with torch.no_grad():
-            t_out = self._run(self.teacher.eval(), batch, needs)
+            return self._run(self.teacher.eval(), batch, needs)
+
+    def outputs(self, batch, needs, cache=None) -> tuple[Outputs, Outputs]:
+        t_out = cache.outputs(batch) if cache is not None else self.teacher_outputs(batch, needs)
         s_out = self._run(self.student, batch, needs)
         return s_out, t_out
 
-    def loss(self, batch, loss: CombinedLoss):
-        s_out, t_out = self.outputs(batch, loss.needs)
+    def loss(self, batch, loss: CombinedLoss, cache=None):
+        """cache: a TeacherCache for the data `batch` comes from (its `index` rows), or None to run the teacher."""
+        s_out, t_out = self.outputs(batch, loss.needs, cache)
         return loss(s_out, t_out, batch, self)

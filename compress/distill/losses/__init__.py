@@ -4,7 +4,8 @@ Every term is called as `fn(student, teacher, batch, ctx, **params)`: `student` 
 `distiller.Outputs` (logits, hidden_states with the embeddings at [0], pre-softmax attention_scores per
 layer), `batch` holds `input_ids`, `attention_mask`, `labels`, and `ctx` is the Distiller (its `layer_map`
 and `project(key, x)`). `needs` says which outputs the models must produce, so nothing unused is computed;
-`check(ctx)` refuses impossible combinations (e.g. widths) before training starts.
+`check(ctx)` refuses impossible combinations (e.g. widths) before training starts; `reads(layer_map, L)` says
+which teacher outputs the term uses, so the teacher-output cache keeps only those (compress.distill.teacher_cache).
 """
 
 from __future__ import annotations
@@ -29,6 +30,25 @@ class LossSpec:
     doc: str = ""
     check: Callable[[Any], None] | None = None
     needs_labels: bool = False
+    reads: Callable[[list[tuple[int, int]], int], dict[str, Any]] | None = None
+    """(layer_map, teacher layers) -> {"logits": True, "hidden_states": {indices, 0 = embeddings},
+    "attention_scores": {layers, 1-based}}: the teacher outputs this term reads; None: all that `needs` names."""
+
+
+def teacher_reads(spec: LossSpec, layer_map: list[tuple[int, int]], teacher_layers: int) -> dict[str, Any]:
+    if spec.reads is not None:
+        return spec.reads(layer_map, teacher_layers)
+    everything = {"logits": True, "hidden_states": set(range(teacher_layers + 1)),
+                  "attention_scores": set(range(1, teacher_layers + 1))}
+    return {k: v for k, v in everything.items() if k in spec.needs}
+
+
+def reads_logits(layer_map, teacher_layers) -> dict[str, Any]:
+    return {"logits": True}
+
+
+def reads_mapped_hidden(layer_map, teacher_layers) -> dict[str, Any]:
+    return {"hidden_states": {t for _, t in layer_map}}
 
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

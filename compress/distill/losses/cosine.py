@@ -28,4 +28,5 @@ def check(ctx) -> None:
 
 from compress.distill.losses import LossSpec  # noqa: E402
 
-SPEC = LossSpec("hidden_cosine", hidden_cosine, frozenset({"hidden_states"}), doc=__doc__, check=check)
+SPEC = LossSpec("hidden_cosine", hidden_cosine, frozenset({"hidden_states"}), doc=__doc__, check=check,
+                reads=lambda layer_map, n: {"hidden_states": {n}})

@@ -9,4 +9,5 @@ def hard_ce(student, teacher, batch, ctx=None):
 
 from compress.distill.losses import LossSpec  # noqa: E402
 
-SPEC = LossSpec("hard_ce", hard_ce, frozenset({"logits"}), doc=__doc__, needs_labels=True)
+SPEC = LossSpec("hard_ce", hard_ce, frozenset({"logits"}), doc=__doc__, needs_labels=True,
+                reads=lambda layer_map, n: {})

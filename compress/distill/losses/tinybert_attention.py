@@ -29,4 +29,5 @@ def check(ctx) -> None:
         )
 
 
-SPEC = LossSpec("tinybert_attention", tinybert_attention, frozenset({"attention_scores"}), doc=__doc__, check=check)
+SPEC = LossSpec("tinybert_attention", tinybert_attention, frozenset({"attention_scores"}), doc=__doc__, check=check,
+                reads=lambda layer_map, n: {"attention_scores": {t for _, t in layer_map}})

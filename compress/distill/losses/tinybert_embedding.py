@@ -9,4 +9,4 @@ def tinybert_embedding(student, teacher, batch, ctx):
 
 
 SPEC = LossSpec("tinybert_embedding", tinybert_embedding, frozenset({"hidden_states"}), doc=__doc__,
-                check=check_projectable)
+                check=check_projectable, reads=lambda layer_map, n: {"hidden_states": {0}})

@@ -4,7 +4,7 @@ Summed over layers, as the TinyBERT reference does; W_h is the distiller's proje
 shared projection).
 """
 
-from compress.distill.losses import LossSpec, check_projectable, masked_mse
+from compress.distill.losses import LossSpec, check_projectable, masked_mse, reads_mapped_hidden
 
 
 def tinybert_hidden(student, teacher, batch, ctx):
@@ -16,4 +16,4 @@ def tinybert_hidden(student, teacher, batch, ctx):
 
 
 SPEC = LossSpec("tinybert_hidden", tinybert_hidden, frozenset({"hidden_states"}), doc=__doc__,
-                check=check_projectable)
+                check=check_projectable, reads=reads_mapped_hidden)

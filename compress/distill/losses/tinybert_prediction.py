@@ -6,7 +6,7 @@ t = 1 worked best in the paper.
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from compress.distill.losses import LossSpec
+from compress.distill.losses import LossSpec, reads_logits
 
 
 class Params(BaseModel):
@@ -19,4 +19,4 @@ def tinybert_prediction(student, teacher, batch, ctx, temperature: float = 1.0):
     return -(p_t * F.log_softmax(student.logits / temperature, dim=-1)).sum(-1).mean()
 
 
-SPEC = LossSpec("tinybert_prediction", tinybert_prediction, frozenset({"logits"}), Params, __doc__)
+SPEC = LossSpec("tinybert_prediction", tinybert_prediction, frozenset({"logits"}), Params, __doc__, reads=reads_logits)
