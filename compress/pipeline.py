@@ -248,8 +248,7 @@ def _require_absent(path: Path, force: bool, stage: str) -> None:
 def _weights_identity(source: TeacherSource) -> dict:
     if not source.is_local:
         return {"hub_id": source.location}
-    files = [Path(source.location) / f for f in WEIGHT_FILES if (Path(source.location) / f).is_file()]
-    return {"path": str(Path(source.location).resolve()), "weights": {f.name: file_digest(f) for f in files}}
+    return {"path": str(Path(source.location).resolve()), "weights": _teacher_identity(source.location)}
 
 
 def stage_finetune(run: Run, force: bool = False) -> dict:
