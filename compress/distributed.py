@@ -160,8 +160,6 @@ def launch(nproc: int, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    if nproc < 1:
-        raise UserError(f"--nproc {nproc}: give 1 or more processes")
     # one thread per process unless asked otherwise: N processes x all cores each would oversubscribe the CPU
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     for name in list(logging.root.manager.loggerDict):  # its own loggers set their levels: quiet each

@@ -39,6 +39,10 @@ class CachePlan:
     hidden: tuple[int, ...]
     attention: tuple[int, ...]
 
+    @classmethod
+    def from_meta(cls, meta: dict) -> "CachePlan":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["plan"].items()})
+
     def covers(self, other: "CachePlan") -> bool:
         return (self.logits or not other.logits) and set(other.hidden) <= set(self.hidden) and set(other.attention) <= set(self.attention)
 
@@ -69,23 +73,24 @@ def estimate_bytes(enc: Encoded, plan: CachePlan, hidden_size: int, heads: int, 
                + (lengths ** 2).sum() * len(plan.attention) * heads * item)
 
 
+def _offsets(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each row starts in the hidden-state file (tokens) and in the attention file ((query, key) pairs)."""
+    lengths = lengths.astype(np.int64)
+    return np.concatenate([[0], np.cumsum(lengths)]), np.concatenate([[0], np.cumsum(lengths ** 2)])
+
+
 class TeacherCache:
     """Read side: `outputs(batch)` gives the teacher's Outputs for a batch's rows, padded to the batch's width."""
 
     def __init__(self, path: Path, meta: dict):
         self.path, self.meta = path, meta
-        self.plan = CachePlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["plan"].items()})
+        self.plan = CachePlan.from_meta(meta)
         self.layers = meta["teacher_layers"]
         self.lengths = np.load(path / "lengths.npy")
-        self.token_offsets = np.concatenate([[0], np.cumsum(self.lengths)])
-        self.pair_offsets = np.concatenate([[0], np.cumsum(self.lengths.astype(np.int64) ** 2)])
+        self.token_offsets, self.pair_offsets = _offsets(self.lengths)
         self.logits = np.load(path / "logits.npy") if self.plan.logits else None
         self.hidden = np.load(path / "hidden.npy", mmap_mode="r") if self.plan.hidden else None
         self.attention = np.load(path / "attention.npy", mmap_mode="r") if self.plan.attention else None
-
-    @property
-    def bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
 
     def outputs(self, batch: dict[str, torch.Tensor]):
         from compress.distill.distiller import Outputs
@@ -120,10 +125,6 @@ class TeacherCache:
         return Outputs(logits, hidden, scores)
 
 
-def _describe(identity: dict) -> str:
-    return ", ".join(f"{k} {str(v)[:12]}" for k, v in identity.items())
-
-
 def open_or_build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict, dtype: str,
                   shared: bool, name: str, batch_size: int = 64) -> TeacherCache:
     """The cache at `path` when it was made from the same teacher and data and holds what `plan` needs; else
@@ -138,7 +139,7 @@ def open_or_build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity
         except ValueError:
             meta = None
     if meta is not None and meta.get("complete") and meta.get("version") == CACHE_VERSION:
-        cached = CachePlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["plan"].items()})
+        cached = CachePlan.from_meta(meta)
         if meta["identity"].get("teacher") != identity["teacher"]:
             problem = "was built from another teacher (its weights differ)"
         elif meta["identity"].get("data") != identity["data"]:
@@ -184,8 +185,7 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
     logits = np.load(path / "logits.npy", mmap_mode="r+") if plan.logits else None
     hidden = np.load(path / "hidden.npy", mmap_mode="r+") if plan.hidden else None
     attention = np.load(path / "attention.npy", mmap_mode="r+") if plan.attention else None
-    token_offsets = np.concatenate([[0], np.cumsum(lengths)])
-    pair_offsets = np.concatenate([[0], np.cumsum(lengths ** 2)])
+    token_offsets, pair_offsets = _offsets(lengths)
     needs = ({"hidden_states"} if plan.hidden else set()) | ({"attention_scores"} if plan.attention else set())
     batches = eval_batches(enc, batch_size)[world.rank::world.size]
     device = next(distiller.teacher.parameters()).device
