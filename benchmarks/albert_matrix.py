@@ -32,7 +32,7 @@ from compress.bench.env import environment  # noqa: E402
 from targets.bench import Timing, bench_inputs, summarize, time_calls  # noqa: E402
 from compress.evaluate import accuracy, predict_logits  # noqa: E402
 from compress.export.onnx import export_onnx  # noqa: E402
-from compress.export.verify import runtime_logits  # noqa: E402
+from compress.export.verify import device_logits  # noqa: E402
 from compress.fsutil import dir_size, write_json, write_text  # noqa: E402
 from compress.recipe import load_recipe_data, resolve_recipe  # noqa: E402
 from compress.student import build_student, count_params  # noqa: E402
@@ -131,7 +131,7 @@ def main() -> int:
                 if args.train:
                     row["distill_seconds"] = round(sum(h["seconds"] for st in rec["stages"] for h in st["history"]), 1)
                     acc = accuracy(predict_logits(student, student_test), student_test.labels)
-                    acc8 = accuracy(runtime_logits(OnnxModel(int8), student_test), student_test.labels)
+                    acc8 = accuracy(device_logits(OnnxModel(int8), student_test), student_test.labels)
                     row |= {"test_accuracy": acc, "pct_of_teacher": round(100 * acc / teacher["accuracy"], 2),
                             "int8_test_accuracy": acc8, "int8_pct_of_teacher": round(100 * acc8 / teacher["accuracy"], 2)}
             rows.append(row)

@@ -30,7 +30,7 @@ from compress.bench.env import environment  # noqa: E402
 from compress.bench.torch_worker import torch_loader  # noqa: E402
 from targets.bench import Grid, Job, Timing, bench_many, measure  # noqa: E402
 from compress.evaluate import accuracy, predict_logits  # noqa: E402
-from compress.export.verify import runtime_logits  # noqa: E402
+from compress.export.verify import device_logits  # noqa: E402
 from compress.fsutil import write_json, write_text  # noqa: E402
 from compress.quantize import ARTIFACT_SUFFIX, Context, parse_candidate  # noqa: E402
 from compress.recipe import resolve_recipe  # noqa: E402
@@ -123,7 +123,7 @@ def main() -> int:
     for label, path in (("onnx fp32", plain), ("onnx fp32 fused (ort-opt)", fused), ("tflite fp32", tflite)):
         if want(label) and path.is_file():
             m = load_model(path)
-            rows.append(row(label, path, m.runtime, runtime_logits(m, dev), runtime_logits(m, test), 0))
+            rows.append(row(label, path, m.runtime, device_logits(m, dev), device_logits(m, test), 0))
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         if want("quantize_dynamic defaults (baseline)"):
@@ -132,7 +132,7 @@ def main() -> int:
             t0, dst = time.perf_counter(), work / "baseline.onnx"
             quantize_dynamic(str(plain), str(dst))
             m = load_model(dst)
-            dev_logits, test_logits, seconds = runtime_logits(m, dev), runtime_logits(m, test), time.perf_counter() - t0
+            dev_logits, test_logits, seconds = device_logits(m, dev), device_logits(m, test), time.perf_counter() - t0
             rows.append(row("quantize_dynamic defaults (baseline)", dst, "onnxruntime", dev_logits, test_logits, seconds,
                             {"backend": "onnxruntime.quantization.quantize_dynamic", "session_config": {}},
                             lambda threads, dst=dst: OnnxModel(dst, threads, session_config={})))
@@ -163,7 +163,7 @@ def main() -> int:
                                 {"backend": backend.name, **settings.model_dump()}, torch_loader(lambda model=model: model)))
             else:
                 m = load_model(dst)
-                rows.append(row(label, dst, m.runtime, runtime_logits(m, dev), runtime_logits(m, test), seconds,
+                rows.append(row(label, dst, m.runtime, device_logits(m, dev), device_logits(m, test), seconds,
                                 {"backend": backend.name, **settings.model_dump()}))
         time_rows()  # inside the temporary directory: the quantized files are still there
     result = {"command": "python " + " ".join(sys.argv), "environment": environment(), "student": str(student_dir),

@@ -2,9 +2,11 @@
 
 OUT/bundle/ holds the chosen model files (the fastest verified ONNX artifact, its ONNX Runtime Mobile `.ort`
 twin, the fastest verified TFLite artifact), the tokenizer files, labels.txt, metadata.json, a README for app
-developers, and the torch-free runner (`runner/targets`). Every model is then run the way a device runs it
-(raw text -> pure-Python tokenizer -> targets runtime) over the dev split and compared with the PyTorch
-student; a model that does not agree is not bundled, and metadata.json records what was measured.
+developers, and the torch-free runner (`runner/targets`). Every model file is run the way a device runs it
+(raw text -> the runner's tokenizer -> targets runtime, one text per call) over the dev split on this machine
+and compared with the PyTorch student. A file that does not agree is removed and the next-fastest verified
+artifact of its runtime is tried: int8 numerics differ between CPUs (AVX2, AVX-512 VNNI, AMX, ARM dot-product),
+so a choice the quantize stage made elsewhere is re-checked here. metadata.json records what was measured.
 """
 
 from __future__ import annotations
@@ -20,32 +22,34 @@ import numpy as np
 from compress import __version__
 from compress.bench.report import p50_at
 from compress.bench.results import compute_precision
-from compress.errors import UserError
+from compress.errors import UserError, first_line
 from compress.fsutil import atomic_dir, file_digest, read_json, write_json, write_text
 from compress.progress import info
 from compress.vocab import write_vocab_txt
 from targets.runtime import SESSION_CONFIG
 
-RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "runtime.py", "tokenizer.py", "bench.py", "env.py",
+RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "check.py", "runtime.py", "tokenizer.py", "bench.py", "env.py",
                 "gemm_fp32.onnx", "gemm_u8s8.onnx", "pyproject.toml", "README.md")
 FP32_MIN_AGREEMENT = 0.999
 
 
-def choose_models(report: dict, wanted: list[str] | None) -> list[dict]:
-    """The report's artifacts to bundle: those named, else the fastest ONNX and the fastest TFLite one."""
+def choose_models(report: dict, wanted: list[str] | None) -> list[list[dict]]:
+    """The report's artifacts to try, one list per runtime in the order tried: those named (no fallback: the user
+    chose them), else every verified ONNX, then every TFLite artifact, fastest first. The first of a list that
+    passes the runner check is bundled; the others are its fallbacks."""
     artifacts = {a["name"]: a for a in report["artifacts"] if a["runtime"] in ("onnxruntime", "litert")}
     if wanted:
         unknown = [n for n in wanted if n not in artifacts]
         if unknown:
             raise UserError(f"bundle.artifacts names {', '.join(unknown)}, not a shipped ONNX / TFLite artifact; "
                             f"shipped: {', '.join(artifacts) or 'none'}")
-        return [artifacts[n] for n in wanted]
+        return [[artifacts[n]] for n in wanted]
     seq, threads = report["summary"]["seq_len"], report["summary"]["threads"]
     chosen = []
     for runtime in ("onnxruntime", "litert"):
         options = [a for a in artifacts.values() if a["runtime"] == runtime]
         if options:
-            chosen.append(min(options, key=lambda a: p50_at(a["latency"], seq, threads) or float("inf")))
+            chosen.append(sorted(options, key=lambda a: p50_at(a["latency"], seq, threads) or float("inf")))
     if not chosen:
         raise UserError("no verified ONNX or TFLite artifact to bundle: re-run export (and quantize)")
     return chosen
@@ -92,11 +96,11 @@ def _io(artifact: dict, input_names: list[str], num_labels: int) -> tuple[list, 
 def write_bundle(run, force: bool = False) -> dict:
     import targets
     from compress.evaluate import predict_logits
-    from compress.export.verify import compare
-    from compress.pipeline import load_student
-    from targets.bundle import BUNDLE_FORMAT, SCHEMA_VERSION, Classifier
-    from targets.runtime import RUNTIME_OF_SUFFIX
-    from targets.tokenizer import WordPieceTokenizer
+    from compress.bench.env import machine_identity
+    from compress.pipeline import StageFailed, load_student
+    from targets.bundle import BUNDLE_FORMAT, SCHEMA_VERSION, Bundle
+    from targets.check import CHECK_FILE, CheckSet, check_model
+    from targets.tokenizer import TokenizerError, load_tokenizer
 
     bundle_dir, zip_path = run.out / "bundle", run.out / "bundle.zip"
     for path in (bundle_dir, zip_path):
@@ -111,58 +115,51 @@ def write_bundle(run, force: bool = False) -> dict:
     chosen = choose_models(report, cfg.artifacts)
     tokenizer_dir = run.student_dir
     dev_rows = run.data.split("dev")
-    texts = [e.text for e in dev_rows]
     pairs = [e.text_pair for e in dev_rows] if dev_rows and dev_rows[0].text_pair is not None else None
     student = load_student(run, "bundle")
-    reference = predict_logits(student, run.encode("dev", run.student_tokenizer()), description="student logits on dev")
+    # fp32 files must match as the export did; quantized ones as the quantization guard asked, on this machine
+    checks = CheckSet([e.text for e in dev_rows], pairs, np.array([e.label for e in dev_rows]),
+                      predict_logits(student, run.encode("dev", run.student_tokenizer()), description="student logits on dev"),
+                      run.recipe.export.atol, FP32_MIN_AGREEMENT, run.recipe.quantize.min_label_agreement)
     num_labels = len(run.data.labels)
     del student
 
     with atomic_dir(bundle_dir) as tmp:
-        for name in ("vocab.txt", "tokenizer.json"):
-            if (tokenizer_dir / name).is_file():
-                shutil.copy2(tokenizer_dir / name, tmp / name)
-        if not (tmp / "vocab.txt").is_file():  # a student saved before vocab.txt was written beside tokenizer.json
-            write_vocab_txt(json.loads((tmp / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"], tmp)
+        if not (tokenizer_dir / "tokenizer.json").is_file():
+            raise StageFailed(f"the student in {tokenizer_dir} has no tokenizer.json (a fast tokenizer): the bundle needs one")
+        shutil.copy2(tokenizer_dir / "tokenizer.json", tmp / "tokenizer.json")
+        try:
+            tokenizer = load_tokenizer(tmp / "tokenizer.json")  # exactly what a device will read
+        except TokenizerError as exc:
+            raise StageFailed(f"bundle: the device runner cannot read the student's tokenizer: {exc}") from None
+        wordpiece = tokenizer.kind == "bert-wordpiece"
+        if wordpiece:  # vocab.txt: what apps' own WordPiece code reads
+            if (tokenizer_dir / "vocab.txt").is_file():
+                shutil.copy2(tokenizer_dir / "vocab.txt", tmp / "vocab.txt")
+            else:
+                write_vocab_txt(json.loads((tmp / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"], tmp)
         write_text(tmp / "labels.txt", "\n".join(run.data.labels) + "\n")
+        checks.write(tmp / CHECK_FILE)  # travels with the bundle: `python -m targets check` re-runs it on a device
         runner = tmp / "runner" / "targets"
         runner.mkdir(parents=True)
         src = Path(targets.__file__).parent
         for name in RUNNER_FILES:
             if (src / name).is_file():
                 shutil.copy2(src / name, runner / name)
-
-        models, rejected = [], []
-        for art in chosen:
-            suffix = Path(art["path"]).suffix
-            files = [(f"model{suffix}", run.out / art["path"])]
-            if suffix == ".onnx" and run.recipe.export.ort_format:
-                files.append(("model.ort", None))
-            for file_name, source in files:
-                dst = tmp / file_name
-                try:
-                    if source is not None:
-                        shutil.copy2(source, dst)
-                    else:
-                        to_ort_format(tmp / f"model{suffix}", dst)
-                except Exception as exc:  # an .ort conversion the installed ORT cannot do: the .onnx still ships
-                    rejected.append({"file": file_name, "artifact": art["name"], "reason": f"conversion failed: {exc}"})
-                    continue
-                models.append({"file": file_name, "artifact": art["name"], "runtime": RUNTIME_OF_SUFFIX[dst.suffix],
-                               "format": dst.suffix.lstrip("."), "source": art})
-        tokenizer = WordPieceTokenizer.from_tokenizer_json(tmp / "tokenizer.json")  # what a device will read
         meta = {
             "format": BUNDLE_FORMAT,
             "schema_version": SCHEMA_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "labels": run.data.labels,
             "labels_file": "labels.txt",
+            "check_file": CHECK_FILE,
             "max_length": run.recipe.data.max_length,
-            "tokenizer": {"type": "bert-wordpiece", "vocab": "vocab.txt", "tokenizer_json": "tokenizer.json",
-                          "lowercase": tokenizer.lowercase, "strip_accents": tokenizer.strip_accents,
-                          "vocab_size": len(tokenizer.vocab),
-                          "special_tokens": {"[CLS]": tokenizer.cls_id, "[SEP]": tokenizer.sep_id,
-                                             "[PAD]": tokenizer.pad_id, "[UNK]": tokenizer.unk_id},
+            "tokenizer": {"type": tokenizer.kind, "vocab": "vocab.txt" if wordpiece else None,
+                          "tokenizer_json": "tokenizer.json", "lowercase": tokenizer.lowercase,
+                          "strip_accents": tokenizer.strip_accents, "vocab_size": len(tokenizer.vocab),
+                          "special_tokens": tokenizer.special_tokens, "pad_id": tokenizer.pad_id,
+                          "runs_on": "pure Python (runner/targets/tokenizer.py)" if wordpiece
+                          else "the Hugging Face tokenizers package (pip install tokenizers)",
                           "text_pairs": pairs is not None},
             "teacher": {"checkpoint": run.source.spec, "test_accuracy": report["teacher"]["accuracy"],
                         "layers": report["teacher"]["layers"], "hidden_size": report["teacher"]["hidden_size"]},
@@ -171,33 +168,56 @@ def write_bundle(run, force: bool = False) -> dict:
                         "architecture": report["student"].get("arch")},
             "recipe": run.recipe.name,
             "versions": _versions(),
+            "checked_on": machine_identity(),
             "models": [],
         }
-        operators = {m["artifact"]: _onnx_operators(tmp / m["file"]) for m in models if m["format"] == "onnx"}
-        entries = {m["file"]: _model_meta(m, export, num_labels, tmp) | (
-            {"operators": operators[m["artifact"]]} if m["artifact"] in operators else {}) for m in models}
-        write_json(tmp / "metadata.json", meta | {"models": list(entries.values())})  # what the runner check loads
-        kept = []
-        for m in models:
-            art = m["source"]
-            clf = Classifier(tmp, runtime=m["file"], threads=1)
-            logits = clf.logits(texts, pairs)
-            fp32 = not art.get("quantization")  # fp32: the export's bars; int8: the quantization guard's
-            check = compare(reference, logits, run.recipe.export.atol if fp32 else float("inf"),
-                            FP32_MIN_AGREEMENT if fp32 else run.recipe.quantize.min_label_agreement)
-            accuracy = float((logits.argmax(-1) == np.array([e.label for e in dev_rows])).mean())
-            info(f"bundle {m['file']} through the torch-free runner (pure-Python tokenizer): max |Δlogit| vs PyTorch "
-                 f"{check.max_abs_diff:.2e}, label agreement {check.label_agreement:.4f}, dev accuracy {100 * accuracy:.2f}%")
-            if not check.passed:
-                (tmp / m["file"]).unlink()
-                rejected.append({"file": m["file"], "artifact": art["name"],
-                                 "reason": f"runner output does not match the PyTorch student: {check.as_dict()}"})
-                continue
-            kept.append(entries[m["file"]] | {
-                "runner_check": {"rows": check.rows, "max_abs_diff_vs_pytorch": check.max_abs_diff,
-                                 "label_agreement_vs_pytorch": check.label_agreement, "dev_accuracy": accuracy}})
+
+        kept, rejected = [], []
+
+        def add(file_name: str, art: dict, make) -> bool:
+            """Write one model file, check it alone through the runner; keep it or remove it (and say why)."""
+            dst = tmp / file_name
+            try:
+                make(dst)
+            except Exception as exc:  # e.g. an .ort conversion the installed ONNX Runtime cannot do
+                rejected.append({"file": file_name, "artifact": art["name"], "reason": f"conversion failed: {first_line(exc)}"})
+                dst.unlink(missing_ok=True)
+                return False
+            entry = _model_meta(file_name, art, export, num_labels, tmp)
+            write_json(tmp / "metadata.json", meta | {"models": kept + [entry]})  # the bundle as the runner sees it
+            try:
+                result = check_model(Bundle.load(tmp), entry, checks)
+            except Exception as exc:  # the runner cannot load or run this file: the others may still ship
+                entry["runner_check"], failure = None, f"the runner failed: {type(exc).__name__}: {first_line(exc)}"
+            else:
+                info(f"bundle {file_name} ({art['name']}) through the torch-free runner: max |Δlogit| vs PyTorch "
+                     f"{result.max_abs_diff:.2e}, label agreement {result.label_agreement:.4f}, dev accuracy "
+                     f"{100 * result.accuracy:.2f}%")
+                entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
+                                         "label_agreement_vs_pytorch": result.label_agreement, "dev_accuracy": result.accuracy}
+                failure = result.failure and f"runner output does not match the PyTorch student on dev: {result.failure}"
+            if failure:
+                dst.unlink()
+                rejected.append({"file": file_name, "artifact": art["name"], "reason": failure})
+                write_json(tmp / "metadata.json", meta | {"models": kept})
+                return False
+            kept.append(entry)
+            return True
+
+        for options in chosen:
+            for i, art in enumerate(options):
+                suffix = Path(art["path"]).suffix
+                if i:
+                    info(f"[yellow]bundle[/]: trying the next-fastest {art['runtime']} artifact, {art['name']}")
+                if add(f"model{suffix}", art, lambda dst, src=run.out / art["path"]: shutil.copy2(src, dst)):
+                    if suffix == ".onnx" and run.recipe.export.ort_format:
+                        add("model.ort", art, lambda dst: to_ort_format(tmp / "model.onnx", dst))
+                    break
+        for r in rejected:
+            info(f"[yellow]not bundled[/]: {r['file']} ({r['artifact']}): {r['reason']}")
         if not kept:
-            raise UserError("bundle: no model passed the runner check against the PyTorch student; see the lines above")
+            raise StageFailed("bundle: no model passed the runner check against the PyTorch student (see the lines "
+                              f"above); the trained student and the artifacts in {run.out} are kept")
         meta["models"] = kept
         meta["rejected"] = rejected
         write_json(tmp / "metadata.json", meta)
@@ -208,24 +228,29 @@ def write_bundle(run, force: bool = False) -> dict:
             if path.is_file():
                 zf.write(path, Path("bundle") / path.relative_to(bundle_dir))
     tmp_zip.replace(zip_path)
-    for r in rejected:
-        info(f"[yellow]not bundled[/]: {r['file']} ({r['artifact']}): {r['reason']}")
+    shipped = {m["runtime"] for m in kept}
+    missing = [opts[0]["runtime"] for opts in chosen if opts[0]["runtime"] not in shipped]
+    if rejected:
+        info(f"[yellow]bundle[/]: ships {len(kept)} model file(s); {len(rejected)} candidate file(s) failed the runner "
+             "check and were replaced or left out" + (f"; no {', '.join(missing)} model passed" if missing else ""))
     record = {"bundle": str(bundle_dir), "zip": str(zip_path), "zip_bytes": zip_path.stat().st_size,
               "models": [{k: m[k] for k in ("file", "artifact", "runtime", "precision", "size_bytes", "runner_check")} for m in kept],
-              "rejected": rejected}
+              "rejected": rejected, "checked_on": meta["checked_on"]}
     info(f"bundle: {bundle_dir} ({', '.join(m['file'] for m in kept)}) and {zip_path.name} ({zip_path.stat().st_size / 1e6:.1f} MB)")
     return record
 
 
-def _model_meta(m: dict, export: dict, num_labels: int, root: Path) -> dict:
-    art = m["source"]
+def _model_meta(file_name: str, art: dict, export: dict, num_labels: int, root: Path) -> dict:
+    from targets.runtime import RUNTIME_OF_SUFFIX
+
+    path = root / file_name
     ins, outs = _io(art, export["input_names"], num_labels)
     seq_latency = {f"seq{e['seq_len']}_{e['threads']}t": e["p50_ms"] for e in art["latency"] if e.get("batch", 1) == 1}
     return {
-        "file": m["file"], "runtime": m["runtime"], "format": m["format"], "artifact": art["name"],
+        "file": file_name, "runtime": RUNTIME_OF_SUFFIX[path.suffix], "format": path.suffix.lstrip("."), "artifact": art["name"],
         "precision": _precision(art), "inputs": ins, "outputs": outs,
         **({"buckets": art["buckets"], "signatures": [f"seq_{b}" for b in art["buckets"]]} if art.get("buckets") else {}),
-        "size_bytes": (root / m["file"]).stat().st_size, "sha256": file_digest(root / m["file"], None),
+        "size_bytes": path.stat().st_size, "sha256": file_digest(path, None),
         "test_accuracy": art["accuracy"], "verification": {"max_abs_diff": art["max_abs_diff"], "label_agreement": art["label_agreement"],
                                                            "on": art["verified_on"]},
         "latency_p50_ms_on_build_machine": seq_latency,
@@ -233,7 +258,8 @@ def _model_meta(m: dict, export: dict, num_labels: int, root: Path) -> dict:
                          if art.get("quantization") else None),
         "compute": compute_precision(art.get("quantization")),
         # what the runner sets for a .onnx (a .ort was saved with it applied): an app loading the .onnx sets it too
-        **({"session_config": SESSION_CONFIG} if m["file"].endswith(".onnx") else {}),
+        **({"session_config": SESSION_CONFIG, "operators": _onnx_operators(path)} if file_name.endswith(".onnx") else {}),
+        **({"operators": _onnx_operators(root / "model.onnx")} if file_name.endswith(".ort") else {}),
     }
 
 

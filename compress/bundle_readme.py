@@ -14,6 +14,25 @@ def _model_lines(meta: dict) -> list[str]:
     return lines
 
 
+def _tokenization(meta: dict) -> list[str]:
+    tok = meta["tokenizer"]
+    specials = ", ".join(f"`{k}` = {v}" for k, v in tok["special_tokens"].items())
+    if tok["type"] != "bert-wordpiece":  # byte-level BPE, Unigram, ...: no small pure-Python port
+        return [f"A {tok['type']} tokenizer (special tokens {specials}), defined by `tokenizer.json`. Run it with the "
+                "Hugging Face `tokenizers` library (`pip install tokenizers`: wheels for Linux x86-64 and aarch64, "
+                "macOS, Windows; the runner uses it for this bundle), or a port of `tokenizer.json` on the phone. "
+                f"At most {meta['max_length']} ids; `attention_mask` is 1 for every id."]
+    return [
+        f"BERT WordPiece, {'uncased: lower-case and strip accents' if tok['lowercase'] else 'cased'}. Clean the text "
+        "(drop control characters, whitespace to spaces), put spaces around CJK characters, split on whitespace "
+        "and around each punctuation character, then greedy longest-match word pieces (`##` marks a piece inside "
+        "a word; a word with no match is `[UNK]`); special tokens typed in the text are matched as themselves. "
+        f"Ids: `[CLS]` + pieces + `[SEP]` ({specials}), at most "
+        f"{meta['max_length']} ids (cut the pieces, keep `[SEP]`). `attention_mask` is 1 for every id, "
+        "`token_type_ids` 0. `runner/targets/tokenizer.py` is the reference to port (pure Python, no "
+        "dependencies; a property-based test checks it gives exactly the Hugging Face tokenizer's ids)."]
+
+
 def render(meta: dict) -> str:
     labels = meta["labels"]
     tok = meta["tokenizer"]
@@ -44,23 +63,20 @@ def render(meta: dict) -> str:
         "SkipLayerNorm fusion off, its CPU kernel is the slow path); `model.ort` was saved with them applied.",
         "- `model.tflite`: LiteRT (TensorFlow Lite). One signature per sequence bucket "
         f"({', '.join(f'`seq_{b}`' for b in buckets)}): batch 1, int32 inputs of exactly that length. Pad the "
-        "tokens to the smallest bucket that holds them (`[PAD]` = id "
-        f"{tok['special_tokens'].get('[PAD]', 0)} with attention_mask 0); output `output_0` float32 [1, labels].",
-        f"- `vocab.txt` (one word piece per line, line number = id; {tok['vocab_size']:,} pieces) and "
-        "`tokenizer.json` (Hugging Face tokenizers format, the same vocabulary).",
+        "tokens to the smallest bucket that holds them (pad id "
+        f"{tok.get('pad_id', tok['special_tokens'].get('[PAD]', 0))} with attention_mask 0); output `output_0` float32 [1, labels].",
+        (f"- `vocab.txt` (one word piece per line, line number = id; {tok['vocab_size']:,} pieces) and "
+         "`tokenizer.json` (Hugging Face tokenizers format, the same vocabulary)." if tok.get("vocab") else
+         f"- `tokenizer.json`: the tokenizer in Hugging Face tokenizers format ({tok['type']}, {tok['vocab_size']:,} tokens)."),
         "- `labels.txt`: one label per line, in logit order. `metadata.json`: everything above, machine-readable.",
+        "- `check.json`: the dev texts and the PyTorch student's logits on them, with the bars the build used: "
+        "`python -m targets check` runs every model on them on the device's own CPU (int8 kernels differ between "
+        "AVX2, AVX-512 VNNI, AMX and ARM dot-product CPUs, and so do their int8 logits).",
         "- `runner/targets`: the Python runner (numpy + onnxruntime or ai-edge-litert; no PyTorch).",
         "",
         "## Tokenization (what the app must do before calling the model)",
         "",
-        f"BERT WordPiece, {'uncased: lower-case and strip accents' if tok['lowercase'] else 'cased'}. Clean the text "
-        "(drop control characters, whitespace to spaces), put spaces around CJK characters, split on whitespace "
-        "and around each punctuation character, then greedy longest-match word pieces (`##` marks a piece inside "
-        "a word; a word with no match is `[UNK]`). Ids: `[CLS]` + pieces + `[SEP]` ("
-        + ", ".join(f"`{k}` = {v}" for k, v in tok["special_tokens"].items()) + "), at most "
-        f"{meta['max_length']} ids (cut the pieces, keep `[SEP]`). `attention_mask` is 1 for every id, "
-        "`token_type_ids` 0. `runner/targets/tokenizer.py` is the reference to port (about 200 lines, no "
-        "dependencies; it gives exactly the Hugging Face tokenizer's ids).",
+        *_tokenization(meta),
         "",
         "## Python (a Pi, a server): no PyTorch needed",
         "",
@@ -68,6 +84,7 @@ def render(meta: dict) -> str:
         "pip install numpy onnxruntime            # or: pip install numpy ai-edge-litert",
         "PYTHONPATH=runner python -m targets predict . \"a gripping, beautifully acted film\"",
         "PYTHONPATH=runner python -m targets predict . --runtime litert \"a dull, lifeless remake\"",
+        "PYTHONPATH=runner python -m targets check .   # re-check every model on this CPU (int8 numerics differ by CPU)",
         "```",
         "",
         "```python",
@@ -167,4 +184,26 @@ def render(meta: dict) -> str:
         "```",
         "",
     ]
-    return "\n".join(out)
+    text = "\n".join(out)
+    inputs = {i["name"] for m in meta["models"] for i in m["inputs"]}
+    return text if "token_type_ids" in inputs else _without_token_types(text)
+
+
+# the snippets' code with the token_type_ids input left out (RoBERTa-style models have none)
+_TOKEN_TYPE_EDITS = (
+    (', shape),\n        "token_type_ids" to OnnxTensor.createTensor(env, LongBuffer.wrap(LongArray(ids.size)), shape))', ", shape))"),
+    ('"attention_mask" to arrayOf(mask),\n                                    "token_type_ids" to arrayOf(IntArray(bucket)))',
+     '"attention_mask" to arrayOf(mask))'),
+    ('count: ids.count)),\n                                           "token_type_ids": tensor([Int64](repeating: 0, count: ids.count))],',
+     "count: ids.count))],"),
+    ('mask.withUnsafeBytes { Data($0) },\n                             "token_type_ids": Data(count: bucket * 4)])',
+     "mask.withUnsafeBytes { Data($0) }])"),
+    ("Inputs `input_ids`, `attention_mask`, `token_type_ids`,", "Inputs `input_ids`, `attention_mask`,"),
+)
+
+
+def _without_token_types(text: str) -> str:
+    for old, new in _TOKEN_TYPE_EDITS:
+        assert old in text, old  # the snippets above changed: keep these edits in step with them
+        text = text.replace(old, new)
+    return text

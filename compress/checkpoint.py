@@ -5,11 +5,16 @@ distiller's projections, AdamW's moments, the scheduler, the RNG states, the epo
 batch order is a pure function of seed and epoch, so the position is enough), the running loss sums, the history
 and the best epoch so far. It is written under a temporary name and renamed: a kill during a save leaves the
 previous checkpoint whole. A finished fit saves its result too, so a resumed stage skips it.
+
+A checkpoint is read with `torch.load(weights_only=True)`: tensors, numbers, strings and containers only, so a
+checkpoint from someone else cannot run code when resumed. Everything saved is such a value (numpy's RNG
+state is stored as a tensor and plain numbers, not as an ndarray).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import signal
 import threading
@@ -24,7 +29,8 @@ import numpy as np
 from compress.errors import UserError, first_line
 from compress.progress import info
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: loaded with weights_only=True (v1 stored numpy's RNG state as an ndarray, which only a full unpickle reads)."""
 
 
 class Interrupted(UserError):
@@ -53,11 +59,14 @@ class Checkpoint:
         return state
 
     def read(self) -> dict:
-        """The file's contents; a damaged or foreign file is one clear error."""
+        """The file's contents; a damaged, foreign or older file is one clear error. Nothing in it is executed."""
         import torch
 
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=False)  # our own file: RNG states are not tensors
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # it names Python objects beyond tensors and numbers: not loaded
+            raise UserError(f"checkpoint {self.path} cannot be read: {_unsafe_contents(self.path)}; "
+                            "delete it, or pass --force to start over") from None
         except Exception as exc:  # a truncated or foreign file: say which, do not guess
             raise UserError(f"checkpoint {self.path} cannot be read ({first_line(exc)}): delete it, or pass --force to start over") from None
         if not isinstance(state, dict) or state.get("version") != FORMAT_VERSION:
@@ -77,10 +86,29 @@ class Checkpoint:
             raise
 
 
-def rng_state() -> dict:
+def _unsafe_contents(path: Path) -> str:
+    """Why a checkpoint was not loaded, from the names of the Python objects it holds (found without loading it)."""
     import torch
 
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:
+        names = []
+    if names and all(n.startswith("numpy.") for n in names):  # v1 stored numpy's RNG state as an ndarray
+        return "it was written by an older bert-compress (checkpoint format v1), which this version does not resume"
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return (f"it holds Python objects{f' ({shown})' if shown else ''} besides tensors and numbers, which are not loaded "
+            "because loading them could run code")
+
+
+def rng_state() -> dict:
+    """Every RNG the training draws from, as tensors, numbers and tuples (what weights_only loading reads)."""
+    import torch
+
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"bit_generator": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -91,7 +119,8 @@ def set_rng_state(state: dict) -> None:
 
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["bit_generator"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 

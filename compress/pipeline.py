@@ -121,13 +121,20 @@ class Run:
 
 # ---- preparing OUT ------------------------------------------------------------------------------
 def _check_writable(out: Path) -> None:
+    """OUT, or the deepest folder above it that exists, must really take a new folder: os.access says yes for
+    root on read-only mounts and on /proc, so a throw-away folder is made and removed (nothing stays)."""
+    import tempfile
+
     probe = out
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
         raise UserError(f"cannot create {out}: {probe} is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write to {probe}: choose another --out or fix its permissions")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".bert-compress-probe-", dir=probe))
+    except OSError as exc:
+        raise UserError(f"cannot write to {probe} ({exc.strerror or first_line(exc)}): choose another --out "
+                        "or fix its permissions") from None
 
 
 def _reorder_labels(data: TaskData, order: list[str]) -> TaskData:
@@ -176,7 +183,10 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool, resume: 
     for note in run.data.notes:
         info(f"[yellow]note[/]: {note}")
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a folder made read-only between the check and now
+        raise UserError(f"cannot create {out} ({exc.strerror or first_line(exc)}): choose another --out") from None
     if whole_run and force:
         # A forced run redoes every stage; the fine-tuned teacher stays as a cache keyed by its settings.
         for name in ("student", "export", "quantized", "stages", "checkpoints", "report.json", "report.md", "bench.json",
@@ -521,7 +531,7 @@ def stage_export(run: Run, force: bool = False) -> dict:
     from compress.evaluate import predict_logits
     from compress.export.onnx import export_onnx
     from compress.export.ort_optimize import optimize_for_ort
-    from compress.export.verify import compare, runtime_logits
+    from compress.export.verify import compare, device_logits
     from compress.recipe import tflite_buckets
     from targets.runtime import load_model
 
@@ -535,7 +545,7 @@ def stage_export(run: Run, force: bool = False) -> dict:
 
     def verify(name: str, path: Path, description: str, **extra):
         model = load_model(path)
-        candidate = runtime_logits(model, dev, description=f"verify {path.name} on dev")
+        candidate = device_logits(model, dev, description=f"verify {path.name} on dev")
         check = compare(reference, candidate, recipe.export.atol, recipe.export.min_label_agreement)
         info(
             f"verify {path.name}: max |Δlogit| {check.max_abs_diff:.2e} (tolerance {check.atol:g}), "
@@ -681,7 +691,7 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
     import tempfile
 
     from compress.evaluate import accuracy, predict_logits
-    from compress.export.verify import runtime_logits
+    from compress.export.verify import device_logits
     from compress.quantize import Context, backend as find_backend
     from compress.quantize.guard import Measured, run_guard
     from targets.runtime import load_model
@@ -723,9 +733,11 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
         if backend.runtime == "pytorch":
             from compress.quantize.torchao_ptq import load
 
-            logits = predict_logits(load(path, settings, run.student_dir), dev, description=f"evaluate {path.name} on dev")
+            # one text per call, as it is deployed (torchao scales activations per call too)
+            logits = predict_logits(load(path, settings, run.student_dir), dev, batch_size=1,
+                                    description=f"evaluate {path.name} on dev")
         else:
-            logits = runtime_logits(load_model(path), dev, description=f"evaluate {path.name} on dev")
+            logits = device_logits(load_model(path), dev, description=f"evaluate {path.name} on dev")
         return Measured(accuracy(logits, dev.labels), float((logits.argmax(-1) == reference.argmax(-1)).mean()),
                         float(abs(logits - reference).max()))
 
@@ -741,11 +753,14 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
                             "the fp32 artifacts are unchanged")
     artifacts, rejected = [], []
     buckets = next((a["buckets"] for a in export["artifacts"] if a["name"] == "student-tflite-fp32"), None)
+    from compress.bench.env import machine_identity
+
+    measured_on = machine_identity()
     for a in attempts:
         int4 = a.settings.get("scheme") == "int4-weight" or a.settings.get("weight_bits") == "int4"
         name = f"student-{'int4' if int4 else 'int8'}-{a.name}"
         q = {"backend": a.backend, "settings": a.settings, "fallback": a.fallback, "reason": a.reason,
-             "seconds": round(a.seconds, 1), **a.extra}
+             "seconds": round(a.seconds, 1), "measured_on": measured_on, **a.extra}
         if a.measured:
             q |= {"dev_accuracy": a.measured.accuracy, "fp32_dev_accuracy": fp32_accuracy,
                   "drop_points": round(100 * (fp32_accuracy - a.measured.accuracy), 3)}
@@ -768,7 +783,7 @@ def stage_quantize(run: Run, force: bool = False) -> dict:
     if not artifacts:
         info("[yellow]quantize[/]: no candidate kept the accuracy within the tolerance; only fp32 artifacts ship")
     record = {"artifacts": artifacts, "rejected": rejected, "fp32_dev_accuracy": fp32_accuracy,
-              "tolerance_points": cfg.max_accuracy_drop,
+              "tolerance_points": cfg.max_accuracy_drop, "measured_on": measured_on,
               "skipped": [{"backend": c["backend"], "reason": "no fp32 .tflite export"} for c in skipped]}
     write_json(run.stage_file("quantize"), record | {"seconds": time.perf_counter() - t0})
     return record
@@ -806,7 +821,7 @@ def stage_bench(run: Run, force: bool = False) -> dict:
     from compress.bench.report import render_markdown, summary
     from compress.bench.results import bench_document
     from compress.evaluate import accuracy
-    from compress.export.verify import runtime_logits
+    from compress.export.verify import device_logits
     from targets.bench import best_peak, gemm_peak, write_results
     from targets.runtime import load_model
 
@@ -849,12 +864,12 @@ def stage_bench(run: Run, force: bool = False) -> dict:
 
                 q = art["quantization"]
                 model = load(path, backend(q["backend"]).settings(**q["settings"]), run.student_dir)
-                logits = predict_logits(model, student_test, description=f"{art['name']} accuracy on test")
+                logits = predict_logits(model, student_test, batch_size=1, description=f"{art['name']} accuracy on test")
                 del model
                 jobs.append(torch_job({"kind": "torchao", "path": str(path), "settings": q["settings"],
                                        "student_dir": str(run.student_dir)}, b, vocab, art["name"], arch, names))
             else:
-                logits = runtime_logits(load_model(path), student_test, description=f"{art['name']} accuracy on test")
+                logits = device_logits(load_model(path), student_test, description=f"{art['name']} accuracy on test")
                 jobs.append(runtime_job(path, b, vocab, art["name"], arch))
             ver = art["verification"]
             artifacts.append({
@@ -915,7 +930,7 @@ def stage_bundle(run: Run, force: bool = False) -> dict:
     seconds = time.perf_counter() - t0
     write_json(run.stage_file("bundle"), record | {"seconds": seconds})
     report = read_json(run.out / "report.json")  # the report names what was bundled and how it checked out
-    report["bundle"] = {k: record[k] for k in ("zip_bytes", "models", "rejected")} | {"path": "bundle/", "zip": "bundle.zip"}
+    report["bundle"] = {k: record[k] for k in ("zip_bytes", "models", "rejected", "checked_on")} | {"path": "bundle/", "zip": "bundle.zip"}
     bench_json = run.out / "bench.json"
     if bench_json.is_file():  # device results name the bundled models: mark them as the shipped ones
         shipped = {m["artifact"] for m in record["models"]}

@@ -1,4 +1,4 @@
-"""Torch-free runner CLI: `python -m targets predict BUNDLE "text" ...`, `info BUNDLE`, `bench BUNDLE`.
+"""Torch-free runner CLI: `python -m targets predict BUNDLE "text" ...`, `check BUNDLE`, `info BUNDLE`, `bench BUNDLE`.
 
 Needs numpy plus onnxruntime (for .onnx / .ort) or ai-edge-litert / tflite-runtime (for .tflite), nothing else.
 Bad input (a bundle with a missing file, a runtime that cannot load the model) is one line on stderr, exit 2.
@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="TFLite interpreter (auto: tflite-runtime when it can load the model, else ai-edge-litert)")
     pr.add_argument("--threads", type=int, default=0, help="CPU threads (0: the runtime's default)")
     pr.add_argument("--json", action="store_true", help="one JSON object per text (with the raw logits)")
+    ck = sub.add_parser("check", help="re-check the bundle's models on this device's CPU against the PyTorch "
+                                      "student's logits it carries (exit 1 when one fails)")
+    ck.add_argument("bundle", help="bundle directory or .zip")
+    ck.add_argument("--runtime", default="all", help="onnxruntime, litert, a model file of the bundle, or all (default)")
+    ck.add_argument("--rows", type=int, default=0, help="check only the first N texts (default: all)")
+    ck.add_argument("--threads", type=int, default=1, help="CPU threads (default: 1)")
+    ck.add_argument("--json", action="store_true", help="one JSON object per model")
     info = sub.add_parser("info", help="what a bundle holds")
     info.add_argument("bundle")
     bn = sub.add_parser("bench", help="latency matrix of the bundle's models on this device: results JSON for "
@@ -74,6 +81,29 @@ def _predict(args) -> int:
         else:
             print(f"{p.label}\t{p.probabilities[p.label]:.4f}\t{p.text}")
     return 0
+
+
+def _check(args) -> int:
+    from targets.check import CheckSet, check_model
+
+    bundle = Bundle.load(args.bundle)
+    checks = CheckSet.load(bundle)
+    if args.rows < 0:
+        raise BundleError("--rows must be 0 (all) or more")
+    if args.rows:
+        checks = checks.subset(args.rows)
+    entries = bundle.metadata["models"] if args.runtime == "all" else [bundle.model_entry(args.runtime)]
+    failed = 0
+    for entry in entries:
+        r = check_model(bundle, entry, checks, args.threads)
+        failed += not r.passed
+        if args.json:
+            print(json.dumps(r.as_dict()))
+        else:
+            print(f"{r.file}: {'pass' if r.passed else 'FAIL'}: max |Δlogit| vs PyTorch {r.max_abs_diff:.2e}, label "
+                  f"agreement {r.label_agreement:.4f} over {r.rows} texts, accuracy {100 * r.accuracy:.2f}% "
+                  f"({r.int8_isa}, {r.cpu})" + (f": {r.failure}" if r.failure else ""))
+    return 1 if failed else 0
 
 
 def _info(args) -> int:
@@ -127,7 +157,7 @@ def _bench(args) -> int:
         raise BenchError(f"every --seq-lens value is above the bundle's max length ({max_length})")
     arch = meta["student"].get("architecture")
     vocab = meta["tokenizer"]["vocab_size"]
-    jobs = [file_job(bundle.root / e["file"], grid, vocab, e["file"], arch, args.interpreter, isolate=not args.in_process)
+    jobs = [file_job(bundle.model_path(e), grid, vocab, e["file"], arch, args.interpreter, isolate=not args.in_process)
             for e in entries]
     gemm_before = None if args.no_gemm_peak else gemm_peak(grid.threads)
     models = []
@@ -165,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         args.texts = args.texts + extra
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return {"predict": _predict, "info": _info, "bench": _bench}[args.command](args)
+        return {"predict": _predict, "check": _check, "info": _info, "bench": _bench}[args.command](args)
     except (BundleError, RuntimeLoadError, TokenizerError, BenchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

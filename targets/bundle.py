@@ -1,28 +1,61 @@
 """The app bundle: model files, tokenizer files, labels and metadata.json, read without PyTorch.
 
 A bundle is a directory (or the zip of one) written by `bert-compress bundle`. metadata.json names every
-file; `Bundle.load` checks they are all there before anything runs. `Classifier` tokenizes with the
-pure-Python WordPiece tokenizer and runs one model file through targets.runtime.
+file; `Bundle.load` checks they are all there and inside the bundle before anything runs, and a model file is
+checked against the SHA-256 metadata.json records for it when it is used. A zip is extracted beside itself
+(BUNDLE.zip -> BUNDLE.unzipped/), again whenever the zip's contents change. `Classifier` tokenizes with the
+pure-Python tokenizer (targets.tokenizer.load_tokenizer) and runs one model file through targets.runtime.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
 from targets.runtime import load_model
-from targets.tokenizer import TokenizerError, WordPieceTokenizer
+from targets.tokenizer import TokenizerError, load_tokenizer
 
 BUNDLE_FORMAT = "bert-compress-bundle"
 SCHEMA_VERSION = 1
+ZIP_DIGEST_FILE = ".bundle-zip-sha256"
+"""In BUNDLE.unzipped/: the SHA-256 of the zip it was extracted from."""
 
 
 class BundleError(Exception):
     """A bundle that cannot be used: missing or unreadable files, another format, no model for a runtime."""
+
+
+def sha256(path: Path) -> str:
+    """SHA-256 of a file, lowercase hex (as compress.fsutil.file_digest(path, None) records it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _member(root: Path, name, entry: str) -> Path:
+    """The bundle file metadata.json's `entry` names; BundleError unless it is a relative path that stays inside
+    the bundle (no absolute path or drive, no '..', no symlink leading out)."""
+    if not isinstance(name, str) or not name.strip():
+        raise BundleError(f"metadata.json of bundle {root}: {entry} is {json.dumps(name)}, not a file name: rebuild the bundle")
+    if PurePosixPath(name).anchor or PureWindowsPath(name).anchor or ".." in PureWindowsPath(name).parts:
+        raise BundleError(f"metadata.json of bundle {root}: {entry} '{name}' points outside the bundle (files are named "
+                          "relative to the bundle, without '..'): rebuild the bundle")
+    path = root / name
+    real, base = path.resolve(), root.resolve()
+    if real != base and base not in real.parents:
+        raise BundleError(f"metadata.json of bundle {root}: {entry} '{name}' is a link to {real}, outside the bundle: "
+                          "copy the bundle without links leading out of it")
+    return path
 
 
 @dataclass
@@ -31,6 +64,8 @@ class Bundle:
     metadata: dict
     labels: list[str]
     notes: list[str] = field(default_factory=list)
+    _verified: dict = field(default_factory=dict, repr=False)
+    """file -> (size, mtime_ns) of the model files whose SHA-256 matched"""
 
     @classmethod
     def load(cls, path: str | Path) -> "Bundle":
@@ -46,54 +81,126 @@ class Bundle:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise BundleError(f"{meta_path} is not valid JSON: {exc}") from None
-        if meta.get("format") != BUNDLE_FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
             raise BundleError(f"{meta_path} is not a {BUNDLE_FORMAT} metadata file")
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise BundleError(f"{root} uses bundle schema {meta.get('schema_version')}; this runner reads schema "
                               f"{SCHEMA_VERSION}: update the runner or rebuild the bundle")
-        files = [m["file"] for m in meta["models"]] + [meta["tokenizer"]["vocab"], meta["labels_file"]]
-        if meta["tokenizer"].get("tokenizer_json"):
-            files.append(meta["tokenizer"]["tokenizer_json"])
-        missing = [f for f in files if not (root / f).is_file()]
+        models, tok = meta.get("models"), meta.get("tokenizer")
+        if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models) or not isinstance(tok, dict):
+            raise BundleError(f"{meta_path} lists no models or no tokenizer: rebuild the bundle")
+        files = [(f"models[{i}] file", m.get("file")) for i, m in enumerate(models)] + [("labels_file", meta.get("labels_file"))]
+        files += [(f"tokenizer {key}", tok[key]) for key in ("vocab", "tokenizer_json") if tok.get(key) is not None]
+        if tok.get("vocab") is None and tok.get("tokenizer_json") is None:
+            raise BundleError(f"{meta_path} names no tokenizer file (tokenizer vocab or tokenizer_json): rebuild the bundle")
+        paths = [(name, _member(root, name, entry)) for entry, name in files]
+        missing = [name for name, p in paths if not p.is_file()]
         if missing:
             raise BundleError(f"bundle {root} is missing {', '.join(missing)}: copy the whole bundle (or its .zip)")
-        labels = [line for line in (root / meta["labels_file"]).read_text(encoding="utf-8").splitlines() if line]
-        if labels != meta["labels"]:
-            raise BundleError(f"{root / meta['labels_file']} does not match metadata.json's labels: rebuild the bundle")
+        labels_path = root / meta["labels_file"]
+        try:
+            labels = [line for line in labels_path.read_text(encoding="utf-8").splitlines() if line]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BundleError(f"cannot read {labels_path}: {exc}") from None
+        if labels != meta.get("labels"):
+            raise BundleError(f"{labels_path} does not match metadata.json's labels: rebuild the bundle")
         return cls(root, meta, labels)
 
     def model_entry(self, runtime: str = "auto") -> dict:
-        """The bundle's model for a runtime ('onnxruntime', 'litert', or a file name); auto: the first listed."""
+        """The bundle's model for a runtime ('onnxruntime', 'litert', or a file name); auto: the first listed.
+        Its file is checked against the SHA-256 in metadata.json (model_path)."""
         models = self.metadata["models"]
         if runtime == "auto":
-            return models[0]
-        for m in models:
-            if runtime in (m["runtime"], m["file"], Path(m["file"]).suffix.lstrip(".")):
-                return m
-        raise BundleError(f"bundle {self.root} has no model for '{runtime}'; it has "
-                          + ", ".join(f"{m['file']} ({m['runtime']})" for m in models))
+            entry = models[0]
+        else:
+            entry = next((m for m in models if runtime in (m["runtime"], m["file"], Path(m["file"]).suffix.lstrip("."))), None)
+            if entry is None:
+                raise BundleError(f"bundle {self.root} has no model for '{runtime}'; it has "
+                                  + ", ".join(f"{m['file']} ({m['runtime']})" for m in models))
+        self.model_path(entry)
+        return entry
 
-    def tokenizer(self) -> WordPieceTokenizer:
+    def model_path(self, entry: dict) -> Path:
+        """The model file of a metadata.json entry, after checking it is there and matches its recorded SHA-256
+        (an entry without one, from an older bundle, is taken as it is). Checked once per file version."""
+        name = entry["file"]
+        path = _member(self.root, name, "model file")
+        try:
+            st = path.stat()
+        except OSError:
+            raise BundleError(f"bundle {self.root} is missing {name}: copy the whole bundle (or its .zip)") from None
+        want = entry.get("sha256")
+        if want and self._verified.get(name) != (st.st_size, st.st_mtime_ns):
+            try:
+                got = sha256(path)
+            except OSError as exc:
+                raise BundleError(f"cannot read {name} of bundle {self.root}: {exc}") from None
+            if got != str(want).lower():
+                raise BundleError(f"{name} does not match its SHA-256 in metadata.json: the file is damaged or was "
+                                  "changed; copy the bundle again")
+            self._verified[name] = (st.st_size, st.st_mtime_ns)
+        return path
+
+    def tokenizer(self):
+        """The bundle's tokenizer: pure-Python WordPiece for BERT WordPiece files, else tokenizers-backed."""
         tok = self.metadata["tokenizer"]
         try:
-            if tok.get("tokenizer_json"):
-                return WordPieceTokenizer.from_tokenizer_json(self.root / tok["tokenizer_json"])
-            return WordPieceTokenizer.from_vocab_txt(self.root / tok["vocab"], tok["lowercase"], tok.get("strip_accents"))
+            return load_tokenizer(self.root / tok["tokenizer_json"] if tok.get("tokenizer_json") else None,
+                                  self.root / tok["vocab"] if tok.get("vocab") else None,
+                                  lowercase=tok.get("lowercase", True), strip_accents=tok.get("strip_accents"))
         except TokenizerError as exc:
             raise BundleError(str(exc)) from None
 
 
 def _unzipped(path: Path) -> Path:
-    """Extract a bundle zip next to itself once (BUNDLE.zip -> BUNDLE.unzipped/)."""
+    """Extract a bundle zip next to itself (BUNDLE.zip -> BUNDLE.unzipped/), keyed on the zip's SHA-256: a zip
+    rebuilt under the same name is extracted again. Extraction goes to a temporary folder that is then renamed
+    into place, so a crash or a concurrent reader never sees half a bundle."""
     target = path.with_suffix(".unzipped")
-    if not (target / "metadata.json").is_file():
+    try:
+        digest = sha256(path)
+    except OSError as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from None
+    if _extracted_from(target) != digest:
+        tmp = None
         try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}.", dir=path.parent))
             with zipfile.ZipFile(path) as zf:
-                zf.extractall(target)
+                zf.extractall(tmp)
+            (tmp / ZIP_DIGEST_FILE).write_text(digest + "\n", encoding="utf-8")
+            _swap_in(tmp, target, digest)
         except (zipfile.BadZipFile, OSError) as exc:
             raise BundleError(f"cannot extract {path}: {exc}") from None
+        finally:
+            if tmp is not None and tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     inner = [p for p in target.iterdir() if p.is_dir() and (p / "metadata.json").is_file()]
     return inner[0] if not (target / "metadata.json").is_file() and len(inner) == 1 else target
+
+
+def _extracted_from(target: Path) -> str | None:
+    try:
+        return (target / ZIP_DIGEST_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def _swap_in(tmp: Path, target: Path, digest: str) -> None:
+    """Replace `target` (a stale extraction, or nothing) by the folder `tmp`."""
+    old = target.with_name(f".old-{target.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    try:
+        os.replace(target, old)
+    except FileNotFoundError:
+        old = None
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        if _extracted_from(target) != digest:  # not another process that extracted the same zip meanwhile
+            raise
+    if old is not None and old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+    elif old is not None:
+        old.unlink(missing_ok=True)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -119,7 +226,7 @@ class Classifier:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         self.entry = self.bundle.model_entry(runtime)
         self.tokenizer = self.bundle.tokenizer()
-        path = self.bundle.root / self.entry["file"]
+        path = self.bundle.model_path(self.entry)  # checked against its SHA-256 by model_entry
         self.model = load_model(path, threads, interpreter)
         self.max_length = int(self.bundle.metadata["max_length"])
         if getattr(self.model, "max_length", None):

@@ -63,6 +63,40 @@ def cpu_flags(blocks: list[dict[str, str]] | None = None) -> list[str]:
     return []
 
 
+# the widest int8 dot-product instructions, best first: ONNX Runtime (MLAS), XNNPACK and torch pick their int8 kernels,
+# and so their speed and rounding, by these; an int8 model checked on one is re-checked on another
+INT8_ISAS = (("amx_int8", "AMX"), ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx512bw", "AVX-512"),
+             ("avx2", "AVX2"), ("i8mm", "ARM i8mm"), ("asimddp", "ARM dot-product"), ("asimd", "ARM NEON"),
+             ("sse4_1", "SSE4.1"))
+
+
+# /proc/cpuinfo flag -> numpy's name for the same feature, as the CPU answers CPUID to this process
+_NUMPY_FEATURES = {"avx2": "AVX2", "avx512bw": "AVX512BW", "avx512_vnni": "AVX512VNNI", "avx_vnni": "AVXVNNI",
+                   "asimddp": "ASIMDDP", "asimd": "ASIMD"}
+
+
+def _runtime_flags(flags: set[str]) -> set[str]:
+    """Drop the flags the CPU does not grant this process: under an emulator (qemu-user shows the host's
+    /proc/cpuinfo but answers CPUID as the emulated CPU) the kernels a runtime picks follow CPUID."""
+    try:
+        try:
+            from numpy._core._multiarray_umath import __cpu_features__ as features
+        except ImportError:  # numpy < 2
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+    except ImportError:
+        return flags
+    absent = {flag for flag, name in _NUMPY_FEATURES.items() if name in features and not features[name]}
+    if "avx512bw" in absent:  # no AVX-512 at all: nor its VNNI, nor AMX (which needs it)
+        absent |= {"avx512_vnni", "amx_int8"}
+    return flags - absent
+
+
+def int8_isa(flags: list[str] | None = None) -> str:
+    """The instruction set this CPU's int8 kernels run on, e.g. 'AVX2' or 'AVX-512 VNNI'."""
+    have = _runtime_flags(set(cpu_flags())) if flags is None else set(flags)
+    return next((name for flag, name in INT8_ISAS if flag in have), "baseline")
+
+
 def board() -> str | None:
     """The board or phone model when the OS says (Raspberry Pi device tree, Android's getprop)."""
     for path in ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model"):
@@ -98,6 +132,7 @@ def environment(packages=RUNTIME_PACKAGES) -> dict:
         "machine": platform.machine(),
         "cores": os.cpu_count(),
         "simd": [f for f in SIMD_FLAGS if f in flags],
+        "int8_isa": int8_isa(sorted(_runtime_flags(set(flags)))),
         "cpu_flags": flags,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),

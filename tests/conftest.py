@@ -98,3 +98,61 @@ def bundled(tmp_path_factory, tiny_teacher, tiny_data, tiny_recipe):
     out = root / "out"
     assert _cli_main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0
     return out
+
+
+def make_tiny_roberta(path: Path, *, kind: str = "roberta", seed: int = 0) -> Path:
+    """A random-weight RoBERTa (byte-level BPE) or XLM-R (Unigram, Metaspace) encoder with a real tokenizer trained
+    by the `tokenizers` library on the vendored train text: the non-WordPiece tokenizers a user's teacher may have."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel
+
+    quiet_transformers()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    texts = [json.loads(x)["text"] for x in (default_data_dir() / "train.jsonl").read_text().splitlines()[:3000]]
+    if kind == "roberta":
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=1500, special_tokens=specials,
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+        config_cls, model_cls = RobertaConfig, RobertaModel
+    elif kind == "xlm-roberta":
+        tok = Tokenizer(models.Unigram())
+        tok.normalizer = normalizers.NFKC()
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+        tok.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=1500, special_tokens=specials, unk_token="<unk>"))
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+                                                           special_tokens=[("<s>", 0), ("</s>", 2)])
+        config_cls, model_cls = XLMRobertaConfig, XLMRobertaModel
+    else:
+        raise ValueError(kind)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+                                   unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    cfg = config_cls(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     max_position_embeddings=130, pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)
+    torch.manual_seed(seed)
+    model_cls(cfg).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+def run_torch_free(bundle_root: Path, *args, stdin: str | None = None, blocked: tuple[str, ...] = (),
+                   prefix: tuple[str, ...] = (), timeout: int = 120):
+    """The bundle's own runner copy (`python -m targets ARGS`), in a Python where importing torch, transformers and
+    the `blocked` modules fails, as on a device that has only the runner's requirements. `prefix`: an emulator
+    command to run that Python under (e.g. qemu-x86_64-static -cpu Haswell)."""
+    import subprocess
+    import sys
+
+    blocked = ("torch", "transformers", *blocked)
+    # the editable install of this project is not on a device: drop its import hook so the bundle's copy is used
+    code = ("import sys; sys.modules.update(dict.fromkeys(sys.argv[2].split(','))); "
+            "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]; "
+            "import targets; assert targets.__file__.startswith(sys.argv[1]), targets.__file__; "
+            "from targets.__main__ import main; sys.exit(main(sys.argv[3:]))")
+    env = dict(os.environ, PYTHONPATH=str(bundle_root / "runner"))
+    return subprocess.run([*prefix, sys.executable, "-c", code, str(bundle_root / "runner"), ",".join(blocked), *args],
+                          capture_output=True, text=True, env=env, input=stdin, timeout=timeout, cwd=bundle_root)

@@ -156,7 +156,7 @@ def test_int8_quantization_keeps_one_copy_of_shared_weights(tmp_path, candidate)
 def test_torchao_quantizes_shared_layers_once_and_reloads(tmp_path, sharing):
     """torchao on an ALBERT-style student: the saved quantized student reloads with the same logits, still tied."""
     from compress.quantize import Context, parse_candidate
-    from compress.quantize.torchao_ptq import load
+    from compress.quantize.torchao_ptq import convert, load
 
     teacher = bert(layers=4, hidden=64, heads=4, ffn=128)
     student = albert(teacher, embedding_size=16, sharing=sharing)
@@ -172,3 +172,10 @@ def test_torchao_quantizes_shared_layers_once_and_reloads(tmp_path, sharing):
     with torch.no_grad():
         want, got = student(**inputs).logits, again(**inputs).logits
     assert (want - got).abs().max() < 0.05 and (want.argmax(-1) == got.argmax(-1)).all()
+    # the reloaded file is the quantized model that was saved: the same logits as that model before saving
+    # (PTQ is deterministic: quantize() converted exactly this student with these settings)
+    before = convert(load_student(tmp_path / "student"), settings)
+    assert any(type(v) is not torch.Tensor for v in before.state_dict().values())  # torchao's quantized tensors
+    with torch.no_grad():
+        saved = before(**inputs).logits
+    assert (saved - got).abs().max() <= 1e-6 and (saved - want).abs().max() > 0  # quantized, and unchanged by saving

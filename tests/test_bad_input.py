@@ -113,3 +113,10 @@ def test_impossible_distillation_plans_fail_before_writing(tmp_path, capsys, rec
     err = capsys.readouterr().err.strip()
     assert message in err or __import__("re").search(message, err), err
     assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_out_where_no_folder_can_be_made(capsys):
+    """/proc takes no new folder, though os.access says it is writable for root."""
+    assert main(["run", "--out", "/proc/bert-compress-nope/out"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bert-compress: error: cannot write to /proc") and len(err.splitlines()) == 1

@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
+
 from compress.cli import main
 from test_pipeline import check_report
 
 
+@pytest.mark.slow
 def test_quick_run_on_the_default_teacher(tmp_path, capsys):
     out = tmp_path / "quick"
     assert main(["run", "--quick", "--out", str(out)]) == 0
@@ -30,6 +33,7 @@ def test_quick_run_on_the_default_teacher(tmp_path, capsys):
     # the device side on the real bundle: a quick matrix through the runner, merged with the build machine's
     from targets.__main__ import main as runner_main
 
+    assert runner_main(["check", str(out / "bundle.zip")]) == 0  # every bundled model re-checked on this CPU
     assert runner_main(["bench", str(out / "bundle.zip"), "--quick", "--out", str(tmp_path / "device.json")]) == 0
     assert main(["report", str(out / "bench.json"), str(tmp_path / "device.json"), "--out", str(tmp_path / "merged")]) == 0
     merged = (tmp_path / "merged" / "report.md").read_text()

@@ -69,7 +69,7 @@ def test_each_backend_gives_a_smaller_artifact_that_agrees(case, exported, tmp_p
     # it loads and runs outside the stage, and gives the logits the stage measured
     from compress import pipeline
     from compress.evaluate import predict_logits
-    from compress.export.verify import runtime_logits
+    from compress.export.verify import device_logits
     from compress.recipe import resolve_recipe
     from targets.runtime import OnnxModel
 
@@ -82,7 +82,7 @@ def test_each_backend_gives_a_smaller_artifact_that_agrees(case, exported, tmp_p
         q = art["quantization"]
         logits = predict_logits(load(path, backend("torchao").settings(**q["settings"]), out / "student"), dev)
     else:
-        logits = runtime_logits(OnnxModel(path), dev)
+        logits = device_logits(OnnxModel(path), dev)
     reference = predict_logits(pipeline.load_student(run, "test"), dev)
     assert abs(logits - reference).max() == pytest.approx(art["verification"]["max_abs_diff"], rel=1e-4, abs=1e-6)
 
@@ -111,6 +111,51 @@ def test_guard_tries_fallbacks_and_rejects_an_impossible_tolerance(exported, tmp
     assert not any(a.passed for a in attempts) and not list(tmp_path.glob("*.onnx"))
     # the sensitive nodes stayed fp32, then the FFN outputs too: each fallback's file is larger
     assert calls[3][3] > calls[2][3] > calls[0][3]
+
+
+def test_guard_keeps_the_first_fallback_that_passes(exported, tmp_path):
+    """The configured settings are rejected by the guard: the first fallback is quantized for real, measured on dev
+    for real, passes and is kept, recorded as '-fallback1' with its own settings; nothing after it is tried."""
+    from dataclasses import replace
+
+    from compress import pipeline
+    from compress.evaluate import accuracy, predict_logits
+    from compress.export.verify import device_logits
+    from compress.quantize import Context
+    from compress.quantize.guard import Measured, run_guard
+    from compress.recipe import resolve_recipe
+    from targets.runtime import OnnxModel
+
+    run = pipeline.prepare(resolve_recipe(str(exported / "recipe.yaml")), exported, force=False, whole_run=False)
+    dev = run.encode("dev", run.student_tokenizer())
+    reference = predict_logits(pipeline.load_student(run, "test"), dev)
+    built = []
+
+    def evaluate(backend, settings, path):
+        logits = device_logits(OnnxModel(path), dev)  # the artifact itself, run on dev
+        built.append((settings.model_dump(), path.read_bytes()))
+        m = Measured(accuracy(logits, dev.labels), float((logits.argmax(-1) == reference.argmax(-1)).mean()),
+                     float(abs(logits - reference).max()))
+        # the strict bar: per-tensor weights count as disagreeing everywhere; what happens next is the guard's
+        return m if settings.per_channel else replace(m, label_agreement=0.0)
+
+    ctx = Context(exported / "export/model.onnx", exported / "export/model.ort-opt.onnx",
+                  run.encode("train"), exported / "student", tmp_path / "work")
+    out = tmp_path / "kept"
+    out.mkdir()
+    ctx.work.mkdir()
+    attempts = run_guard([{"backend": "ort-dynamic"}], ctx, out, evaluate, fp32_accuracy=accuracy(reference, dev.labels),
+                         max_drop_points=100, min_label_agreement=0.5)
+    assert [(a.name, a.fallback, a.passed) for a in attempts] == [("ort-dynamic", 0, False), ("ort-dynamic-fallback1", 1, True)], \
+        [a.reason for a in attempts]
+    first, kept = attempts
+    assert first.settings["per_channel"] is False and kept.settings == first.settings | {"per_channel": True}
+    assert "label agreement 0.0000 (needs 0.5)" in first.reason and first.path is None and first.measured is not None
+    assert kept.measured.label_agreement >= 0.5 and f"label agreement {kept.measured.label_agreement:.4f}" in kept.reason
+    # two real, different models were built; only the kept one is left, under the fallback's name
+    assert [s for s, _ in built] == [first.settings, kept.settings] and built[0][1] != built[1][1]
+    assert kept.path == out / "ort-dynamic-fallback1.onnx" and kept.path.read_bytes() == built[1][1]
+    assert sorted(p.name for p in out.iterdir()) == ["ort-dynamic-fallback1.onnx"]
 
 
 def test_guard_falls_back_through_the_pipeline(exported, tmp_path, tiny_teacher, tiny_data):

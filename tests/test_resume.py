@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from compress.checkpoint import Checkpoint
 from compress.cli import main
 from tests.conftest import make_tiny_bert
 
@@ -106,7 +107,7 @@ def test_kill_9_mid_training_then_resume_gives_the_uninterrupted_weights(prepare
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "student").exists() and not (out / "stages" / "distill.json").exists()  # nothing looks finished
-    saved_at = __import__("torch").load(ckpt, weights_only=False)["pos"]["step"]
+    saved_at = Checkpoint(ckpt, key="").read()["pos"]["step"]
     assert 0 < saved_at
     code, err = _finish(_cli("distill", "--out", str(out), "--resume"))
     assert code == 0, err
@@ -174,7 +175,17 @@ def test_resume_skips_finished_stages_and_redoes_changed_ones(prepared, tmp_path
     assert (out / "export" / "model.onnx").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("case", ["force and resume", "nothing to resume", "corrupt checkpoint", "existing OUT"])
+class _Payload:
+    """Unpickling this creates the file `marker` (a stand-in for any code a foreign checkpoint could run)."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch '{self.marker}'",)
+
+
+@pytest.mark.parametrize("case", ["force and resume", "nothing to resume", "corrupt checkpoint", "existing OUT", "malicious checkpoint"])
 def test_resume_bad_input(case, prepared, tmp_path, capsys):
     base, _, recipe_file = prepared
     out = tmp_path / "out"
@@ -184,14 +195,21 @@ def test_resume_bad_input(case, prepared, tmp_path, capsys):
         "nothing to resume": (["run", "--out", str(tmp_path / "empty"), "--resume"], "nothing to resume in"),
         "corrupt checkpoint": (["distill", "--out", str(out), "--resume"], "cannot be read"),
         "existing OUT": (["run", "--out", str(out)], "pass --resume to continue it"),
+        "malicious checkpoint": (["distill", "--out", str(out), "--resume"], "could run code"),
     }[case]
     if case == "corrupt checkpoint":
         (out / "checkpoints" / "distill").mkdir(parents=True)
         (out / "checkpoints" / "distill" / "0-task.pt").write_bytes(b"half a checkpoint")
+    if case == "malicious checkpoint":  # an OUT from someone else: --resume must not run what its checkpoint holds
+        import torch
+
+        (out / "checkpoints" / "distill").mkdir(parents=True)
+        torch.save({"version": 2, "key": "k", "pos": _Payload(tmp_path / "pwned")}, out / "checkpoints" / "distill" / "0-task.pt")
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not (out / "student").exists()
+    assert not (tmp_path / "pwned").exists(), "the checkpoint's pickled code ran"
 
 
 def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(prepared, tmp_path, capsys):
@@ -207,6 +225,6 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(prepared, tmp_p
     assert f"is kept in {ckpt}" in err  # the last finite state, not the diverged one
     import torch
 
-    state = torch.load(ckpt, weights_only=False)
+    state = Checkpoint(ckpt, key="").read()
     assert f"(step {state['pos']['step']})" in err
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

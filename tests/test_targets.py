@@ -2,7 +2,6 @@
 the app bundle, and the torch-free runner (its CLI run in a process where torch cannot be imported)."""
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from compress.cli import main
+from tests.conftest import run_torch_free
 
 pytest.importorskip("litert_torch", reason="the tflite extra is not installed: pip install -e '.[tflite]'")
 
@@ -153,7 +153,7 @@ def test_bundle_holds_everything_an_app_needs(bundled):
     assert onnx_meta["session_config"] == {"optimization.disable_specified_optimizers": "SkipLayerNormFusion"}
     assert meta["max_length"] == 64 and meta["tokenizer"]["lowercase"] is True
     vocab = (b / "vocab.txt").read_text().split("\n")
-    assert {k: vocab[v] for k, v in meta["tokenizer"]["special_tokens"].items()} == {t: t for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]")}
+    assert {k: vocab[v] for k, v in meta["tokenizer"]["special_tokens"].items()} == {t: t for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]")}
     assert meta["teacher"]["test_accuracy"] is not None and meta["versions"]["onnxruntime"]
     for m in meta["models"]:
         assert m["runner_check"]["rows"] == 48 and m["sha256"] and m["test_accuracy"] is not None
@@ -168,7 +168,7 @@ def test_bundle_holds_everything_an_app_needs(bundled):
 def test_runner_gives_the_verified_artifacts_outputs(bundled):
     """Raw text -> pure-Python tokenizer -> runtime equals the artifact on HF-tokenized input."""
     from compress import pipeline
-    from compress.export.verify import runtime_logits
+    from compress.export.verify import device_logits
     from compress.recipe import resolve_recipe
     from targets.bundle import Bundle, Classifier
     from targets.runtime import load_model
@@ -180,7 +180,7 @@ def test_runner_gives_the_verified_artifacts_outputs(bundled):
     for m in bundle.metadata["models"]:
         artifact = bundled / next(a["path"] for a in json.loads((bundled / "report.json").read_text())["artifacts"]
                                   if a["name"] == m["artifact"])
-        expected = runtime_logits(load_model(artifact), dev, batch_size=1)
+        expected = device_logits(load_model(artifact), dev)
         clf = Classifier(bundle, runtime=m["file"])
         np.testing.assert_allclose(clf.logits(texts), expected, atol=1e-5)
         preds = clf.predict(texts[:3])
@@ -188,35 +188,23 @@ def test_runner_gives_the_verified_artifacts_outputs(bundled):
         assert all(abs(sum(p.probabilities.values()) - 1) < 1e-5 for p in preds)
 
 
-def _runner(bundle_root: Path, *args, stdin: str | None = None):
-    """The bundle's own runner copy, in a Python where importing torch or transformers fails."""
-    # the editable install of this project is not on a device: drop its import hook so the bundle's copy is used
-    code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None; "
-            "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]; "
-            "import targets; assert targets.__file__.startswith(sys.argv[1]), targets.__file__; "
-            "from targets.__main__ import main; sys.exit(main(sys.argv[2:]))")
-    env = dict(os.environ, PYTHONPATH=str(bundle_root / "runner"))
-    return subprocess.run([sys.executable, "-c", code, str(bundle_root / "runner"), *args], capture_output=True,
-                          text=True, env=env, input=stdin, timeout=120, cwd=bundle_root)
-
-
 def test_runner_cli_runs_without_torch(bundled):
     b = bundled / "bundle"
     for runtime in ("onnxruntime", "litert", "model.ort"):
-        r = _runner(b, "predict", str(b), "--runtime", runtime, "--threads", "1", "--json", "a moving film", "dull")
+        r = run_torch_free(b, "predict", str(b), "--runtime", runtime, "--threads", "1", "--json", "a moving film", "dull")
         assert r.returncode == 0, r.stderr
         rows = [json.loads(line) for line in r.stdout.splitlines()]
         assert [row["text"] for row in rows] == ["a moving film", "dull"]
         assert all(row["label"] in ("negative", "positive") and not row["truncated"] for row in rows)
-    r = _runner(b, "predict", str(b), stdin="first line\nsecond line\n")
+    r = run_torch_free(b, "predict", str(b), stdin="first line\nsecond line\n")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
-    r = _runner(b, "info", str(b))
+    r = run_torch_free(b, "info", str(b))
     assert r.returncode == 0 and "model.tflite" in r.stdout and "buckets [16, 32, 64]" in r.stdout
 
 
 def test_runner_truncates_a_long_text_and_says_so(bundled):
     b = bundled / "bundle"
-    r = _runner(b, "predict", str(b), "--runtime", "litert", "--json", "word " * 200)
+    r = run_torch_free(b, "predict", str(b), "--runtime", "litert", "--json", "word " * 200)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["truncated"] is True and json.loads(r.stdout)["tokens"] == 64
     assert "truncated" in r.stderr and "64 tokens" in r.stderr
@@ -229,7 +217,7 @@ def test_runner_bad_input_is_one_line_and_exit_2(bundled, tmp_path):
     shutil.copytree(bundled / "bundle", b)
 
     def fails(args, message):
-        r = _runner(bundled / "bundle", *args)
+        r = run_torch_free(bundled / "bundle", *args)
         assert r.returncode == 2, (args, r.stderr)
         assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
 
@@ -239,7 +227,15 @@ def test_runner_bad_input_is_one_line_and_exit_2(bundled, tmp_path):
         import tflite_runtime  # noqa: F401
     except ImportError:
         fails(["predict", str(b), "--runtime", "litert", "--interpreter", "tflite-runtime", "x"], "pip install ai-edge-litert")
-    (b / "model.tflite").write_bytes(b"not a flatbuffer")  # an interpreter that cannot load the model
+    (b / "model.tflite").write_bytes(b"not a flatbuffer")  # a damaged copy: refused before any interpreter sees it
+    fails(["predict", str(b), "--runtime", "litert", "x"], "model.tflite does not match its SHA-256 in metadata.json")
+    import hashlib
+
+    meta = json.loads((b / "metadata.json").read_text())  # the same bytes recorded as the model: an interpreter that cannot load it
+    for m in meta["models"]:
+        if m["file"] == "model.tflite":
+            m["sha256"] = hashlib.sha256(b"not a flatbuffer").hexdigest()
+    (b / "metadata.json").write_text(json.dumps(meta))
     fails(["predict", str(b), "--runtime", "litert", "x"], "cannot load model.tflite")
     (b / "vocab.txt").unlink()
     fails(["predict", str(b), "x"], "is missing vocab.txt")
@@ -264,7 +260,7 @@ def test_runner_package_builds_on_its_own(tmp_path):
         names = zf.namelist()
         meta = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert {n for n in names if n.endswith(".py")} == {f"targets/{m}.py" for m in
-                                                       ("__init__", "__main__", "bundle", "runtime", "tokenizer", "bench", "env")}
+                                                       ("__init__", "__main__", "bundle", "check", "runtime", "tokenizer", "bench", "env")}
     assert {"targets/gemm_fp32.onnx", "targets/gemm_u8s8.onnx"} <= set(names)  # the GEMM-peak graphs travel along
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist") and "extra ==" not in line]
     assert requires == ["Requires-Dist: numpy>=1.21"]

@@ -45,7 +45,9 @@ def test_captured_scores_are_the_pre_softmax_scores():
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     hooks_before = sum(len(m._forward_hooks) for m in model.modules())
     with ScoreCapture(model) as cap:
-        assert all(not q._forward_hooks and not k._forward_hooks for q, k in cap.modules) + 8
+        # inside: one hook on each layer's query and key projection (4 layers × 2), nothing else
+        assert all(q._forward_hooks and k._forward_hooks for q, k in cap.modules)
+        assert sum(len(m._forward_hooks) for m in model.modules()) == hooks_before + 8
         out = model(**inputs, output_attentions=True)
         scores = cap.scores()
     assert len(scores) == 4 and scores[0].shape == (3, 4, 7, 7)

@@ -11,3 +11,10 @@ PACKAGES = ("bert-compress", "torch", "transformers", "onnx", "onnxscript", "tor
 
 def environment() -> dict:
     return _environment(PACKAGES)
+
+
+def machine_identity() -> dict:
+    """The CPU an int8 decision was measured on: int8 numerics and speed depend on its instruction set."""
+    from targets.env import cpu_model, int8_isa
+
+    return {"cpu": cpu_model(), "int8_isa": int8_isa(), "method": "one text per call at its own length"}

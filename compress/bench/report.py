@@ -98,13 +98,19 @@ def render_markdown(report: dict) -> str:
     rejected_q = [r for r in report.get("rejected_artifacts", []) if r.get("quantization")]
     if quantized or rejected_q:
         lines += ["", "## Quantization (guarded by dev accuracy against the fp32 student)", "",
-                  "| artifact | backend | settings | fallback | dev drop (points) | shipped | why |", "|---|---|---|---:|---:|---|---|"]
+                  "Each candidate is measured the way a device runs it (one text per call at its own length) on the CPU "
+                  "named in the row: int8 kernels and their rounding differ between instruction sets, so a decision holds "
+                  "for that instruction set and is re-checked by the bundle stage on the machine that builds the bundle.", "",
+                  "| artifact | backend | settings | fallback | dev drop (points) | shipped | measured on | why |",
+                  "|---|---|---|---:|---:|---|---|---|"]
         for a, shipped in [(a, "yes") for a in quantized] + [(r, "no") for r in rejected_q]:
             q = a["quantization"]
             settings = ", ".join(f"{k}={v}" for k, v in q["settings"].items())
             drop = q.get("drop_points")
+            on = q.get("measured_on")
+            where = f"{on['int8_isa']} ({on['cpu']})" if on else "not recorded"
             lines.append(f"| {a['name']} | {q['backend']} | {settings} | {q['fallback']} | "
-                         f"{'—' if drop is None else f'{drop:.2f}'} | {shipped} | {q['reason']} |")
+                         f"{'—' if drop is None else f'{drop:.2f}'} | {shipped} | {where} | {q['reason']} |")
     lines += ["", "## Benchmark matrix", ""]
     if report.get("plots"):
         lines += [f"![{Path(p).stem}]({p})" for p in report["plots"]] + [""]
@@ -112,7 +118,10 @@ def render_markdown(report: dict) -> str:
     if report.get("bundle"):
         bundle = report["bundle"]
         lines += ["", f"## App bundle (`{bundle['path']}`, `{bundle['zip']}` {_mb(bundle['zip_bytes'])} MB)", "",
-                  "Each model run the way a device runs it: raw dev text → pure-Python tokenizer → runtime, against the PyTorch student.", "",
+                  "Each model run the way a device runs it (raw dev text → the runner's tokenizer → runtime, one text per "
+                  "call) against the PyTorch student" + (f", on {bundle['checked_on']['int8_isa']} "
+                                                          f"({bundle['checked_on']['cpu']})" if bundle.get("checked_on") else "")
+                  + ". A file that failed was replaced by the next-fastest verified artifact of its runtime.", "",
                   "| file | artifact | runtime | precision | MB | max abs Δlogit | label agreement | dev acc % |",
                   "|---|---|---|---|---:|---:|---:|---:|"]
         for m in bundle["models"]:

@@ -1,4 +1,5 @@
-"""Check an artifact against the PyTorch student on real data: max |Δlogit| and label agreement."""
+"""Check an artifact against the PyTorch student on real data, run the way a device runs it: max |Δlogit| and
+label agreement."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from compress.data.batching import Encoded, collate, eval_batches
+from compress.data.batching import Encoded, collate
 from compress.progress import track
 
 
@@ -23,18 +24,23 @@ class Verification:
         return asdict(self)
 
 
-def runtime_logits(run, enc: Encoded, batch_size: int = 32, description: str | None = None) -> np.ndarray:
-    """Logits of a numpy runtime (targets.runtime) over a split, in the split's order."""
-    batches = eval_batches(enc, batch_size)
+def device_logits(run, enc: Encoded, description: str | None = None) -> np.ndarray:
+    """Logits of a numpy runtime (targets.runtime) over a split, measured the way a device runs the model: one
+    text per call at its own length, no padding (a LiteRT model pads it to its smallest bucket itself).
+
+    Padded batches would measure another model: a dynamically quantized model scales its activations per call,
+    so a text's int8 logits depend on the texts beside it and on the padding; and this machine's int8 kernels
+    (AVX2, AVX-512 VNNI, AMX, ARM dot-product) are the ones whose numerics count for the decision made here."""
+    order = sorted(range(len(enc)), key=lambda i: enc.lengths[i])  # similar shapes back to back: fewer re-plans
     out = None
-    items = track(batches, description, len(batches)) if description else batches
-    for idx in items:
-        batch = collate(enc, idx)
+    items = track(order, description, len(order)) if description else order
+    for i in items:
+        batch = collate(enc, [i])
         logits = run({k: v.numpy() for k, v in batch.items() if k != "labels"})
         if out is None:
             out = np.zeros((len(enc), logits.shape[-1]), dtype=np.float32)
-        out[idx] = logits
-    return out
+        out[i] = logits[0]
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, atol: float, min_label_agreement: float) -> Verification:

@@ -10,7 +10,9 @@ backends. Schemes:
 QAD (`qad_epochs` ≥ 1): the student's linears are fake-quantized the same way (torchao QATConfig with
 IntxFakeQuantizeConfig), distilled for that many epochs with the last distillation stage's losses, the fake
 quantizers removed, then converted exactly like PTQ (`qad_epochs: 0`), so the two compare like for like.
-The artifact is the quantized state dict; `load` rebuilds the model from the student and that file.
+The artifact is the quantized state dict; `load` rebuilds the model from the student and that file, read with
+`torch.load(weights_only=True)` allowing only the torchao classes these schemes store (SAFE_GLOBALS): an
+artifact from someone else cannot run code when loaded.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from compress.errors import UserError, first_line
 from compress.quantize import Backend, Context, Settings as _Settings, require_module
 
 
@@ -124,14 +127,49 @@ def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
     return dst
 
 
+def safe_globals() -> list:
+    """The torchao classes a saved artifact of these schemes names: its tensor subclasses and their settings."""
+    from torchao.quantization import Int8Tensor, IntxUnpackedToInt8Tensor
+    from torchao.quantization.granularity import PerRow
+    from torchao.quantization.quant_primitives import MappingType
+    from torchao.quantization.quantize_.workflows.int8.int8_tensor import QuantizeTensorToInt8Kwargs
+
+    return [Int8Tensor, IntxUnpackedToInt8Tensor, PerRow, MappingType, QuantizeTensorToInt8Kwargs]
+
+
 def load(path: Path, settings: Settings, student_dir: Path):
-    """The quantized student: rebuilt from the fp32 student's config and the saved quantized tensors."""
+    """The quantized student: rebuilt from the fp32 student's config and the saved quantized tensors.
+
+    The file is loaded as tensors and the classes in safe_globals() only, nothing else is executed; a file that
+    needs more, or does not fit the student and settings, is one UserError."""
+    import pickle
+
     import torch
 
     from compress.albert import load_student
 
     model = convert(load_student(student_dir), settings)
-    model.load_state_dict(torch.load(path, weights_only=False), assign=True)
+    expected = model.state_dict()
+    try:
+        with torch.serialization.safe_globals(safe_globals()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:
+            names = []
+        raise UserError(f"torchao artifact {path} cannot be read: it holds Python objects"
+                        f"{' (' + ', '.join(names[:3]) + ')' if names else ''} besides tensors and torchao's quantized "
+                        "tensors, which are not loaded because loading them could run code: redo quantize with --force") from None
+    except Exception as exc:  # truncated or not a PyTorch file
+        raise UserError(f"torchao artifact {path} cannot be read ({first_line(exc)}): redo quantize with --force") from None
+    if not isinstance(state, dict):
+        raise UserError(f"torchao artifact {path} is not a state dict: redo quantize with --force")
+    wrong = [k for k in expected if type(state.get(k)) is not type(expected[k])] + sorted(set(state) - set(expected))
+    if wrong:  # another student's or another scheme's tensors (load_state_dict(assign=True) would take them)
+        raise UserError(f"torchao artifact {path} does not fit the student in {student_dir} with {settings.describe()} "
+                        f"(tensors {', '.join(wrong[:3])}): redo quantize with --force")
+    model.load_state_dict(state, assign=True)
     return model.eval()
 
 
