@@ -42,7 +42,7 @@ PLACEHOLDERS = (
     (re.compile(r"/tmp/rep7/"), ""),  # run1.json / run2.json, committed beside their merged report
     (re.compile(r"/tmp/am_(?:task|vocab)_results\b"), "RESULTS"),
     (re.compile(r"/root/out\b"), "RESULTS"),
-    (re.compile(r"/tmp/(?:full\d+|h192|h3)\b"), "OUT"),
+    (re.compile(r"/tmp/(?:full\d*|h192|h3)\b"), "OUT"),
     (re.compile(r"/tmp/(?:am_\w+|mx|tp\d+)\b"), "WORK"),
 )
 
@@ -158,8 +158,9 @@ def env_line(env: dict | None, commands: list[str], extra: str = "") -> str:
 
 
 def commands_of(doc: dict) -> list[str]:
-    cmd = (doc.get("bench") or {}).get("command") if isinstance(doc.get("bench"), dict) else None
-    cmd = cmd or doc.get("command")
+    """The command that made the file: a top-level one (e.g. the whole run), else the bench stage's own."""
+    cmd = doc.get("command")
+    cmd = cmd or ((doc.get("bench") or {}).get("command") if isinstance(doc.get("bench"), dict) else None)
     return [c.strip() for c in cmd.splitlines() if c.strip()] if isinstance(cmd, str) else []
 
 
@@ -552,6 +553,34 @@ def render_bundle_check(paths: list[str]) -> list[str]:
                         f"`{Path(p).name}` {mb((load(p).get('bundle') or {}).get('zip_bytes'))} MB" for p in paths) + "."]
 
 
+def render_isa_check(paths: list[str]) -> list[str]:
+    """`python -m targets check` of one bundle on several (real or emulated) CPUs, and the bundle stage run on each."""
+    if len(paths) != 1:
+        raise DocError("isa-check renders one file")
+    doc = load(paths[0])
+    lines = ["| where | int8 instruction set | bundle file | artifact | texts | max abs Δlogit vs PyTorch | "
+             "labels equal to PyTorch | passes the bar |", "|---|---|---|---|---:|---:|---:|---|"]
+    for run in doc.get("checks", []):
+        for r in run.get("results", []):
+            lines.append(f"| {run.get('where')} | {r.get('int8_isa')} | {r.get('file')} | `{r.get('artifact')}` | {r.get('rows')} | "
+                         f"{num(r.get('max_abs_diff'), '{:.2e}')} | {num(100 * r['label_agreement'], '{:.2f}%')} | "
+                         f"{'yes' if r.get('passed') else 'no: ' + str(r.get('failure'))} |")
+    stage = doc.get("bundle_stage")
+    if stage:
+        lines += ["", f"The bundle stage itself, run {stage.get('where')} on the same OUT (exit {stage.get('exit_code')}):", "",
+                  "| bundle file | artifact | labels equal to PyTorch | kept |", "|---|---|---:|---|"]
+        for m in stage.get("models", []):
+            rc = m.get("runner_check") or {}
+            lines.append(f"| {m.get('file')} | `{m.get('artifact')}` | "
+                         f"{num(rc.get('label_agreement_vs_pytorch') and 100 * rc['label_agreement_vs_pytorch'], '{:.2f}%')} | yes |")
+        for r in stage.get("rejected", []):
+            lines.append(f"| {r.get('file')} | `{r.get('artifact')}` | — | no: {r.get('reason')} |")
+    emu = doc.get("emulator") or {}
+    return lines + ["", f"From `{paths[0]}`. Bar: the recipe's `quantize.min_label_agreement` "
+                    f"({doc.get('bar')}). Emulator: {emu.get('version')}, `-cpu {emu.get('cpu')}`. "
+                    + env_line(doc.get("environment"), commands_of(doc))]
+
+
 def render_bench_repeats(paths: list[str]) -> list[str]:
     if len(paths) != 1:
         raise DocError("bench-repeats renders one file")
@@ -628,6 +657,7 @@ RENDERERS = {
     "stage-seconds": render_stage_seconds,
     "bundle-check": render_bundle_check,
     "bench-repeats": render_bench_repeats,
+    "isa-check": render_isa_check,
     "files": render_files,
 }
 
