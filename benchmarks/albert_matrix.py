@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from distill_matrix import distill_student, finetuned_teacher, gpu_name  # noqa: E402
 
-from compress.albert import save_student  # noqa: E402
+from compress.student.albert import save_student  # noqa: E402
 from compress.bench.env import environment  # noqa: E402
 from targets.bench import Timing, bench_inputs, summarize, time_calls  # noqa: E402
 from compress.evaluate import accuracy, predict_logits  # noqa: E402
@@ -42,11 +42,11 @@ from targets.runtime import OnnxModel  # noqa: E402
 
 def reuse_student(recipe, directory: Path, teacher: dict):
     """A student distilled by an earlier --train run in the same WORK (same recipe), with its record and test split."""
-    from compress import pipeline
+    from compress import run as api
 
-    r = pipeline.prepare(recipe, directory, force=True, whole_run=False)  # rewrites recipe.yaml only
+    r = api.prepare(recipe, directory, force=True, whole_run=False)  # rewrites recipe.yaml only
     record = r.stage_record("distill")
-    return pipeline.load_student(r, "matrix").to(teacher["device"]), record, r.encode("test", r.student_tokenizer())
+    return r.load_student("matrix").to(teacher["device"]), record, r.encode("test", r.student_tokenizer())
 
 
 def latency_ms(path: Path, names: list[str], vocab: int) -> float:

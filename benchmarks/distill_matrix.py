@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compress import pipeline  # noqa: E402
+from compress import run as api  # noqa: E402
 from compress.bench.env import environment  # noqa: E402
 from compress.evaluate import accuracy, predict_logits  # noqa: E402
 from compress.fsutil import write_json, write_text  # noqa: E402
@@ -53,10 +53,10 @@ def variant_overrides(base: dict, variant: str, same_width: bool) -> dict:
 def finetuned_teacher(work: Path, teacher: str | None, quick: bool) -> dict:
     """Fine-tune the teacher once (default recipe settings); everything the matrices compare against."""
     base_recipe = resolve_recipe("default", teacher=teacher, quick=quick)
-    run = pipeline.prepare(base_recipe, work / "teacher-run", force=True, whole_run=True)
-    ft = pipeline.stage_finetune(run)
-    device = pipeline.pick_device(base_recipe.device)
-    model = pipeline.load_teacher(run, "matrix").to(device)
+    run = api.prepare(base_recipe, work / "teacher-run", force=True, whole_run=True)
+    ft = api.run_stage(run, "finetune", force=True)
+    device = api.pick_device(base_recipe.device)
+    model = run.load_teacher("matrix").to(device)
     test = run.encode("test")
     return {"recipe": base_recipe, "run": run, "record": ft, "dir": ft["teacher_path"], "model": model,
             "device": device, "test": test, "accuracy": accuracy(predict_logits(model, test), test.labels)}
@@ -67,10 +67,10 @@ def distill_student(recipe, directory: Path, teacher: dict):
 
     Returns it (on the teacher's device), its record, and the test split as the student reads it (its own
     tokenizer: a task vocabulary numbers the pieces differently from the teacher)."""
-    r = pipeline.prepare(recipe, directory, force=True, whole_run=True)
-    pipeline.stage_finetune(r)  # the fine-tuned teacher has the task's head: no training
-    record = pipeline.stage_distill(r)
-    return pipeline.load_student(r, "matrix").to(teacher["device"]), record, r.encode("test", r.student_tokenizer())
+    r = api.prepare(recipe, directory, force=True, whole_run=True)
+    api.run_stage(r, "finetune", force=True)  # the fine-tuned teacher has the task's head: no training
+    record = api.run_stage(r, "distill", force=True)
+    return r.load_student("matrix").to(teacher["device"]), record, r.encode("test", r.student_tokenizer())
 
 
 def main() -> int:

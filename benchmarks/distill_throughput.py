@@ -88,7 +88,7 @@ def distill_cell(work: Path, base: Path, recipe: Path, nproc: int, tag: str) -> 
 def full_train_cache_bytes(recipe_name: str, teacher: str | None) -> dict:
     """The cache's size for the whole train split, from its row lengths (the formula tests/test_scale.py checks
     against the written files)."""
-    from compress import pipeline
+    from compress import run as api
     from compress.distill.losses import CombinedLoss
     from compress.distill.mapping import build_layer_map
     from compress.distill.plan import stage_terms
@@ -96,7 +96,7 @@ def full_train_cache_bytes(recipe_name: str, teacher: str | None) -> dict:
     from compress.recipe import resolve_recipe
 
     recipe = resolve_recipe(recipe_name, teacher=teacher)
-    run = pipeline._load_run(recipe, Path("/nonexistent"), False, "distill")
+    run = api.load_run(recipe, Path("/nonexistent"), command="distill")  # the inputs only: nothing is written
     cfg = run.source.config
     layer_map = build_layer_map(recipe.student.num_layers, cfg.num_hidden_layers, recipe.distill.layer_map)
     plan = plan_for([CombinedLoss(t) for _, _, t in stage_terms(recipe)], layer_map, cfg.num_hidden_layers)

@@ -65,12 +65,18 @@ def main() -> int:
     args = ap.parse_args()
     from onnxruntime.quantization import quantize_dynamic
 
-    export = Path(args.out) / "export"
+    from compress import run as api
+    from compress.recipe import resolve_recipe
+
+    out = Path(args.out)
+    run = api.load_run(resolve_recipe(str(api.Layout(out).recipe)), out)  # reads OUT, writes nothing
+    exported = {a.name: a.file(out) for a in run.artifacts("export")}
+    plain, fused = exported["student-onnx-fp32"], exported.get("student-onnx-fp32-ort-opt")
     seqs = [int(s) for s in args.seq_lens.split(",")]
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        quantize_dynamic(str(export / "model.onnx"), str(work / "baseline.onnx"))
-        ctx = Context(export / "model.onnx", export / "model.ort-opt.onnx", None, Path(args.out) / "student", work, None)
+        quantize_dynamic(str(plain), str(work / "baseline.onnx"))
+        ctx = Context(plain, fused, None, run.layout.student, work, None)
         quantize(Settings(), ctx, work / "fused.onnx")
         quantize(Settings(per_channel=True), ctx, work / "fused_pc.onnx")
         models = [(BASELINE, OnnxModel(work / "baseline.onnx", 1, session_config={})),

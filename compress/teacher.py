@@ -12,6 +12,7 @@ from importlib import util as importlib_util
 from pathlib import Path
 
 from compress.errors import UserError, first_line
+from compress.fsutil import file_digest
 
 # Encoders whose layers sit at `base_model.encoder.layer` (the student builder and the hooks rely on it).
 BERT_FAMILY = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
@@ -171,3 +172,17 @@ def load_classifier(location: str, labels: list[str], spec: str):
         msg = first_line(exc, 1000)
         raise UserError(f"cannot load the weights of teacher {spec}: {msg}") from None
     return model.eval()
+
+
+def teacher_identity(location: str) -> dict:
+    """The weights' digests (not their path): a cache can be shared by runs whose teachers are byte-identical."""
+    folder = Path(location)
+    if not folder.is_dir():
+        return {"hub_id": location}
+    return {f: file_digest(folder / f) for f in WEIGHT_FILES if (folder / f).is_file()}
+
+
+def weights_identity(source: TeacherSource) -> dict:
+    if not source.is_local:
+        return {"hub_id": source.location}
+    return {"path": str(Path(source.location).resolve()), "weights": teacher_identity(source.location)}

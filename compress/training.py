@@ -61,9 +61,12 @@ def autocast(device: torch.device, precision: str):
     return nullcontext()
 
 
-def dev_accuracy(model, dev: Encoded) -> float:
-    """Dev accuracy; under torchrun each process predicts its share of the rows and the counts are summed."""
+def dev_accuracy(model, dev: Encoded, metric: Callable | None = None) -> float:
+    """The task's dev metric (accuracy unless the task gives another); under torchrun each process predicts its
+    share of the rows and the counts are summed (accuracy), or every process scores all of dev (other metrics)."""
     world = distributed.world()
+    if metric is not None and metric is not accuracy and getattr(metric, "__name__", "") != "accuracy":
+        return metric(predict_logits(model, dev), dev.labels)
     if not world.distributed:
         return accuracy(predict_logits(model, dev), dev.labels)
     mine = list(range(world.rank, len(dev), world.size))
@@ -94,6 +97,7 @@ def fit(
     select_best: bool = True,
     checkpoint: Checkpoint | None = None,
     precision: str = "fp32",
+    metric: Callable | None = None,
 ) -> dict:
     """Train `model` in place; returns the history and the best dev accuracy.
 
@@ -102,6 +106,7 @@ def fit(
     checkpoint: save the whole training state every `every_steps` steps, at each epoch's end, on Ctrl-C /
     SIGTERM (then raise Interrupted) and when done; resume from it when one with the same settings exists.
     precision: 'bf16' runs the forward passes under bf16 autocast (weights and optimizer stay fp32).
+    metric: the task's (outputs, labels) -> quality, higher is better, that picks the best epoch (default accuracy).
     Batches carry `index`: the rows' positions in `train` (the teacher-output cache looks them up).
     """
     torch.manual_seed(seed)
@@ -208,7 +213,7 @@ def fit(
                     if stop:
                         raise _interrupted(name, stop, pos["step"], total, checkpoint)
             train_seconds = time.perf_counter() - t0
-            dev_acc = dev_accuracy(model, dev)
+            dev_acc = dev_accuracy(model, dev, metric)
             n = len(batches)
             record = {
                 "epoch": epoch,

@@ -27,6 +27,9 @@ BUNDLE_FORMAT = "bert-compress-bundle"
 SCHEMA_VERSION = 1
 ZIP_DIGEST_FILE = ".bundle-zip-sha256"
 """In BUNDLE.unzipped/: the SHA-256 of the zip it was extracted from."""
+# the torch-free runner a bundle carries (runner/targets/): this package's own files
+RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "check.py", "runtime.py", "tokenizer.py", "unicode_tables.py",
+                "bench.py", "env.py", "gemm_fp32.onnx", "gemm_u8s8.onnx", "pyproject.toml", "README.md")
 
 
 class BundleError(Exception):
@@ -219,11 +222,26 @@ class Prediction:
     logits: list[float] = field(default_factory=list)
 
 
+# what a bundle's metadata.json says about its task; bundles written before tasks were named are classifiers
+DEFAULT_TASK = {"name": "sequence-classification", "outputs": ["logits"], "postprocess": "softmax-labels"}
+
+
+def task_of(bundle: Bundle) -> dict:
+    return bundle.metadata.get("task") or DEFAULT_TASK
+
+
 class Classifier:
-    """Text in, label and probabilities out, through one model file of a bundle."""
+    """Text in, label and probabilities out, through one model file of a bundle (post-processing
+    'softmax-labels': the sequence-classification task)."""
+
+    POSTPROCESS = "softmax-labels"
 
     def __init__(self, bundle: Bundle | str | Path, runtime: str = "auto", threads: int = 0, interpreter: str = "auto"):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+        task = task_of(self.bundle)
+        if task.get("postprocess") != self.POSTPROCESS:
+            raise BundleError(f"this bundle is a {task.get('name')} model (post-processing '{task.get('postprocess')}'), "
+                              "not a classifier: use the runner of the bert-compress version that wrote it")
         self.entry = self.bundle.model_entry(runtime)
         self.tokenizer = self.bundle.tokenizer()
         path = self.bundle.model_path(self.entry)  # checked against its SHA-256 by model_entry

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from compress.albert import load_student, save_student, unique_state_dict
+from compress.student.albert import load_student, save_student, unique_state_dict
 from compress.distill.distiller import Distiller
 from compress.distill.losses import CombinedLoss
 from compress.distill.mapping import LayerMapConfig, build_layer_map
@@ -45,7 +45,7 @@ def test_sharing_modes_share_one_tensor(teacher, sharing, groups, unique_layers_
     student = albert(teacher, embedding_size=8, sharing=sharing, groups=groups)
     enc = student.albert.encoder
     n, g = student.config.num_hidden_layers, student.config.num_hidden_groups
-    from compress.albert import group_of
+    from compress.student.albert import group_of
 
     layers = [enc.albert_layer_groups[group_of(i, n, g)].albert_layers[0] for i in range(n)]
     assert len({id(layer.attention.query.weight) for layer in layers}) == unique_layers_attention
@@ -125,6 +125,7 @@ def test_bad_albert_settings(teacher, kw, message):
 @pytest.mark.parametrize("candidate", [{"backend": "ort-dynamic", "graph": "plain"}, {"backend": "ort-static"},
                                        {"backend": "ort-static", "activation_type": "int8", "per_channel": True},
                                        {"backend": "nncf"}])
+@pytest.mark.slow
 def test_int8_quantization_keeps_one_copy_of_shared_weights(tmp_path, candidate):
     """Every ONNX quantization backend on all-shared vs unshared students: the shared layer is quantized once."""
     from compress.data.batching import Encoded

@@ -95,6 +95,7 @@ def test_gemm_peak_keeps_the_higher_measurement():
     assert best_peak({"note": "onnxruntime is not installed"}, None) == {"note": "onnxruntime is not installed"}
 
 
+@pytest.mark.slow
 def test_pipeline_bench_writes_device_schema_and_plots(bundled):
     from targets.bench import load_results
 
@@ -132,6 +133,7 @@ def device_results(bundled, tmp_path_factory):
     return paths
 
 
+@pytest.mark.slow
 def test_device_runner_bench_measures_every_model(bundled, device_results):
     from targets.bench import load_results
 
@@ -154,6 +156,7 @@ def test_device_runner_bench_measures_every_model(bundled, device_results):
     (["--models", "nope.onnx"], "bundle has no model nope.onnx"),
     (["--min-runs", "1"], "--min-runs must be at least 3"),
 ])
+@pytest.mark.slow
 def test_device_runner_bench_bad_input(bundled, tmp_path, args, message):
     proc = _runner("bench", str(bundled / "bundle"), "--out", str(tmp_path / "r.json"), *args)
     assert proc.returncode == 2, proc.stderr
@@ -161,6 +164,7 @@ def test_device_runner_bench_bad_input(bundled, tmp_path, args, message):
     assert not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.slow
 def test_device_runner_bench_does_not_overwrite(device_results):
     before = device_results[0].read_bytes()
     proc = _runner("bench", "unused", "--out", str(device_results[0]))
@@ -168,6 +172,7 @@ def test_device_runner_bench_does_not_overwrite(device_results):
     assert device_results[0].read_bytes() == before
 
 
+@pytest.mark.slow
 def test_report_merges_devices(bundled, device_results, tmp_path, capsys):
     out = tmp_path / "merged"
     assert main(["report", str(bundled / "bench.json"), *map(str, device_results), "--out", str(out)]) == 0
@@ -187,6 +192,7 @@ def test_report_merges_devices(bundled, device_results, tmp_path, capsys):
     assert "## Repeatability" not in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_report_bad_input(device_results, tmp_path, capsys):
     doc = json.loads(device_results[0].read_text())
     other = tmp_path / "v2.json"
@@ -211,6 +217,7 @@ def test_report_bad_input(device_results, tmp_path, capsys):
     assert "holds the results files" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_refuses_a_missing_artifact_before_timing(bundled, tmp_path, capsys):
     out = tmp_path / "out"
     shutil.copytree(bundled, out, ignore=shutil.ignore_patterns("bundle*", "plots"))
@@ -240,6 +247,7 @@ def test_recipe_bench_settings():
 
 
 # ---- ARM64 under qemu-user ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_arm64_without_qemu_is_one_line(bundled, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))  # no qemu-aarch64 on it
     assert main(["arm64", str(bundled / "bundle"), "--out", str(tmp_path / "arm")]) == 2
@@ -250,6 +258,7 @@ def test_arm64_without_qemu_is_one_line(bundled, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.skipif(not (shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")),
                     reason="qemu-user is not installed (apt-get install qemu-user-static debootstrap)")
+@pytest.mark.slow
 def test_arm64_outputs_match_x86_under_qemu(bundled, tmp_path):
     """The bundle's models on emulated Cortex-A72: logits equal x86 within 1e-4, timings marked emulated.
     Needs the Debian mirror and PyPI once (the aarch64 Python is cached under ~/.cache/bert-compress/arm64)."""

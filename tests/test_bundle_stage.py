@@ -11,6 +11,8 @@ import pytest
 
 from compress.cli import main
 
+pytestmark = pytest.mark.slow  # whole runs of the pipeline (or of training, killed and resumed)
+
 RECIPE = """
 name: bundle-check
 teacher: {epochs: 1, lr: 1.0e-3, batch_size: 16}
@@ -38,16 +40,15 @@ def tiny_run(tmp_path_factory, tiny_teacher, tiny_data):
 
 
 def _run(out):
-    from compress import pipeline
+    from compress import run as api
     from compress.recipe import resolve_recipe
 
-    return pipeline.prepare(resolve_recipe(str(out / "recipe.yaml")), out, force=False, whole_run=False)
+    return api.prepare(resolve_recipe(str(out / "recipe.yaml")), out, force=False, whole_run=False)
 
 
 def test_guard_measures_int8_one_text_per_call_at_its_length(tiny_run):
     """The recorded verification of the int8 ONNX model is what the device runner measures: one text per call,
     unpadded, on this machine (padded batches give a dynamically quantized model other activation scales)."""
-    from compress import pipeline
     from compress.evaluate import predict_logits
     from targets.runtime import load_model
 
@@ -56,7 +57,7 @@ def test_guard_measures_int8_one_text_per_call_at_its_length(tiny_run):
     art = next(a for a in record["artifacts"] if a["quantization"]["backend"] == "ort-dynamic")
     assert record["measured_on"]["int8_isa"] and record["measured_on"]["cpu"]
     dev = run.encode("dev", run.student_tokenizer())
-    reference = predict_logits(pipeline.load_student(run, "test"), dev)
+    reference = predict_logits(run.load_student("test"), dev)
     model = load_model(tiny_run / art["path"])
     one_by_one = np.concatenate([model({k: np.asarray([v[i]]) for k, v in dev.features.items()}) for i in range(len(dev))])
     assert art["verification"]["max_abs_diff"] == pytest.approx(float(np.abs(one_by_one - reference).max()), abs=1e-6)
@@ -85,7 +86,7 @@ def _damage(path):
 
 
 def test_a_bundle_model_failing_the_runner_check_is_replaced_by_the_next_fastest(tiny_run, tmp_path, capsys):
-    from compress.bundle import choose_models
+    from compress.stages.bundle import choose_models
     from targets.bundle import Bundle, Classifier
 
     out = tmp_path / "out"
@@ -112,7 +113,7 @@ def test_a_bundle_model_failing_the_runner_check_is_replaced_by_the_next_fastest
 
 
 def test_a_bundle_with_no_passing_model_fails_in_one_line_and_keeps_the_student(tiny_run, tmp_path, capsys):
-    from compress.bundle import choose_models
+    from compress.stages.bundle import choose_models
 
     out = tmp_path / "out"
     shutil.copytree(tiny_run, out)
@@ -157,3 +158,56 @@ def test_the_bundle_rechecks_itself_on_the_device_cpu(tiny_run, tmp_path):
     r = run_torch_free(b, "check", str(b), "--rows", "24", prefix=(qemu, "-cpu", "Haswell"), timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.count(": pass:") == len(meta["models"]) and "(AVX2," in r.stdout, r.stdout
+
+
+def _as_written_before_the_view(out):
+    """Turn an OUT into what bert-compress wrote before typed artifacts and the view: artifacts without task /
+    precision / compute, a bench record holding only its seconds (the measurements were in report.json)."""
+    for stage in ("export", "quantize"):
+        path = out / "stages" / f"{stage}.json"
+        record = json.loads(path.read_text())
+        for a in record["artifacts"]:
+            for key in ("task", "precision", "compute", "outputs"):
+                a.pop(key, None)
+        record.pop("metric", None)
+        path.write_text(json.dumps(record))
+    bench = out / "stages" / "bench.json"
+    record = json.loads(bench.read_text())
+    bench.write_text(json.dumps({k: record[k] for k in ("seconds", "settings_hash", "run_id")}
+                                | {"outputs": {"report.json": None, "bench.json": None}}))
+    report = json.loads((out / "report.json").read_text())
+    report.pop("task", None)
+    for a in report["artifacts"]:
+        a.pop("precision", None), a.pop("compute", None)
+    (out / "report.json").write_text(json.dumps(report))
+
+
+def test_an_out_written_before_the_view_resumes_with_every_stage_skipped(tiny_run, tmp_path, capsys):
+    out = tmp_path / "legacy"
+    shutil.copytree(tiny_run, out)
+    _as_written_before_the_view(out)
+    before = json.loads((out / "report.json").read_text())
+    assert main(["run", "--resume", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    for stage in ("finetune", "distill", "export", "quantize", "bench", "bundle"):
+        assert f"{stage}: finished earlier with the same settings and inputs: skipped" in err
+    record = json.loads((out / "stages" / "bench.json").read_text())
+    assert record["results"]["artifacts"] and record["outputs"] == {}  # upgraded in place
+    after = json.loads((out / "report.json").read_text())
+    assert after["summary"] == before["summary"] and after["bundle"] == before["bundle"]
+    assert [a["compute"] for a in after["artifacts"]] == ["fp32", "fp32", "int8"]
+    assert main(["run", "--resume", "--out", str(out)]) == 0  # and again, from the upgraded record
+    assert capsys.readouterr().err.count("skipped") == 6
+
+
+def test_the_bundle_names_its_task_and_a_runner_refuses_a_task_it_cannot_post_process(tiny_run, tmp_path):
+    from targets.bundle import Bundle, BundleError, Classifier
+
+    meta = json.loads((tiny_run / "bundle" / "metadata.json").read_text())
+    assert meta["task"] == {"name": "sequence-classification", "outputs": ["logits"], "postprocess": "softmax-labels"}
+    other = tmp_path / "bundle"
+    shutil.copytree(tiny_run / "bundle", other)
+    (other / "metadata.json").write_text(json.dumps(meta | {"task": {"name": "token-classification", "outputs": ["logits"],
+                                                                     "postprocess": "bio-entities"}}))
+    with pytest.raises(BundleError, match="this bundle is a token-classification model"):
+        Classifier(Bundle.load(other))

@@ -93,7 +93,7 @@ def test_split_skip_layernorm_keeps_the_arithmetic(tmp_path, with_bias, sum_used
 def test_onnx_runtime_keeps_layernorm_unfused_in_runner_sessions_and_ort_files(tiny_classifier, tmp_path):
     """ONNX Runtime fuses Add + LayerNormalization into its slow SkipLayerNormalization kernel at load time
     unless told not to: the runner's sessions and the bundle's .ort files are told; ONNX Runtime's defaults fuse."""
-    from compress.bundle import to_ort_format
+    from compress.export.ort_format import to_ort_format
     from targets.runtime import SESSION_CONFIG
 
     path = export_onnx(tiny_classifier, ["input_ids", "attention_mask", "token_type_ids"], tmp_path / "m.onnx", 18)

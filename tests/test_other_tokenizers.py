@@ -11,6 +11,8 @@ import pytest
 from compress.cli import main
 from tests.conftest import make_tiny_roberta, run_torch_free
 
+pytestmark = pytest.mark.slow  # whole runs of the pipeline (or of training, killed and resumed)
+
 RECIPE = """
 name: other-tokenizers
 teacher: {{epochs: 1, lr: 1.0e-3, batch_size: 16}}
@@ -28,7 +30,7 @@ bench: {{seq_lens: [32], threads: [1], batches: [1], warmup: 1, runs: 3, min_sec
 
 @pytest.mark.parametrize("kind, model_type, tflite", [("roberta", "bpe", "auto"), ("xlm-roberta", "unigram", "off")])
 def test_non_wordpiece_teacher_runs_to_a_checked_bundle(kind, model_type, tflite, tmp_path, tiny_data):
-    from compress import pipeline
+    from compress import run as api
     from compress.export.verify import device_logits
     from compress.recipe import resolve_recipe
     from targets.bundle import Bundle, Classifier
@@ -47,7 +49,7 @@ def test_non_wordpiece_teacher_runs_to_a_checked_bundle(kind, model_type, tflite
     readme = (out / "bundle" / "README.md").read_text()
     assert "pip install tokenizers" in readme and "token_type_ids" not in readme  # these models have no token types
 
-    run = pipeline.prepare(resolve_recipe(str(out / "recipe.yaml")), out, force=False, whole_run=False)
+    run = api.prepare(resolve_recipe(str(out / "recipe.yaml")), out, force=False, whole_run=False)
     dev = run.encode("dev", run.student_tokenizer())  # Hugging Face's tokenizer, as the export verified
     texts = [e.text for e in run.data.dev]
     artifacts = {a["name"]: a for a in json.loads((out / "report.json").read_text())["artifacts"]}

@@ -83,6 +83,7 @@ def test_existing_out_is_refused_without_force(finished_run, tiny_teacher, tiny_
     assert (finished_run / "report.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_stage_commands_and_teacher_reuse(tmp_path, tiny_teacher, tiny_data, tiny_recipe, capsys):
     out = tmp_path / "staged"
     args = ["--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(tiny_recipe), "--out", str(out)]
@@ -113,6 +114,7 @@ def test_export_mismatch_stops_the_run(tmp_path, tiny_teacher, tiny_data, tiny_r
     assert not (out / "export").exists() and not (out / "report.json").exists()
 
 
+@pytest.mark.slow
 def test_teacher_with_a_matching_head_is_not_finetuned(tmp_path, tiny_data, tiny_recipe, capsys):
     from conftest import make_tiny_bert
 
@@ -132,6 +134,7 @@ def test_console_script_and_module_entry_points(tmp_path):
         assert proc.returncode == 0 and "default" in proc.stdout
 
 
+@pytest.mark.slow
 def test_tinybert_two_stage_run_with_general_distillation(tmp_path, tiny_teacher, tiny_data):
     """A narrower student, projections, general + two task stages; the exported student holds no projection."""
     import onnx
@@ -174,6 +177,7 @@ bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, round
     assert report["student"]["hidden_size"] == 16
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sharing", ["all", "attention", "ffn"])
 def test_albert_style_student_end_to_end(tmp_path, tiny_teacher, tiny_data, sharing):
     recipe = tmp_path / "albert.yaml"
@@ -201,7 +205,7 @@ bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, round
     assert set(shipped) == {"ort-dynamic", "nncf", "torchao"}
     assert (out / shipped["ort-dynamic"]["path"]).stat().st_size < (out / "export/model.onnx").stat().st_size / 2
     assert 0 <= record["build"]["svd_relative_error"] < 1
-    from compress.albert import load_student, unique_state_dict
+    from compress.student.albert import load_student, unique_state_dict
 
     student = load_student(out / "student")
     unique_bytes = sum(t.numel() * t.element_size() for t in unique_state_dict(student).values())

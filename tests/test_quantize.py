@@ -67,13 +67,13 @@ def test_each_backend_gives_a_smaller_artifact_that_agrees(case, exported, tmp_p
         assert len(art["quantization"]["qad"]["history"]) == 1 and art["quantization"]["qad"]["stage_losses"] == "task"
     assert art["quantization"]["backend"] == BACKENDS[case].split("backend: ")[1].split(",")[0].rstrip("}")
     # it loads and runs outside the stage, and gives the logits the stage measured
-    from compress import pipeline
+    from compress import run as api
     from compress.evaluate import predict_logits
     from compress.export.verify import device_logits
     from compress.recipe import resolve_recipe
     from targets.runtime import OnnxModel
 
-    run = pipeline.prepare(resolve_recipe(str(out / "recipe.yaml")), out, force=False, whole_run=False)
+    run = api.prepare(resolve_recipe(str(out / "recipe.yaml")), out, force=False, whole_run=False)
     dev = run.encode("dev", run.student_tokenizer())
     if art["runtime"] == "pytorch":
         from compress.quantize import backend
@@ -83,18 +83,18 @@ def test_each_backend_gives_a_smaller_artifact_that_agrees(case, exported, tmp_p
         logits = predict_logits(load(path, backend("torchao").settings(**q["settings"]), out / "student"), dev)
     else:
         logits = device_logits(OnnxModel(path), dev)
-    reference = predict_logits(pipeline.load_student(run, "test"), dev)
+    reference = predict_logits(run.load_student("test"), dev)
     assert abs(logits - reference).max() == pytest.approx(art["verification"]["max_abs_diff"], rel=1e-4, abs=1e-6)
 
 
 def test_guard_tries_fallbacks_and_rejects_an_impossible_tolerance(exported, tmp_path):
     """A tolerance no artifact can meet: the configured settings and every fallback are tried, none is kept."""
-    from compress import pipeline
+    from compress import run as api
     from compress.quantize import Context
     from compress.quantize.guard import Measured, run_guard
     from compress.recipe import resolve_recipe
 
-    run = pipeline.prepare(resolve_recipe(str(exported / "recipe.yaml")), exported, force=False, whole_run=False)
+    run = api.prepare(resolve_recipe(str(exported / "recipe.yaml")), exported, force=False, whole_run=False)
     calls = []
 
     def evaluate(backend, settings, path):
@@ -118,7 +118,7 @@ def test_guard_keeps_the_first_fallback_that_passes(exported, tmp_path):
     for real, passes and is kept, recorded as '-fallback1' with its own settings; nothing after it is tried."""
     from dataclasses import replace
 
-    from compress import pipeline
+    from compress import run as api
     from compress.evaluate import accuracy, predict_logits
     from compress.export.verify import device_logits
     from compress.quantize import Context
@@ -126,9 +126,9 @@ def test_guard_keeps_the_first_fallback_that_passes(exported, tmp_path):
     from compress.recipe import resolve_recipe
     from targets.runtime import OnnxModel
 
-    run = pipeline.prepare(resolve_recipe(str(exported / "recipe.yaml")), exported, force=False, whole_run=False)
+    run = api.prepare(resolve_recipe(str(exported / "recipe.yaml")), exported, force=False, whole_run=False)
     dev = run.encode("dev", run.student_tokenizer())
-    reference = predict_logits(pipeline.load_student(run, "test"), dev)
+    reference = predict_logits(run.load_student("test"), dev)
     built = []
 
     def evaluate(backend, settings, path):

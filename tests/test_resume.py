@@ -18,6 +18,8 @@ from compress.checkpoint import Checkpoint
 from compress.cli import main
 from tests.conftest import make_tiny_bert
 
+pytestmark = pytest.mark.slow  # whole runs of the pipeline (or of training, killed and resumed)
+
 # a student narrower than the teacher: the hidden-state loss trains a projection, which must resume too
 RECIPE = """
 name: resume-test

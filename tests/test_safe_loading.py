@@ -100,7 +100,7 @@ def _inputs():
 def test_torchao_artifact_reloads_with_only_its_own_classes_allowed(student_dir, tmp_path, candidate):
     """safe_globals() is all a saved artifact needs: it loads with torch's global allowlist emptied of what
     importing torchao adds to it, and gives the quantized model's outputs."""
-    from compress.albert import load_student
+    from compress.student.albert import load_student
     from compress.quantize import Context, parse_candidate
     from compress.quantize.torchao_ptq import convert, load
 

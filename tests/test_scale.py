@@ -93,6 +93,7 @@ def _weights(out: Path) -> dict:
     return load_file(str(out / "student" / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_two_processes_reach_the_one_process_dev_accuracy(finetuned, tmp_path):
     one, two = _copy(finetuned, tmp_path / "one"), _copy(finetuned, tmp_path / "two")
     p1 = subprocess.run([sys.executable, "-m", "compress", "distill", "--out", str(one)], env=_env(),
@@ -123,6 +124,7 @@ def test_two_processes_reach_the_one_process_dev_accuracy(finetuned, tmp_path):
     assert np.abs(l1 - l2).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_batch_size_that_the_processes_cannot_split(finetuned, tmp_path, capsys):
     out = _copy(finetuned, tmp_path / "out")
     before = sorted(p.name for p in out.rglob("*"))
@@ -309,7 +311,7 @@ def test_autocast_runs_matmuls_in_bf16():
 
 
 def test_device_choice(finetuned, tmp_path, capsys):
-    from compress.pipeline import pick_device
+    from compress.run import pick_device
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert pick_device("auto").type == expected
@@ -323,6 +325,7 @@ def test_device_choice(finetuned, tmp_path, capsys):
             "bert-compress: error: device 'cuda' was asked for but no CUDA GPU is visible: use device 'auto' or 'cpu'"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_under_two_processes_then_resume_gives_the_uninterrupted_weights(finetuned, tmp_path):
     """Ctrl-C reaches the launcher and both workers (one process group, as in a terminal): they agree on the
     step, rank 0 saves every rank's RNG state, and `--resume --nproc 2` ends bit-identical to an uninterrupted
@@ -354,6 +357,7 @@ def test_ctrl_c_under_two_processes_then_resume_gives_the_uninterrupted_weights(
     assert max(float((w_ref[k] - w_cut[k]).abs().max()) for k in w_ref) == 0.0
 
 
+@pytest.mark.slow
 def test_run_trains_in_two_processes_then_rank_0_finishes_alone(scale_root, tmp_path):
     """`run --nproc 2`: fine-tuning and distillation in both processes, then export, quantize, bench and bundle in
     rank 0 alone (its benchmark workers are plain processes, not torchrun workers)."""

@@ -1,5 +1,6 @@
-"""Device targets: the pure-Python tokenizer, the TFLite export and LiteRT quantizers, the ONNX Runtime fusions,
-the app bundle, and the torch-free runner (its CLI run in a process where torch cannot be imported)."""
+"""Device targets: the TFLite export and LiteRT quantizers, the ONNX Runtime fusions, the app bundle, and the
+torch-free runner (its CLI run in a process where torch cannot be imported). The device tokenizer is
+tests/test_tokenizer.py; tests that need LiteRT skip without the tflite extra."""
 
 import json
 import subprocess
@@ -10,77 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compress.cli import main
-from tests.conftest import run_torch_free
+from tests.conftest import needs_tflite, run_torch_free
 
-pytest.importorskip("litert_torch", reason="the tflite extra is not installed: pip install -e '.[tflite]'")
-
-EDGE_TEXTS = [
-    "Café naïve résumé", "日本語のテキスト", "ｆｕｌｌｗｉｄｔｈ", "tab\tnew\nline\u00a0nbsp", "zero\u200bwidth",
-    "emoji 😀👍🏽", "a" * 120, "ﬁ ligature", "İstanbul ǅ", "x\x00y\ufffdz", "Straße", "«quotes» — dash…",
-    "$100 & 50% #tag @user", "\u2028sep\u2029", "", "   ", "don't", "U.S.A.", "3.14159",
-]
-
-
-def _hf_ids(tok, text, pair=None, max_length=128):
-    enc = tok(text, pair, truncation=True, max_length=max_length)
-    return enc["input_ids"], enc["token_type_ids"]
-
-
-def test_wordpiece_tokenizer_gives_hugging_face_ids_on_the_whole_dev_split():
-    from transformers import AutoTokenizer
-
-    from compress.data import load_task_data
-    from compress.recipe import build_recipe
-    from compress.teacher import resolve_teacher
-    from targets.tokenizer import WordPieceTokenizer
-
-    location = resolve_teacher("default").location
-    hf = AutoTokenizer.from_pretrained(location)
-    ours = WordPieceTokenizer.from_tokenizer_json(Path(location) / "tokenizer.json")
-    from_vocab = WordPieceTokenizer.from_vocab_txt(Path(location) / "vocab.txt", lowercase=True)
-    dev = load_task_data(build_recipe({}, "test").data).dev
-    assert len(dev) > 1000
-    for e in dev:
-        ids, _ = _hf_ids(hf, e.text)
-        assert ours.encode(e.text, max_length=128).input_ids == ids, e.text
-        assert from_vocab.encode(e.text, max_length=128).input_ids == ids, e.text
-    for text in EDGE_TEXTS:  # pairs, truncation (longest first), odd characters
-        for pair in (None, "a second, longer sentence for the pair"):
-            for max_length in (8, 16, 128):
-                ids, types = _hf_ids(hf, text, pair, max_length)
-                got = ours.encode(text, pair, max_length)
-                assert (got.input_ids, got.token_type_ids) == (ids, types), (text, pair, max_length)
-
-
-def test_wordpiece_tokenizer_matches_a_pruned_task_vocabulary(tmp_path):
-    from transformers import AutoTokenizer
-
-    from compress import vocab
-    from compress.data import load_task_data
-    from compress.recipe import build_recipe
-    from compress.teacher import resolve_teacher
-    from targets.tokenizer import WordPieceTokenizer
-
-    hf = AutoTokenizer.from_pretrained(resolve_teacher("default").location)
-    data = load_task_data(build_recipe({}, "test").data)
-    keep = vocab.kept_ids(hf, vocab.used_token_ids(hf, data.train[:500]))
-    vocab.save_tokenizer(vocab.pruned_tokenizer(hf, keep), tmp_path)
-    pruned = AutoTokenizer.from_pretrained(tmp_path)
-    ours = WordPieceTokenizer.from_tokenizer_json(tmp_path / "tokenizer.json")
-    for e in data.dev[:400]:
-        assert ours.encode(e.text, max_length=128).input_ids == _hf_ids(pruned, e.text)[0]
-
-
-def test_tokenizer_refuses_a_non_wordpiece_tokenizer(tmp_path):
-    from targets.tokenizer import TokenizerError, WordPieceTokenizer
-
-    path = tmp_path / "tokenizer.json"
-    path.write_text(json.dumps({"model": {"type": "BPE", "vocab": {}}, "normalizer": None}))
-    with pytest.raises(TokenizerError, match="BERT WordPiece only"):
-        WordPieceTokenizer.from_tokenizer_json(path)
-
-
+@pytest.mark.slow
+@needs_tflite
 def test_tflite_export_has_one_signature_per_bucket_and_matches_pytorch(bundled):
     from targets.runtime import LiteRTModel
 
@@ -104,6 +38,8 @@ def test_tflite_export_has_one_signature_per_bucket_and_matches_pytorch(bundled)
         model({k: np.ones((1, 65), dtype=np.int64) for k in feeds})
 
 
+@pytest.mark.slow
+@needs_tflite
 def test_litert_quantizers_ship_smaller_verified_models(bundled):
     quantize = json.loads((bundled / "stages/quantize.json").read_text())
     by_backend = {}
@@ -124,6 +60,7 @@ def test_litert_quantizers_ship_smaller_verified_models(bundled):
     assert {e["seq_len"] for e in timed["student-int8-litert-dynamic"]["latency"]} == {16, 32}
 
 
+@pytest.mark.slow
 def test_fused_onnx_has_attention_with_the_raw_mask_and_int8_attention(bundled):
     import onnx
 
@@ -136,6 +73,8 @@ def test_fused_onnx_has_attention_with_the_raw_mask_and_int8_attention(bundled):
     assert "QAttention" in {n.op_type for n in quantized.graph.node}
 
 
+@pytest.mark.slow
+@needs_tflite
 def test_bundle_holds_everything_an_app_needs(bundled):
     from targets.bundle import Bundle
 
@@ -165,15 +104,16 @@ def test_bundle_holds_everything_an_app_needs(bundled):
     assert Bundle.load(bundled / "bundle.zip").labels == meta["labels"]
 
 
+@pytest.mark.slow
 def test_runner_gives_the_verified_artifacts_outputs(bundled):
     """Raw text -> pure-Python tokenizer -> runtime equals the artifact on HF-tokenized input."""
-    from compress import pipeline
+    from compress import run as api
     from compress.export.verify import device_logits
     from compress.recipe import resolve_recipe
     from targets.bundle import Bundle, Classifier
     from targets.runtime import load_model
 
-    run = pipeline.prepare(resolve_recipe(str(bundled / "recipe.yaml")), bundled, force=False, whole_run=False)
+    run = api.prepare(resolve_recipe(str(bundled / "recipe.yaml")), bundled, force=False, whole_run=False)
     dev = run.encode("dev", run.student_tokenizer())
     texts = [e.text for e in run.data.dev]
     bundle = Bundle.load(bundled / "bundle")
@@ -188,6 +128,8 @@ def test_runner_gives_the_verified_artifacts_outputs(bundled):
         assert all(abs(sum(p.probabilities.values()) - 1) < 1e-5 for p in preds)
 
 
+@pytest.mark.slow
+@needs_tflite
 def test_runner_cli_runs_without_torch(bundled):
     b = bundled / "bundle"
     for runtime in ("onnxruntime", "litert", "model.ort"):
@@ -202,6 +144,8 @@ def test_runner_cli_runs_without_torch(bundled):
     assert r.returncode == 0 and "model.tflite" in r.stdout and "buckets [16, 32, 64]" in r.stdout
 
 
+@pytest.mark.slow
+@needs_tflite
 def test_runner_truncates_a_long_text_and_says_so(bundled):
     b = bundled / "bundle"
     r = run_torch_free(b, "predict", str(b), "--runtime", "litert", "--json", "word " * 200)
@@ -210,6 +154,8 @@ def test_runner_truncates_a_long_text_and_says_so(bundled):
     assert "truncated" in r.stderr and "64 tokens" in r.stderr
 
 
+@pytest.mark.slow
+@needs_tflite
 def test_runner_bad_input_is_one_line_and_exit_2(bundled, tmp_path):
     import shutil
 
@@ -260,12 +206,14 @@ def test_runner_package_builds_on_its_own(tmp_path):
         names = zf.namelist()
         meta = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert {n for n in names if n.endswith(".py")} == {f"targets/{m}.py" for m in
-                                                       ("__init__", "__main__", "bundle", "check", "runtime", "tokenizer", "bench", "env")}
+                                                       ("__init__", "__main__", "bundle", "check", "runtime", "tokenizer",
+                                                        "unicode_tables", "bench", "env")}
     assert {"targets/gemm_fp32.onnx", "targets/gemm_u8s8.onnx"} <= set(names)  # the GEMM-peak graphs travel along
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist") and "extra ==" not in line]
     assert requires == ["Requires-Dist: numpy>=1.21"]
 
 
+@needs_tflite
 def test_albert_student_converts_to_tflite_with_shared_layers_stored_once(tmp_path):
     import torch
     from transformers import AlbertConfig, AlbertForSequenceClassification

@@ -1,6 +1,5 @@
 """TinyBERT pieces: score capture, each loss against an independent computation, projections, layer maps."""
 
-import math
 
 import numpy as np
 import pytest

@@ -166,6 +166,7 @@ def check_parity(pairs: dict, strategy, min_texts: int, max_examples: int):
     assert len(checked) >= min_texts
 
 
+@pytest.mark.slow
 def test_wordpiece_gives_the_library_ids_on_generated_text(wordpiece_files, teacher_vocab):
     """One generated batch goes through every WordPiece tokenizer: >= 10,000 texts (a text and its pair: 2) each."""
     pairs = {name: (load_tokenizer(path), reference(path)) for name, path in wordpiece_files.items()}
@@ -176,6 +177,7 @@ def test_wordpiece_gives_the_library_ids_on_generated_text(wordpiece_files, teac
     check_parity(pairs, texts(words, TYPED + FLAGGED_TYPED), min_texts=10_000, max_examples=290)
 
 
+@pytest.mark.slow
 def test_library_tokenizer_gives_the_library_ids_on_generated_text(roberta_json, xlmr_json):
     pairs = {"roberta bpe": (load_tokenizer(roberta_json), reference(roberta_json)),
              "xlm-r unigram": (load_tokenizer(xlmr_json), reference(xlmr_json))}
@@ -191,6 +193,7 @@ def same(got, want, what: str):
                     "library changed, run python tests/tokenizer_tables.py")
 
 
+@pytest.mark.slow
 def test_unicode_tables_match_the_library_on_every_code_point():
     chars = [chr(cp) for cp in CODE_POINTS]
     joined = "|".join(chars)  # '|' keeps NFD from reordering across characters

@@ -91,6 +91,7 @@ def test_non_wordpiece_tokenizer_is_refused(tmp_path, tiny_teacher, tiny_data, c
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_task_vocabulary_student_end_to_end(tmp_path, tiny_teacher, tiny_data):
     """ALBERT-style student with the task vocabulary: trained, saved with its own tokenizer, exported, verified."""
     recipe = tmp_path / "albert-task.yaml"
@@ -109,7 +110,7 @@ bench: {seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds
     assert main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0
     from transformers import AutoTokenizer
 
-    from compress.albert import load_student
+    from compress.student.albert import load_student
 
     student, tok = load_student(out / "student"), AutoTokenizer.from_pretrained(out / "student")
     kept = json.loads((out / "student" / vocab.KEPT_IDS_FILE).read_text())

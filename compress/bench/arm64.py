@@ -226,7 +226,7 @@ def fresh_runner(cache: Path) -> Path:
     see the host's site-packages, whose x86 numpy would shadow the aarch64 one."""
     import targets
 
-    from compress.bundle import RUNNER_FILES
+    from targets.bundle import RUNNER_FILES
 
     cache.mkdir(parents=True, exist_ok=True)
     runner = Path(tempfile.mkdtemp(prefix="runner-", dir=cache))  # one per run: runs may overlap

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from compress.errors import UserError
-from targets.bench import SCHEMA, SCHEMA_VERSION, BenchError, load_results
 
 STABLE_WITHIN = 0.10  # the issue's target: percentiles within ±10% between two runs on an idle machine
 
@@ -44,16 +42,6 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return [p for p in points if not any(q != p and q[0] <= p[0] and q[1] >= p[1] for q in points)]
 
 
-def compute_precision(quantization: dict | None) -> str:
-    """Which GEMM peak a model's matmuls run against: int8 when activations are quantized too."""
-    if not quantization:
-        return "fp32"
-    settings = quantization.get("settings", {})
-    if settings.get("weight_only") or "weight" in str(settings.get("mode", "")):
-        return "fp32"
-    return "int8"
-
-
 def peak_fraction(doc: dict, model: dict, c: dict) -> float | None:
     gemm = (doc.get("gemm_peak") or {}).get("gflop_s") or {}
     peak = (gemm.get(model.get("compute", "fp32")) or {}).get(str(c["threads"]))
@@ -68,21 +56,34 @@ def _model_entry(entry: dict, name: str, role: str, precision: str, compute: str
             **{k: entry[k] for k in keep if k in entry}}
 
 
+def _precision(entry: dict) -> tuple[str, str]:
+    """An artifact's precision label and compute type, as its Artifact record states them; a report written before
+    they were stored has them derived from its quantization settings, the same way compress.artifacts does."""
+    if "precision" in entry and "compute" in entry:
+        return entry["precision"], entry["compute"]
+    if not entry.get("quantization"):
+        return "fp32", "fp32"
+    from compress.artifacts import Quantization
+
+    p = Quantization.from_dict(entry["quantization"]).precision()
+    return p.label, p.compute
+
+
 def bench_document(report: dict) -> dict:
     from targets.bench import results_document
 
     models = [_model_entry(report["teacher"], "teacher", "teacher", "fp32", "fp32", "pytorch"),
               _model_entry(report["student"], "student (pytorch)", "student", "fp32", "fp32", "pytorch")]
     for a in report["artifacts"]:
-        q = a.get("quantization")
-        precision = f"quantized ({q['backend']})" if q else "fp32"
-        models.append(_model_entry(a, a["name"], "artifact", precision, compute_precision(q), a["format"]))
+        precision, compute = _precision(a)
+        models.append(_model_entry(a, a["name"], "artifact", precision, compute, a["format"]))
     b = report["bench"]
     from targets.bench import Grid, Timing
 
     device = report["environment"] | {"name": None, "emulated": None}
-    return results_document(device, models, Grid(**b["grid"]), Timing(**b["timing"]), b["command"], b["gemm_peak"],
-                            {"recipe": report["recipe"], "quick": report["quick"]})
+    doc = results_document(device, models, Grid(**b["grid"]), Timing(**b["timing"]), b["command"], b["gemm_peak"],
+                           {"recipe": report["recipe"], "quick": report["quick"]})
+    return doc | {"created": report.get("created", doc["created"])}  # when it was measured, not when rendered
 
 
 # ---- Markdown -------------------------------------------------------------------------------------------
@@ -284,30 +285,3 @@ def render_merged(docs: list[dict], sources: list[str], plots: list[Path], out_d
     for doc in docs:
         lines += device_sections(doc)
     return "\n".join(lines)
-
-
-# ---- `bert-compress report` ------------------------------------------------------------------------------
-def merge_report(paths: list[str], out: Path, force: bool) -> Path:
-    """report.md + plots/ + merged.json in OUT from several results files (each checked first)."""
-    from compress.bench.plots import write_plots
-    from compress.fsutil import atomic_dir, write_json
-
-    if not paths:
-        raise UserError("no results files given: pass one or more bench.json files")
-    docs = []
-    for p in paths:
-        try:
-            docs.append(load_results(p))
-        except BenchError as exc:
-            raise UserError(str(exc)) from None
-    if any(out.resolve() in Path(p).resolve().parents for p in paths):
-        raise UserError(f"--out {out} holds the results files being merged: choose another directory")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise UserError(f"{out} exists and is not empty: pass --force to overwrite it, or choose another --out")
-    with atomic_dir(out) as tmp:
-        plots = write_plots(docs, tmp / "plots")
-        text = render_merged(docs, paths, [tmp / "plots" / p.name for p in plots], tmp)
-        (tmp / "report.md").write_text(text, encoding="utf-8")
-        write_json(tmp / "merged.json", {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "merged": docs,
-                                         "sources": paths})
-    return out / "report.md"

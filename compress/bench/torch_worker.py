@@ -23,7 +23,7 @@ def _load_model(spec: dict):
 
         return load_classifier(spec["path"], spec["labels"], spec["path"])
     if kind == "student":
-        from compress.albert import load_student
+        from compress.student.albert import load_student
 
         return load_student(spec["path"])
     if kind == "torchao":

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from compress.errors import UserError
-from compress.recipe import DataConfig
+from compress.data.config import DataConfig
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
 SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "validation", "valid", "val"), "test": ("test",)}

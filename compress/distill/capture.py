@@ -17,7 +17,7 @@ def attention_modules(model) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
     """(query, key) Linear modules of each encoder layer call, in order (ALBERT: per layer, shared or not)."""
     encoder = model.base_model.encoder
     if hasattr(encoder, "albert_layer_groups"):
-        from compress.albert import group_of
+        from compress.student.albert import group_of
 
         n, g = model.config.num_hidden_layers, model.config.num_hidden_groups
         layers = [encoder.albert_layer_groups[group_of(i, n, g)].albert_layers[0] for i in range(n)]

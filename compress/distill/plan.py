@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 from compress.distill.losses import REGISTRY, validate_terms
 from compress.distill.mapping import build_layer_map
+from compress.errors import UserError
 from compress.recipe import Recipe
 from compress.student import select_layers, student_config
 
@@ -21,8 +22,9 @@ def stage_terms(recipe: Recipe) -> list[tuple[str, object, dict]]:
     return [(name, st, {k: v.model_dump() for k, v in st.losses.items()}) for name, st in stages]
 
 
-def validate_plan(teacher_config, recipe: Recipe) -> list[tuple[int, int]]:
-    """Raise UserError for any impossible combination; returns the layer map."""
+def validate_plan(teacher_config, recipe: Recipe, task=None) -> list[tuple[int, int]]:
+    """Raise UserError for any impossible combination; returns the layer map. task: the run's compress.tasks.Task,
+    which says which model outputs (and whether labels) a loss may read."""
     if recipe.student.init == "teacher":
         select_layers(teacher_config.num_hidden_layers, recipe.student)
     s_cfg = student_config(teacher_config, recipe.student, recipe.student.num_layers)
@@ -35,9 +37,13 @@ def validate_plan(teacher_config, recipe: Recipe) -> list[tuple[int, int]]:
         student=SimpleNamespace(config=s_cfg),
         teacher=SimpleNamespace(config=teacher_config),
     )
-    for _, _, terms in stage_terms(recipe):
+    for stage_name, _, terms in stage_terms(recipe):
         for name, (weight, _) in validate_terms(terms).items():
-            check = REGISTRY[name].check
+            spec = REGISTRY[name]
+            why = task and weight > 0 and task.check_losses(spec.needs, spec.needs_labels, f"loss '{name}'")
+            if why:
+                raise UserError(f"distill stage '{stage_name}': {why}: choose other losses for this task")
+            check = spec.check
             if weight > 0 and check is not None:
                 check(ctx)
     if recipe.distill.general is not None:

@@ -54,7 +54,7 @@ class CachePlan:
 
 def plan_for(losses, layer_map: list[tuple[int, int]], teacher_layers: int) -> CachePlan:
     """The union of what the given CombinedLosses read from the teacher."""
-    from compress.distill.losses import teacher_reads
+    from compress.distill.losses.base import teacher_reads
 
     logits, hidden, attention = False, set(), set()
     for loss in losses:

@@ -8,50 +8,9 @@ Adding a backend is one new file and one line in REGISTRY.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from compress.errors import UserError
-
-
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def describe(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.model_dump().items())
-
-
-@dataclass
-class Context:
-    """What a backend may read: the verified fp32 exports, calibration batches, the student, a place to write."""
-
-    plain_onnx: Path
-    fused_onnx: Path | None
-    calibration: Any  # compress.data.batching.Encoded, the student's tokenizer
-    student_dir: Path
-    work: Path
-    qad: Callable[[Any, int, float | None], dict] | None = None
-    """Distil a (fake-quantized) student for N epochs at a learning rate with the last stage's losses."""
-    notes: dict = field(default_factory=dict)
-    """What a backend reports beyond the artifact (e.g. the QAD training history); the guard records it."""
-    tflite: Path | None = None
-    """The verified fp32 .tflite (bucket signatures), when the export wrote one."""
-
-
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    runtime: str  # "onnxruntime" | "litert" | "pytorch": how the artifact is loaded and timed
-    settings: type[Settings]
-    quantize: Callable[[Settings, Context, Path], Path]
-    fallbacks: Callable[[Settings], list[Settings]]
-    description: str
-
-
-ARTIFACT_SUFFIX = {"onnxruntime": ".onnx", "litert": ".tflite", "pytorch": ".pt"}
+from compress.quantize.base import ARTIFACT_SUFFIX, Backend, Context, Settings, require_module  # noqa: F401 (the public names)
 
 
 def _registry() -> dict[str, Backend]:
@@ -97,10 +56,3 @@ def candidate_name(raw: dict[str, Any], taken: set[str]) -> str:
     return name
 
 
-def require_module(module: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise UserError(f"the {module} package is missing (a bert-compress dependency): pip install {module}") from None

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 from compress.errors import first_line
 from compress.progress import info
-from compress.quantize import ARTIFACT_SUFFIX, Backend, Context, Settings, candidate_name, parse_candidate
+from compress.quantize import candidate_name, parse_candidate
+from compress.quantize.base import ARTIFACT_SUFFIX, Backend, Context, Settings
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from compress.quantize import Backend, Context, Settings as _Settings, require_module
+from compress.quantize.base import Backend, Context, Precision, Settings as _Settings, require_module
 
 DYNAMIC_RECIPES = {"int8": "dynamic_wi8_afp32", "int4": "dynamic_wi4_afp32"}
 
@@ -29,10 +29,22 @@ class DynamicSettings(_Settings):
     weight_only: bool = False
     """True: int8 weights dequantized to fp32 at load (a smaller file at fp32 speed)."""
 
+    def precision(self) -> Precision:
+        if self.weight_bits == "int4":
+            return Precision("int4 weights", "fp32" if self.weight_only else "int8")
+        if self.weight_only:
+            return Precision("int8 weights, fp32 compute (dequantized at load)", "fp32")
+        return Precision("int8 weights, fp32 activations (quantized per call)", "int8")
+
 
 class StaticSettings(_Settings):
     activation_bits: Literal[8, 16] = 8
     """8: full int8 (integer-only hardware); 16: int16 activations with int8 weights (more accurate)."""
+
+    def precision(self) -> Precision:
+        if self.activation_bits == 8:
+            return Precision("int8 weights, int8 activations", "int8")
+        return Precision("int8 weights, int16 activations", "int8")
 
 
 def _require_tflite(ctx: Context) -> Path:

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-from compress.quantize import Backend, Context, Settings as _Settings, require_module
+from compress.quantize.base import Backend, Context, Settings as _Settings, require_module
 from compress.quantize.onnx_graph import calibration_feeds, input_names, sensitive_nodes
 
 

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from compress.quantize import Backend, Context, Settings as _Settings
+from compress.quantize.base import Backend, Context, Precision, Settings as _Settings
 from compress.quantize.onnx_graph import excluded_nodes
 
 
@@ -28,6 +28,9 @@ class Settings(_Settings):
     embedding_bits: Literal[8, 4] = 8
     """4: the word-embedding table as 4-bit blocks (GatherBlockQuantized): half the bytes of the largest tensor."""
     embedding_block_size: Literal[16, 32, 64, 128] = 64
+
+    def precision(self) -> Precision:
+        return Precision("int8 weights, fp32 activations (quantized per call)", "int8")
 
 
 def source_model(settings, ctx: Context) -> Path:

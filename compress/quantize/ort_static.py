@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from compress.quantize import Backend, Context, Settings as _Settings
+from compress.quantize.base import Backend, Context, Settings as _Settings
 from compress.quantize.onnx_graph import calibration_feeds, excluded_nodes, input_names
 from compress.quantize.ort_dynamic import fallbacks, preprocessed  # the same fallback order
 

@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import Field
 
 from compress.errors import UserError, first_line
-from compress.quantize import Backend, Context, Settings as _Settings, require_module
+from compress.quantize.base import Backend, Context, Precision, Settings as _Settings, require_module
 
 
 class Settings(_Settings):
@@ -39,6 +39,14 @@ class Settings(_Settings):
     then dequantizes the whole table on every call (measured 3-4× slower on the default student)."""
     exclude: Literal["none", "sensitive"] = "none"
     """sensitive: the classifier (and the embeddings) stay fp32."""
+
+    def precision(self) -> Precision:
+        # weight-only schemes dequantize into fp32 matmuls: measured against the fp32 GEMM peak
+        if self.scheme == "int8-dynamic":
+            return Precision("int8 weights, int8 activations (quantized per call)", "int8")
+        if self.scheme == "int8-weight":
+            return Precision("int8 weights, fp32 activations", "fp32")
+        return Precision("int4 weights", "fp32")
 
 
 def base_config(settings: Settings):
@@ -109,7 +117,7 @@ def convert(model, settings: Settings):
 def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
     import torch
 
-    from compress.albert import load_student, tie_modules
+    from compress.student.albert import load_student, tie_modules
 
     student = load_student(ctx.student_dir)
     if settings.qad_epochs:
@@ -146,7 +154,7 @@ def load(path: Path, settings: Settings, student_dir: Path):
 
     import torch
 
-    from compress.albert import load_student
+    from compress.student.albert import load_student
 
     model = convert(load_student(student_dir), settings)
     expected = model.state_dict()

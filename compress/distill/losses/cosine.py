@@ -26,7 +26,7 @@ def check(ctx) -> None:
         )
 
 
-from compress.distill.losses import LossSpec  # noqa: E402
+from compress.distill.losses.base import LossSpec  # noqa: E402
 
 SPEC = LossSpec("hidden_cosine", hidden_cosine, frozenset({"hidden_states"}), doc=__doc__, check=check,
                 reads=lambda layer_map, n: {"hidden_states": {n}})

@@ -19,6 +19,6 @@ def soft_kl(student, teacher, batch, ctx=None, temperature: float = 2.0):
     return F.kl_div(log_p_student, p_teacher, reduction="batchmean") * (t * t)
 
 
-from compress.distill.losses import LossSpec, reads_logits  # noqa: E402
+from compress.distill.losses.base import LossSpec, reads_logits  # noqa: E402
 
 SPEC = LossSpec("distilbert_soft", soft_kl, frozenset({"logits"}), Params, __doc__, reads=reads_logits)

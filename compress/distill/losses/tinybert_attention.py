@@ -6,7 +6,7 @@ is the same comparison without counting padding in the mean. Student and teacher
 heads (head h of the student learns head h of the teacher); other head counts are refused.
 """
 
-from compress.distill.losses import LossSpec
+from compress.distill.losses.base import LossSpec
 from compress.errors import UserError
 
 

@@ -1,6 +1,6 @@
 """TinyBERT embedding loss: MSE(E_S · W_e, E_T) over real tokens (W_e is the distiller's projection)."""
 
-from compress.distill.losses import LossSpec, check_projectable, masked_mse
+from compress.distill.losses.base import LossSpec, check_projectable, masked_mse
 
 
 def tinybert_embedding(student, teacher, batch, ctx):

@@ -4,7 +4,7 @@ Summed over layers, as the TinyBERT reference does; W_h is the distiller's proje
 shared projection).
 """
 
-from compress.distill.losses import LossSpec, check_projectable, masked_mse, reads_mapped_hidden
+from compress.distill.losses.base import LossSpec, check_projectable, masked_mse, reads_mapped_hidden
 
 
 def tinybert_hidden(student, teacher, batch, ctx):

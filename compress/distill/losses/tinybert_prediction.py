@@ -6,7 +6,7 @@ t = 1 worked best in the paper.
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from compress.distill.losses import LossSpec, reads_logits
+from compress.distill.losses.base import LossSpec, reads_logits
 
 
 class Params(BaseModel):

@@ -17,8 +17,6 @@ from the teacher layer chosen for the group's first layer (truncated where narro
 
 from __future__ import annotations
 
-import copy
-import json
 from pathlib import Path
 
 import torch
@@ -119,7 +117,7 @@ def build_albert_student(teacher, cfg, layers: list[int]) -> tuple[torch.nn.Modu
     """The ALBERT-style student and a record (SVD error, which teacher layer seeded which group)."""
     from transformers import AlbertForSequenceClassification
 
-    from compress.student import truncated_block
+    from compress.student.blocks import truncated_block
 
     t_cfg = teacher.config
     hidden = cfg.hidden_size or t_cfg.hidden_size

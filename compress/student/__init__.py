@@ -14,6 +14,7 @@ import torch
 
 from compress.errors import UserError
 from compress.recipe import StudentConfig
+from compress.student.blocks import truncated_block  # noqa: F401 (ALBERT students use it too)
 
 _LAYER_KEY = re.compile(r"^(.*\.encoder\.layer\.)(\d+)(\..*)$")
 
@@ -53,17 +54,10 @@ def student_config(teacher_config, cfg: StudentConfig, num_layers: int):
             "attention heads: change student.hidden_size or student.num_attention_heads"
         )
     if cfg.albert_style:
-        from compress.albert import validate
+        from compress.student.albert import validate
 
         validate(num_layers, config.hidden_size, cfg.embedding_size, cfg.sharing or "none", cfg.groups)
     return config
-
-
-def truncated_block(source: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
-    """The leading block of a teacher tensor that fits the student's shape (None if it cannot)."""
-    if source.ndim != len(shape) or any(s > t for s, t in zip(shape, source.shape)):
-        return None
-    return source[tuple(slice(0, n) for n in shape)].clone()
 
 
 def build_student(teacher: torch.nn.Module, cfg: StudentConfig) -> tuple[torch.nn.Module, list[int], dict]:
@@ -76,7 +70,7 @@ def build_student(teacher: torch.nn.Module, cfg: StudentConfig) -> tuple[torch.n
     n_teacher = teacher.config.num_hidden_layers
     layers = select_layers(n_teacher, cfg) if cfg.init == "teacher" else []
     if cfg.albert_style:
-        from compress.albert import build_albert_student
+        from compress.student.albert import build_albert_student
 
         student, record = build_albert_student(teacher, cfg, layers)
         return student, layers, record

@@ -1,4 +1,4 @@
-"""The app bundle stage: what a phone app or a Pi needs, in one directory and one zip, checked end to end.
+"""Stage 7, the app bundle: what a phone app or a Pi needs, in one directory and one zip, checked end to end.
 
 OUT/bundle/ holds the chosen model files (the fastest verified ONNX artifact, its ONNX Runtime Mobile `.ort`
 twin, the fastest verified TFLite artifact), the tokenizer files, labels.txt, metadata.json, a README for app
@@ -7,6 +7,7 @@ developers, and the torch-free runner (`runner/targets`). Every model file is ru
 and compared with the PyTorch student. A file that does not agree is removed and the next-fastest verified
 artifact of its runtime is tried: int8 numerics differ between CPUs (AVX2, AVX-512 VNNI, AMX, ARM dot-product),
 so a choice the quantize stage made elsewhere is re-checked here. metadata.json records what was measured.
+The candidates and their speeds come from the bench stage's record; what each file is, from its Artifact record.
 """
 
 from __future__ import annotations
@@ -20,31 +21,33 @@ from pathlib import Path
 import numpy as np
 
 from compress import __version__
+from compress.artifacts import Artifact
 from compress.bench.report import p50_at
-from compress.bench.results import compute_precision
-from compress.errors import UserError, first_line
-from compress.fsutil import atomic_dir, file_digest, read_json, write_json, write_text
+from compress.bench.results import reference_cell
+from compress.errors import StageFailed, UserError, first_line
+from compress.fsutil import atomic_dir, file_digest, write_json, write_text
 from compress.progress import info
 from compress.vocab import write_vocab_txt
+from compress.export.ort_format import to_ort_format
+from targets.bundle import RUNNER_FILES
 from targets.runtime import SESSION_CONFIG
 
-RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "check.py", "runtime.py", "tokenizer.py", "bench.py", "env.py",
-                "gemm_fp32.onnx", "gemm_u8s8.onnx", "pyproject.toml", "README.md")
 FP32_MIN_AGREEMENT = 0.999
 
 
-def choose_models(report: dict, wanted: list[str] | None) -> list[list[dict]]:
-    """The report's artifacts to try, one list per runtime in the order tried: those named (no fallback: the user
-    chose them), else every verified ONNX, then every TFLite artifact, fastest first. The first of a list that
-    passes the runner check is bundled; the others are its fallbacks."""
-    artifacts = {a["name"]: a for a in report["artifacts"] if a["runtime"] in ("onnxruntime", "litert")}
+def choose_models(results: dict, wanted: list[str] | None) -> list[list[dict]]:
+    """The measured artifacts to try (the bench stage's results, or a report.json holding them), one list per
+    runtime in the order tried: those named (no fallback: the user chose them), else every verified ONNX, then
+    every TFLite artifact, fastest first. The first of a list that passes the runner check is bundled; the others
+    are its fallbacks."""
+    artifacts = {a["name"]: a for a in results["artifacts"] if a["runtime"] in ("onnxruntime", "litert")}
     if wanted:
         unknown = [n for n in wanted if n not in artifacts]
         if unknown:
             raise UserError(f"bundle.artifacts names {', '.join(unknown)}, not a shipped ONNX / TFLite artifact; "
                             f"shipped: {', '.join(artifacts) or 'none'}")
         return [[artifacts[n]] for n in wanted]
-    seq, threads = report["summary"]["seq_len"], report["summary"]["threads"]
+    seq, threads = reference_cell(results["bench"])
     chosen = []
     for runtime in ("onnxruntime", "litert"):
         options = [a for a in artifacts.values() if a["runtime"] == runtime]
@@ -55,68 +58,40 @@ def choose_models(report: dict, wanted: list[str] | None) -> list[list[dict]]:
     return chosen
 
 
-def to_ort_format(src: Path, dst: Path, session_config: dict[str, str] = SESSION_CONFIG) -> Path:
-    """ONNX -> ONNX Runtime's flatbuffer format for ORT Mobile. Extended (not 'all') optimizations: those are
-    the same on every CPU, so the file does not depend on the x86 it was made on. The runner's session config
-    (no SkipLayerNorm fusion) is applied here, so the saved graph keeps it without any app-side setting."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    for key, value in session_config.items():
-        options.add_session_config_entry(key, value)
-    options.optimized_model_filepath = str(dst)
-    options.add_session_config_entry("session.save_model_format", "ORT")
-    ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
-    return dst
-
-
-def _precision(artifact: dict) -> str:
-    q = artifact.get("quantization")
-    if not q:
-        return "fp32"
-    s = q["settings"]
-    if s.get("weight_bits") == "int4" or s.get("scheme") == "int4-weight":
-        return "int4 weights"
-    if q["backend"] == "litert-static":
-        return "int8 weights, int8 activations" if s.get("activation_bits") == 8 else "int8 weights, int16 activations"
-    return "int8 weights, fp32 activations (quantized per call)" if "dynamic" in q["backend"] else "int8"
-
-
-def _io(artifact: dict, input_names: list[str], num_labels: int) -> tuple[list, list]:
-    if artifact["runtime"] == "litert":
+def _io(artifact: Artifact, task, input_names: list[str], num_labels: int) -> tuple[list, list]:
+    shape = task.output_shape(num_labels)
+    if artifact.runtime == "litert":  # batch-1 signatures; litert-torch names the outputs output_0, output_1, ...
         ins = [{"name": n, "dtype": "int32", "shape": [1, "bucket"]} for n in sorted(input_names)]
-        outs = [{"name": "output_0", "dtype": "float32", "shape": [1, num_labels]}]
+        outs = [{"name": f"output_{i}", "dtype": "float32", "shape": [1, *shape[1:]]} for i in range(len(artifact.outputs))]
     else:
         ins = [{"name": n, "dtype": "int64", "shape": ["batch", "sequence"]} for n in input_names]
-        outs = [{"name": "logits", "dtype": "float32", "shape": ["batch", num_labels]}]
+        outs = [{"name": n, "dtype": "float32", "shape": shape} for n in artifact.outputs]
     return ins, outs
 
 
-def write_bundle(run, force: bool = False) -> dict:
+def run(run, force: bool = False) -> dict:
     import targets
     from compress.evaluate import predict_logits
     from compress.bench.env import machine_identity
-    from compress.pipeline import StageFailed, load_student
     from targets.bundle import BUNDLE_FORMAT, SCHEMA_VERSION, Bundle
     from targets.check import CHECK_FILE, CheckSet, check_model
     from targets.tokenizer import TokenizerError, load_tokenizer
 
-    bundle_dir, zip_path = run.out / "bundle", run.out / "bundle.zip"
+    bundle_dir, zip_path = run.layout.bundle, run.layout.bundle_zip
     for path in (bundle_dir, zip_path):
         if path.exists() and not force:
             raise UserError(f"{path} exists already: pass --force to redo the bundle stage, or choose another --out")
-    report_path = run.out / "report.json"
-    if not report_path.is_file():
-        raise UserError(f"bundle needs the bench stage's report: run `bert-compress bench --out {run.out}` first")
-    report = read_json(report_path)
+    results = (run.stage_record("bench", needed_by="bundle") or {}).get("results")
+    if results is None:
+        raise UserError(f"bundle needs the bench stage's results: run `bert-compress bench --out {run.out} --force` first")
     export = run.stage_record("export", needed_by="bundle")
+    typed = {a.name: a for a in run.artifacts("export", "quantize")}
     cfg = run.recipe.bundle
-    chosen = choose_models(report, cfg.artifacts)
+    chosen = choose_models(results, cfg.artifacts)
     tokenizer_dir = run.student_dir
     dev_rows = run.data.split("dev")
     pairs = [e.text_pair for e in dev_rows] if dev_rows and dev_rows[0].text_pair is not None else None
-    student = load_student(run, "bundle")
+    student = run.load_student("bundle")
     # fp32 files must match as the export did; quantized ones as the quantization guard asked, on this machine
     checks = CheckSet([e.text for e in dev_rows], pairs, np.array([e.label for e in dev_rows]),
                       predict_logits(student, run.encode("dev", run.student_tokenizer()), description="student logits on dev"),
@@ -150,6 +125,7 @@ def write_bundle(run, force: bool = False) -> dict:
             "format": BUNDLE_FORMAT,
             "schema_version": SCHEMA_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "task": {"name": run.task.name, "outputs": list(run.task.output_names), "postprocess": run.task.postprocess},
             "labels": run.data.labels,
             "labels_file": "labels.txt",
             "check_file": CHECK_FILE,
@@ -161,11 +137,11 @@ def write_bundle(run, force: bool = False) -> dict:
                           "runs_on": "pure Python (runner/targets/tokenizer.py)" if wordpiece
                           else "the Hugging Face tokenizers package (pip install tokenizers)",
                           "text_pairs": pairs is not None},
-            "teacher": {"checkpoint": run.source.spec, "test_accuracy": report["teacher"]["accuracy"],
-                        "layers": report["teacher"]["layers"], "hidden_size": report["teacher"]["hidden_size"]},
-            "student": {"layers": report["student"]["layers"], "hidden_size": report["student"]["hidden_size"],
-                        "params": report["student"]["params"], "test_accuracy": report["student"]["accuracy"],
-                        "architecture": report["student"].get("arch")},
+            "teacher": {"checkpoint": run.source.spec, "test_accuracy": results["teacher"]["accuracy"],
+                        "layers": results["teacher"]["layers"], "hidden_size": results["teacher"]["hidden_size"]},
+            "student": {"layers": results["student"]["layers"], "hidden_size": results["student"]["hidden_size"],
+                        "params": results["student"]["params"], "test_accuracy": results["student"]["accuracy"],
+                        "architecture": results["student"].get("arch")},
             "recipe": run.recipe.name,
             "versions": _versions(),
             "checked_on": machine_identity(),
@@ -183,7 +159,7 @@ def write_bundle(run, force: bool = False) -> dict:
                 rejected.append({"file": file_name, "artifact": art["name"], "reason": f"conversion failed: {first_line(exc)}"})
                 dst.unlink(missing_ok=True)
                 return False
-            entry = _model_meta(file_name, art, export, num_labels, tmp)
+            entry = _model_meta(file_name, typed[art["name"]], art, run.task, export["input_names"], num_labels, tmp)
             write_json(tmp / "metadata.json", meta | {"models": kept + [entry]})  # the bundle as the runner sees it
             try:
                 result = check_model(Bundle.load(tmp), entry, checks)
@@ -240,23 +216,24 @@ def write_bundle(run, force: bool = False) -> dict:
     return record
 
 
-def _model_meta(file_name: str, art: dict, export: dict, num_labels: int, root: Path) -> dict:
+def _model_meta(file_name: str, art: Artifact, measured: dict, task, input_names: list[str], num_labels: int,
+                root: Path) -> dict:
     from targets.runtime import RUNTIME_OF_SUFFIX
 
     path = root / file_name
-    ins, outs = _io(art, export["input_names"], num_labels)
-    seq_latency = {f"seq{e['seq_len']}_{e['threads']}t": e["p50_ms"] for e in art["latency"] if e.get("batch", 1) == 1}
+    ins, outs = _io(art, task, input_names, num_labels)
+    seq_latency = {f"seq{e['seq_len']}_{e['threads']}t": e["p50_ms"] for e in measured["latency"] if e.get("batch", 1) == 1}
+    v = art.verification
     return {
-        "file": file_name, "runtime": RUNTIME_OF_SUFFIX[path.suffix], "format": path.suffix.lstrip("."), "artifact": art["name"],
-        "precision": _precision(art), "inputs": ins, "outputs": outs,
-        **({"buckets": art["buckets"], "signatures": [f"seq_{b}" for b in art["buckets"]]} if art.get("buckets") else {}),
+        "file": file_name, "runtime": RUNTIME_OF_SUFFIX[path.suffix], "format": path.suffix.lstrip("."), "artifact": art.name,
+        "precision": art.precision, "inputs": ins, "outputs": outs,
+        **({"buckets": art.buckets, "signatures": [f"seq_{b}" for b in art.buckets]} if art.buckets else {}),
         "size_bytes": path.stat().st_size, "sha256": file_digest(path, None),
-        "test_accuracy": art["accuracy"], "verification": {"max_abs_diff": art["max_abs_diff"], "label_agreement": art["label_agreement"],
-                                                           "on": art["verified_on"]},
+        "test_accuracy": measured["accuracy"], "verification": {"max_abs_diff": v.max_abs_diff, "label_agreement": v.label_agreement,
+                                                                "on": f"dev ({v.rows} rows)"},
         "latency_p50_ms_on_build_machine": seq_latency,
-        "quantization": ({"backend": art["quantization"]["backend"], "settings": art["quantization"]["settings"]}
-                         if art.get("quantization") else None),
-        "compute": compute_precision(art.get("quantization")),
+        "quantization": {"backend": art.quantization.backend, "settings": art.quantization.settings} if art.quantization else None,
+        "compute": art.compute,
         # what the runner sets for a .onnx (a .ort was saved with it applied): an app loading the .onnx sets it too
         **({"session_config": SESSION_CONFIG, "operators": _onnx_operators(path)} if file_name.endswith(".onnx") else {}),
         **({"operators": _onnx_operators(root / "model.onnx")} if file_name.endswith(".ort") else {}),

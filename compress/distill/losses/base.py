@@ -1,0 +1,62 @@
+"""What a loss term is (LossSpec) and the helpers terms share. A leaf module: the terms import it, the registry
+(compress.distill.losses) imports the terms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from compress.errors import UserError
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    name: str
+    fn: Callable[..., torch.Tensor]
+    needs: frozenset[str]
+    params: type[BaseModel] = NoParams
+    doc: str = ""
+    check: Callable[[Any], None] | None = None
+    needs_labels: bool = False
+    reads: Callable[[list[tuple[int, int]], int], dict[str, Any]] | None = None
+    """(layer_map, teacher layers) -> {"logits": True, "hidden_states": {indices, 0 = embeddings},
+    "attention_scores": {layers, 1-based}}: the teacher outputs this term reads; None: all that `needs` names."""
+
+
+def teacher_reads(spec: LossSpec, layer_map: list[tuple[int, int]], teacher_layers: int) -> dict[str, Any]:
+    if spec.reads is not None:
+        return spec.reads(layer_map, teacher_layers)
+    everything = {"logits": True, "hidden_states": set(range(teacher_layers + 1)),
+                  "attention_scores": set(range(1, teacher_layers + 1))}
+    return {k: v for k, v in everything.items() if k in spec.needs}
+
+
+def reads_logits(layer_map, teacher_layers) -> dict[str, Any]:
+    return {"logits": True}
+
+
+def reads_mapped_hidden(layer_map, teacher_layers) -> dict[str, Any]:
+    return {"hidden_states": {t for _, t in layer_map}}
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over real tokens only: a, b are (B, S, D), mask is (B, S) with 1 for real tokens."""
+    m = mask.to(a.dtype).unsqueeze(-1)
+    return ((a - b) ** 2 * m).sum() / (m.sum() * a.shape[-1])
+
+
+def check_projectable(ctx) -> None:
+    """Terms that compare hidden states need equal widths or the distiller's projections."""
+    d_s, d_t = ctx.widths
+    if d_s != d_t and not ctx.projections:
+        raise UserError(
+            f"student hidden size {d_s} differs from the teacher's {d_t} and distill.projection is 'none': "
+            "set it to 'per_layer' or 'shared'"
+        )

@@ -1,0 +1,126 @@
+"""`Run`: one OUT and the inputs every stage shares (recipe, task, teacher, data, tokenizer), loaded and checked once.
+
+Stages receive a Run and never import each other: what one stage hands the next is its record in
+OUT/stages/<stage>.json (`run.stage_record`), its artifacts (`run.artifacts`) and the files its layout names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from compress.artifacts import Artifact, artifacts_of
+from compress.data import TaskData
+from compress.distributed import main_process, pick_device  # noqa: F401 (part of the run API)
+from compress.errors import UserError
+from compress.fsutil import read_json, settings_hash
+from compress.recipe import Recipe
+from compress.run.layout import Layout
+from compress.tasks import Task, get as get_task
+from compress.teacher import TeacherSource, load_tokenizer, quiet_transformers, weights_identity
+
+
+@dataclass
+class Run:
+    recipe: Recipe
+    out: Path
+    source: TeacherSource
+    data: TaskData
+    resume: bool = False
+    """continue: skip stages finished with the same settings, pick training up from its checkpoints"""
+    command: str = "run"
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.out)
+
+    @cached_property
+    def task(self) -> Task:
+        return get_task(self.recipe.task)
+
+    # ---- OUT (named in compress.run.layout) --------------------------------------------------------------
+    @property
+    def teacher_dir(self) -> Path:
+        return self.layout.teacher
+
+    @property
+    def student_dir(self) -> Path:
+        return self.layout.student
+
+    @property
+    def export_dir(self) -> Path:
+        return self.layout.export
+
+    @property
+    def quantized_dir(self) -> Path:
+        return self.layout.quantized
+
+    def stage_file(self, stage: str) -> Path:
+        return self.layout.stage_file(stage)
+
+    def stage_record(self, stage: str, needed_by: str | None = None) -> dict | None:
+        path = self.stage_file(stage)
+        if path.is_file():
+            return read_json(path)
+        if needed_by:
+            raise UserError(f"{needed_by} needs the {stage} stage: run `bert-compress {stage} --out {self.out}` first")
+        return None
+
+    def artifacts(self, *stages: str) -> list[Artifact]:
+        """The verified artifacts the given stages (export, quantize) made, in stage order."""
+        return [a for stage in stages for a in artifacts_of(self.stage_record(stage))]
+
+    def checkpoint_dir(self, stage: str) -> Path:
+        return self.layout.checkpoint_dir(stage)
+
+    def checkpoint(self, stage: str, fit_name: str):
+        """Where one training loop of `stage` saves its state; resumed only under --resume."""
+        from compress import distributed
+        from compress.checkpoint import Checkpoint
+        from compress.run.keys import stage_key
+
+        size = distributed.world().size
+        return Checkpoint(self.checkpoint_dir(stage) / f"{fit_name}.pt", settings_hash([stage_key(self, stage), fit_name]),
+                          self.recipe.checkpoint_every, self.resume,
+                          f"`bert-compress {self.command} --out {self.out} --resume" + (f" --nproc {size}`" if size > 1 else "`"))
+
+    # ---- shared inputs -------------------------------------------------------------------------------------
+    @cached_property
+    def tokenizer(self):
+        return load_tokenizer(self.source.location, self.source.spec, self.recipe.data.max_length, self.source.config.vocab_size)
+
+    def student_tokenizer(self):
+        """The student's own tokenizer once distilled (a pruned vocabulary has one); the teacher's before."""
+        if (self.student_dir / "tokenizer_config.json").is_file():
+            from transformers import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(self.student_dir)
+        return self.tokenizer
+
+    def encode(self, split: str, tokenizer=None):
+        from compress.data.batching import encode
+
+        return encode(tokenizer or self.tokenizer, self.data.split(split), self.recipe.data.max_length)
+
+    @cached_property
+    def inputs_identity(self) -> dict:
+        """The teacher's weights and all task data, hashed once per run (every stage key includes them)."""
+        return {"teacher": weights_identity(self.source), "data": self.data_fingerprint("train", "dev", "test")}
+
+    def data_fingerprint(self, *splits: str) -> str:
+        return settings_hash([[(e.text, e.text_pair, e.label) for e in self.data.split(s)] for s in splits] + [self.data.labels])
+
+    # ---- models the stages made ----------------------------------------------------------------------------
+    def teacher_location(self, needed_by: str) -> str:
+        return self.stage_record("finetune", needed_by=needed_by)["teacher_path"]
+
+    def load_teacher(self, needed_by: str):
+        return self.task.load_model(self.teacher_location(needed_by), self.data.labels, self.source.spec)
+
+    def load_student(self, needed_by: str):
+        from compress.student.albert import load_student
+
+        quiet_transformers()
+        self.stage_record("distill", needed_by=needed_by)
+        return load_student(self.student_dir)

@@ -1,0 +1,74 @@
+"""The view of OUT: report.json, report.md, bench.json and plots/, rendered from the stage records alone.
+
+No stage reads the view back, so it can be rendered again at any time (after the bench and bundle stages, and
+when `--resume` skips them) and the stages' own outputs are the only files `--resume` has to digest-check.
+"""
+
+from __future__ import annotations
+
+from compress import __version__
+from compress.fsutil import write_json, write_text
+from compress.run.keys import stage_key
+from compress.run.table import STAGE_NAMES
+
+REPORT_SCHEMA_VERSION = 1
+
+
+def report_of(run) -> dict | None:
+    """The report (report.json) from the records; None before the bench stage has run."""
+    from compress.bench.report import summary
+
+    bench = run.stage_record("bench")
+    if not bench or "results" not in bench:
+        return None
+    results = bench["results"]
+    export, quantize = run.stage_record("export") or {}, run.stage_record("quantize") or {}
+    seconds = {name: round(r["seconds"], 1) for name in STAGE_NAMES
+               if (r := run.stage_record(name)) and r.get("seconds") is not None}
+    report = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "bert_compress_version": results.get("bert_compress_version", __version__),
+        "created": results["created"],
+        "recipe": results["recipe"],
+        "quick": results["quick"],
+        "task": results.get("task", run.task.name),
+        "environment": results["environment"],
+        "data": results["data"],
+        "bench": results["bench"],
+        "teacher": results["teacher"],
+        "student": results["student"],
+        "artifacts": results["artifacts"],
+        "rejected_artifacts": export.get("rejected", []) + quantize.get("rejected", []),
+        "stage_seconds": seconds,
+    }
+    report["summary"] = summary(report)
+    bundle = run.stage_record("bundle")
+    if bundle and bundle.get("settings_hash") == stage_key(run, "bundle"):  # not a bundle of an earlier bench run
+        report["bundle"] = {k: bundle.get(k) for k in ("zip_bytes", "models", "rejected", "checked_on")} | \
+                           {"path": "bundle/", "zip": "bundle.zip"}
+    return report
+
+
+def render_view(run) -> dict | None:
+    """Write the view; returns the report (None when there is nothing to report yet)."""
+    from compress.bench.plots import write_plots
+    from compress.bench.report import render_markdown
+    from compress.bench.results import bench_document
+    from targets.bench import write_results
+
+    report = report_of(run)
+    if report is None:
+        return None
+    layout = run.layout
+    doc = bench_document(report)  # the same schema as a device's `python -m targets bench`
+    if "bundle" in report:  # device results name the bundled models: mark them as the shipped ones
+        shipped = {m["artifact"] for m in report["bundle"]["models"]}
+        for m in doc["models"]:
+            m["shipped"] = m["name"] in shipped
+    write_results(doc, layout.bench_json)
+    report["plots"] = [layout.rel(p) for p in write_plots([doc], layout.plots)]
+    if "bundle" in report:  # the bundle section after the plots, as a reader meets them
+        report["bundle"] = report.pop("bundle")
+    write_json(layout.report_json, report)
+    write_text(layout.report_md, render_markdown(report))
+    return report

@@ -1,0 +1,148 @@
+"""Stage 6, benchmark: the task's metric for every model on test, then one latency matrix over all of them
+(interleaved rounds, each model in its own process). The stage record holds every measurement; report.json,
+report.md, bench.json and the plots are rendered from it (compress.run.view)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from compress import __version__
+from compress.errors import UserError
+from compress.fsutil import dir_size, read_json
+
+
+def _weights_bytes(directory: Path) -> int:
+    return dir_size(directory, ("*.safetensors", "*.bin"))
+
+
+def _torch_entry(model, directory: Path, test, label: str, metric) -> dict:
+    from compress.bench.latency import architecture
+    from compress.evaluate import predict_logits
+    from compress.student import count_params
+
+    return {
+        "path": str(directory),
+        "layers": model.config.num_hidden_layers,
+        "hidden_size": model.config.hidden_size,
+        "params": count_params(model),
+        "size_bytes": _weights_bytes(directory),
+        "accuracy": metric(predict_logits(model, test, description=f"{label} quality on test"), test.labels),
+        "arch": architecture(model.config),
+        "runtime": "pytorch",
+    }
+
+
+def run(run, force: bool = False) -> dict:
+    import torch
+
+    from compress.bench.env import environment
+    from compress.bench.latency import architecture, runtime_job, time_jobs, torch_job
+    from compress.export.verify import device_logits
+    from targets.bench import best_peak, gemm_peak
+    from targets.runtime import load_model
+
+    recipe, metric = run.recipe, run.task.metric
+    finetune = run.stage_record("finetune", needed_by="bench")
+    distill = run.stage_record("distill", needed_by="bench")
+    run.stage_record("export", needed_by="bench")
+    listed = [(a, "export") for a in run.artifacts("export")] + [(a, "quantize") for a in run.artifacts("quantize")]
+    for art, stage in listed:  # before minutes of timing, not after
+        if not art.file(run.out).is_file():
+            raise UserError(f"artifact {art.file(run.out)} is missing: re-run `bert-compress {stage} --out {run.out} --force`")
+    test = run.encode("test")
+    student_test = run.encode("test", run.student_tokenizer())
+    names = list(test.features)
+    threads_before = torch.get_num_threads()
+    b = recipe.bench
+    try:
+        teacher_path = finetune["teacher_path"]
+        teacher = run.load_teacher("bench")
+        teacher_entry = _torch_entry(teacher, Path(teacher_path), test, "teacher", metric)
+        teacher_entry |= {"checkpoint": run.source.spec, "finetuned": finetune["finetuned"],
+                          "dev_accuracy": finetune.get("dev_accuracy")}
+        jobs = [torch_job({"kind": "teacher", "path": teacher_path, "labels": run.data.labels}, b,
+                          teacher.config.vocab_size, "teacher", teacher_entry["arch"], names)]
+        del teacher
+        student = run.load_student("bench")
+        student_entry = _torch_entry(student, run.student_dir, student_test, "student", metric)
+        student_entry |= {"teacher_layers": distill["teacher_layers"], "dev_accuracy": distill["dev_accuracy"]}
+        vocab, arch = student.config.vocab_size, architecture(student.config)
+        jobs.append(torch_job({"kind": "student", "path": str(run.student_dir)}, b, vocab, "student", arch, names))
+        del student
+        artifacts = []
+        for art, stage in listed:
+            path = art.file(run.out)
+            if art.runtime == "pytorch":
+                from compress.evaluate import predict_logits
+                from compress.quantize import backend
+                from compress.quantize.torchao_ptq import load
+
+                q = art.quantization
+                model = load(path, backend(q.backend).settings(**q.settings), run.student_dir)
+                logits = predict_logits(model, student_test, batch_size=1, description=f"{art.name} quality on test")
+                del model
+                jobs.append(torch_job({"kind": "torchao", "path": str(path), "settings": q.settings,
+                                       "student_dir": str(run.student_dir)}, b, vocab, art.name, arch, names))
+            else:
+                logits = device_logits(load_model(path), student_test, description=f"{art.name} quality on test")
+                jobs.append(runtime_job(path, b, vocab, art.name, arch))
+            artifacts.append(measured_entry(art, path.stat().st_size, metric(logits, student_test.labels), arch))
+        gemm_before = gemm_peak(b.thread_counts()) if b.gemm_peak else None
+        timed = time_jobs(jobs, b)
+        for entry, measured in zip([teacher_entry, student_entry, *artifacts], timed):
+            entry |= measured
+        gemm = best_peak(gemm_before, gemm_peak(b.thread_counts())) if b.gemm_peak else None
+    finally:
+        torch.set_num_threads(threads_before)
+
+    return {"results": {
+        "bert_compress_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recipe": recipe.name,
+        "quick": recipe.quick,
+        "task": run.task.name,
+        "metric": run.task.metric_name,
+        "environment": environment(),
+        "data": {"source": run.data.source, "labels": run.data.labels,
+                 "rows": {s: len(run.data.split(s)) for s in ("train", "dev", "test")}},
+        "bench": {"grid": vars(b.grid()), "timing": vars(b.timing()), "gemm_peak": gemm,
+                  "command": f"bert-compress bench --out {run.out}"},
+        "teacher": teacher_entry,
+        "student": student_entry,
+        "artifacts": artifacts,
+    }}
+
+
+def measured_entry(art, size_bytes: int, quality: float, arch: dict) -> dict:
+    """What the bench stage measured of one artifact, beside what its Artifact record says (latency is added)."""
+    v = art.verification
+    return {"name": art.name, "format": art.format, "runtime": art.runtime, "path": art.path,
+            "description": art.description, "size_bytes": size_bytes, "accuracy": quality,
+            "max_abs_diff": v.max_abs_diff, "label_agreement": v.label_agreement, "verified_on": f"dev ({v.rows} rows)",
+            "quantization": art.quantization.to_dict() if art.quantization else None,
+            "precision": art.precision, "compute": art.compute, "arch": arch}
+
+
+RESULT_KEYS = ("bert_compress_version", "created", "recipe", "quick", "environment", "data", "bench", "teacher", "student",
+               "artifacts")
+
+
+def upgrade(run, record: dict) -> dict:
+    """A bench record written before the view existed holds only its seconds: its measurements are in report.json.
+    They become the record's results (precision and compute from the artifacts' records), the view is rendered
+    from them, and the settings hash and run id stay, so no later stage is redone."""
+    if "results" in record:
+        return record
+    report_path = run.layout.report_json
+    if not report_path.is_file():
+        return record
+    report = read_json(report_path)
+    results = {k: report[k] for k in RESULT_KEYS if k in report}
+    typed = {a.name: a for a in run.artifacts("export", "quantize")}
+    for entry in results.get("artifacts", []):
+        art = typed.get(entry["name"])
+        if art is not None:
+            entry.setdefault("precision", art.precision)
+            entry.setdefault("compute", art.compute)
+    return record | {"results": results, "outputs": {}}

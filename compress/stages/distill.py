@@ -1,0 +1,155 @@
+"""Stages 2 and 3, student and distillation: build the student from the teacher, then distil it (an optional
+general stage on unlabeled text, then the task stage(s)), teacher outputs read from a cache when one fits."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from compress.distributed import main_process, pick_device
+from compress.fsutil import atomic_dir, write_json
+from compress.progress import info
+from compress.stages.common import require_absent
+from compress.teacher import teacher_identity
+
+
+def _teacher_caches(run, distiller, plan, datasets: dict) -> tuple[dict, dict]:
+    """One teacher-output cache per distillation data set ('task', 'general'), built or reused; name -> cache,
+    and what the stage record says about them."""
+    from compress.data.batching import fingerprint
+    from compress.distill.teacher_cache import estimate_bytes, open_or_build, plan_for
+
+    cfg = run.recipe.distill.teacher_cache
+    if cfg.mode == "off":
+        return {}, {"mode": "off"}
+    caches, record = {}, {"mode": cfg.mode}
+    t_cfg = distiller.teacher.config
+    teacher = teacher_identity(run.teacher_location("distill"))
+    for name, enc in datasets.items():
+        losses = [loss for stage_name, _, loss in plan if (stage_name == "general") == (name == "general")]
+        what = plan_for(losses, distiller.layer_map, t_cfg.num_hidden_layers)
+        size = estimate_bytes(enc, what, t_cfg.hidden_size, t_cfg.num_attention_heads, cfg.dtype)
+        if cfg.mode == "auto" and size > cfg.max_gb * 1e9:
+            info(f"[yellow]note[/]: no teacher cache for '{name}': it would take {size / 1e9:.1f} GB, over "
+                 f"distill.teacher_cache.max_gb {cfg.max_gb:g}; the teacher runs every step")
+            record[name] = {"skipped": f"estimated {size / 1e9:.1f} GB > max_gb {cfg.max_gb:g}"}
+            continue
+        shared = cfg.path is not None
+        path = (Path(cfg.path) if shared else run.layout.teacher_cache) / name
+        cache = open_or_build(path, distiller, enc, what, {"teacher": teacher, "data": fingerprint(enc)}, cfg.dtype,
+                              shared, name)
+        caches[name] = cache
+        record[name] = {"path": str(path), "bytes": cache.meta["bytes"], "build_seconds": cache.meta["build_seconds"],
+                        "holds": str(what), "dtype": cfg.dtype, "rows": len(enc)}
+    return caches, record
+
+
+def run(run, force: bool = False) -> dict:
+    import torch
+
+    from compress import distributed
+    from compress.data.batching import encode
+    from compress.data.unlabeled import load_unlabeled
+    from compress.distill.distiller import Distiller
+    from compress.distill.losses import CombinedLoss
+    from compress.distill.mapping import build_layer_map
+    from compress.student.albert import save_student
+    from compress.distill.plan import stage_terms
+    from compress import vocab as task_vocab
+    from compress.student import build_student, count_params
+    from compress.training import fit
+
+    recipe = run.recipe
+    cfg = recipe.distill
+    require_absent(run.student_dir, force, "distill")
+    device = pick_device(recipe.device)
+    teacher = run.load_teacher("distill")
+    # Every stage and its loss, checked before the first step.
+    plan = [(name, st, CombinedLoss(terms)) for name, st, terms in stage_terms(recipe)]
+    general = {name: load_unlabeled(st.data, st.text_column, st.max_rows) for name, st, _ in plan if name == "general"}
+
+    source, tokenizer, student_ids, vocab_record = teacher, run.tokenizer, None, {"vocabulary": "full"}
+    if recipe.student.vocabulary == "task":
+        texts = run.data.train + [e for rows in general.values() for e in rows]
+        keep = task_vocab.kept_ids(run.tokenizer, task_vocab.used_token_ids(run.tokenizer, texts))
+        tokenizer = task_vocab.pruned_tokenizer(run.tokenizer, keep)
+        student_ids = task_vocab.id_map(teacher.config.vocab_size, keep, run.tokenizer.unk_token_id)
+        source = task_vocab.with_kept_rows(teacher, keep)
+        vocab_record = {"vocabulary": "task", "pieces": len(keep), "teacher_pieces": teacher.config.vocab_size,
+                        "from": ["train"] + list(general)}
+    torch.manual_seed(recipe.seed)
+    student, layers, build_info = build_student(source, recipe.student)
+    del source
+    layer_map = build_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers, cfg.layer_map)
+    distiller = Distiller(teacher, student, layer_map, cfg.projection, student_ids)
+    for _, _, loss in plan:
+        distiller.check(loss)
+    info(
+        f"student: {student.config.num_hidden_layers} layers × {student.config.hidden_size} "
+        f"({student.config.num_attention_heads} heads, FFN {student.config.intermediate_size}), "
+        f"{count_params(student) / 1e6:.1f}M parameters vs teacher {count_params(teacher) / 1e6:.1f}M; "
+        f"init {recipe.student.init}" + (f" from teacher layers {layers}" if layers else "")
+        + "".join(f"; {k} {v}" for k, v in build_info.items())
+        + f"; layer map {layer_map}; {len(distiller.projections)} projection(s); training on {device}"
+        + (f"; task vocabulary: {len(keep):,} of {teacher.config.vocab_size:,} word pieces" if student_ids is not None else "")
+    )
+    distiller.to(device)
+    # batches carry teacher ids (the distiller maps them for a pruned student); dev is what the student will read
+    train, dev = run.encode("train"), run.encode("dev", tokenizer)
+    datasets = {"task": train} if any(name != "general" for name, _, _ in plan) else {}
+    if general:
+        datasets["general"] = encode(run.tokenizer, general["general"], recipe.data.max_length)
+    caches, cache_record = _teacher_caches(run, distiller, plan, datasets)
+    history = []
+    for i, (name, stage, loss) in enumerate(plan):
+        key = "general" if name == "general" else "task"
+        data, cache = datasets[key], caches.get(key)
+        info(f"distill stage '{name}' ({len(data)} rows): " + ", ".join(f"{s.name}×{w:g}" for s, w, _ in loss.terms)
+             + ("; teacher outputs from the cache" if cache is not None else ""))
+        result = fit(
+            student,
+            lambda batch, loss=loss, cache=cache: distiller.loss(batch, loss, cache),
+            data,
+            dev,
+            cfg.train_config(stage),
+            recipe.seed + i,
+            f"distill:{name}",
+            extra_params=list(distiller.projections.named_parameters()),
+            select_best=i == len(plan) - 1,
+            checkpoint=run.checkpoint("distill", f"{i}-{name}"),
+            precision=recipe.precision,
+            metric=run.task.metric,
+        )
+        history.append({"stage": name, **result})
+    student.to("cpu")
+    record = {
+        "teacher_layers": layers,
+        "architecture": student.config.model_type,
+        "build": build_info | vocab_record,
+        "layer_map": layer_map,
+        "projections": {k: list(v.weight.shape) for k, v in distiller.projections.items()},
+        "num_layers": student.config.num_hidden_layers,
+        "dev_accuracy": history[-1]["best_dev_accuracy"],
+        "best_epoch": history[-1]["best_epoch"],
+        "stages": history,
+        "teacher_cache": cache_record,
+        "processes": distributed.world().size,
+        "device": str(device),
+        "precision": recipe.precision,
+    }
+    if not main_process():
+        return record
+    with atomic_dir(run.student_dir) as tmp:
+        save_student(student, tmp)
+        task_vocab.save_tokenizer(tokenizer, tmp)
+        write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "teacher_layers": layers} | vocab_record)
+        if student_ids is not None:
+            write_json(tmp / task_vocab.KEPT_IDS_FILE, keep)
+    if len(distiller.projections):
+        # Training state only: the projections never become part of the student.
+        saved = run.layout.projections
+        tmp_state = saved.with_name(".tmp-distill-projections.pt")
+        tmp_state.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(distiller.projections.to("cpu").state_dict(), tmp_state)
+        os.replace(tmp_state, saved)
+    return record

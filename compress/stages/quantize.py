@@ -1,0 +1,174 @@
+"""Stage 5, quantization: every candidate quantizer in the recipe's order, each artifact measured on dev the way a
+device runs it and kept only while the task's dev metric stays within the tolerance of the fp32 student's."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from compress.artifacts import Artifact, Quantization, Verification
+from compress.distributed import pick_device
+from compress.errors import UserError
+from compress.fsutil import atomic_dir, read_json
+from compress.progress import info
+from compress.stages.common import require_absent
+
+MIN_CALIBRATION_ROWS = 16
+
+
+def calibration(run, tokenizer):
+    """The calibration rows static quantizers read, encoded with the student's tokenizer."""
+    from compress.data.batching import encode
+    from compress.data.unlabeled import load_unlabeled
+
+    cfg = run.recipe.quantize
+    if cfg.calibration_data == "train":
+        import random
+
+        rows = list(run.data.train)
+        random.Random(run.recipe.seed).shuffle(rows)
+        where = "the train split"
+    else:
+        rows = load_unlabeled(cfg.calibration_data)
+        where = cfg.calibration_data
+    rows = rows[: cfg.calibration_rows]
+    if len(rows) < MIN_CALIBRATION_ROWS:
+        raise UserError(
+            f"quantize: calibration data {where} has {len(rows)} rows; static ranges need at least "
+            f"{MIN_CALIBRATION_ROWS} (and {cfg.calibration_rows} are asked for): give more text"
+        )
+    return encode(tokenizer, rows, run.recipe.data.max_length)
+
+
+def qad_trainer(run, tokenizer):
+    """Quantization-aware distillation: distil a fake-quantized student with the last stage's losses."""
+    import torch
+
+    from compress.distill.distiller import Distiller
+    from compress.distill.losses import CombinedLoss
+    from compress.distill.mapping import build_layer_map
+    from compress.distill.plan import stage_terms
+    from compress.training import fit
+    from compress.vocab import KEPT_IDS_FILE, id_map
+
+    def train(student, epochs: int, lr: float | None) -> None:
+        recipe = run.recipe
+        teacher = run.load_teacher("quantize")
+        device = pick_device(recipe.device)
+        name, stage, terms = stage_terms(recipe)[-1]
+        layer_map = build_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers, recipe.distill.layer_map)
+        kept = run.student_dir / KEPT_IDS_FILE
+        ids = id_map(teacher.config.vocab_size, read_json(kept), run.tokenizer.unk_token_id) if kept.is_file() else None
+        distiller = Distiller(teacher, student, layer_map, recipe.distill.projection, ids)
+        saved = run.layout.projections
+        if len(distiller.projections) and saved.is_file():
+            distiller.projections.load_state_dict(torch.load(saved))
+        loss = CombinedLoss(terms)
+        distiller.check(loss)
+        distiller.to(device)
+        stage = stage.model_copy(update={"epochs": epochs, **({"lr": lr} if lr else {})})
+        info(f"quantization-aware distillation: {epochs} epoch(s) of stage '{name}' losses on a fake-quantized student")
+        result = fit(student, lambda batch: distiller.loss(batch, loss), run.encode("train"), run.encode("dev", tokenizer),
+                     recipe.distill.train_config(stage), recipe.seed + 100, "distill:qad",
+                     extra_params=list(distiller.projections.named_parameters()), select_best=True,
+                     metric=run.task.metric)
+        student.to("cpu")
+        return {"stage_losses": name, **result}
+
+    return train
+
+
+def run(run, force: bool = False) -> dict:
+    import tempfile
+
+    from compress.bench.env import machine_identity
+    from compress.evaluate import predict_logits
+    from compress.export.verify import device_logits
+    from compress.quantize import Context, backend as find_backend
+    from compress.quantize.guard import Measured, run_guard
+    from targets.runtime import load_model
+
+    recipe, metric = run.recipe, run.task.metric
+    cfg = recipe.quantize
+    require_absent(run.quantized_dir, force, "quantize")
+    run.stage_record("export", needed_by="quantize")
+    if not cfg.candidates:
+        shutil.rmtree(run.quantized_dir, ignore_errors=True)  # a forced re-run without candidates ships no int8
+        return {"artifacts": [], "rejected": [], "skipped": "quantize.candidates is empty"}
+    tokenizer = run.student_tokenizer()
+    calibration_rows = calibration(run, tokenizer)
+    dev = run.encode("dev", tokenizer)
+    student = run.load_student("quantize")
+    reference = predict_logits(student, dev, description="fp32 student logits on dev")
+    fp32_accuracy = metric(reference, dev.labels)
+    del student
+    exported = {a.name: a for a in run.artifacts("export")}
+    paths = {name: a.file(run.out) for name, a in exported.items()}
+    plain = paths.get("student-onnx-fp32")
+    if plain is None or not plain.is_file():
+        raise UserError(f"quantize needs the verified fp32 ONNX export: re-run `bert-compress export --out {run.out} --force`")
+    fused = paths.get("student-onnx-fp32-ort-opt")
+    tflite = paths.get("student-tflite-fp32")
+    tflite = tflite if tflite is not None and tflite.is_file() else None
+    candidates, skipped = cfg.candidates, []
+    if tflite is None:  # LiteRT quantizers start from the fp32 .tflite: without one they have nothing to do
+        skipped = [c for c in candidates if find_backend(c["backend"]).runtime == "litert"]
+        candidates = [c for c in candidates if c not in skipped]
+        if skipped:
+            info(f"[yellow]note[/]: skipping {', '.join(c['backend'] for c in skipped)}: there is no fp32 .tflite export")
+        if not candidates:
+            raise UserError("quantize: every candidate is a LiteRT quantizer and there is no .tflite export: "
+                            "install the tflite extra (pip install 'bert-compress[tflite]') and re-run export")
+
+    def evaluate(backend, settings, path: Path) -> Measured:
+        if backend.runtime == "pytorch":
+            from compress.quantize.torchao_ptq import load
+
+            # one text per call, as it is deployed (torchao scales activations per call too)
+            logits = predict_logits(load(path, settings, run.student_dir), dev, batch_size=1,
+                                    description=f"evaluate {path.name} on dev")
+        else:
+            logits = device_logits(load_model(path), dev, description=f"evaluate {path.name} on dev")
+        return Measured(metric(logits, dev.labels), float((logits.argmax(-1) == reference.argmax(-1)).mean()),
+                        float(abs(logits - reference).max()))
+
+    info(f"quantize: {len(candidates)} candidate(s), tolerance {cfg.max_accuracy_drop:g} dev {run.task.metric_name} points; "
+         f"{len(calibration_rows)} calibration rows")
+    with atomic_dir(run.quantized_dir) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as work:
+        ctx = Context(plain, fused if fused is not None and fused.is_file() else None, calibration_rows, run.student_dir,
+                      Path(work), qad_trainer(run, tokenizer), tflite=tflite)
+        attempts = run_guard(candidates, ctx, tmp, evaluate, fp32_accuracy, cfg.max_accuracy_drop,
+                             cfg.min_label_agreement, cfg.fallbacks)
+        if not any(a.measured for a in attempts):  # every backend failed to run: nothing was quantized at all
+            raise UserError(f"quantize: no backend could quantize this model ({attempts[0].reason}); "
+                            "the fp32 artifacts are unchanged")
+    artifacts, rejected = [], []
+    buckets = exported["student-tflite-fp32"].buckets if "student-tflite-fp32" in exported else None
+    measured_on = machine_identity()
+    for a in attempts:
+        q = Quantization.from_dict({"backend": a.backend, "settings": a.settings, "fallback": a.fallback, "reason": a.reason,
+                                    "seconds": round(a.seconds, 1), "measured_on": measured_on, **a.extra})
+        if a.measured:
+            q = replace(q, dev_accuracy=a.measured.accuracy, fp32_dev_accuracy=fp32_accuracy,
+                        drop_points=round(100 * (fp32_accuracy - a.measured.accuracy), 3))
+        name = f"student-{'int4' if q.is_int4 else 'int8'}-{a.name}"
+        if not a.passed:
+            rejected.append({"name": name, "reason": a.reason, "quantization": q.to_dict()})
+            continue
+        m = a.measured
+        runtime = find_backend(a.backend).runtime
+        precision = q.precision()
+        artifacts.append(Artifact(
+            name=name, task=run.task.name, format="pytorch" if runtime == "pytorch" else a.path.suffix.lstrip("."),
+            runtime=runtime, path=run.layout.rel(run.quantized_dir / a.path.name), precision=precision.label,
+            compute=precision.compute,
+            verification=Verification(m.max_abs_diff, m.label_agreement, len(dev), True, None, cfg.min_label_agreement),
+            description=f"{a.backend}: " + ", ".join(f"{k}={v}" for k, v in a.settings.items()),
+            quantization=q, buckets=buckets if runtime == "litert" else None, outputs=run.task.output_names))
+    if not artifacts:
+        info(f"[yellow]quantize[/]: no candidate kept the dev {run.task.metric_name} within the tolerance; only fp32 "
+             "artifacts ship")
+    return {"artifacts": [a.to_dict() for a in artifacts], "rejected": rejected, "fp32_dev_accuracy": fp32_accuracy,
+            "metric": run.task.metric_name, "tolerance_points": cfg.max_accuracy_drop, "measured_on": measured_on,
+            "skipped": [{"backend": c["backend"], "reason": "no fp32 .tflite export"} for c in skipped]}
