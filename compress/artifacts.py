@@ -30,6 +30,9 @@ class Verification:
         return cls(float(d["max_abs_diff"]), float(d["label_agreement"]), int(d["rows"]), bool(d["passed"]),
                    d.get("atol"), float(d["min_label_agreement"]))
 
+    def as_dict(self) -> dict:
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class Quantization:

@@ -3,25 +3,11 @@ label agreement."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
+from compress.artifacts import Verification
 from compress.data.batching import Encoded, collate
 from compress.progress import track
-
-
-@dataclass
-class Verification:
-    max_abs_diff: float
-    label_agreement: float
-    rows: int
-    passed: bool
-    atol: float
-    min_label_agreement: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def device_logits(run, enc: Encoded, description: str | None = None) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compress.artifacts import Artifact, Verification
+from compress.artifacts import Artifact
 from compress.errors import StageFailed, first_line
 from compress.fsutil import atomic_dir
 from compress.progress import info
@@ -39,7 +39,7 @@ def run(run, force: bool = False) -> dict:
         )
         entry = Artifact(name=name, task=run.task.name, format=path.suffix.lstrip("."), runtime=model.runtime,
                          path=run.layout.rel(run.export_dir / path.name), precision="fp32", compute="fp32",
-                         verification=Verification.from_dict(check.as_dict()), description=description,
+                         verification=check, description=description,
                          outputs=run.task.output_names, **extra)
         return check, entry
 
