@@ -211,3 +211,13 @@ def test_the_bundle_names_its_task_and_a_runner_refuses_a_task_it_cannot_post_pr
                                                                      "postprocess": "bio-entities"}}))
     with pytest.raises(BundleError, match="this bundle is a token-classification model"):
         Classifier(Bundle.load(other))
+
+
+def test_a_stage_command_on_an_out_written_before_the_view_reads_the_earlier_records(tiny_run, tmp_path):
+    """`bert-compress bundle` alone on such an OUT: the bench record is brought to today's form first."""
+    out = tmp_path / "legacy"
+    shutil.copytree(tiny_run, out)
+    _as_written_before_the_view(out)
+    assert main(["bundle", "--out", str(out), "--force"]) == 0
+    assert json.loads((out / "stages" / "bench.json").read_text())["results"]["artifacts"]
+    assert json.loads((out / "report.json").read_text())["bundle"]["models"]

@@ -22,16 +22,14 @@ def run_stage(run: Run, name: str, force: bool = False) -> dict:
     from compress import distributed
 
     spec = stage_of(name)
+    for earlier in STAGE_NAMES[: STAGE_NAMES.index(name)]:  # records of an earlier version, as this stage reads them
+        _upgrade(run, earlier)
     key = stage_key(run, name)
     if run.resume:
         record = run.stage_record(name)
         if record and record.get("settings_hash") == key and outputs_intact(run, record.get("outputs", {})):
             info(f"{name}: finished earlier with the same settings and inputs: skipped")
-            if spec.upgrade is not None and main_process():
-                upgraded = spec.upgrade(run, record)
-                if upgraded is not record:
-                    write_json(run.stage_file(name), upgraded)
-                    record = upgraded
+            record = _upgrade(run, name)
             _render(run, name)
             return record
         _check_checkpoints(run.checkpoint_dir(name))  # a damaged one is reported now, not after loading the models
@@ -49,6 +47,17 @@ def run_stage(run: Run, name: str, force: bool = False) -> dict:
         _render(run, name)
     distributed.barrier()  # the next stage, in every process, reads what rank 0 wrote
     return run.stage_record(name)
+
+
+def _upgrade(run: Run, name: str) -> dict | None:
+    """A finished stage's record in today's form (rewritten in place once; settings hash and run id kept)."""
+    record, upgrade = run.stage_record(name), stage_of(name).upgrade
+    if record is None or upgrade is None or not main_process():
+        return record
+    upgraded = upgrade(run, record)
+    if upgraded is not record:
+        write_json(run.stage_file(name), upgraded)
+    return upgraded
 
 
 def _render(run: Run, name: str) -> None:
