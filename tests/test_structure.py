@@ -147,18 +147,22 @@ def test_every_stage_module_has_a_row_and_every_output_a_layout_path():
 
 @pytest.mark.parametrize("folder, registry", [("compress/tasks", "compress.tasks"),
                                               ("compress/distill/losses", "compress.distill.losses"),
-                                              ("compress/quantize", "compress.quantize")])
+                                              ("compress/quantize", "compress.quantize"),
+                                              ("compress/export", "compress.export")])
 def test_every_task_loss_and_quantizer_module_is_registered(folder, registry):
-    """A new one is one file and one registry line: a file left out of its registry is caught here."""
+    """A new task, loss, quantizer or exporter is one file and one registry line: a file left out of its registry
+    is caught here."""
     import importlib
 
     reg = importlib.import_module(registry)
-    helpers = {"__init__", "base", "guard", "onnx_graph"}
+    helpers = {"__init__", "base", "guard", "onnx_graph", "verify", "ort_format"}  # ort_format: the bundle's .ort
     files = {p.stem for p in (ROOT / folder).glob("*.py")} - helpers
     if registry == "compress.tasks":
         registered = {t.name.replace("-", "_") for t in reg._registry().values()}
     elif registry == "compress.quantize":
         registered = {b.quantize.__module__.rpartition(".")[2] for b in reg._registry().values()}
+    elif registry == "compress.export":
+        registered = {e.make.__module__.rpartition(".")[2] for e in reg._registry()}
     else:
         registered = {spec.fn.__module__.rpartition(".")[2] for spec in reg.REGISTRY.values()}
     assert files == registered

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import torch
 
+from compress.export.base import Exporter, ExportInput, Made
+from compress.progress import info
+
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -162,3 +165,12 @@ def _rename_inputs(graph, rename: dict[str, str]) -> None:
         for i, name in enumerate(node.input):
             if name in rename:
                 node.input[i] = rename[name]
+
+
+def _make(inp: ExportInput) -> Made:
+    info("export: ONNX fp32 (dynamic batch and sequence axes)")
+    path = export_onnx(inp.student, inp.input_names, inp.directory / "model.onnx", inp.recipe.export.opset)
+    return Made(path, "portable ONNX, standard ops only")
+
+
+EXPORTER = Exporter("student-onnx-fp32", _make, "the ONNX export failed", required=True)

@@ -23,6 +23,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from compress.export.base import Exporter, ExportInput, Made
+from compress.progress import info
+
 FUSED_OPS = ("Attention", "SkipLayerNormalization", "BiasGelu", "FastGelu", "Gelu", "EmbedLayerNormalization")
 
 
@@ -180,3 +183,14 @@ def split_skip_layernorm(model) -> int:
     del graph.node[:]
     graph.node.extend(nodes)
     return split
+
+
+def _make(inp: ExportInput) -> Made:
+    info("export: ONNX Runtime transformer fusions (Attention, BiasGelu; ONNX Runtime only)")
+    dst = inp.directory / "model.ort-opt.onnx"
+    fused = optimize_for_ort(inp.made["student-onnx-fp32"], dst, inp.student.config)
+    return Made(dst, "fused for ONNX Runtime: " + ", ".join(f"{k}×{v}" for k, v in fused.items()), {"fused_ops": fused})
+
+
+# best-effort: an unfused graph is still a valid artifact
+EXPORTER = Exporter("student-onnx-fp32-ort-opt", _make, "optimizer failed")

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 from compress.errors import UserError
+from compress.export.base import Exporter, ExportInput, Made
+from compress.progress import info
 
 TFLITE_EXTRA = "pip install 'bert-compress[tflite]'"
 
@@ -70,3 +72,29 @@ def _converter_quiet():
         yield
     finally:
         console.quiet = before
+
+
+def _wanted(recipe) -> bool:
+    """export.tflite: on needs litert-torch (one line and exit 2 before anything runs); auto uses it when there."""
+    if recipe.export.tflite == "off":
+        return False
+    if recipe.export.tflite == "on":
+        require_litert_torch()
+        return True
+    if not litert_torch_available():
+        info(f"[yellow]note[/]: no TFLite export: litert-torch is not installed ({TFLITE_EXTRA})")
+        return False
+    return True
+
+
+def _make(inp: ExportInput) -> Made:
+    from compress.recipe import tflite_buckets
+
+    buckets = tflite_buckets(inp.recipe.export, inp.recipe.data.max_length)
+    info(f"export: TFLite fp32 via litert-torch, one signature per sequence bucket {buckets} (batch 1, int32 inputs)")
+    path = export_tflite(inp.student, inp.input_names, inp.directory / "model.tflite", buckets)
+    return Made(path, "LiteRT fp32, signatures " + ", ".join(signature_name(b) for b in buckets), {"buckets": buckets})
+
+
+# litert-torch cannot lower every model: the ONNX artifacts still ship
+EXPORTER = Exporter("student-tflite-fp32", _make, "litert-torch conversion failed", wanted=_wanted)
