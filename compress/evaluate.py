@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from compress.data.batching import Encoded, eval_batches, iterate
+from compress.metrics import accuracy  # noqa: F401 (callers read it from here too)
 from compress.progress import track
 
 
@@ -29,6 +30,3 @@ def predict_logits(model, enc: Encoded, batch_size: int = 64, description: str |
     model.train(was_training)
     return out
 
-
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(-1) == labels).mean())

@@ -65,7 +65,7 @@ def dev_accuracy(model, dev: Encoded, metric: Callable | None = None) -> float:
     """The task's dev metric (accuracy unless the task gives another); under torchrun each process predicts its
     share of the rows and the counts are summed (accuracy), or every process scores all of dev (other metrics)."""
     world = distributed.world()
-    if metric is not None and metric is not accuracy and getattr(metric, "__name__", "") != "accuracy":
+    if metric is not None and metric is not accuracy:
         return metric(predict_logits(model, dev), dev.labels)
     if not world.distributed:
         return accuracy(predict_logits(model, dev), dev.labels)

@@ -31,7 +31,7 @@ class Run:
     """continue: skip stages finished with the same settings, pick training up from its checkpoints"""
     command: str = "run"
 
-    @property
+    @cached_property
     def layout(self) -> Layout:
         return Layout(self.out)
 
@@ -39,28 +39,9 @@ class Run:
     def task(self) -> Task:
         return get_task(self.recipe.task)
 
-    # ---- OUT (named in compress.run.layout) --------------------------------------------------------------
-    @property
-    def teacher_dir(self) -> Path:
-        return self.layout.teacher
-
-    @property
-    def student_dir(self) -> Path:
-        return self.layout.student
-
-    @property
-    def export_dir(self) -> Path:
-        return self.layout.export
-
-    @property
-    def quantized_dir(self) -> Path:
-        return self.layout.quantized
-
-    def stage_file(self, stage: str) -> Path:
-        return self.layout.stage_file(stage)
-
+    # ---- what the stages recorded (every path: compress.run.layout) ------------------------------------
     def stage_record(self, stage: str, needed_by: str | None = None) -> dict | None:
-        path = self.stage_file(stage)
+        path = self.layout.stage_file(stage)
         if path.is_file():
             return read_json(path)
         if needed_by:
@@ -71,9 +52,6 @@ class Run:
         """The verified artifacts the given stages (export, quantize) made, in stage order."""
         return [a for stage in stages for a in artifacts_of(self.stage_record(stage))]
 
-    def checkpoint_dir(self, stage: str) -> Path:
-        return self.layout.checkpoint_dir(stage)
-
     def checkpoint(self, stage: str, fit_name: str):
         """Where one training loop of `stage` saves its state; resumed only under --resume."""
         from compress import distributed
@@ -81,7 +59,7 @@ class Run:
         from compress.run.keys import stage_key
 
         size = distributed.world().size
-        return Checkpoint(self.checkpoint_dir(stage) / f"{fit_name}.pt", settings_hash([stage_key(self, stage), fit_name]),
+        return Checkpoint(self.layout.checkpoint_dir(stage) / f"{fit_name}.pt", settings_hash([stage_key(self, stage), fit_name]),
                           self.recipe.checkpoint_every, self.resume,
                           f"`bert-compress {self.command} --out {self.out} --resume" + (f" --nproc {size}`" if size > 1 else "`"))
 
@@ -92,10 +70,10 @@ class Run:
 
     def student_tokenizer(self):
         """The student's own tokenizer once distilled (a pruned vocabulary has one); the teacher's before."""
-        if (self.student_dir / "tokenizer_config.json").is_file():
+        if (self.layout.student / "tokenizer_config.json").is_file():
             from transformers import AutoTokenizer
 
-            return AutoTokenizer.from_pretrained(self.student_dir)
+            return AutoTokenizer.from_pretrained(self.layout.student)
         return self.tokenizer
 
     def encode(self, split: str, tokenizer=None):
@@ -123,4 +101,4 @@ class Run:
 
         quiet_transformers()
         self.stage_record("distill", needed_by=needed_by)
-        return load_student(self.student_dir)
+        return load_student(self.layout.student)

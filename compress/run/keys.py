@@ -13,10 +13,9 @@ def stage_key(run, name: str) -> str:
     earlier stage makes the later ones redo too)."""
     upto = STAGES[: STAGE_NAMES.index(name) + 1]
     settings = {section: getattr(run.recipe, section) for st in upto for section in st.sections}
-    defaults = Recipe()
     for st in upto:
         for section in st.optional_sections:
-            if getattr(run.recipe, section) != getattr(defaults, section):
+            if getattr(run.recipe, section) != Recipe.model_fields[section].get_default(call_default_factory=True):
                 settings[section] = getattr(run.recipe, section)
     settings = {k: v.model_dump(mode="json") if hasattr(v, "model_dump") else v for k, v in settings.items()}
     earlier = {st.name: (run.stage_record(st.name) or {}).get("run_id") for st in upto[:-1]}

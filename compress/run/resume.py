@@ -32,16 +32,16 @@ def run_stage(run: Run, name: str, force: bool = False) -> dict:
             record = _upgrade(run, name)
             _render(run, name)
             return record
-        _check_checkpoints(run.checkpoint_dir(name))  # a damaged one is reported now, not after loading the models
+        _check_checkpoints(run.layout.checkpoint_dir(name))  # a damaged one is reported now, not after loading the models
 
     t0 = time.perf_counter()
     record = spec.run(run, force=force or run.resume)
     if main_process():
         record = dict(record) | {"seconds": time.perf_counter() - t0, "settings_hash": key, "run_id": uuid.uuid4().hex,
                                  "outputs": stage_outputs(run, name)}
-        write_json(run.stage_file(name), record)
-        shutil.rmtree(run.checkpoint_dir(name), ignore_errors=True)
-        parent = run.checkpoint_dir(name).parent
+        write_json(run.layout.stage_file(name), record)
+        shutil.rmtree(run.layout.checkpoint_dir(name), ignore_errors=True)
+        parent = run.layout.checkpoint_dir(name).parent
         if parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
         _render(run, name)
@@ -56,7 +56,7 @@ def _upgrade(run: Run, name: str) -> dict | None:
         return record
     upgraded = upgrade(run, record)
     if upgraded is not record:
-        write_json(run.stage_file(name), upgraded)
+        write_json(run.layout.stage_file(name), upgraded)
     return upgraded
 
 

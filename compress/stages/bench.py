@@ -65,10 +65,10 @@ def run(run, force: bool = False) -> dict:
                           teacher.config.vocab_size, "teacher", teacher_entry["arch"], names)]
         del teacher
         student = run.load_student("bench")
-        student_entry = _torch_entry(student, run.student_dir, student_test, "student", metric)
+        student_entry = _torch_entry(student, run.layout.student, student_test, "student", metric)
         student_entry |= {"teacher_layers": distill["teacher_layers"], "dev_accuracy": distill["dev_accuracy"]}
         vocab, arch = student.config.vocab_size, architecture(student.config)
-        jobs.append(torch_job({"kind": "student", "path": str(run.student_dir)}, b, vocab, "student", arch, names))
+        jobs.append(torch_job({"kind": "student", "path": str(run.layout.student)}, b, vocab, "student", arch, names))
         del student
         artifacts = []
         for art, stage in listed:
@@ -79,11 +79,11 @@ def run(run, force: bool = False) -> dict:
                 from compress.quantize.torchao_ptq import load
 
                 q = art.quantization
-                model = load(path, backend(q.backend).settings(**q.settings), run.student_dir)
+                model = load(path, backend(q.backend).settings(**q.settings), run.layout.student)
                 logits = predict_logits(model, student_test, batch_size=1, description=f"{art.name} quality on test")
                 del model
                 jobs.append(torch_job({"kind": "torchao", "path": str(path), "settings": q.settings,
-                                       "student_dir": str(run.student_dir)}, b, vocab, art.name, arch, names))
+                                       "student_dir": str(run.layout.student)}, b, vocab, art.name, arch, names))
             else:
                 logits = device_logits(load_model(path), student_test, description=f"{art.name} quality on test")
                 jobs.append(runtime_job(path, b, vocab, art.name, arch))

@@ -61,7 +61,7 @@ def run(run, force: bool = False) -> dict:
 
     recipe = run.recipe
     cfg = recipe.distill
-    require_absent(run.student_dir, force, "distill")
+    require_absent(run.layout.student, force, "distill")
     device = pick_device(recipe.device)
     teacher = run.load_teacher("distill")
     # Every stage and its loss, checked before the first step.
@@ -139,7 +139,7 @@ def run(run, force: bool = False) -> dict:
     }
     if not main_process():
         return record
-    with atomic_dir(run.student_dir) as tmp:
+    with atomic_dir(run.layout.student) as tmp:
         save_student(student, tmp)
         task_vocab.save_tokenizer(tokenizer, tmp)
         write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "teacher_layers": layers} | vocab_record)

@@ -21,7 +21,7 @@ def run(run, force: bool = False) -> dict:
     from targets.runtime import load_model
 
     recipe = run.recipe
-    require_absent(run.export_dir, force, "export")
+    require_absent(run.layout.export, force, "export")
     chosen = [e for e in exporters() if e.wanted(recipe)]  # an impossible request fails here, before any model loads
     student = run.load_student("export")
     dev = run.encode("dev", run.student_tokenizer())
@@ -37,11 +37,11 @@ def run(run, force: bool = False) -> dict:
             f"label agreement {check.label_agreement:.4f} over {check.rows} dev rows"
         )
         entry = Artifact(name=name, task=run.task.name, format=path.suffix.lstrip("."), runtime=model.runtime,
-                         path=run.layout.rel(run.export_dir / path.name), precision="fp32", compute="fp32",
+                         path=run.layout.rel(run.layout.export / path.name), precision="fp32", compute="fp32",
                          verification=check, description=description, outputs=run.task.output_names, **extra)
         return check, entry
 
-    with atomic_dir(run.export_dir) as tmp:
+    with atomic_dir(run.layout.export) as tmp:
         inp = ExportInput(student, list(dev.features), recipe, tmp)
         for exporter in chosen:
             try:
@@ -59,7 +59,7 @@ def run(run, force: bool = False) -> dict:
                 raise StageFailed(
                     f"the ONNX export does not match PyTorch on dev: max |Δlogit| {check.max_abs_diff:.3g} "
                     f"(tolerance {check.atol:g}), label agreement {check.label_agreement:.4f} "
-                    f"(needs {check.min_label_agreement}); nothing was kept in {run.export_dir}"
+                    f"(needs {check.min_label_agreement}); nothing was kept in {run.layout.export}"
                 )
             else:
                 made.path.unlink()

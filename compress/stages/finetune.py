@@ -8,6 +8,7 @@ from compress.distributed import main_process, pick_device
 from compress.errors import UserError
 from compress.fsutil import atomic_dir, read_json, settings_hash, write_json
 from compress.progress import info
+from compress.tasks import DEFAULT as DEFAULT_TASK
 from compress.teacher import weights_identity
 
 
@@ -36,13 +37,13 @@ def run(run, force: bool = False) -> dict:
         "max_length": recipe.data.max_length,
         "data": run.data_fingerprint("train", "dev"),
         **({"precision": recipe.precision} if recipe.precision != "fp32" else {}),  # fp32 keeps earlier teachers valid
-        **({"task": task.name} if task.name != "sequence-classification" else {}),  # so does the first task
+        **({"task": task.name} if task.name != DEFAULT_TASK else {}),  # so does the first task
     }
     digest = settings_hash(settings)
     marker = run.layout.teacher_marker
     if marker.is_file() and read_json(marker).get("settings_hash") == digest:
-        info(f"teacher: reusing the fine-tuned teacher in {run.teacher_dir} (same settings)")
-        return read_json(marker) | {"reused": True, "teacher_path": str(run.teacher_dir)}
+        info(f"teacher: reusing the fine-tuned teacher in {run.layout.teacher} (same settings)")
+        return read_json(marker) | {"reused": True, "teacher_path": str(run.layout.teacher)}
 
     device = pick_device(recipe.device)
     info(f"teacher: fine-tuning {run.source.spec} on {len(run.data.train)} training rows ({recipe.teacher.epochs} epochs, {device})")
@@ -59,7 +60,7 @@ def run(run, force: bool = False) -> dict:
     model.to("cpu")
     record = {
         "finetuned": True,
-        "teacher_path": str(run.teacher_dir),
+        "teacher_path": str(run.layout.teacher),
         "source": run.source.spec,
         "settings_hash": digest,
         "dev_accuracy": result["best_dev_accuracy"],
@@ -69,7 +70,7 @@ def run(run, force: bool = False) -> dict:
         "processes": distributed.world().size,
     }
     if main_process():
-        with atomic_dir(run.teacher_dir) as tmp:
+        with atomic_dir(run.layout.teacher) as tmp:
             model.save_pretrained(tmp)
             run.tokenizer.save_pretrained(tmp)
             write_json(tmp / marker.name, record)

@@ -58,7 +58,7 @@ def qad_trainer(run, tokenizer):
         device = pick_device(recipe.device)
         name, stage, terms = stage_terms(recipe)[-1]
         layer_map = build_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers, recipe.distill.layer_map)
-        kept = run.student_dir / KEPT_IDS_FILE
+        kept = run.layout.student / KEPT_IDS_FILE
         ids = id_map(teacher.config.vocab_size, read_json(kept), run.tokenizer.unk_token_id) if kept.is_file() else None
         distiller = Distiller(teacher, student, layer_map, recipe.distill.projection, ids)
         saved = run.layout.projections
@@ -91,10 +91,10 @@ def run(run, force: bool = False) -> dict:
 
     recipe, metric = run.recipe, run.task.metric
     cfg = recipe.quantize
-    require_absent(run.quantized_dir, force, "quantize")
+    require_absent(run.layout.quantized, force, "quantize")
     run.stage_record("export", needed_by="quantize")
     if not cfg.candidates:
-        shutil.rmtree(run.quantized_dir, ignore_errors=True)  # a forced re-run without candidates ships no int8
+        shutil.rmtree(run.layout.quantized, ignore_errors=True)  # a forced re-run without candidates ships no int8
         return {"artifacts": [], "rejected": [], "skipped": "quantize.candidates is empty"}
     tokenizer = run.student_tokenizer()
     calibration_rows = calibration(run, tokenizer)
@@ -126,7 +126,7 @@ def run(run, force: bool = False) -> dict:
             from compress.quantize.torchao_ptq import load
 
             # one text per call, as it is deployed (torchao scales activations per call too)
-            logits = predict_logits(load(path, settings, run.student_dir), dev, batch_size=1,
+            logits = predict_logits(load(path, settings, run.layout.student), dev, batch_size=1,
                                     description=f"evaluate {path.name} on dev")
         else:
             logits = device_logits(load_model(path), dev, description=f"evaluate {path.name} on dev")
@@ -135,8 +135,8 @@ def run(run, force: bool = False) -> dict:
 
     info(f"quantize: {len(candidates)} candidate(s), tolerance {cfg.max_accuracy_drop:g} dev {run.task.metric_name} points; "
          f"{len(calibration_rows)} calibration rows")
-    with atomic_dir(run.quantized_dir) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as work:
-        ctx = Context(plain, fused if fused is not None and fused.is_file() else None, calibration_rows, run.student_dir,
+    with atomic_dir(run.layout.quantized) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as work:
+        ctx = Context(plain, fused if fused is not None and fused.is_file() else None, calibration_rows, run.layout.student,
                       Path(work), qad_trainer(run, tokenizer), tflite=tflite)
         attempts = run_guard(candidates, ctx, tmp, evaluate, fp32_accuracy, cfg.max_accuracy_drop,
                              cfg.min_label_agreement, cfg.fallbacks)
@@ -161,7 +161,7 @@ def run(run, force: bool = False) -> dict:
         precision = q.precision()
         artifacts.append(Artifact(
             name=name, task=run.task.name, format="pytorch" if runtime == "pytorch" else a.path.suffix.lstrip("."),
-            runtime=runtime, path=run.layout.rel(run.quantized_dir / a.path.name), precision=precision.label,
+            runtime=runtime, path=run.layout.rel(run.layout.quantized / a.path.name), precision=precision.label,
             compute=precision.compute,
             verification=Verification(m.max_abs_diff, m.label_agreement, len(dev), True, None, cfg.min_label_agreement),
             description=f"{a.backend}: " + ", ".join(f"{k}={v}" for k, v in a.settings.items()),

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from compress.metrics import accuracy
 from compress.tasks.base import Task
 
 
@@ -28,10 +27,6 @@ def _load_data(cfg):
     from compress.data.readers import load_task_data
 
     return load_task_data(cfg)
-
-
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(-1) == labels).mean())
 
 
 TASK = Task(
