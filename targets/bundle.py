@@ -3,8 +3,9 @@
 A bundle is a directory (or the zip of one) written by `bert-compress bundle`. metadata.json names every
 file; `Bundle.load` checks they are all there and inside the bundle before anything runs, and a model file is
 checked against the SHA-256 metadata.json records for it when it is used. A zip is extracted beside itself
-(BUNDLE.zip -> BUNDLE.unzipped/), again whenever the zip's contents change. `Classifier` tokenizes with the
-pure-Python tokenizer (targets.tokenizer.load_tokenizer) and runs one model file through targets.runtime.
+(BUNDLE.zip -> BUNDLE.unzipped/), again whenever the zip's contents change. `Classifier` (labels, for
+sequence-classification bundles) and `Embedder` (sentence vectors, for embedding bundles) tokenize with the
+pure-Python tokenizer (targets.tokenizer.load_tokenizer) and run one model file through targets.runtime.
 """
 
 from __future__ import annotations
@@ -148,9 +149,11 @@ class Bundle:
         """The bundle's tokenizer: pure-Python WordPiece for BERT WordPiece files, else tokenizers-backed."""
         tok = self.metadata["tokenizer"]
         try:
+            # add_special_tokens false: a static-embedding model runs on the word pieces alone, no [CLS] / [SEP]
             return load_tokenizer(self.root / tok["tokenizer_json"] if tok.get("tokenizer_json") else None,
                                   self.root / tok["vocab"] if tok.get("vocab") else None,
-                                  lowercase=tok.get("lowercase", True), strip_accents=tok.get("strip_accents"))
+                                  lowercase=tok.get("lowercase", True), strip_accents=tok.get("strip_accents"),
+                                  add_special_tokens=tok.get("add_special_tokens", True) is not False)
         except TokenizerError as exc:
             raise BundleError(str(exc)) from None
 
@@ -230,18 +233,29 @@ def task_of(bundle: Bundle) -> dict:
     return bundle.metadata.get("task") or DEFAULT_TASK
 
 
-class Classifier:
-    """Text in, label and probabilities out, through one model file of a bundle (post-processing
-    'softmax-labels': the sequence-classification task)."""
+# which class runs which post-processing, for the message when a bundle is opened with the other one
+RUNNER_OF = {"softmax-labels": "Classifier (`python -m targets predict BUNDLE TEXT ...`)",
+             "embedding": "Embedder (`python -m targets embed BUNDLE TEXT ...`)"}
 
-    POSTPROCESS = "softmax-labels"
+
+class BundleModel:
+    """What Classifier and Embedder share: the bundle's task checked against the class's POSTPROCESS, one model
+    file loaded, texts tokenized and padded into the feeds every runtime takes (each runtime uses the inputs its
+    model has), one call per `batch_size` texts."""
+
+    POSTPROCESS = ""
+    WHAT = ""
+    """what the class runs, for the refusal message ('a classifier')"""
 
     def __init__(self, bundle: Bundle | str | Path, runtime: str = "auto", threads: int = 0, interpreter: str = "auto"):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         task = task_of(self.bundle)
         if task.get("postprocess") != self.POSTPROCESS:
-            raise BundleError(f"this bundle is a {task.get('name')} model (post-processing '{task.get('postprocess')}'), "
-                              "not a classifier: use the runner of the bert-compress version that wrote it")
+            use, name = RUNNER_OF.get(task.get("postprocess")), str(task.get("name"))
+            raise BundleError(f"this bundle is {'an' if name[:1] in 'aeiou' else 'a'} {name} model (post-processing "
+                              f"'{task.get('postprocess')}'), "
+                              f"not {self.WHAT}: " + (f"use {use}" if use else
+                                                      "use the runner of the bert-compress version that wrote it"))
         self.entry = self.bundle.model_entry(runtime)
         self.tokenizer = self.bundle.tokenizer()
         path = self.bundle.model_path(self.entry)  # checked against its SHA-256 by model_entry
@@ -253,7 +267,8 @@ class Classifier:
 
     def encode(self, texts: list[str], pairs: list[str] | None = None):
         encodings = [self.tokenizer.encode(t, pairs[i] if pairs else None, self.max_length) for i, t in enumerate(texts)]
-        width = max(len(e.input_ids) for e in encodings)
+        # at least one column: without special tokens an empty text has no ids (its row is all padding, mask 0)
+        width = max([1] + [len(e.input_ids) for e in encodings])
         feeds = {"input_ids": np.full((len(texts), width), self.tokenizer.pad_id, dtype=np.int64),
                  "attention_mask": np.zeros((len(texts), width), dtype=np.int64),
                  "token_type_ids": np.zeros((len(texts), width), dtype=np.int64)}
@@ -265,12 +280,20 @@ class Classifier:
         return feeds, encodings
 
     def _runs(self, texts: list[str], pairs: list[str] | None, batch_size: int):
-        """(encodings, logits) per call of `batch_size` texts. One text per call by default: a dynamically
-        quantized model scales its activations per call, so in a batch a text's logits would depend on the
+        """(encodings, outputs) per call of `batch_size` texts. One text per call by default: a dynamically
+        quantized model scales its activations per call, so in a batch a text's outputs would depend on the
         texts beside it."""
         for start in range(0, len(texts), batch_size):
             feeds, encodings = self.encode(texts[start:start + batch_size], pairs[start:start + batch_size] if pairs else None)
             yield encodings, self.model(feeds)
+
+
+class Classifier(BundleModel):
+    """Text in, label and probabilities out, through one model file of a bundle (post-processing
+    'softmax-labels': the sequence-classification task)."""
+
+    POSTPROCESS = "softmax-labels"
+    WHAT = "a classifier"
 
     def logits(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 1) -> np.ndarray:
         out = [logits for _, logits in self._runs(texts, pairs, batch_size)]
@@ -285,3 +308,59 @@ class Classifier:
                                         len(e.input_ids), e.truncated, [float(x) for x in raw]))
         return preds
 
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (float64); an all-zero row stays zero."""
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[len(a), len(b)] cosine similarities of the rows of a and b."""
+    return unit_rows(a) @ unit_rows(b).T
+
+
+def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of a with the same row of b."""
+    return (unit_rows(a) * unit_rows(b)).sum(axis=-1)
+
+
+class Embedder(BundleModel):
+    """Text in, sentence vector out, through one model file of a bundle (post-processing 'embedding'). Pooling, and
+    L2 normalisation where metadata.json's embedding.normalized says so, happen inside the model."""
+
+    POSTPROCESS = "embedding"
+    WHAT = "an embedding model"
+
+    def __init__(self, bundle: Bundle | str | Path, runtime: str = "auto", threads: int = 0, interpreter: str = "auto"):
+        super().__init__(bundle, runtime, threads, interpreter)
+        spec = self.bundle.metadata.get("embedding")
+        try:
+            self.dim = int(spec["dim"])
+        except (TypeError, KeyError, ValueError):
+            raise BundleError(f"metadata.json of bundle {self.bundle.root} has no embedding dim: rebuild the bundle") from None
+        self.normalized = bool(spec.get("normalized", False))
+        self.pooling = spec.get("pooling")
+
+    def embed(self, texts: list[str], batch_size: int = 1) -> np.ndarray:
+        """[len(texts), dim] float32 vectors, one text per call by default (see BundleModel._runs)."""
+        if isinstance(texts, str):  # a lone string would otherwise be embedded character by character
+            texts = [texts]
+        out = [np.asarray(vectors, dtype=np.float32) for _, vectors in self._runs(list(texts), None, batch_size)]
+        vectors = np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise BundleError(f"{self.entry['file']} gives outputs of shape {list(vectors.shape)}, not [texts, {self.dim}] "
+                              "as metadata.json's embedding dim says: rebuild the bundle")
+        return vectors
+
+    def search(self, query: str, documents: list[str] | np.ndarray, top_k: int | None = 5) -> list[tuple[int, float]]:
+        """The `top_k` documents (None: all) most similar to `query` by cosine similarity, best first, as (index,
+        score). Texts are embedded; an array is taken as their vectors (embed them once, search many times).
+        Cosine even for a normalized=false bundle: the vectors are normalised here."""
+        docs = np.asarray(documents, dtype=np.float32) if isinstance(documents, np.ndarray) else self.embed(list(documents))
+        if docs.ndim != 2 or docs.shape[1] != self.dim:
+            raise ValueError(f"documents as vectors must have shape [n, {self.dim}], got {list(docs.shape)}")
+        scores = cosine_matrix(self.embed([query]), docs)[0]
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [(int(i), float(scores[i])) for i in order]

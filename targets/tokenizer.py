@@ -244,6 +244,7 @@ def _not_bert_wordpiece(spec: dict) -> str | None:
 
 class WordPieceTokenizer:
     kind = "bert-wordpiece"
+    add_special_tokens = True  # encode's default; False for models run on word pieces alone (load_tokenizer sets it)
 
     def __init__(self, vocab: dict[str, int], *, lowercase: bool = True, strip_accents: bool | None = None,
                  clean_text: bool = True, handle_chinese_chars: bool = True, unk_token: str = "[UNK]",
@@ -346,10 +347,13 @@ class WordPieceTokenizer:
                     ids.extend(self.wordpiece(word))
         return ids
 
-    def encode(self, text: str, text_pair: str | None = None, max_length: int = 512) -> Encoding:
+    def encode(self, text: str, text_pair: str | None = None, max_length: int = 512,
+               add_special_tokens: bool | None = None) -> Encoding:
+        """add_special_tokens False: the word pieces alone, no [CLS] / [SEP] (None: the tokenizer's default)."""
+        specials = self.add_special_tokens if add_special_tokens is None else add_special_tokens
         a = self.token_ids(text)
         b = self.token_ids(text_pair) if text_pair is not None else None
-        budget = max_length - (3 if b is not None else 2)
+        budget = max_length - ((3 if b is not None else 2) if specials else 0)
         if budget < 0:
             raise ValueError(f"max_length {max_length} leaves no room for the special tokens")
         truncated = False
@@ -363,17 +367,20 @@ class WordPieceTokenizer:
                 a, b = a[: budget - short], b[:short]
             else:
                 a, b = a[:short], b[: budget - short]
-        ids = [self.cls_id] + a + [self.sep_id]
+        cls, sep = ([self.cls_id], [self.sep_id]) if specials else ([], [])
+        ids = cls + a + sep
         types = [0] * len(ids)
-        if b is not None:
-            ids += b + [self.sep_id]
-            types += [1] * (len(b) + 1)
+        if b is not None:  # without special tokens the library still gives the second text type id 1
+            ids += b + sep
+            types += [1] * (len(b) + len(sep))
         return Encoding(ids, types, [1] * len(ids), truncated)
 
 
 # ---- everything else, through the library --------------------------------------------------------------------------
 class LibraryTokenizer:
     """A tokenizer.json run by the `tokenizers` package (a Rust wheel): its ids, type ids and truncation exactly."""
+
+    add_special_tokens = True  # encode's default, as WordPieceTokenizer's
 
     def __init__(self, path: str | Path):
         spec = _read_json(path)
@@ -414,23 +421,28 @@ class LibraryTokenizer:
         found = [self._cls_sep(sub) for sub in post.get("processors", [])]  # a Sequence: the first that has them
         return next((f for f in found if f != (None, None)), (ids[0], ids[1]))
 
-    def encode(self, text: str, text_pair: str | None = None, max_length: int = 512) -> Encoding:
-        if max_length < self._tok.num_special_tokens_to_add(text_pair is not None):
+    def encode(self, text: str, text_pair: str | None = None, max_length: int = 512,
+               add_special_tokens: bool | None = None) -> Encoding:
+        specials = self.add_special_tokens if add_special_tokens is None else add_special_tokens
+        if specials and max_length < self._tok.num_special_tokens_to_add(text_pair is not None):
             raise ValueError(f"max_length {max_length} leaves no room for the special tokens")
         if max_length != self._max_length:
             self._tok.enable_truncation(max_length)  # longest first, from the right, as transformers truncates
             self._max_length = max_length
-        enc = self._tok.encode(text, text_pair)
+        enc = self._tok.encode(text, text_pair, add_special_tokens=specials)
         return Encoding(enc.ids, enc.type_ids, enc.attention_mask, bool(enc.overflowing))
 
 
 def load_tokenizer(tokenizer_json: Path | None = None, vocab_txt: Path | None = None, *, lowercase: bool = True,
-                   strip_accents: bool | None = None) -> WordPieceTokenizer | LibraryTokenizer:
+                   strip_accents: bool | None = None, add_special_tokens: bool = True) -> WordPieceTokenizer | LibraryTokenizer:
     """A tokenizer.json: pure Python if it is BERT WordPiece, else the library. Only a vocab.txt: BERT WordPiece with
-    these lowercase / strip_accents (None: as lowercase)."""
+    these lowercase / strip_accents (None: as lowercase). add_special_tokens: encode's default."""
     if tokenizer_json is not None:
         spec = _read_json(tokenizer_json)
-        return WordPieceTokenizer._from_spec(spec) if _not_bert_wordpiece(spec) is None else LibraryTokenizer(tokenizer_json)
-    if vocab_txt is not None:
-        return WordPieceTokenizer.from_vocab_txt(vocab_txt, lowercase, strip_accents)
-    raise TokenizerError("no tokenizer: give a tokenizer.json or a vocab.txt")
+        tok = WordPieceTokenizer._from_spec(spec) if _not_bert_wordpiece(spec) is None else LibraryTokenizer(tokenizer_json)
+    elif vocab_txt is not None:
+        tok = WordPieceTokenizer.from_vocab_txt(vocab_txt, lowercase, strip_accents)
+    else:
+        raise TokenizerError("no tokenizer: give a tokenizer.json or a vocab.txt")
+    tok.add_special_tokens = bool(add_special_tokens)
+    return tok

@@ -251,7 +251,7 @@ def test_a_shared_cache_is_reused_and_refused_for_other_inputs(headed, tmp_path,
     assert _distill_with_shared_cache(tmp_path, headed["a"], headed["data"], shared, "first") == 0
     meta = shared / "task" / "meta.json"
     stamp, built = meta.stat().st_mtime_ns, json.loads(meta.read_text())
-    assert built["plan"] == {"logits": True, "hidden": [], "attention": []}
+    assert built["plan"] == {"logits": True, "hidden": [], "attention": [], "sentence_embedding": False}
     # a byte-identical teacher elsewhere: the same cache (identity is the weights, not the path)
     capsys.readouterr()
     assert _distill_with_shared_cache(tmp_path, headed["a-copy"], headed["data"], shared, "second") == 0

@@ -155,7 +155,8 @@ def test_every_task_loss_and_quantizer_module_is_registered(folder, registry):
     import importlib
 
     reg = importlib.import_module(registry)
-    helpers = {"__init__", "base", "guard", "onnx_graph", "verify", "ort_format"}  # ort_format: the bundle's .ort
+    # ort_format: the bundle's .ort; config: the recipe section
+    helpers = {"__init__", "base", "guard", "onnx_graph", "verify", "ort_format", "config"}
     files = {p.stem for p in (ROOT / folder).glob("*.py")} - helpers
     if registry == "compress.tasks":
         registered = {t.name.replace("-", "_") for t in reg._registry().values()}

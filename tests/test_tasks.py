@@ -15,7 +15,7 @@ def test_sequence_classification_is_the_default_task():
     from compress.recipe import resolve_recipe
     from compress.tasks import DEFAULT, get, names
 
-    assert resolve_recipe(None).task == DEFAULT == "sequence-classification" and names() == [DEFAULT]
+    assert resolve_recipe(None).task == DEFAULT == "sequence-classification" and names() == [DEFAULT, "embedding"]
     task = get(DEFAULT)
     assert task.output_names == ("logits",) and task.output_shape(3) == ["batch", 3]
     assert task.metric(np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]), np.array([1, 0, 0])) == pytest.approx(2 / 3)

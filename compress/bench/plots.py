@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compress.bench.results import cell, device_key, device_label, pareto_front, reference_cell
+from compress.bench.results import cell, device_key, device_label, pareto_front, quality, quality_label, reference_cell
 
 
 def _pyplot():
@@ -35,11 +35,12 @@ def one_per_device(docs: list[dict], emulated: bool = True) -> list[dict]:
 def plot_pareto(docs: list[dict], path: Path) -> Path | None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    drawn = False
+    drawn, ylabel = False, "test accuracy (%)"
     for i, doc in enumerate(one_per_device(docs, emulated=False)):  # emulated latencies are not latencies
         seq, threads = reference_cell(doc)
-        points = [(m["name"], cell(m, seq, threads, 1)["p50_ms"], 100 * m["accuracy"])
-                  for m in doc["models"] if m.get("accuracy") is not None and cell(m, seq, threads, 1)]
+        points = [(m["name"], cell(m, seq, threads, 1)["p50_ms"], 100 * quality(doc, m))
+                  for m in doc["models"] if quality(doc, m) is not None and cell(m, seq, threads, 1)]
+        ylabel = quality_label(doc)
         if not points:
             continue
         drawn = True
@@ -50,16 +51,16 @@ def plot_pareto(docs: list[dict], path: Path) -> Path | None:
         ax.plot([p[0] for p in front], [p[1] for p in front], "-", lw=1.5)
         ax.scatter([p[0] for p in front], [p[1] for p in front], marker=MARKERS[i % len(MARKERS)], s=90,
                    facecolors="none", edgecolors="black", linewidths=1.2)
-        for name, ms, acc in points:  # names on the front only: the rest would pile up on each other
-            if (ms, acc) in front or name == "teacher":
-                ax.annotate(name.replace("student-", ""), (ms, acc), fontsize=6, xytext=(4, -8), textcoords="offset points")
+        for j, (name, ms, acc) in enumerate(sorted(points, key=lambda p: p[1])):  # every point named; offsets alternate
+            ax.annotate(name.replace("student-", ""), (ms, acc), fontsize=6, xytext=(4, -9 if j % 2 else 4),
+                        textcoords="offset points")
     if not drawn:
         plt.close(fig)
         return None
     ax.set_xscale("log")
     ax.set_xlabel("p50 latency, batch 1 (ms, log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Accuracy vs latency (circled and joined: the Pareto front; emulated devices left out)", fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel.split(' (')[0].capitalize()} vs latency (circled and joined: the Pareto front; emulated devices left out)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     return _save(fig, plt, path)

@@ -52,6 +52,8 @@ def _pct(x: float | None) -> str:
 
 
 def render_markdown(report: dict) -> str:
+    embedding = report.get("task") == "embedding"
+    metric = "fidelity" if embedding else "test acc"  # the task metric the `accuracy` fields hold
     s = report["summary"]
     t, st = report["teacher"], report["student"]
     seq, thr = s["seq_len"], s["threads"]
@@ -61,7 +63,8 @@ def render_markdown(report: dict) -> str:
         f"{report['created']} · {env['cpu']} ({env['cores']} cores, {env['machine']}) · Python {env['python']} · "
         + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
         "",
-        f"Data: {report['data']['source']}, labels {', '.join(report['data']['labels'])}; rows "
+        f"Data: {report['data']['source']}" + (f", labels {', '.join(report['data']['labels'])}" if report['data']['labels'] else "")
+        + "; rows "
         + ", ".join(f"{k} {v}" for k, v in report["data"]["rows"].items()),
         "",
     ]
@@ -73,11 +76,17 @@ def render_markdown(report: dict) -> str:
             "",
             f"`{best}` vs the teacher in PyTorch eager fp32, batch 1, seq {seq}, {thr} thread(s): "
             f"**{b['speedup']}× faster** ({b['p50_ms']} ms vs {s['teacher_p50_ms']} ms p50), "
-            f"**{b['size_ratio']}× smaller** on disk, **{_pct(b['accuracy_retained'])}%** of the teacher's test accuracy.",
+            f"**{b['size_ratio']}× smaller** on disk, "
+            + (f"fidelity to the teacher **{_pct(b['accuracy_retained'])}%** (mean cosine on held-out text)."
+               if embedding else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test accuracy."),
             "",
         ]
+    if embedding:
+        from compress.embedding.report import embedding_section
+
+        lines += embedding_section(report, seq, thr)
     lines += ["## Models", "",
-              f"| model | runtime | params | MB on disk | test acc % | % of teacher | p50 ms (seq {seq}, {thr}t) | speed-up |",
+              f"| model | runtime | params | MB on disk | {metric} % | % of teacher | p50 ms (seq {seq}, {thr}t) | speed-up |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]
     lines.append(f"| teacher ({t['layers']}L/{t['hidden_size']}) | pytorch eager fp32 | {t['params']:,} | {_mb(t['size_bytes'])} | "
                  f"{_pct(t['accuracy'])} | 100.00 | {p50_at(t['latency'], seq, thr)} | 1.00 |")
@@ -89,7 +98,8 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {a['name']} | {a['runtime']} | — | {_mb(a['size_bytes'])} | {_pct(a['accuracy'])} | "
                      f"{_pct(vs['accuracy_retained'])} | {vs['p50_ms']} | {vs['speedup']} |")
     lines += ["", "## Verification against the PyTorch student", "",
-              "| artifact | format | max abs Δlogit | label agreement | checked on |", "|---|---|---:|---:|---|"]
+              f"| artifact | format | max abs Δ{'vector' if embedding else 'logit'} | "
+              f"{'mean cosine' if embedding else 'label agreement'} | checked on |", "|---|---|---:|---:|---|"]
     for a in report["artifacts"]:
         lines.append(f"| {a['name']} | {a['format']} | {a['max_abs_diff']:.2e} | {_pct(a['label_agreement'])}% | {a['verified_on']} |")
     for r in report.get("rejected_artifacts", []):
@@ -97,7 +107,7 @@ def render_markdown(report: dict) -> str:
     quantized = [a for a in report["artifacts"] if a.get("quantization")]
     rejected_q = [r for r in report.get("rejected_artifacts", []) if r.get("quantization")]
     if quantized or rejected_q:
-        lines += ["", "## Quantization (guarded by dev accuracy against the fp32 student)", "",
+        lines += ["", f"## Quantization (guarded by dev {'fidelity' if embedding else 'accuracy'} against the fp32 student)", "",
                   "Each candidate is measured the way a device runs it (one text per call at its own length) on the CPU "
                   "named in the row: int8 kernels and their rounding differ between instruction sets, so a decision holds "
                   "for that instruction set and is re-checked by the bundle stage on the machine that builds the bundle.", "",
@@ -122,12 +132,15 @@ def render_markdown(report: dict) -> str:
                   "call) against the PyTorch student" + (f", on {bundle['checked_on']['int8_isa']} "
                                                           f"({bundle['checked_on']['cpu']})" if bundle.get("checked_on") else "")
                   + ". A file that failed was replaced by the next-fastest verified artifact of its runtime.", "",
-                  "| file | artifact | runtime | precision | MB | max abs Δlogit | label agreement | dev acc % |",
+                  "| file | artifact | runtime | precision | MB | max abs Δ | " + ("mean cosine | — |" if embedding else
+                                                                               "label agreement | dev acc % |"),
                   "|---|---|---|---|---:|---:|---:|---:|"]
         for m in bundle["models"]:
             rc = m["runner_check"]
+            agree = (f"{rc['mean_cosine_vs_pytorch']:.6f} | — |" if embedding else
+                     f"{_pct(rc['label_agreement_vs_pytorch'])}% | {_pct(rc['dev_accuracy'])} |")
             lines.append(f"| {m['file']} | {m['artifact']} | {m['runtime']} | {m['precision']} | {_mb(m['size_bytes'])} | "
-                         f"{rc['max_abs_diff_vs_pytorch']:.2e} | {_pct(rc['label_agreement_vs_pytorch'])}% | {_pct(rc['dev_accuracy'])} |")
+                         f"{rc['max_abs_diff_vs_pytorch']:.2e} | {agree}")
         for r in bundle["rejected"]:
             lines.append(f"| {r['file']} | {r['artifact']} | not bundled | — | — | — | — | {r['reason']} |")
     lines += ["", "## Stage wall time (s)", "", "| " + " | ".join(report["stage_seconds"]) + " |",

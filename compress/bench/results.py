@@ -37,6 +37,18 @@ def device_label(doc: dict) -> str:
     return label + (f" [{d['emulated']}]" if d.get("emulated") else "")
 
 
+def quality(doc: dict, model: dict) -> float | None:
+    """What a model is judged on in the tables and the Pareto plot: test accuracy (the task metric); for an embedding
+    model, retrieval MRR@10 (what search on the device gets), which a static model without the teacher's space has too."""
+    if doc.get("task") == "embedding":
+        return (model.get("embedding") or {}).get("mrr@10")
+    return model.get("accuracy")
+
+
+def quality_label(doc: dict) -> str:
+    return "retrieval MRR@10 (%)" if doc.get("task") == "embedding" else "test accuracy (%)"
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """(latency, accuracy) points that no other point beats on both (lower latency, higher accuracy)."""
     return [p for p in points if not any(q != p and q[0] <= p[0] and q[1] >= p[1] for q in points)]
@@ -51,7 +63,7 @@ def peak_fraction(doc: dict, model: dict, c: dict) -> float | None:
 # ---- a document from the pipeline's report.json ---------------------------------------------------------
 def _model_entry(entry: dict, name: str, role: str, precision: str, compute: str, fmt: str) -> dict:
     keep = ("runtime", "size_bytes", "accuracy", "arch", "load_s", "load_s_all", "rss_before_load_bytes", "peak_rss_bytes",
-            "peak_rss_scope", "interpreter", "buckets", "latency")
+            "peak_rss_scope", "interpreter", "buckets", "latency", "embedding")
     return {"name": name, "role": role, "format": fmt, "precision": precision, "compute": compute,
             **{k: entry[k] for k in keep if k in entry}}
 
@@ -77,12 +89,15 @@ def bench_document(report: dict) -> dict:
     for a in report["artifacts"]:
         precision, compute = _precision(a)
         models.append(_model_entry(a, a["name"], "artifact", precision, compute, a["format"]))
+    for r in report.get("references", []):
+        models.append(_model_entry(r, r["name"], "reference", r["precision"], r["compute"], r["format"]))
     b = report["bench"]
     from targets.bench import Grid, Timing
 
     device = report["environment"] | {"name": None, "emulated": None}
     doc = results_document(device, models, Grid(**b["grid"]), Timing(**b["timing"]), b["command"], b["gemm_peak"],
-                           {"recipe": report["recipe"], "quick": report["quick"]})
+                           {"recipe": report["recipe"], "quick": report["quick"],
+                            **({"task": report["task"]} if report.get("task") not in (None, "sequence-classification") else {})})
     return doc | {"created": report.get("created", doc["created"])}  # when it was measured, not when rendered
 
 
@@ -150,18 +165,18 @@ def devices_table(docs: list[dict]) -> list[str]:
 
 def models_table(doc: dict) -> list[str]:
     seq, threads = reference_cell(doc)
-    front = pareto_front([(cell(m, seq, threads, 1)["p50_ms"], m["accuracy"]) for m in doc["models"]
-                          if m.get("accuracy") is not None and cell(m, seq, threads, 1)])
-    lines = [f"| model | role | runtime | precision | MB | test acc % | load s | peak RSS MB | p50 / p90 / p99 ms (seq {seq}, b1, {threads}t) | "
+    front = pareto_front([(cell(m, seq, threads, 1)["p50_ms"], quality(doc, m)) for m in doc["models"]
+                          if quality(doc, m) is not None and cell(m, seq, threads, 1)])
+    lines = [f"| model | role | runtime | precision | MB | {quality_label(doc).replace(' (%)', ' %')} | load s | peak RSS MB | p50 / p90 / p99 ms (seq {seq}, b1, {threads}t) | "
              f"GFLOP/s achieved | % of GEMM peak | Pareto |",
              "|---|---|---|---|---:|---:|---:|---:|---|---:|---:|:---:|"]
     for m in doc["models"]:
         c = cell(m, seq, threads, 1)
         frac = peak_fraction(doc, m, c) if c else None
-        on_front = c and m.get("accuracy") is not None and (c["p50_ms"], m["accuracy"]) in front
+        on_front = c and quality(doc, m) is not None and (c["p50_ms"], quality(doc, m)) in front
         lines.append(
             f"| {m['name']}{' (shipped)' if m.get('shipped') else ''} | {m['role']} | {m['runtime']} | {m.get('precision', '—')} | "
-            f"{_mb(m.get('size_bytes'))} | {_num(m.get('accuracy') and round(100 * m['accuracy'], 2))} | "
+            f"{_mb(m.get('size_bytes'))} | {_num(quality(doc, m) and round(100 * quality(doc, m), 2))} | "
             f"{_num(m.get('load_s'), '{:.3f}')} | {_mb(m.get('peak_rss_bytes'))} | "
             + (f"{c['p50_ms']} / {c['p90_ms']} / {c['p99_ms']} | {_num(c.get('achieved_gflop_s'))} | "
                f"{_num(frac and round(100 * frac, 1))} ({m.get('compute', 'fp32')}) | {'✓' if on_front else ''} |" if c else "— | — | — | |"))

@@ -17,15 +17,19 @@ def _load_model(spec: dict):
     from compress.teacher import quiet_transformers
 
     quiet_transformers()
-    kind = spec["kind"]
+    kind, task = spec["kind"], spec.get("task", "sequence-classification")
+    if kind == "teacher" and task == "embedding":
+        from compress.embedding.model import Pooling, load_encoder
+
+        return load_encoder(spec["path"], spec["path"], Pooling(**spec["pooling"]))
     if kind == "teacher":
         from compress.teacher import load_classifier
 
         return load_classifier(spec["path"], spec["labels"], spec["path"])
     if kind == "student":
-        from compress.student.albert import load_student
+        from compress.tasks import get
 
-        return load_student(spec["path"])
+        return get(task).load_student(spec["path"])
     if kind == "torchao":
         from compress.quantize import backend
         from compress.quantize.torchao_ptq import load
@@ -46,9 +50,11 @@ def torch_loader(load_model):
             state["model"] = load_model()
         model = state["model"]
 
+        from compress.evaluate import task_output
+
         @torch.inference_mode()
         def run(feeds):
-            return model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits
+            return task_output(model(**{k: torch.from_numpy(v) for k, v in feeds.items()}))
 
         run.input_names = list(feeds_names(model))
         return run

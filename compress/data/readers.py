@@ -37,6 +37,8 @@ class TaskData:
     test: list[Example]
     source: str
     notes: list[str] = field(default_factory=list)
+    probe_labels: list[str] = field(default_factory=list)
+    """Embedding data: the label names a label column held (row labels index them), for the linear probe only."""
 
     def split(self, name: str) -> list[Example]:
         return getattr(self, name)
@@ -44,6 +46,15 @@ class TaskData:
 
 def default_data_dir() -> Path:
     return Path(str(resources.files("compress") / "data" / "rotten_tomatoes"))
+
+
+def read_lines(path: Path) -> list[str]:
+    """The non-empty lines of a .txt file (one text per line), stripped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text: convert it to UTF-8") from None
+    return [line.strip() for line in lines if line.strip()]
 
 
 def read_rows(path: Path) -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compress.data.readers import Example, read_rows, default_data_dir
+from compress.data.readers import Example, default_data_dir, read_lines, read_rows
 from compress.errors import UserError
 
 
@@ -14,11 +14,7 @@ def load_unlabeled(spec: str, text_column: str = "text", max_rows: int | None = 
     if not path.is_file():
         raise UserError(f"unlabeled text {spec} does not exist: give a .txt (one text per line) or .jsonl file")
     if path.suffix.lower() == ".txt":
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError:
-            raise UserError(f"{path} is not UTF-8 text: convert it to UTF-8") from None
-        texts = [line.strip() for line in lines if line.strip()]
+        texts = read_lines(path)
     else:
         texts = []
         for i, row in enumerate(read_rows(path), 1):

@@ -22,9 +22,10 @@ ProjectionMode = Literal["per_layer", "shared", "none"]
 
 @dataclass
 class Outputs:
-    logits: torch.Tensor
+    logits: torch.Tensor | None  # a classifier's (None for a sentence encoder)
     hidden_states: tuple[torch.Tensor, ...] | None = None  # [0] = embedding output, [m] = layer m
     attention_scores: list[torch.Tensor] | None = None  # [m - 1] = layer m, (B, heads, S, S), pre-softmax
+    sentence_embedding: torch.Tensor | None = None  # a sentence encoder's pooled (normalised) vectors, (B, D)
 
 
 class Distiller(torch.nn.Module):
@@ -68,8 +69,11 @@ class Distiller(torch.nn.Module):
                 scores = cap.scores()
         else:
             out, scores = model(**inputs, output_hidden_states=hidden), None
-        return Outputs(out.logits.float(), tuple(h.float() for h in out.hidden_states) if hidden else None,
-                       [s.float() for s in scores] if scores is not None else None)
+        logits, vectors = getattr(out, "logits", None), getattr(out, "sentence_embedding", None)
+        return Outputs(logits.float() if logits is not None else None,
+                       tuple(h.float() for h in out.hidden_states) if hidden else None,
+                       [s.float() for s in scores] if scores is not None else None,
+                       vectors.float() if vectors is not None else None)
 
     def teacher_outputs(self, batch, needs) -> Outputs:
         with torch.no_grad():

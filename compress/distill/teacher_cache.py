@@ -38,16 +38,19 @@ class CachePlan:
     logits: bool
     hidden: tuple[int, ...]
     attention: tuple[int, ...]
+    sentence_embedding: bool = False  # the pooled vectors of an embedding teacher (float32, like logits)
 
     @classmethod
     def from_meta(cls, meta: dict) -> "CachePlan":
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["plan"].items()})
 
     def covers(self, other: "CachePlan") -> bool:
-        return (self.logits or not other.logits) and set(other.hidden) <= set(self.hidden) and set(other.attention) <= set(self.attention)
+        return ((self.logits or not other.logits) and (self.sentence_embedding or not other.sentence_embedding)
+                and set(other.hidden) <= set(self.hidden) and set(other.attention) <= set(self.attention))
 
     def __str__(self) -> str:
-        parts = (["logits"] if self.logits else []) + ([f"hidden states {list(self.hidden)}"] if self.hidden else []) \
+        parts = (["logits"] if self.logits else []) + (["sentence embeddings"] if self.sentence_embedding else []) \
+            + ([f"hidden states {list(self.hidden)}"] if self.hidden else []) \
             + ([f"attention scores of layers {list(self.attention)}"] if self.attention else [])
         return ", ".join(parts) or "nothing"
 
@@ -56,14 +59,15 @@ def plan_for(losses, layer_map: list[tuple[int, int]], teacher_layers: int) -> C
     """The union of what the given CombinedLosses read from the teacher."""
     from compress.distill.losses.base import teacher_reads
 
-    logits, hidden, attention = False, set(), set()
+    logits, vectors, hidden, attention = False, False, set(), set()
     for loss in losses:
         for spec, _, _ in loss.terms:
             reads = teacher_reads(spec, layer_map, teacher_layers)
             logits |= bool(reads.get("logits"))
+            vectors |= bool(reads.get("sentence_embedding"))
             hidden |= reads.get("hidden_states", set())
             attention |= reads.get("attention_scores", set())
-    return CachePlan(logits, tuple(sorted(hidden)), tuple(sorted(attention)))
+    return CachePlan(logits, tuple(sorted(hidden)), tuple(sorted(attention)), vectors)
 
 
 def estimate_bytes(enc: Encoded, plan: CachePlan, hidden_size: int, heads: int, dtype: str) -> int:
@@ -89,6 +93,7 @@ class TeacherCache:
         self.lengths = np.load(path / "lengths.npy")
         self.token_offsets, self.pair_offsets = _offsets(self.lengths)
         self.logits = np.load(path / "logits.npy") if self.plan.logits else None
+        self.vectors = np.load(path / "sentence_embedding.npy") if self.plan.sentence_embedding else None
         self.hidden = np.load(path / "hidden.npy", mmap_mode="r") if self.plan.hidden else None
         self.attention = np.load(path / "attention.npy", mmap_mode="r") if self.plan.attention else None
 
@@ -99,6 +104,7 @@ class TeacherCache:
         device = batch["input_ids"].device
         b, s = batch["input_ids"].shape
         logits = torch.from_numpy(self.logits[rows]).to(device) if self.logits is not None else None
+        vectors = torch.from_numpy(self.vectors[rows]).to(device) if self.vectors is not None else None
         hidden = None
         if self.hidden is not None:
             h = np.zeros((len(self.plan.hidden), b, s, self.hidden.shape[-1]), dtype=np.float32)
@@ -122,7 +128,7 @@ class TeacherCache:
             scores = [None] * self.layers
             for j, t in enumerate(self.plan.attention):
                 scores[t - 1] = a_t[j]
-        return Outputs(logits, hidden, scores)
+        return Outputs(logits, hidden, scores, vectors)
 
 
 def open_or_build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict, dtype: str,
@@ -176,6 +182,8 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
         np.save(path / "lengths.npy", lengths)
         if plan.logits:
             np.lib.format.open_memmap(path / "logits.npy", "w+", np.float32, (len(enc), teacher_cfg.num_labels)).flush()
+        if plan.sentence_embedding:
+            np.lib.format.open_memmap(path / "sentence_embedding.npy", "w+", np.float32, (len(enc), distiller.teacher.dim)).flush()
         if plan.hidden:
             np.lib.format.open_memmap(path / "hidden.npy", "w+", dtype, shapes["hidden.npy"]).flush()
         if plan.attention:
@@ -183,6 +191,7 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
     distributed.barrier()
     # every rank fills its own batches' rows (disjoint ranges of the files rank 0 laid out)
     logits = np.load(path / "logits.npy", mmap_mode="r+") if plan.logits else None
+    vectors = np.load(path / "sentence_embedding.npy", mmap_mode="r+") if plan.sentence_embedding else None
     hidden = np.load(path / "hidden.npy", mmap_mode="r+") if plan.hidden else None
     attention = np.load(path / "attention.npy", mmap_mode="r+") if plan.attention else None
     token_offsets, pair_offsets = _offsets(lengths)
@@ -195,6 +204,8 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
         out = distiller.teacher_outputs(batch, needs)
         if logits is not None:
             logits[idx] = out.logits.cpu().numpy()
+        if vectors is not None:
+            vectors[idx] = out.sentence_embedding.cpu().numpy()
         if hidden is not None:
             hs = torch.stack([out.hidden_states[k] for k in plan.hidden], dim=2).cpu().numpy()  # (B, S, layers, D)
             overflow |= bool(np.abs(hs).max() > FP16_MAX) and dtype == "float16"
@@ -206,10 +217,10 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
             for r, i in enumerate(idx):
                 n = lengths[i]
                 attention[pair_offsets[i]:pair_offsets[i + 1]] = sc[r, :, :, :n, :n].transpose(2, 3, 0, 1).reshape(n * n, *sc.shape[1:3])
-    for arr in (logits, hidden, attention):
+    for arr in (logits, vectors, hidden, attention):
         if arr is not None:
             arr.flush()
-    del logits, hidden, attention
+    del logits, vectors, hidden, attention
     overflow = bool(distributed.all_reduce_sum(torch.tensor([float(overflow)]))[0])
     if overflow:
         raise UserError("the teacher's outputs exceed float16's range (65504): set distill.teacher_cache.dtype to float32")

@@ -20,6 +20,7 @@ class ExportInput:
     recipe: Any  # compress.recipe.Recipe
     directory: Path  # where to write (the export folder being built)
     made: dict[str, Path] = field(default_factory=dict)  # files of the exporters before this one that passed
+    output_names: tuple[str, ...] = ("logits",)  # the task's outputs (compress.tasks.Task.output_names)
 
 
 @dataclass(frozen=True)

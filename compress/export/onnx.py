@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from compress.evaluate import task_output
 from compress.export.base import Exporter, ExportInput, Made
 from compress.progress import info
 
@@ -17,7 +18,8 @@ INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class LogitsOnly(torch.nn.Module):
-    """The classifier as a function of token arrays to logits: what a device calls."""
+    """The model as a function of token arrays to its task output (a classifier's logits, a sentence encoder's
+    pooled, normalised vectors): what a device calls."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
@@ -25,10 +27,11 @@ class LogitsOnly(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
+        return task_output(self.model(input_ids=input_ids, attention_mask=attention_mask, **extra))
 
 
-def export_onnx(model: torch.nn.Module, input_names: list[str], path: Path, opset: int) -> Path:
+def export_onnx(model: torch.nn.Module, input_names: list[str], path: Path, opset: int,
+                output_names: tuple[str, ...] = ("logits",)) -> Path:
     input_names = [n for n in INPUT_ORDER if n in input_names]
     wrapper = LogitsOnly(model.eval()).eval()
     sample = torch.ones(2, 16, dtype=torch.long)
@@ -41,7 +44,7 @@ def export_onnx(model: torch.nn.Module, input_names: list[str], path: Path, opse
         dynamo=True,
         opset_version=opset,
         input_names=input_names,
-        output_names=["logits"],
+        output_names=list(output_names),
         dynamic_shapes={n: {0: batch, 1: seq} for n in input_names},
         optimize=True,
         verbose=False,
@@ -168,8 +171,14 @@ def _rename_inputs(graph, rename: dict[str, str]) -> None:
 
 
 def _make(inp: ExportInput) -> Made:
+    if getattr(inp.student, "kind", None) == "static":  # a static-embedding student: its own small graph
+        from compress.embedding.static import export_static_onnx
+
+        info("export: ONNX fp32 static embeddings (Gather + masked mean + linear map + L2 norm)")
+        path = export_static_onnx(inp.student.static, inp.directory / "model.onnx")
+        return Made(path, "portable ONNX, standard ops only: table lookup and mean, no attention")
     info("export: ONNX fp32 (dynamic batch and sequence axes)")
-    path = export_onnx(inp.student, inp.input_names, inp.directory / "model.onnx", inp.recipe.export.opset)
+    path = export_onnx(inp.student, inp.input_names, inp.directory / "model.onnx", inp.recipe.export.opset, inp.output_names)
     return Made(path, "portable ONNX, standard ops only")
 
 

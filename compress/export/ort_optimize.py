@@ -193,4 +193,5 @@ def _make(inp: ExportInput) -> Made:
 
 
 # best-effort: an unfused graph is still a valid artifact
-EXPORTER = Exporter("student-onnx-fp32-ort-opt", _make, "optimizer failed")
+# a static-embedding student has no attention or FFN to fuse
+EXPORTER = Exporter("student-onnx-fp32-ort-opt", _make, "optimizer failed", wanted=lambda recipe: recipe.student.kind != "static")

@@ -1,5 +1,5 @@
-"""Check an artifact against the PyTorch student on real data, run the way a device runs it: max |Δlogit| and
-label agreement."""
+"""Check an artifact against the PyTorch student on real data, run the way a device runs it: max |Δ| of the outputs
+and the task's agreement (label agreement; embeddings: mean cosine)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,12 @@ def device_logits(run, enc: Encoded, description: str | None = None) -> np.ndarr
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray, atol: float, min_label_agreement: float) -> Verification:
+def compare(reference: np.ndarray, candidate: np.ndarray, atol: float, min_label_agreement: float, task=None) -> Verification:
+    """max |Δ| within atol and the task's agreement (label agreement; embeddings: mean cosine) at least the bar."""
+    from compress.metrics import label_agreement
+
     diff = float(np.abs(reference - candidate).max())
-    agree = float((reference.argmax(-1) == candidate.argmax(-1)).mean())
+    agree = (task.agreement if task is not None else label_agreement)(reference, candidate)
     return Verification(
         max_abs_diff=diff,
         label_agreement=agree,
@@ -39,4 +42,5 @@ def compare(reference: np.ndarray, candidate: np.ndarray, atol: float, min_label
         passed=diff <= atol and agree >= min_label_agreement,
         atol=atol,
         min_label_agreement=min_label_agreement,
+        agreement=task.agreement_name if task is not None else "label agreement",
     )

@@ -20,8 +20,8 @@ from compress.quantize.base import ARTIFACT_SUFFIX, Backend, Context, Settings
 
 @dataclass
 class Measured:
-    accuracy: float  # dev accuracy of the quantized artifact
-    label_agreement: float  # with the fp32 student's labels on dev
+    accuracy: float  # the task's dev metric of the quantized artifact (accuracy; embeddings: fidelity)
+    label_agreement: float  # the task's agreement with the fp32 student on dev (labels; embeddings: mean cosine)
     max_abs_diff: float
 
 
@@ -48,6 +48,8 @@ def run_guard(
     max_drop_points: float,
     min_label_agreement: float,
     use_fallbacks: bool = True,
+    metric_name: str = "accuracy",
+    agreement_name: str = "label agreement",
 ) -> list[Attempt]:
     attempts: list[Attempt] = []
     taken: set[str] = set()
@@ -77,8 +79,8 @@ def run_guard(
             drop = 100 * (fp32_accuracy - m.accuracy)
             attempt.passed = drop <= max_drop_points and m.label_agreement >= min_label_agreement
             attempt.reason = (
-                f"dev accuracy {100 * m.accuracy:.2f}% vs fp32 {100 * fp32_accuracy:.2f}% (drop {drop:.2f} points, "
-                f"tolerance {max_drop_points:g}); label agreement {m.label_agreement:.4f} (needs {min_label_agreement})"
+                f"dev {metric_name} {100 * m.accuracy:.2f}% vs fp32 {100 * fp32_accuracy:.2f}% (drop {drop:.2f} points, "
+                f"tolerance {max_drop_points:g}); {agreement_name} {m.label_agreement:.4f} (needs {min_label_agreement})"
             )
             info(f"quantize {attempt.name} ({s.describe()}): {'[green]kept[/]' if attempt.passed else '[yellow]rejected[/]'}: {attempt.reason}")
             if attempt.passed:

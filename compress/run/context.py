@@ -70,6 +70,10 @@ class Run:
 
     def student_tokenizer(self):
         """The student's own tokenizer once distilled (a pruned vocabulary has one); the teacher's before."""
+        from compress.embedding.static_encoder import is_static, static_tokenizer
+
+        if is_static(self.layout.student):
+            return static_tokenizer(self.layout.student)
         if (self.layout.student / "tokenizer_config.json").is_file():
             from transformers import AutoTokenizer
 
@@ -80,6 +84,40 @@ class Run:
         from compress.data.batching import encode
 
         return encode(tokenizer or self.tokenizer, self.data.split(split), self.recipe.data.max_length)
+
+    def eval_split(self, split: str, tokenizer=None, teacher=None):
+        """An encoded split to score a model on: its labels, or, for a task judged against the teacher (embeddings:
+        fidelity), the teacher's outputs on the same rows (teacher_outputs)."""
+        enc = self.encode(split, tokenizer)
+        if self.task.targets_from_teacher:
+            enc.labels = self.teacher_outputs(split, teacher)
+        return enc
+
+    def teacher_outputs(self, split: str, teacher=None):
+        """The teacher's task outputs on a split (its own tokenizer), kept in OUT/cache/targets/ under a key of the
+        teacher's weights, the task settings and the rows, so distill, quantize and bench compute them once."""
+        import numpy as np
+
+        from compress.fsutil import read_json, write_json
+
+        key = settings_hash({"inputs": self.inputs_identity, "split": split, "task": self.task.name,
+                             "teacher": self.teacher_location("evaluation"), "embedding": self.recipe.embedding.model_dump()})
+        path = self.layout.targets_file(split)
+        meta = path.with_suffix(".json")
+        if path.is_file() and meta.is_file() and read_json(meta).get("key") == key:
+            return np.load(path, allow_pickle=False)
+        from compress.evaluate import predict_logits
+
+        model = teacher if teacher is not None else self.load_teacher("evaluation")
+        out = predict_logits(model, self.encode(split), description=f"teacher outputs on {split}")
+        if main_process():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".tmp-{path.name}")
+            with open(tmp, "wb") as fh:
+                np.save(fh, out, allow_pickle=False)
+            tmp.replace(path)
+            write_json(meta, {"key": key, "rows": len(out)})
+        return out
 
     @cached_property
     def inputs_identity(self) -> dict:
@@ -94,11 +132,9 @@ class Run:
         return self.stage_record("finetune", needed_by=needed_by)["teacher_path"]
 
     def load_teacher(self, needed_by: str):
-        return self.task.load_model(self.teacher_location(needed_by), self.data.labels, self.source.spec)
+        return self.task.load_model(self.teacher_location(needed_by), self.data.labels, self.source.spec, self.recipe)
 
     def load_student(self, needed_by: str):
-        from compress.student.albert import load_student
-
         quiet_transformers()
         self.stage_record("distill", needed_by=needed_by)
-        return load_student(self.layout.student)
+        return self.task.load_student(self.layout.student)

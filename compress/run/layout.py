@@ -9,6 +9,7 @@
     stages/<stage>.json  each stage's record: what it did, its settings hash, the digests of what it wrote
     checkpoints/<stage>/ training state while a stage runs (removed when it finishes)
     cache/teacher/       teacher outputs reused by distillation
+    cache/targets/       the teacher's outputs a metric compares with (embeddings: its vectors of dev / test)
     report.json, report.md, bench.json, plots/
                          the view: rendered from the stage records, never read back by a stage
 """
@@ -81,6 +82,9 @@ class Layout:
         return self.root / "cache" / "teacher"
 
     # ---- the view ---------------------------------------------------------------------------------------
+    def targets_file(self, name: str) -> Path:
+        return self.root / "cache" / "targets" / f"{name}.npy"
+
     @property
     def report_json(self) -> Path:
         return self.root / "report.json"

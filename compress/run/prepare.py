@@ -103,8 +103,12 @@ def load_run(recipe: Recipe, out: Path, resume: bool = False, command: str = "ru
     check_max_length(source.config, source.spec, recipe.data.max_length)
     from compress.distill.plan import validate_plan
 
-    validate_plan(source.config, recipe, get_task(recipe.task))
-    data = get_task(recipe.task).load_data(recipe.data)
+    task = get_task(recipe.task)
+    if task.check_inputs is not None:
+        task.check_inputs(source, recipe)
+    if recipe.student.kind != "static":  # a static student is made by model2vec: no layers, losses or layer map
+        validate_plan(source.config, recipe, task)
+    data = task.load_data(recipe.data)
     head = source.head_labels()
     if head and sorted(head) == sorted(data.labels) and head != data.labels and recipe.data.labels is None:
         data = _reorder_labels(data, head)

@@ -28,7 +28,7 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("finetune", "fine-tune the teacher on the task (skipped when it already has the task's head)",
-          ("teacher", "data", "seed", "precision"), ("teacher",), finetune.run, optional_sections=("task",)),
+          ("teacher", "data", "seed", "precision"), ("teacher",), finetune.run, optional_sections=("task", "embedding")),
     Stage("distill", "build the student from the teacher's layers and distill into it",
           ("student", "distill", "device"), ("student", "projections"), distill.run),
     Stage("export", "export the student to ONNX (and TFLite) and verify it against PyTorch on dev",

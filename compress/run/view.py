@@ -38,6 +38,7 @@ def report_of(run) -> dict | None:
         "teacher": results["teacher"],
         "student": results["student"],
         "artifacts": results["artifacts"],
+        **({"references": results["references"]} if results.get("references") else {}),
         "rejected_artifacts": export.get("rejected", []) + quantize.get("rejected", []),
         "stage_seconds": seconds,
     }

@@ -16,7 +16,20 @@ def _weights_bytes(directory: Path) -> int:
     return dir_size(directory, ("*.safetensors", "*.bin"))
 
 
-def _torch_entry(model, directory: Path, test, label: str, metric) -> dict:
+class _Quality:
+    """A model's quality on test: the task metric, or what the task's own evaluator measures (embeddings: fidelity,
+    retrieval, the probe), through predict(encoded split) -> outputs."""
+
+    def __init__(self, run):
+        self.run, self.evaluator = run, run.task.quality(run) if run.task.quality else None
+
+    def __call__(self, predict, test, tokenizer, teacher: bool = False) -> dict:
+        if self.evaluator is None:
+            return {"accuracy": self.run.task.metric(predict(test), test.labels)}
+        return self.evaluator.teacher(predict, tokenizer) if teacher else self.evaluator.score(predict, tokenizer)
+
+
+def _torch_entry(model, directory: Path, test, label: str, quality: _Quality, tokenizer, teacher: bool = False) -> dict:
     from compress.bench.latency import architecture
     from compress.evaluate import predict_logits
     from compress.student import count_params
@@ -27,7 +40,7 @@ def _torch_entry(model, directory: Path, test, label: str, metric) -> dict:
         "hidden_size": model.config.hidden_size,
         "params": count_params(model),
         "size_bytes": _weights_bytes(directory),
-        "accuracy": metric(predict_logits(model, test, description=f"{label} quality on test"), test.labels),
+        **quality(lambda enc: predict_logits(model, enc, description=f"{label} quality on test"), test, tokenizer, teacher),
         "arch": architecture(model.config),
         "runtime": "pytorch",
     }
@@ -42,7 +55,7 @@ def run(run, force: bool = False) -> dict:
     from targets.bench import best_peak, gemm_peak
     from targets.runtime import load_model
 
-    recipe, metric = run.recipe, run.task.metric
+    recipe, quality = run.recipe, _Quality(run)
     finetune = run.stage_record("finetune", needed_by="bench")
     distill = run.stage_record("distill", needed_by="bench")
     run.stage_record("export", needed_by="bench")
@@ -58,17 +71,20 @@ def run(run, force: bool = False) -> dict:
     try:
         teacher_path = finetune["teacher_path"]
         teacher = run.load_teacher("bench")
-        teacher_entry = _torch_entry(teacher, Path(teacher_path), test, "teacher", metric)
+        teacher_entry = _torch_entry(teacher, Path(teacher_path), test, "teacher", quality, run.tokenizer, teacher=True)
         teacher_entry |= {"checkpoint": run.source.spec, "finetuned": finetune["finetuned"],
                           "dev_accuracy": finetune.get("dev_accuracy")}
-        jobs = [torch_job({"kind": "teacher", "path": teacher_path, "labels": run.data.labels}, b,
+        jobs = [torch_job({"kind": "teacher", "path": teacher_path, "labels": run.data.labels, "task": run.task.name,
+                           "pooling": getattr(teacher, "pooling_spec", None) and vars(teacher.pooling_spec)}, b,
                           teacher.config.vocab_size, "teacher", teacher_entry["arch"], names)]
         del teacher
         student = run.load_student("bench")
-        student_entry = _torch_entry(student, run.layout.student, student_test, "student", metric)
-        student_entry |= {"teacher_layers": distill["teacher_layers"], "dev_accuracy": distill["dev_accuracy"]}
+        student_tokenizer = run.student_tokenizer()
+        student_entry = _torch_entry(student, run.layout.student, student_test, "student", quality, student_tokenizer)
+        student_entry |= {"teacher_layers": distill.get("teacher_layers", []), "dev_accuracy": distill.get("dev_accuracy")}
         vocab, arch = student.config.vocab_size, architecture(student.config)
-        jobs.append(torch_job({"kind": "student", "path": str(run.layout.student)}, b, vocab, "student", arch, names))
+        jobs.append(torch_job({"kind": "student", "path": str(run.layout.student), "task": run.task.name}, b, vocab,
+                              "student", arch, names))
         del student
         artifacts = []
         for art, stage in listed:
@@ -80,17 +96,35 @@ def run(run, force: bool = False) -> dict:
 
                 q = art.quantization
                 model = load(path, backend(q.backend).settings(**q.settings), run.layout.student)
-                logits = predict_logits(model, student_test, batch_size=1, description=f"{art.name} quality on test")
+                measured = quality(lambda enc: predict_logits(model, enc, batch_size=1, description=f"{art.name} quality on test"),
+                                   student_test, student_tokenizer)
                 del model
                 jobs.append(torch_job({"kind": "torchao", "path": str(path), "settings": q.settings,
                                        "student_dir": str(run.layout.student)}, b, vocab, art.name, arch, names))
             else:
-                logits = device_logits(load_model(path), student_test, description=f"{art.name} quality on test")
+                runtime = load_model(path)
+                measured = quality(lambda enc: device_logits(runtime, enc, description=f"{art.name} quality on test"),
+                                   student_test, student_tokenizer)
                 jobs.append(runtime_job(path, b, vocab, art.name, arch))
-            artifacts.append(measured_entry(art, path.stat().st_size, metric(logits, student_test.labels), arch))
+            artifacts.append(measured_entry(art, path.stat().st_size, measured, arch))
+        references = []
+        if run.task.name == "embedding":  # reference rows: the teacher in ONNX Runtime, model2vec's own distillation
+            from compress.embedding.references import reference_models
+
+            teacher = run.load_teacher("bench")
+            for ref in reference_models(run, teacher, run.layout.root / "cache" / "references"):
+                enc = run.encode("test", ref.tokenizer)
+                runtime = load_model(ref.path)
+                measured = quality(lambda e: device_logits(runtime, e, description=f"{ref.name} quality on test"), enc,
+                                   ref.tokenizer)
+                references.append({"name": ref.name, "format": "onnx", "runtime": "onnxruntime", "path": run.layout.rel(ref.path),
+                                   "description": ref.description, "size_bytes": ref.path.stat().st_size, **measured,
+                                   "precision": "fp32", "compute": "fp32", "reference": True})
+                jobs.append(runtime_job(ref.path, b, ref.vocab_size, ref.name, teacher_entry["arch"] if "teacher" in ref.name else arch))
+            del teacher
         gemm_before = gemm_peak(b.thread_counts()) if b.gemm_peak else None
         timed = time_jobs(jobs, b)
-        for entry, measured in zip([teacher_entry, student_entry, *artifacts], timed):
+        for entry, measured in zip([teacher_entry, student_entry, *artifacts, *references], timed):
             entry |= measured
         gemm = best_peak(gemm_before, gemm_peak(b.thread_counts())) if b.gemm_peak else None
     finally:
@@ -105,21 +139,25 @@ def run(run, force: bool = False) -> dict:
         "metric": run.task.metric_name,
         "environment": environment(),
         "data": {"source": run.data.source, "labels": run.data.labels,
-                 "rows": {s: len(run.data.split(s)) for s in ("train", "dev", "test")}},
+                 "rows": {s: len(run.data.split(s)) for s in ("train", "dev", "test")},
+                 **({"evaluation": quality.evaluator.describe()} if quality.evaluator else {})},
         "bench": {"grid": vars(b.grid()), "timing": vars(b.timing()), "gemm_peak": gemm,
                   "command": f"bert-compress bench --out {run.out}"},
         "teacher": teacher_entry,
         "student": student_entry,
         "artifacts": artifacts,
+        **({"references": references} if references else {}),
     }}
 
 
-def measured_entry(art, size_bytes: int, quality: float, arch: dict) -> dict:
-    """What the bench stage measured of one artifact, beside what its Artifact record says (latency is added)."""
+def measured_entry(art, size_bytes: int, quality: dict, arch: dict) -> dict:
+    """What the bench stage measured of one artifact, beside what its Artifact record says (latency is added).
+    quality: {"accuracy": the task metric on test, ...what the task's evaluator adds}."""
     v = art.verification
     return {"name": art.name, "format": art.format, "runtime": art.runtime, "path": art.path,
-            "description": art.description, "size_bytes": size_bytes, "accuracy": quality,
-            "max_abs_diff": v.max_abs_diff, "label_agreement": v.label_agreement, "verified_on": f"dev ({v.rows} rows)",
+            "description": art.description, "size_bytes": size_bytes, **quality,
+            "max_abs_diff": v.max_abs_diff, "label_agreement": v.label_agreement, "agreement": v.agreement,
+            "verified_on": f"dev ({v.rows} rows)",
             "quantization": art.quantization.to_dict() if art.quantization else None,
             "precision": art.precision, "compute": art.compute, "arch": arch}
 

@@ -92,11 +92,19 @@ def run(run, force: bool = False) -> dict:
     dev_rows = run.data.split("dev")
     pairs = [e.text_pair for e in dev_rows] if dev_rows and dev_rows[0].text_pair is not None else None
     student = run.load_student("bundle")
+    embedding = run.task.postprocess == "embedding"
     # fp32 files must match as the export did; quantized ones as the quantization guard asked, on this machine
-    checks = CheckSet([e.text for e in dev_rows], pairs, np.array([e.label for e in dev_rows]),
-                      predict_logits(student, run.encode("dev", run.student_tokenizer()), description="student logits on dev"),
-                      run.recipe.export.atol, FP32_MIN_AGREEMENT, run.recipe.quantize.min_label_agreement)
-    num_labels = len(run.data.labels)
+    reference = predict_logits(student, run.encode("dev", run.student_tokenizer()), description="student outputs on dev")
+    texts = [e.text for e in dev_rows]
+    if embedding:
+        checks = CheckSet(texts, None, np.array([], dtype=np.int64), reference, run.recipe.export.atol,
+                          fp32_min_cosine=FP32_MIN_AGREEMENT, quantized_min_cosine=run.recipe.quantize.min_label_agreement)
+        width, vectors = student.dim, _embedding_meta(student)
+    else:
+        checks = CheckSet(texts, pairs, np.array([e.label for e in dev_rows]), reference, run.recipe.export.atol,
+                          FP32_MIN_AGREEMENT, run.recipe.quantize.min_label_agreement)
+        width, vectors = len(run.data.labels), None
+    static = getattr(student, "kind", None) == "static"
     del student
 
     with atomic_dir(bundle_dir) as tmp:
@@ -113,7 +121,7 @@ def run(run, force: bool = False) -> dict:
                 shutil.copy2(tokenizer_dir / "vocab.txt", tmp / "vocab.txt")
             else:
                 write_vocab_txt(json.loads((tmp / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"], tmp)
-        write_text(tmp / "labels.txt", "\n".join(run.data.labels) + "\n")
+        write_text(tmp / "labels.txt", "".join(f"{lab}\n" for lab in run.data.labels))
         checks.write(tmp / CHECK_FILE)  # travels with the bundle: `python -m targets check` re-runs it on a device
         runner = tmp / "runner" / "targets"
         runner.mkdir(parents=True)
@@ -136,7 +144,10 @@ def run(run, force: bool = False) -> dict:
                           "special_tokens": tokenizer.special_tokens, "pad_id": tokenizer.pad_id,
                           "runs_on": "pure Python (runner/targets/tokenizer.py)" if wordpiece
                           else "the Hugging Face tokenizers package (pip install tokenizers)",
-                          "text_pairs": pairs is not None},
+                          "text_pairs": pairs is not None,
+                          # a static-embedding model reads word pieces only, no [CLS] / [SEP]
+                          **({"add_special_tokens": False} if static else {})},
+            **({"embedding": vectors} if vectors else {}),
             "teacher": {"checkpoint": run.source.spec, "test_accuracy": results["teacher"]["accuracy"],
                         "layers": results["teacher"]["layers"], "hidden_size": results["teacher"]["hidden_size"]},
             "student": {"layers": results["student"]["layers"], "hidden_size": results["student"]["hidden_size"],
@@ -159,18 +170,24 @@ def run(run, force: bool = False) -> dict:
                 rejected.append({"file": file_name, "artifact": art["name"], "reason": f"conversion failed: {first_line(exc)}"})
                 dst.unlink(missing_ok=True)
                 return False
-            entry = _model_meta(file_name, typed[art["name"]], art, run.task, export["input_names"], num_labels, tmp)
+            entry = _model_meta(file_name, typed[art["name"]], art, run.task, export["input_names"], width, tmp)
             write_json(tmp / "metadata.json", meta | {"models": kept + [entry]})  # the bundle as the runner sees it
             try:
                 result = check_model(Bundle.load(tmp), entry, checks)
             except Exception as exc:  # the runner cannot load or run this file: the others may still ship
                 entry["runner_check"], failure = None, f"the runner failed: {type(exc).__name__}: {first_line(exc)}"
             else:
-                info(f"bundle {file_name} ({art['name']}) through the torch-free runner: max |Δlogit| vs PyTorch "
-                     f"{result.max_abs_diff:.2e}, label agreement {result.label_agreement:.4f}, dev accuracy "
-                     f"{100 * result.accuracy:.2f}%")
-                entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
-                                         "label_agreement_vs_pytorch": result.label_agreement, "dev_accuracy": result.accuracy}
+                if embedding:
+                    info(f"bundle {file_name} ({art['name']}) through the torch-free runner: max |Δ| vs PyTorch "
+                         f"{result.max_abs_diff:.2e}, mean cosine {result.mean_cosine:.6f}")
+                    entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
+                                             "mean_cosine_vs_pytorch": result.mean_cosine}
+                else:
+                    info(f"bundle {file_name} ({art['name']}) through the torch-free runner: max |Δlogit| vs PyTorch "
+                         f"{result.max_abs_diff:.2e}, label agreement {result.label_agreement:.4f}, dev accuracy "
+                         f"{100 * result.accuracy:.2f}%")
+                    entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
+                                             "label_agreement_vs_pytorch": result.label_agreement, "dev_accuracy": result.accuracy}
                 failure = result.failure and f"runner output does not match the PyTorch student on dev: {result.failure}"
             if failure:
                 dst.unlink()
@@ -216,11 +233,24 @@ def run(run, force: bool = False) -> dict:
     return record
 
 
+def _embedding_meta(student) -> dict:
+    """What an app needs to know of the vectors (targets.bundle.Embedder reads it)."""
+    if getattr(student, "kind", None) == "static":
+        return {"dim": student.dim, "normalized": student.normalize, "pooling": "static-mean"}
+    return {"dim": student.dim, "normalized": student.normalize, "pooling": student.pooling}
+
+
 def _model_meta(file_name: str, art: Artifact, measured: dict, task, input_names: list[str], num_labels: int,
                 root: Path) -> dict:
     from targets.runtime import RUNTIME_OF_SUFFIX
 
     path = root / file_name
+    if file_name.endswith((".onnx", ".ort")):  # the graph's own inputs (a static-embedding graph takes no token_type_ids)
+        import onnx
+
+        source = path if file_name.endswith(".onnx") else root / "model.onnx"  # the .ort is made from model.onnx
+        graph_inputs = {i.name for i in onnx.load(str(source), load_external_data=False).graph.input}
+        input_names = [n for n in input_names if n in graph_inputs]
     ins, outs = _io(art, task, input_names, num_labels)
     seq_latency = {f"seq{e['seq_len']}_{e['threads']}t": e["p50_ms"] for e in measured["latency"] if e.get("batch", 1) == 1}
     v = art.verification
@@ -262,6 +292,8 @@ def _versions() -> dict:
 
 
 def app_readme(meta: dict) -> str:
-    from compress.bundle_readme import render
-
+    if meta["task"]["postprocess"] == "embedding":
+        from compress.embedding.bundle_readme import render
+    else:
+        from compress.bundle_readme import render
     return render(meta)

@@ -44,6 +44,28 @@ def _teacher_caches(run, distiller, plan, datasets: dict) -> tuple[dict, dict]:
     return caches, record
 
 
+def _distill_static(run) -> dict:
+    """student: static: model2vec distils the teacher into a static table; a linear map fitted on the teacher's vectors
+    of the training text takes its vectors into the teacher's space (compress.embedding.static)."""
+    import time
+
+    from compress.embedding.static import distill_static, save_static
+
+    t0 = time.perf_counter()
+    texts = [e.text for e in run.data.train]
+    teacher_vectors = run.teacher_outputs("train")
+    student = distill_static(run.teacher_location("distill"), run.recipe.student.pca_dims, fit_texts=texts,
+                             teacher_vectors=teacher_vectors)
+    fidelity = run.task.metric(student.encode([e.text for e in run.data.dev]), run.teacher_outputs("dev"))
+    record = {"architecture": "static", "build": {"kind": "static", **student.metadata}, "num_layers": 0,
+              "teacher_layers": [], "dev_accuracy": fidelity, "stages": [], "seconds": round(time.perf_counter() - t0, 1)}
+    if main_process():
+        with atomic_dir(run.layout.student) as tmp:
+            save_static(student, tmp)
+            write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "kind": "static"})
+    return record
+
+
 def run(run, force: bool = False) -> dict:
     import torch
 
@@ -53,7 +75,6 @@ def run(run, force: bool = False) -> dict:
     from compress.distill.distiller import Distiller
     from compress.distill.losses import CombinedLoss
     from compress.distill.mapping import build_layer_map
-    from compress.student.albert import save_student
     from compress.distill.plan import stage_terms
     from compress import vocab as task_vocab
     from compress.student import build_student, count_params
@@ -62,6 +83,8 @@ def run(run, force: bool = False) -> dict:
     recipe = run.recipe
     cfg = recipe.distill
     require_absent(run.layout.student, force, "distill")
+    if recipe.student.kind == "static":
+        return _distill_static(run)
     device = pick_device(recipe.device)
     teacher = run.load_teacher("distill")
     # Every stage and its loss, checked before the first step.
@@ -95,7 +118,7 @@ def run(run, force: bool = False) -> dict:
     )
     distiller.to(device)
     # batches carry teacher ids (the distiller maps them for a pruned student); dev is what the student will read
-    train, dev = run.encode("train"), run.encode("dev", tokenizer)
+    train, dev = run.encode("train"), run.eval_split("dev", tokenizer, teacher=teacher)
     datasets = {"task": train} if any(name != "general" for name, _, _ in plan) else {}
     if general:
         datasets["general"] = encode(run.tokenizer, general["general"], recipe.data.max_length)
@@ -140,8 +163,7 @@ def run(run, force: bool = False) -> dict:
     if not main_process():
         return record
     with atomic_dir(run.layout.student) as tmp:
-        save_student(student, tmp)
-        task_vocab.save_tokenizer(tokenizer, tmp)
+        run.task.save_student(student, tokenizer, tmp, recipe.data.max_length)
         write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "teacher_layers": layers} | vocab_record)
         if student_ids is not None:
             write_json(tmp / task_vocab.KEPT_IDS_FILE, keep)

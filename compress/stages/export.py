@@ -31,10 +31,10 @@ def run(run, force: bool = False) -> dict:
     def verify(name: str, path: Path, description: str, **extra):
         model = load_model(path)
         candidate = device_logits(model, dev, description=f"verify {path.name} on dev")
-        check = compare(reference, candidate, recipe.export.atol, recipe.export.min_label_agreement)
+        check = compare(reference, candidate, recipe.export.atol, recipe.export.min_label_agreement, run.task)
         info(
-            f"verify {path.name}: max |Δlogit| {check.max_abs_diff:.2e} (tolerance {check.atol:g}), "
-            f"label agreement {check.label_agreement:.4f} over {check.rows} dev rows"
+            f"verify {path.name}: max |Δ{run.task.output_names[0]}| {check.max_abs_diff:.2e} (tolerance {check.atol:g}), "
+            f"{check.agreement} {check.label_agreement:.4f} over {check.rows} dev rows"
         )
         entry = Artifact(name=name, task=run.task.name, format=path.suffix.lstrip("."), runtime=model.runtime,
                          path=run.layout.rel(run.layout.export / path.name), precision="fp32", compute="fp32",
@@ -42,7 +42,7 @@ def run(run, force: bool = False) -> dict:
         return check, entry
 
     with atomic_dir(run.layout.export) as tmp:
-        inp = ExportInput(student, list(dev.features), recipe, tmp)
+        inp = ExportInput(student, list(dev.features), recipe, tmp, output_names=run.task.output_names)
         for exporter in chosen:
             try:
                 made = exporter.make(inp)
@@ -57,8 +57,8 @@ def run(run, force: bool = False) -> dict:
                 inp.made[exporter.name] = made.path
             elif exporter.required:
                 raise StageFailed(
-                    f"the ONNX export does not match PyTorch on dev: max |Δlogit| {check.max_abs_diff:.3g} "
-                    f"(tolerance {check.atol:g}), label agreement {check.label_agreement:.4f} "
+                    f"the ONNX export does not match PyTorch on dev: max |Δ{run.task.output_names[0]}| {check.max_abs_diff:.3g} "
+                    f"(tolerance {check.atol:g}), {check.agreement} {check.label_agreement:.4f} "
                     f"(needs {check.min_label_agreement}); nothing was kept in {run.layout.export}"
                 )
             else:

@@ -27,7 +27,8 @@ def run(run, force: bool = False) -> dict:
             "and teacher.finetune is 'never': set it to 'auto'"
         )
     if mode == "never" or (mode == "auto" and has_head):
-        info(f"teacher: {run.source.spec} already has {task.head} for {run.data.labels}; no fine-tuning")
+        what = f"{task.head} for {run.data.labels}" if run.data.labels else task.head
+        info(f"teacher: {run.source.spec} already has {what}; no fine-tuning")
         return {"finetuned": False, "teacher_path": run.source.location, "reason": "checkpoint has a head for the task's labels"}
 
     settings = {
@@ -48,7 +49,7 @@ def run(run, force: bool = False) -> dict:
     device = pick_device(recipe.device)
     info(f"teacher: fine-tuning {run.source.spec} on {len(run.data.train)} training rows ({recipe.teacher.epochs} epochs, {device})")
     torch.manual_seed(recipe.seed)
-    model = task.load_model(run.source.location, run.data.labels, run.source.spec).to(device)
+    model = task.load_model(run.source.location, run.data.labels, run.source.spec, recipe).to(device)
     train, dev = run.encode("train"), run.encode("dev")
 
     def loss_fn(batch):

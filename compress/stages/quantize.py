@@ -69,7 +69,7 @@ def qad_trainer(run, tokenizer):
         distiller.to(device)
         stage = stage.model_copy(update={"epochs": epochs, **({"lr": lr} if lr else {})})
         info(f"quantization-aware distillation: {epochs} epoch(s) of stage '{name}' losses on a fake-quantized student")
-        result = fit(student, lambda batch: distiller.loss(batch, loss), run.encode("train"), run.encode("dev", tokenizer),
+        result = fit(student, lambda batch: distiller.loss(batch, loss), run.encode("train"), run.eval_split("dev", tokenizer),
                      recipe.distill.train_config(stage), recipe.seed + 100, "distill:qad",
                      extra_params=list(distiller.projections.named_parameters()), select_best=True,
                      metric=run.task.metric)
@@ -98,7 +98,7 @@ def run(run, force: bool = False) -> dict:
         return {"artifacts": [], "rejected": [], "skipped": "quantize.candidates is empty"}
     tokenizer = run.student_tokenizer()
     calibration_rows = calibration(run, tokenizer)
-    dev = run.encode("dev", tokenizer)
+    dev = run.eval_split("dev", tokenizer)
     student = run.load_student("quantize")
     reference = predict_logits(student, dev, description="fp32 student logits on dev")
     fp32_accuracy = metric(reference, dev.labels)
@@ -130,8 +130,7 @@ def run(run, force: bool = False) -> dict:
                                     description=f"evaluate {path.name} on dev")
         else:
             logits = device_logits(load_model(path), dev, description=f"evaluate {path.name} on dev")
-        return Measured(metric(logits, dev.labels), float((logits.argmax(-1) == reference.argmax(-1)).mean()),
-                        float(abs(logits - reference).max()))
+        return Measured(metric(logits, dev.labels), run.task.agreement(reference, logits), float(abs(logits - reference).max()))
 
     info(f"quantize: {len(candidates)} candidate(s), tolerance {cfg.max_accuracy_drop:g} dev {run.task.metric_name} points; "
          f"{len(calibration_rows)} calibration rows")
@@ -139,7 +138,7 @@ def run(run, force: bool = False) -> dict:
         ctx = Context(plain, fused if fused is not None and fused.is_file() else None, calibration_rows, run.layout.student,
                       Path(work), qad_trainer(run, tokenizer), tflite=tflite)
         attempts = run_guard(candidates, ctx, tmp, evaluate, fp32_accuracy, cfg.max_accuracy_drop,
-                             cfg.min_label_agreement, cfg.fallbacks)
+                             cfg.min_label_agreement, cfg.fallbacks, run.task.metric_name, run.task.agreement_name)
         if not any(a.measured for a in attempts):  # every backend failed to run: nothing was quantized at all
             raise UserError(f"quantize: no backend could quantize this model ({attempts[0].reason}); "
                             "the fp32 artifacts are unchanged")
@@ -163,7 +162,8 @@ def run(run, force: bool = False) -> dict:
             name=name, task=run.task.name, format="pytorch" if runtime == "pytorch" else a.path.suffix.lstrip("."),
             runtime=runtime, path=run.layout.rel(run.layout.quantized / a.path.name), precision=precision.label,
             compute=precision.compute,
-            verification=Verification(m.max_abs_diff, m.label_agreement, len(dev), True, None, cfg.min_label_agreement),
+            verification=Verification(m.max_abs_diff, m.label_agreement, len(dev), True, None, cfg.min_label_agreement,
+                                      run.task.agreement_name),
             description=f"{a.backend}: " + ", ".join(f"{k}={v}" for k, v in a.settings.items()),
             quantization=q, buckets=buckets if runtime == "litert" else None, outputs=run.task.output_names))
     if not artifacts:

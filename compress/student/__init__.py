@@ -73,8 +73,12 @@ def build_student(teacher: torch.nn.Module, cfg: StudentConfig) -> tuple[torch.n
         from compress.student.albert import build_albert_student
 
         student, record = build_albert_student(teacher, cfg, layers)
+        if hasattr(teacher, "wrap"):  # a sentence encoder: the same pooling around the ALBERT encoder
+            student = teacher.wrap(student.albert)
         return student, layers, record
-    student = type(teacher)(student_config(teacher.config, cfg, cfg.num_layers))
+    config = student_config(teacher.config, cfg, cfg.num_layers)
+    # a sentence encoder makes its own kind (pooling, projection to its output size); a HF model, one of its class
+    student = teacher.new_like(config) if hasattr(teacher, "new_like") else type(teacher)(config)
     if cfg.init == "random":
         return student.eval(), layers, {}
     source = {}

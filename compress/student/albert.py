@@ -83,7 +83,8 @@ def tie_modules(model) -> None:
     if not spec:
         return
     parts = ATTENTION_PART if spec["mode"] == "attention" else FFN_PART
-    layers = [g.albert_layers[0] for g in model.albert.encoder.albert_layer_groups]
+    base = getattr(model, "albert", model)  # a task model or the bare AlbertModel (sentence encoders)
+    layers = [g.albert_layers[0] for g in base.encoder.albert_layer_groups]
     n = len(layers)
     for i, layer in enumerate(layers):
         leader = layers[next(j for j in range(n) if group_of(j, n, spec["groups"]) == group_of(i, n, spec["groups"]))]

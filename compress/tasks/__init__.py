@@ -8,9 +8,9 @@ DEFAULT = "sequence-classification"
 
 
 def _registry() -> dict[str, Task]:
-    from compress.tasks import sequence_classification
+    from compress.tasks import embedding, sequence_classification
 
-    return {t.name: t for t in (sequence_classification.TASK,)}
+    return {t.name: t for t in (sequence_classification.TASK, embedding.TASK)}
 
 
 def names() -> list[str]:
@@ -22,3 +22,54 @@ def get(name: str) -> Task:
     if name not in registry:
         raise ValueError(f"unknown task '{name}'; known tasks: {', '.join(registry)}")
     return registry[name]
+
+
+def detect_task(teacher: str | None, data: str | None) -> str | None:
+    """'embedding' when no task was named, the teacher is a sentence-transformers checkpoint (it has modules.json)
+    and the data is plain text without a label column; None otherwise (the recipe's task stands). The default data
+    is labelled, so the default run stays a classifier."""
+    from pathlib import Path
+
+    if data is None:
+        return None
+    path = Path(data).expanduser()
+    if path.is_dir():
+        path = next((p for p in sorted(path.glob("train.*")) if p.suffix in (".txt", ".jsonl", ".csv", ".tsv")), path)
+    if not path.is_file() or not _unlabelled(path):
+        return None
+    if teacher in (None, "default"):
+        from compress.teacher import default_teacher_dir
+
+        try:
+            folder = default_teacher_dir()
+        except Exception:
+            return None
+    else:
+        folder = Path(teacher).expanduser()
+    if not (folder / "modules.json").is_file():
+        return None
+    from compress.progress import info
+
+    info("[yellow]note[/]: the teacher is a sentence-transformers model and the data has no labels: task embedding "
+         "(pass --task to choose another)")
+    return "embedding"
+
+
+def _unlabelled(path) -> bool:
+    """A .txt file, or a table whose first rows have no 'label' column."""
+    import csv
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            head = [line for _, line in zip(range(20), fh) if line.strip()]
+        if len(head) < (1 if path.suffix == ".jsonl" else 2):  # nothing to tell from: the recipe's task stands
+            return False
+        if path.suffix == ".txt":
+            return True
+        if path.suffix == ".jsonl":
+            return not any("label" in json.loads(line) for line in head)
+        reader = csv.DictReader(head, delimiter="\t" if path.suffix == ".tsv" else ",")
+        return "label" not in (reader.fieldnames or [])
+    except (OSError, ValueError):
+        return False

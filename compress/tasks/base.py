@@ -22,8 +22,8 @@ class Task:
     """The head a teacher needs, in words (error messages, the report)."""
     has_head: Callable[[Any, list[str]], bool]
     """(TeacherSource, task labels) -> the checkpoint already has this task's head for these labels."""
-    load_model: Callable[[str, list[str], str], Any]
-    """(location, labels, spec) -> the model with this task's head (a new head when the checkpoint has none)."""
+    load_model: Callable[[str, list[str], str, Any], Any]
+    """(location, labels, spec, recipe) -> the model with this task's head (a new head when the checkpoint has none)."""
     train_loss: Callable[[Any, dict], Any]
     """(model, batch) -> the loss that fine-tunes the teacher on the task's labels."""
     load_data: Callable[[Any], Any]
@@ -38,15 +38,34 @@ class Task:
     output_names: tuple[str, ...]
     """The exported graph's outputs, in order."""
     output_shape: Callable[[int], list]
-    """number of labels -> the shape of the first output, with 'batch' for the batch axis."""
+    """width (number of labels, or the vector size) -> the shape of the first output, 'batch' for the batch axis."""
     postprocess: str
     """How the device runner turns outputs into answers (targets.bundle.POSTPROCESS names it)."""
+    agreement: Callable[[np.ndarray, np.ndarray], float] = None  # type: ignore[assignment]
+    """(reference outputs, candidate outputs) -> how far an artifact agrees with the PyTorch student, 1 = fully."""
+    agreement_name: str = "label agreement"
+    targets_from_teacher: bool = False
+    """True: the metric's 'labels' are the teacher's outputs on the same rows (embeddings: fidelity to the teacher)."""
+    default_recipe: str = "default"
+    """The named recipe `--task NAME` starts from when no --recipe is given."""
+    default_losses: dict | None = None
+    """The distillation losses when a recipe of this task names none."""
+    load_student: Callable[[Any], Any] = None  # type: ignore[assignment]
+    """OUT/student/ -> the PyTorch student (eval mode)."""
+    save_student: Callable[[Any, Any, Any, int], None] = None  # type: ignore[assignment]
+    """(student, tokenizer, directory, max_length) -> writes OUT/student/ in the task's own format."""
+    check_inputs: Callable[[Any, Any], None] | None = None
+    """(TeacherSource, recipe) -> raises UserError for a teacher the task cannot use (checked before OUT is touched)."""
+    quality: Callable[[Any], Any] | None = None
+    """run -> what the bench stage measures beyond the metric on test (embeddings: retrieval, the probe); None: the
+    metric on the test split is the quality."""
 
     def check_losses(self, needs: frozenset[str], needs_labels: bool, what: str) -> str | None:
         """Why a loss cannot be used for this task (None: it can)."""
         missing = sorted(needs - self.loss_outputs)
         if missing:
-            return f"{what} reads {', '.join(missing)}, which a {self.name} model does not give"
+            article = "an" if self.name[0] in "aeiou" else "a"
+            return f"{what} reads {', '.join(missing)}, which {article} {self.name} model does not give"
         if needs_labels and not self.has_labels:
             return f"{what} needs labels, which {self.name} data does not have"
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compress.metrics import accuracy
+from compress.metrics import accuracy, label_agreement
 from compress.tasks.base import Task
 
 
@@ -11,7 +11,7 @@ def _has_head(source, labels: list[str]) -> bool:
     return head is not None and head == labels
 
 
-def _load_model(location: str, labels: list[str], spec: str):
+def _load_model(location: str, labels: list[str], spec: str, recipe=None):
     from compress.teacher import load_classifier
 
     return load_classifier(location, labels, spec)
@@ -29,6 +29,20 @@ def _load_data(cfg):
     return load_task_data(cfg)
 
 
+def _load_student(directory):
+    from compress.student.albert import load_student
+
+    return load_student(directory)
+
+
+def _save_student(model, tokenizer, directory, max_length: int) -> None:
+    from compress.student.albert import save_student
+    from compress.vocab import save_tokenizer
+
+    save_student(model, directory)
+    save_tokenizer(tokenizer, directory)
+
+
 TASK = Task(
     name="sequence-classification",
     description="a label per text or text pair (AutoModelForSequenceClassification)",
@@ -44,4 +58,7 @@ TASK = Task(
     output_names=("logits",),
     output_shape=lambda num_labels: ["batch", num_labels],
     postprocess="softmax-labels",
+    agreement=label_agreement,
+    load_student=_load_student,
+    save_student=_save_student,
 )

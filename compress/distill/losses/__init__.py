@@ -18,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 from compress.distill.losses.base import LossSpec, NoParams, teacher_reads  # noqa: F401 (the public names)
 from compress.distill.losses import (
     cosine,
+    embedding_cosine,
+    embedding_mse,
     hard_ce,
     soft_kl,
     tinybert_attention,
@@ -36,6 +38,8 @@ REGISTRY: dict[str, LossSpec] = {
         tinybert_hidden.SPEC,
         tinybert_attention.SPEC,
         tinybert_prediction.SPEC,
+        embedding_mse.SPEC,
+        embedding_cosine.SPEC,
     )
 }
 

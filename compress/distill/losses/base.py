@@ -60,3 +60,15 @@ def check_projectable(ctx) -> None:
             f"student hidden size {d_s} differs from the teacher's {d_t} and distill.projection is 'none': "
             "set it to 'per_layer' or 'shared'"
         )
+
+
+def reads_vectors(layer_map, teacher_layers) -> dict[str, Any]:
+    return {"sentence_embedding": True}
+
+
+def check_same_dim(ctx) -> None:
+    """Sentence vectors are compared as they are: the student's output size must be the teacher's."""
+    d_s, d_t = getattr(ctx.student, "dim", None), getattr(ctx.teacher, "dim", None)
+    if d_s is not None and d_t is not None and d_s != d_t:
+        raise UserError(f"the student's sentence vectors have {d_s} dimensions and the teacher's {d_t}: they must match "
+                        "to be compared (a narrower student gets a projection to the teacher's size)")

@@ -1,0 +1,136 @@
+"""Embedding tiers on this CPU: the transformer student (recipe `embedding`) and the static tier (`embedding-static`),
+each a whole `bert-compress run`, against the teacher in PyTorch eager and in ONNX Runtime fp32 measured in the same
+run, with model2vec's own distillation of the teacher as a peer row (the static run measures it).
+
+    python benchmarks/embedding_tiers.py --work WORK --out benchmarks/results/embedding_tiers_<cpu>.json
+
+Per model (batch 1, seq 128, 1 thread, p50): latency, × eager teacher, × ONNX teacher, size, fidelity, recall@10 /
+MRR@10 (symmetric and asymmetric: the model's queries against the teacher's document vectors), probe accuracy, each
+as a share of the teacher's; and whether the issue's targets hold:
+transformer ≥ 10× the eager teacher with ≥ 97% of its MRR@10 and probe accuracy and asymmetric MRR@10 ≥ 95% of the
+teacher's; static ≥ 100× at ≥ 90%. The pipelines' report.json files are copied beside the results file. An existing
+results file is never overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compress.bench.env import environment  # noqa: E402
+from compress.fsutil import write_json, write_text  # noqa: E402
+
+RECIPES = {"transformer": "embedding", "static": "embedding-static", "wide": "embedding-l3"}
+TARGETS = {"transformer": {"speedup": 10.0, "mrr": 0.97, "probe": 0.97, "asym_mrr": 0.95},
+           "wide": {"speedup": 10.0, "mrr": 0.97, "probe": 0.97, "asym_mrr": 0.95},
+           "static": {"speedup": 100.0, "mrr": 0.90, "probe": 0.90}}
+SEQ, THREADS = 128, 1
+
+
+def p50(entry: dict) -> float | None:
+    return next((c["p50_ms"] for c in entry.get("latency", []) if c["seq_len"] == SEQ and c["threads"] == THREADS
+                 and c.get("batch", 1) == 1), None)
+
+
+def rows_of(report: dict, tier: str) -> list[dict]:
+    t_ms = p50(report["teacher"])
+    onnx = next((r for r in report.get("references", []) if r["name"] == "teacher-onnx-fp32"), None)
+    onnx_ms = p50(onnx) if onnx else None
+    entries = [("teacher (pytorch eager)", "teacher", report["teacher"]), ("student (pytorch eager)", "student", report["student"])]
+    entries += [(a["name"], "artifact", a) for a in report["artifacts"]]
+    entries += [(r["name"], "reference", r) for r in report.get("references", [])]
+    rows = []
+    for name, role, e in entries:
+        emb = e.get("embedding") or {}
+        rel = emb.get("relative") or {}
+        ms = p50(e)
+        rows.append({"tier": tier, "name": name, "role": role, "precision": e.get("precision", "fp32"),
+                     "p50_ms": ms, "x_eager_teacher": round(t_ms / ms, 2) if t_ms and ms else None,
+                     "x_onnx_teacher": round(onnx_ms / ms, 2) if onnx_ms and ms else None,
+                     "size_bytes": e.get("size_bytes"), "dim": emb.get("dim"), "fidelity": emb.get("fidelity"),
+                     "recall@10": emb.get("recall@10"), "mrr@10": emb.get("mrr@10"),
+                     "asym_recall@10": emb.get("asym_recall@10"), "asym_mrr@10": emb.get("asym_mrr@10"),
+                     "probe_accuracy": emb.get("probe_accuracy"), "mrr_of_teacher": rel.get("mrr@10"),
+                     "asym_mrr_of_teacher": rel.get("asym_mrr@10"), "probe_of_teacher": rel.get("probe_accuracy")})
+    return rows
+
+
+def verdict(rows: list[dict], tier: str) -> dict:
+    """The fastest shipped artifact of the tier that meets every quality bar, and whether it meets the speed bar."""
+    bars = TARGETS[tier]
+    ok = [r for r in rows if r["role"] == "artifact" and (r["mrr_of_teacher"] or 0) >= bars["mrr"]
+          and (r["probe_of_teacher"] or 0) >= bars["probe"]
+          and ("asym_mrr" not in bars or (r["asym_mrr_of_teacher"] or 0) >= bars["asym_mrr"])]
+    best = min(ok, key=lambda r: r["p50_ms"] or float("inf"), default=None)
+    fastest = min((r for r in rows if r["role"] == "artifact"), key=lambda r: r["p50_ms"] or float("inf"), default=None)
+    return {"bars": bars, "best_meeting_quality": best and best["name"],
+            "speedup": best and best["x_eager_teacher"], "met": bool(best and (best["x_eager_teacher"] or 0) >= bars["speedup"]),
+            "fastest": fastest and fastest["name"], "fastest_speedup": fastest and fastest["x_eager_teacher"]}
+
+
+def pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def markdown(doc: dict) -> str:
+    env = doc["environment"]
+    lines = ["# Embedding tiers", "", f"Command: `{doc['command']}`", "",
+             f"Machine: {env['cpu']}, {env['cores']} cores; " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+             + f". Batch 1, seq {SEQ}, {THREADS} thread, p50; ratios against the teacher measured in the same run.", "",
+             "| tier | model | precision | p50 ms | × eager teacher | × ONNX teacher | MB | dim | fidelity % | MRR@10 % | "
+             "asym MRR@10 % | probe % | MRR % of teacher | asym % of teacher | probe % of teacher |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["rows"]:
+        lines.append(f"| {r['tier']} | {r['name']} | {r['precision']} | {r['p50_ms']} | {r['x_eager_teacher']} | "
+                     f"{r['x_onnx_teacher']} | {(r['size_bytes'] or 0) / 1e6:.1f} | {r['dim']} | {pct(r['fidelity'])} | "
+                     f"{pct(r['mrr@10'])} | {pct(r['asym_mrr@10'])} | {pct(r['probe_accuracy'])} | {pct(r['mrr_of_teacher'])} | "
+                     f"{pct(r['asym_mrr_of_teacher'])} | {pct(r['probe_of_teacher'])} |")
+    lines += ["", "| tier | bars | fastest artifact meeting the quality bars | × eager teacher | target met |", "|---|---|---|---:|---|"]
+    for tier, v in doc["targets"].items():
+        lines.append(f"| {tier} | {v['bars']} | {v['best_meeting_quality'] or 'none'} | {v['speedup']} | {'yes' if v['met'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", required=True, help="folder for the runs' OUT folders")
+    ap.add_argument("--out", required=True, help="results JSON to write (refused if it exists)")
+    ap.add_argument("--tiers", default="transformer,static")
+    ap.add_argument("--reuse", action="store_true", help="resume runs already in WORK (same settings: nothing is redone)")
+    args = ap.parse_args()
+    out = Path(args.out)
+    if out.exists():
+        print(f"embedding_tiers: {out} exists: a new measurement goes to a new file", file=sys.stderr)
+        return 2
+    work = Path(args.work)
+    doc = {"command": "python " + " ".join(sys.argv), "environment": environment(), "runs": {}, "rows": [], "targets": {}}
+    for tier in args.tiers.split(","):
+        run_out = work / tier
+        cmd = ["bert-compress", "run", "--recipe", RECIPES[tier], "--out", str(run_out)] + (["--resume"] if args.reuse and run_out.exists() else [])
+        print(f"embedding_tiers: {' '.join(cmd)}", file=sys.stderr)
+        if subprocess.run(cmd).returncode != 0:
+            print(f"embedding_tiers: the {tier} run failed", file=sys.stderr)
+            return 1
+        report = json.loads((run_out / "report.json").read_text())
+        copy = out.with_name(f"{out.stem}_{tier}_report.json")
+        shutil.copy2(run_out / "report.json", copy)
+        doc["runs"][tier] = {"command": " ".join(cmd), "recipe": RECIPES[tier], "report": copy.name,
+                             "stage_seconds": report.get("stage_seconds")}
+        rows = rows_of(report, tier)
+        doc["rows"] += rows
+        doc["targets"][tier] = verdict(rows, tier)
+    write_json(out, doc)
+    write_text(out.with_suffix(".md"), markdown(doc))
+    print(markdown(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

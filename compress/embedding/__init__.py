@@ -1,0 +1,1 @@
+"""Sentence-embedding models: distillation, compression and their evaluation."""

@@ -1,0 +1,313 @@
+"""The embedding task end to end on a tiny sentence-transformers teacher: the student lives in the teacher's space,
+OUT/student loads with sentence-transformers and gives the exported files' vectors, the guard and the report speak
+fidelity / retrieval / probe, the bundle embeds through the torch-free runner; plus the task's bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from compress.cli import main
+from tests.conftest import make_tiny_bert, rt_rows, write_jsonl
+
+
+def make_st_teacher(path, *, pooling: str = "mean", normalize: bool = True, hidden: int = 32):
+    """A tiny BERT saved the way sentence-transformers saves a model (modules.json, 1_Pooling/, Normalize)."""
+    from transformers import AutoTokenizer, BertModel
+
+    from compress.embedding.model import SentenceEncoder, save_sentence_transformer
+
+    make_tiny_bert(path, hidden=hidden)
+    model = SentenceEncoder(BertModel.from_pretrained(path, add_pooling_layer=False), pooling, normalize)
+    save_sentence_transformer(model, AutoTokenizer.from_pretrained(path), path, 64)
+    return path
+
+
+def _passages(n: int, skip: int = 0) -> list[str]:
+    from compress.embedding.evaluate import distillation_passages
+
+    return distillation_passages()[skip:skip + n]
+
+
+@pytest.fixture(scope="module")
+def st_teacher(tmp_path_factory):
+    return make_st_teacher(tmp_path_factory.mktemp("st") / "teacher")
+
+
+@pytest.fixture(scope="module")
+def text_data(tmp_path_factory):
+    """Labelled snippets (for the probe) and unlabelled plot summaries (for inverse-cloze retrieval) in every split."""
+    root = tmp_path_factory.mktemp("texts") / "data"
+    write_jsonl(root / "train.jsonl", rt_rows("train", 120) + [{"text": t} for t in _passages(60)])
+    write_jsonl(root / "dev.jsonl", rt_rows("dev", 32))
+    write_jsonl(root / "test.jsonl", rt_rows("test", 32) + [{"text": t} for t in _passages(40, skip=60)])
+    return root
+
+
+RECIPE = """
+name: tiny-embedding
+task: embedding
+student: {num_layers: 1, hidden_size: 16, num_attention_heads: 2, intermediate_size: 32}
+distill:
+  epochs: 2
+  lr: 1.0e-3
+  batch_size: 16
+  losses: {embedding_mse: {weight: 1.0}, embedding_cosine: {weight: 1.0}, tinybert_hidden: {weight: 0.1}}
+data: {max_length: 64}
+export: {tflite: off}
+quantize: {max_accuracy_drop: 100, min_label_agreement: 0.01, fallbacks: false, calibration_rows: 32,
+           candidates: [{backend: ort-dynamic}]}
+bench: {seq_lens: [32, 16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, isolate: false}
+"""
+
+
+def _pipeline(tmp_path_factory, name: str, recipe_text: str, teacher, data):
+    """A whole `bert-compress run` of a recipe on the tiny teacher and data; returns OUT."""
+    root = tmp_path_factory.mktemp(name)
+    recipe = root / "recipe.yaml"
+    recipe.write_text(recipe_text)
+    out = root / "out"
+    assert main(["run", "--teacher", str(teacher), "--data", str(data), "--recipe", str(recipe), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory, st_teacher, text_data):
+    return _pipeline(tmp_path_factory, "emb", RECIPE, st_teacher, text_data)
+
+
+def _texts():
+    return ["a gripping, beautifully acted thriller", "the plot makes no sense at all", "A detective hunts a killer. "
+            "He finds a clue in the old house.", ""]
+
+
+def test_student_loads_with_sentence_transformers_and_matches_the_exports(embedded):
+    from sentence_transformers import SentenceTransformer
+
+    from targets.bundle import Embedder
+
+    st = SentenceTransformer(str(embedded / "student"), device="cpu")
+    assert st.get_sentence_embedding_dimension() == 32  # the teacher's size: the projection is part of the student
+    modules = [type(m).__name__ for m in st]
+    assert modules[-2:] == ["Dense", "Normalize"] and "Pooling" in modules
+    texts = _texts()
+    expected = st.encode(texts, convert_to_numpy=True)
+    for runtime in ("model.onnx", "model.ort"):
+        got = Embedder(embedded / "bundle", runtime=runtime).embed(texts)
+        assert got.shape == (len(texts), 32)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_outputs_the_pooled_normalised_sentence_embedding(embedded):
+    import onnx
+
+    model = onnx.load(str(embedded / "export" / "model.onnx"))
+    out = model.graph.output
+    assert [o.name for o in out] == ["sentence_embedding"]
+    dims = [d.dim_param or d.dim_value for d in out[0].type.tensor_type.shape.dim]
+    assert len(dims) == 2 and dims[1] == 32 and isinstance(dims[0], str)
+
+
+def test_records_and_report_speak_the_embedding_metrics(embedded):
+    report = json.loads((embedded / "report.json").read_text())
+    assert report["task"] == "embedding"
+    ev = report["data"]["evaluation"]
+    assert ev["retrieval_pairs"] >= 20 and ev["probe"]["labels"] == ["negative", "positive"]
+    rows = [report["teacher"], report["student"], *report["artifacts"], *report["references"]]
+    assert [r["name"] for r in report["references"]] == ["teacher-onnx-fp32"]
+    for row in rows:
+        e = row["embedding"]
+        assert e["dim"] == 32 and 0 <= e["mrr@10"] <= e["recall@10"] <= 1 and 0 <= e["probe_accuracy"] <= 1
+        assert row["accuracy"] == e["fidelity"]  # `accuracy` holds the task metric
+    assert report["teacher"]["embedding"]["fidelity"] == 1.0
+    onnx_teacher = report["references"][0]["embedding"]
+    assert onnx_teacher["fidelity"] > 0.9999 and onnx_teacher["mrr@10"] == pytest.approx(report["teacher"]["embedding"]["mrr@10"], abs=1e-6)
+    q = json.loads((embedded / "stages" / "quantize.json").read_text())
+    assert q["metric"] == "fidelity" and "mean cosine" in q["artifacts"][0]["quantization"]["reason"]
+    assert q["artifacts"][0]["verification"]["agreement"] == "mean cosine"
+    md = (embedded / "report.md").read_text()
+    assert "## Embedding quality" in md and "asym MRR@10" in md and "teacher-onnx-fp32 (reference)" in md
+    bench = json.loads((embedded / "bench.json").read_text())
+    assert bench["task"] == "embedding" and {m["role"] for m in bench["models"]} >= {"teacher", "student", "artifact", "reference"}
+
+
+def test_bundle_embeds_and_checks_itself(embedded):
+    from targets.bundle import Bundle, Embedder
+    from targets.check import CheckSet, check_model
+
+    meta = json.loads((embedded / "bundle" / "metadata.json").read_text())
+    assert meta["task"] == {"name": "embedding", "outputs": ["sentence_embedding"], "postprocess": "embedding"}
+    assert meta["embedding"] == {"dim": 32, "normalized": True, "pooling": "mean"}
+    readme = (embedded / "bundle" / "README.md").read_text()
+    assert "Sentence-embedding bundle" in readme and "emb.search(" in readme
+    emb = Embedder(embedded / "bundle")
+    hits = emb.search("the plot makes no sense at all", _texts()[:3], top_k=1)
+    assert hits[0][0] == 1
+    bundle = Bundle.load(embedded / "bundle")
+    checks = CheckSet.load(bundle)
+    results = [check_model(bundle, m, checks) for m in bundle.metadata["models"]]
+    assert results and all(r.passed and r.mean_cosine > 0.99 for r in results)
+
+
+def test_teacher_cache_holds_the_sentence_vectors(embedded):
+    meta = json.loads((embedded / "cache" / "teacher" / "task" / "meta.json").read_text())
+    assert meta["plan"]["sentence_embedding"] is True and meta["plan"]["logits"] is False
+
+
+def test_detected_from_modules_json_when_the_data_has_no_labels(tmp_path, st_teacher):
+    from compress.tasks import detect_task
+
+    txt = tmp_path / "texts.txt"
+    txt.write_text("one text\nanother text\n")
+    assert detect_task(str(st_teacher), str(txt)) == "embedding"
+    assert detect_task(None, None) is None  # the default run stays a classifier
+    labelled = write_jsonl(tmp_path / "l.jsonl", rt_rows("train", 3))
+    assert detect_task(str(st_teacher), str(labelled)) is None
+    bare = make_tiny_bert(tmp_path / "bare")
+    assert detect_task(str(bare), str(txt)) is None
+
+
+def test_bare_encoder_with_a_chosen_pooling(tmp_path):
+    from compress.embedding.model import read_pooling
+    from compress.recipe import resolve_recipe
+    from compress.tasks.embedding import pooling_of
+
+    bare = make_tiny_bert(tmp_path / "bare")
+    assert read_pooling(str(bare), "bare") is None
+    cfg = resolve_recipe("embedding", overrides={"embedding": {"pooling": "cls"}}).embedding
+    p = pooling_of(str(bare), "bare", cfg)
+    assert (p.mode, p.normalize, p.source) == ("cls", True, "recipe")
+
+
+def _bad_pooling(t):
+    path = make_st_teacher(t / "st")
+    (path / "1_Pooling" / "config.json").unlink()
+    return path
+
+
+def _wrong_width_pooling(t):
+    path = make_st_teacher(t / "st")
+    cfg = json.loads((path / "1_Pooling" / "config.json").read_text())
+    key = "embedding_dimension" if "embedding_dimension" in cfg else "word_embedding_dimension"
+    (path / "1_Pooling" / "config.json").write_text(json.dumps(cfg | {key: 64}))
+    return path
+
+
+def _recipe(t, text):
+    (t / "r.yaml").write_text(text)
+    return str(t / "r.yaml")
+
+
+BAD = {
+    "pooling cannot be read": (lambda t: ["--task", "embedding", "--teacher", str(_bad_pooling(t))], "its pooling cannot be read"),
+    "pooling of another width": (lambda t: ["--task", "embedding", "--teacher", str(_wrong_width_pooling(t))],
+                                 "do not belong to these weights"),
+    "bare encoder, no pooling": (lambda t: ["--task", "embedding", "--teacher", str(make_tiny_bert(t / "b"))],
+                                 "set embedding.pooling"),
+    "empty text file": (lambda t: ["--task", "embedding", "--data", str(_file(t / "e.txt", "\n\n"))], "holds no text"),
+    "classifier loss": (lambda t: ["--task", "embedding", "--recipe", "default"], "an embedding model does not give"),
+    "hard_ce in an embedding recipe": (
+        lambda t: ["--recipe", _recipe(t, "task: embedding\ndistill: {losses: {hard_ce: {weight: 1.0}}}")], "hard_ce"),
+    "static student for a classifier": (lambda t: ["--recipe", _recipe(t, "student: static")], "set task: embedding"),
+    "static table wider than the teacher": (
+        lambda t: ["--recipe", _recipe(t, "task: embedding\nstudent: {kind: static, pca_dims: 999}")], "is more than the teacher's"),
+    "unknown task": (lambda t: ["--task", "nope"], "unknown task 'nope'"),
+}
+
+
+def _file(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
+    make_args, message = BAD[case]
+    out = tmp_path / "out"
+    code = main(["run", *make_args(tmp_path), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert not out.exists(), "nothing may be written for bad input"
+
+
+STATIC_RECIPE = """
+name: tiny-static
+task: embedding
+student: {kind: static, pca_dims: 16}
+data: {max_length: 64}
+export: {tflite: off}
+quantize: {max_accuracy_drop: 100, min_label_agreement: 0.01, fallbacks: false, calibration_rows: 32,
+           candidates: [{backend: ort-dynamic}]}
+bench: {seq_lens: [32, 16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, isolate: false}
+"""
+
+
+@pytest.fixture(scope="module")
+def static_run(tmp_path_factory, st_teacher, text_data):
+    return _pipeline(tmp_path_factory, "static", STATIC_RECIPE, st_teacher, text_data)
+
+
+def test_static_tier_runs_through_the_pipeline(static_run):
+    """model2vec's table + the fitted map: a Gather/mean ONNX the runner runs, equal to sentence-transformers' load of
+    OUT/student; model2vec's own distillation is the peer row."""
+    import onnx
+    from sentence_transformers import SentenceTransformer
+
+    from targets.bundle import Embedder
+
+    ops = {n.op_type for n in onnx.load(str(static_run / "export" / "model.onnx")).graph.node}
+    assert "Gather" in ops and not ops & {"Attention", "Softmax", "LayerNormalization"}
+    texts = [t for t in _texts() if t]  # sentence-transformers' StaticEmbedding counts [UNK] pieces in the mean
+    st = SentenceTransformer(str(static_run / "student"), device="cpu")
+    import onnxruntime as ort
+
+    from compress.embedding.static import load_static
+
+    expected = st.encode(texts, convert_to_numpy=True)
+    ids, mask = load_static(static_run / "student").batch(texts)
+    fp32 = ort.InferenceSession(str(static_run / "export" / "model.onnx")).run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    np.testing.assert_allclose(fp32, expected, atol=1e-5)
+    emb = Embedder(static_run / "bundle", runtime="model.onnx")  # the fastest verified file: int8 here
+    got = emb.embed(texts)
+    assert (got * expected).sum(-1).min() > 0.999
+    meta = json.loads((static_run / "bundle" / "metadata.json").read_text())
+    assert meta["tokenizer"]["add_special_tokens"] is False and meta["embedding"]["pooling"] == "static-mean"
+    assert [i["name"] for i in meta["models"][0]["inputs"]] == ["input_ids", "attention_mask"]
+    report = json.loads((static_run / "report.json").read_text())
+    refs = {r["name"]: r for r in report["references"]}
+    assert set(refs) == {"teacher-onnx-fp32", "model2vec-onnx-fp32"}
+    assert refs["model2vec-onnx-fp32"]["embedding"]["dim"] == 16  # PCA space: no asymmetric retrieval there
+    assert refs["model2vec-onnx-fp32"]["embedding"]["asym_mrr@10"] is None
+    assert report["student"]["embedding"]["dim"] == 32 and report["student"]["embedding"]["asym_mrr@10"] is not None
+
+
+@pytest.mark.slow
+def test_default_teacher_quick_embedding_run(tmp_path):
+    """`bert-compress run --task embedding --quick` on all-MiniLM-L6-v2: OUT/student loads with sentence-transformers
+    and gives the exported ONNX file's vectors; the bundle re-checks itself."""
+    import onnxruntime as ort
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoTokenizer
+
+    from targets.bundle import Bundle
+    from targets.check import CheckSet, check_model
+
+    out = tmp_path / "out"
+    assert main(["run", "--task", "embedding", "--quick", "--out", str(out)]) == 0
+    texts = _texts()[:3]
+    st = SentenceTransformer(str(out / "student"), device="cpu")
+    assert st.get_sentence_embedding_dimension() == 384
+    feeds = AutoTokenizer.from_pretrained(out / "student")(texts, padding=True, return_tensors="np")
+    session = ort.InferenceSession(str(out / "export" / "model.onnx"))
+    names = {i.name for i in session.get_inputs()}
+    got = session.run(["sentence_embedding"], {k: v.astype(np.int64) for k, v in feeds.items() if k in names})[0]
+    np.testing.assert_allclose(got, st.encode(texts, convert_to_numpy=True), atol=1e-5)
+    bundle = Bundle.load(out / "bundle")
+    checks = CheckSet.load(bundle)
+    assert all(check_model(bundle, m, checks).passed for m in bundle.metadata["models"])
+    report = json.loads((out / "report.json").read_text())
+    assert report["teacher"]["embedding"]["mrr@10"] > 0.3  # the real teacher retrieves: the suite is not noise
