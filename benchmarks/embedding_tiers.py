@@ -127,7 +127,8 @@ def main() -> int:
         doc["rows"] += rows
         doc["targets"][tier] = verdict(rows, tier)
     write_json(out, doc)
-    write_text(out.with_suffix(".md"), markdown(doc))
+    # the Markdown names the scratch folder WORK and paths relative to the repository (the JSON keeps them as run)
+    write_text(out.with_suffix(".md"), markdown(doc).replace(str(work), "WORK").replace(f"{ROOT}/", ""))
     print(markdown(doc))
     return 0
 

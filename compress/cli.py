@@ -134,9 +134,11 @@ def _dispatch(args) -> int:
         best = s["best_artifact"]
         if best:
             b = s["vs_teacher"][best]
+            quality = (f"fidelity {100 * b['accuracy_retained']:.1f}% (mean cosine to the teacher)"
+                       if report.get("task") == "embedding" else f"{100 * b['accuracy_retained']:.1f}% of its test accuracy")
             console.print(
                 f"[bold]{best}[/]: {b['speedup']}× faster than the teacher (seq {s['seq_len']}, {s['threads']} thread), "
-                f"{b['size_ratio']}× smaller, {100 * b['accuracy_retained']:.1f}% of its test accuracy — {out / 'report.md'}"
+                f"{b['size_ratio']}× smaller, {quality} — {out / 'report.md'}"
             )
     return 0
 

@@ -311,3 +311,32 @@ def test_default_teacher_quick_embedding_run(tmp_path):
     assert all(check_model(bundle, m, checks).passed for m in bundle.metadata["models"])
     report = json.loads((out / "report.json").read_text())
     assert report["teacher"]["embedding"]["mrr@10"] > 0.3  # the real teacher retrieves: the suite is not noise
+
+
+@pytest.mark.parametrize("raw", [{"backend": "nncf"}, {"backend": "torchao", "scheme": "int8-dynamic"}], ids=["nncf", "torchao"])
+def test_every_quantizer_takes_the_embedding_student(embedded, tmp_path, raw):
+    """NNCF on the ONNX file, torchao on the PyTorch student: both give vectors close to the fp32 student's."""
+    from transformers import AutoTokenizer
+
+    from compress.data.batching import encode
+    from compress.data.readers import Example
+    from compress.evaluate import predict_logits
+    from compress.export.verify import device_logits
+    from compress.metrics import mean_cosine
+    from compress.quantize import Context, parse_candidate
+    from compress.tasks import load_any_student
+    from targets.runtime import load_model
+
+    tok = AutoTokenizer.from_pretrained(embedded / "student")
+    enc = encode(tok, [Example(t, -1) for t in [e["text"] for e in rt_rows("dev", 32)]], 64)
+    backend, settings = parse_candidate(raw)
+    ctx = Context(embedded / "export" / "model.onnx", None, enc, embedded / "student", tmp_path)
+    dst = backend.quantize(settings, ctx, tmp_path / ("q.onnx" if backend.runtime == "onnxruntime" else "q.pt"))
+    reference = predict_logits(load_any_student(embedded / "student"), enc)
+    if backend.runtime == "pytorch":
+        from compress.quantize.torchao_ptq import load
+
+        got = predict_logits(load(dst, settings, embedded / "student"), enc, batch_size=1)
+    else:
+        got = device_logits(load_model(dst), enc)
+    assert got.shape == reference.shape and mean_cosine(got, reference) > 0.9

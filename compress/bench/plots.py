@@ -51,16 +51,25 @@ def plot_pareto(docs: list[dict], path: Path) -> Path | None:
         ax.plot([p[0] for p in front], [p[1] for p in front], "-", lw=1.5)
         ax.scatter([p[0] for p in front], [p[1] for p in front], marker=MARKERS[i % len(MARKERS)], s=90,
                    facecolors="none", edgecolors="black", linewidths=1.2)
-        for j, (name, ms, acc) in enumerate(sorted(points, key=lambda p: p[1])):  # every point named; offsets alternate
-            ax.annotate(name.replace("student-", ""), (ms, acc), fontsize=6, xytext=(4, -9 if j % 2 else 4),
-                        textcoords="offset points")
+        # every point named; neighbours in latency get labels on four levels so near-equal points stay readable
+        for j, (name, ms, acc) in enumerate(sorted(points, key=lambda p: p[1])):
+            ax.annotate(name.replace("student-", ""), (ms, acc), fontsize=6, xytext=(6, (-14, -5, 4, 13)[j % 4]),
+                        textcoords="offset points", arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5})
     if not drawn:
         plt.close(fig)
         return None
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda x, _: f"{x:g}")  # 6, 10, 20 ms: not 6×10⁰
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("p50 latency, batch 1 (ms, log scale)")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{ylabel.split(' (')[0].capitalize()} vs latency (circled and joined: the Pareto front; emulated devices left out)", fontsize=10)
+    what = ylabel.split(" (")[0]
+    ax.set_title(f"{what[0].upper() + what[1:]} vs latency (circled and joined: the Pareto front; emulated devices left out)",
+                 fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     return _save(fig, plt, path)
@@ -81,8 +90,14 @@ def plot_latency_vs_seq(docs: list[dict], path: Path) -> Path | None:
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, lw=1.2,
                         label=f"{m['name']} ({m['runtime']})")
+                ax.annotate(m["name"].replace("student-", ""), pts[-1], fontsize=5, xytext=(3, 0),
+                            textcoords="offset points", va="center")  # each line named at its end, not only in the legend
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        from matplotlib.ticker import FuncFormatter
+
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}" if str(f"{y:g}")[0] in "25" else ""))
         seqs = sorted(doc["grid"]["seq_lens"])
         ax.set_xticks(seqs, [str(s) for s in seqs])
         ax.set_xlabel("sequence length (tokens)")

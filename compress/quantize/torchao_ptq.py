@@ -117,9 +117,10 @@ def convert(model, settings: Settings):
 def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
     import torch
 
-    from compress.student.albert import load_student, tie_modules
+    from compress.student.albert import tie_modules
+    from compress.tasks import load_any_student
 
-    student = load_student(ctx.student_dir)
+    student = load_any_student(ctx.student_dir)
     if settings.qad_epochs:
         from torchao.quantization import quantize_
 
@@ -154,9 +155,9 @@ def load(path: Path, settings: Settings, student_dir: Path):
 
     import torch
 
-    from compress.student.albert import load_student
+    from compress.tasks import load_any_student
 
-    model = convert(load_student(student_dir), settings)
+    model = convert(load_any_student(student_dir), settings)
     expected = model.state_dict()
     try:
         with torch.serialization.safe_globals(safe_globals()):

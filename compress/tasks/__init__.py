@@ -73,3 +73,12 @@ def _unlabelled(path) -> bool:
         return "label" not in (reader.fieldnames or [])
     except (OSError, ValueError):
         return False
+
+
+def load_any_student(directory):
+    """OUT/student of whichever task wrote it (a sentence-transformers folder is an embedding student): for code
+    that holds only the folder, e.g. the torchao artifact loader."""
+    from pathlib import Path
+
+    name = "embedding" if (Path(directory) / "modules.json").is_file() else DEFAULT
+    return get(name).load_student(directory)
