@@ -110,7 +110,8 @@ def main() -> int:
         print(f"embedding_tiers: {out} exists: a new measurement goes to a new file", file=sys.stderr)
         return 2
     work = Path(args.work)
-    doc = {"command": "python " + " ".join(sys.argv), "environment": environment(), "runs": {}, "rows": [], "targets": {}}
+    argv = [a.replace(f"{ROOT}/", "") for a in sys.argv]  # repository paths relative to its root
+    doc = {"command": "python " + " ".join(argv), "environment": environment(), "runs": {}, "rows": [], "targets": {}}
     for tier in args.tiers.split(","):
         run_out = work / tier
         cmd = ["bert-compress", "run", "--recipe", RECIPES[tier], "--out", str(run_out)] + (["--resume"] if args.reuse and run_out.exists() else [])
