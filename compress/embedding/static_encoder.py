@@ -65,7 +65,6 @@ def static_tokenizer(directory):
 
     fields = json.loads((Path(directory) / STUDENT_FILE).read_text(encoding="utf-8"))
     tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(directory) / "tokenizer.json"))
-    tok.pad_token_id  # noqa: B018 (set below when the file names no pad token)
     if tok.pad_token is None:
         tok.pad_token = tok.convert_ids_to_tokens(fields["pad_token_id"])
     return tok

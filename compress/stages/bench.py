@@ -77,7 +77,7 @@ def run(run, force: bool = False) -> dict:
         jobs = [torch_job({"kind": "teacher", "path": teacher_path, "labels": run.data.labels, "task": run.task.name,
                            "pooling": getattr(teacher, "pooling_spec", None) and vars(teacher.pooling_spec)}, b,
                           teacher.config.vocab_size, "teacher", teacher_entry["arch"], names)]
-        del teacher
+        # the teacher stays loaded: the embedding task's reference rows export it
         student = run.load_student("bench")
         student_tokenizer = run.student_tokenizer()
         student_entry = _torch_entry(student, run.layout.student, student_test, "student", quality, student_tokenizer)
@@ -111,7 +111,6 @@ def run(run, force: bool = False) -> dict:
         if run.task.name == "embedding":  # reference rows: the teacher in ONNX Runtime, model2vec's own distillation
             from compress.embedding.references import reference_models
 
-            teacher = run.load_teacher("bench")
             for ref in reference_models(run, teacher, run.layout.root / "cache" / "references"):
                 enc = run.encode("test", ref.tokenizer)
                 runtime = load_model(ref.path)
@@ -121,7 +120,7 @@ def run(run, force: bool = False) -> dict:
                                    "description": ref.description, "size_bytes": ref.path.stat().st_size, **measured,
                                    "precision": "fp32", "compute": "fp32", "reference": True})
                 jobs.append(runtime_job(ref.path, b, ref.vocab_size, ref.name, teacher_entry["arch"] if "teacher" in ref.name else arch))
-            del teacher
+        del teacher
         gemm_before = gemm_peak(b.thread_counts()) if b.gemm_peak else None
         timed = time_jobs(jobs, b)
         for entry, measured in zip([teacher_entry, student_entry, *artifacts, *references], timed):
