@@ -60,11 +60,11 @@ def render(meta: dict) -> str:
         "",
         "## Files",
         "",
-        "- `model.onnx`: ONNX Runtime (desktop, server, Pi). `model.ort`: the same model in ONNX Runtime's "
-        "format for ONNX Runtime Mobile (Android / iOS). Inputs `input_ids`, `attention_mask`, `token_type_ids`, "
+        "- `model.onnx`: ONNX Runtime (desktop, server, Pi; for a phone app take the string-in `android-ort` / "
+        "`ios-ort` bundle instead). Inputs `input_ids`, `attention_mask`, `token_type_ids`, "
         "int64, shape [batch, sequence]; output `logits` float32 [batch, labels]. An app that loads `model.onnx` "
         "itself should add the session config entries in `metadata.json` (`session_config`: ONNX Runtime's "
-        "SkipLayerNorm fusion off, its CPU kernel is the slow path); `model.ort` was saved with them applied.",
+        "SkipLayerNorm fusion off, its CPU kernel is the slow path).",
         "- `model.tflite`: LiteRT (TensorFlow Lite). One signature per sequence bucket "
         f"({', '.join(f'`seq_{b}`' for b in buckets)}): batch 1, int32 inputs of exactly that length. Pad the "
         "tokens to the smallest bucket that holds them (pad id "

@@ -69,7 +69,18 @@ class BenchError(Exception):
 
 
 # ---- one cell ----------------------------------------------------------------------------------------
+TEXT_INPUT = "text"
+"""The input of a string-in graph (the tokenizer inside): fed a text of exactly seq_len tokens."""
+
+
+def bench_text(seq_len: int) -> str:
+    """A text that a BERT WordPiece tokenizer turns into exactly seq_len ids: [CLS], seq_len - 2 x 'the', [SEP]."""
+    return " ".join(["the"] * max(0, seq_len - 2))
+
+
 def bench_inputs(input_names: list[str], vocab_size: int, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
+    if TEXT_INPUT in input_names:
+        return {TEXT_INPUT: np.array([bench_text(seq_len)] * batch, dtype=object)}
     rng = np.random.default_rng(seed)
     feeds = {"input_ids": rng.integers(1000 if vocab_size > 2000 else 1, vocab_size, size=(batch, seq_len), dtype=np.int64)}
     if "attention_mask" in input_names:

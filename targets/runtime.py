@@ -23,6 +23,12 @@ RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".ort": "onnxruntime", ".tflite": "
 SESSION_CONFIG = {"optimization.disable_specified_optimizers": "SkipLayerNormFusion"}
 
 
+EXTENSIONS_HINT = "pip install onnxruntime-extensions"
+EXTENSIONS_DOMAIN = "ai.onnx.contrib"
+"""onnxruntime-extensions' operator domain: a graph that uses it has the tokenizer inside (a string input)."""
+OFFSETS_OUTPUT = "offset_mapping"
+
+
 class RuntimeLoadError(Exception):
     """The runtime cannot load this model file (or is not installed)."""
 
@@ -47,18 +53,42 @@ class OnnxModel:
         self.session_config = dict(SESSION_CONFIG if session_config is None else session_config)
         for key, value in self.session_config.items():
             options.add_session_config_entry(key, value)
+        self.interpreter = f"onnxruntime {ort.__version__}"
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types per failure
-            raise RuntimeLoadError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}") from None
+            if EXTENSIONS_DOMAIN not in str(exc):
+                raise RuntimeLoadError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}") from None
+            # a string-in graph: its tokenizer runs as onnxruntime-extensions operators
+            self.session = self._with_extensions(ort, path, options)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_types = {i.name: i.type for i in self.session.get_inputs()}
-        self.interpreter = f"onnxruntime {ort.__version__}"
+        self.text_input = next((n for n, t in self.input_types.items() if t == "tensor(string)"), None)
+        """The string input of a string-in graph (one text per call), None for a graph fed ids."""
+        self.output = next(o.name for o in self.session.get_outputs() if o.name != OFFSETS_OUTPUT)
+        """The task output (a string-in graph also gives each token's character span, `offset_mapping`)."""
+
+    def _with_extensions(self, ort, path, options):
+        try:
+            import onnxruntime_extensions
+        except ImportError:
+            raise RuntimeLoadError(f"{Path(path).name} has the tokenizer in the graph (onnxruntime-extensions "
+                                   f"operators): {EXTENSIONS_HINT}") from None
+        options.register_custom_ops_library(onnxruntime_extensions.get_library_path())
+        self.interpreter += f" + onnxruntime-extensions {onnxruntime_extensions.__version__}"
+        try:
+            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise RuntimeLoadError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}") from None
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        if self.text_input is not None:  # one text per call, as the graph's tokenizer takes it
+            texts = np.asarray(feeds[self.text_input], dtype=object).reshape(-1)
+            return np.concatenate([self.session.run([self.output], {self.text_input: texts[i:i + 1]})[0]
+                                   for i in range(len(texts))])
         dtype = lambda name: np.int32 if "int32" in self.input_types[name] else np.int64  # noqa: E731
         inputs = {n: np.asarray(feeds[n], dtype=dtype(n)) for n in self.input_names}
-        return self.session.run(None, inputs)[0]
+        return self.session.run([self.output], inputs)[0]
 
 
 def _interpreter_classes(choice: str):

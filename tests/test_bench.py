@@ -125,7 +125,7 @@ def device_results(bundled, tmp_path_factory):
     paths = []
     for i in range(2):
         path = root / f"device{i}.json"
-        proc = _runner("bench", str(bundled / "bundle.zip"), "--out", str(path), "--device", "test-device",
+        proc = _runner("bench", str(bundled / "bundle" / "pi.zip"), "--out", str(path), "--device", "test-device",
                        "--threads", "1", "--seq-lens", "16,32,128", "--batches", "1,2", "--min-runs", "5",
                        "--min-seconds", "0", cwd=root)
         assert proc.returncode == 0, proc.stderr
@@ -158,7 +158,7 @@ def test_device_runner_bench_measures_every_model(bundled, device_results):
 ])
 @pytest.mark.slow
 def test_device_runner_bench_bad_input(bundled, tmp_path, args, message):
-    proc = _runner("bench", str(bundled / "bundle"), "--out", str(tmp_path / "r.json"), *args)
+    proc = _runner("bench", str(bundled / "bundle" / "pi"), "--out", str(tmp_path / "r.json"), *args)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r.json").exists()
@@ -250,7 +250,7 @@ def test_recipe_bench_settings():
 @pytest.mark.slow
 def test_arm64_without_qemu_is_one_line(bundled, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))  # no qemu-aarch64 on it
-    assert main(["arm64", str(bundled / "bundle"), "--out", str(tmp_path / "arm")]) == 2
+    assert main(["arm64", str(bundled / "bundle" / "pi"), "--out", str(tmp_path / "arm")]) == 2
     err = capsys.readouterr().err
     assert "qemu-user is not installed" in err and "apt-get install qemu-user-static" in err
     assert not (tmp_path / "arm").exists()
@@ -272,7 +272,7 @@ def test_arm64_outputs_match_x86_under_qemu(bundled, tmp_path):
     except UserError as exc:
         pytest.skip(f"cannot prepare the aarch64 Python here: {exc}")
     out = tmp_path / "arm"
-    code = main(["arm64", str(bundled / "bundle"), "--out", str(out), "--cpus", "cortex-a72", "--texts", "6",
+    code = main(["arm64", str(bundled / "bundle" / "pi"), "--out", str(out), "--cpus", "cortex-a72", "--texts", "6",
                  "--seq-lens", "16"])
     check = json.loads((out / "arm64_check.json").read_text())
     assert code == 0 and check["passed"], check

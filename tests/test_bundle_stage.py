@@ -92,20 +92,20 @@ def test_a_bundle_model_failing_the_runner_check_is_replaced_by_the_next_fastest
     out = tmp_path / "out"
     shutil.copytree(tiny_run, out)
     report = json.loads((out / "report.json").read_text())
-    onnx_options = choose_models(report, None)[0]
+    onnx_options = choose_models(report, None)["onnxruntime"]
     assert len(onnx_options) >= 2
     first, second = onnx_options[0], onnx_options[1]
     _damage(out / first["path"])
     assert main(["bundle", "--out", str(out), "--force"]) == 0
     err = capsys.readouterr().err
     assert f"trying the next-fastest onnxruntime artifact, {second['name']}" in err and "not bundled" in err
-    meta = json.loads((out / "bundle" / "metadata.json").read_text())
+    meta = json.loads((out / "bundle" / "pi" / "metadata.json").read_text())
     assert {m["artifact"] for m in meta["models"]} == {second["name"]}
     assert {r["artifact"] for r in meta["rejected"]} == {first["name"]}
     assert "does not match the PyTorch student" in meta["rejected"][0]["reason"]
-    bundle = Bundle.load(out / "bundle.zip")  # consistent: every listed file there, nothing unlisted
+    bundle = Bundle.load(out / "bundle" / "pi.zip")  # consistent: every listed file there, nothing unlisted
     listed = {m["file"] for m in bundle.metadata["models"]}
-    assert listed == {"model.onnx", "model.ort"}
+    assert listed == {"model.onnx"}  # the .ort is the mobile bundles' format, not the Pi's
     for m in listed:
         assert Classifier(bundle, runtime=m).predict(["a fine film"])[0].label in bundle.labels
     record = json.loads((out / "report.json").read_text())["bundle"]
@@ -117,7 +117,7 @@ def test_a_bundle_with_no_passing_model_fails_in_one_line_and_keeps_the_student(
 
     out = tmp_path / "out"
     shutil.copytree(tiny_run, out)
-    for art in choose_models(json.loads((out / "report.json").read_text()), None)[0]:
+    for art in choose_models(json.loads((out / "report.json").read_text()), None)["onnxruntime"]:
         _damage(out / art["path"])
     before = sorted(p.name for p in (out / "student").iterdir())
     assert main(["bundle", "--out", str(out), "--force"]) == 1
@@ -134,7 +134,7 @@ def test_the_bundle_rechecks_itself_on_the_device_cpu(tiny_run, tmp_path):
 
     from tests.conftest import run_torch_free
 
-    b = tiny_run / "bundle"
+    b = tiny_run / "bundle" / "pi"
     r = run_torch_free(b, "check", str(b), "--json")
     assert r.returncode == 0, r.stderr
     results = [json.loads(line) for line in r.stdout.splitlines()]
@@ -203,10 +203,10 @@ def test_an_out_written_before_the_view_resumes_with_every_stage_skipped(tiny_ru
 def test_the_bundle_names_its_task_and_a_runner_refuses_a_task_it_cannot_post_process(tiny_run, tmp_path):
     from targets.bundle import Bundle, BundleError, Classifier
 
-    meta = json.loads((tiny_run / "bundle" / "metadata.json").read_text())
+    meta = json.loads((tiny_run / "bundle" / "pi" / "metadata.json").read_text())
     assert meta["task"] == {"name": "sequence-classification", "outputs": ["logits"], "postprocess": "softmax-labels"}
     other = tmp_path / "bundle"
-    shutil.copytree(tiny_run / "bundle", other)
+    shutil.copytree(tiny_run / "bundle" / "pi", other)
     (other / "metadata.json").write_text(json.dumps(meta | {"task": {"name": "token-classification", "outputs": ["logits"],
                                                                      "postprocess": "bio-entities"}}))
     with pytest.raises(BundleError, match="this bundle is a token-classification model"):

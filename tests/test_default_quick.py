@@ -20,21 +20,29 @@ def test_quick_run_on_the_default_teacher(tmp_path, capsys):
     assert t["finetuned"] and s["teacher_layers"] == [1, 3, 5]
     assert report["summary"]["best_artifact"] in {a["name"] for a in report["artifacts"]}
     assert "faster than the teacher" in capsys.readouterr().err
-    # the app bundle: ONNX (+ .ort) always, TFLite when the tflite extra is installed; each checked through the runner
+    # the Pi bundle: ONNX always, TFLite when the tflite extra is installed; each checked through the runner
     import importlib.util
 
-    meta = json.loads((out / "bundle/metadata.json").read_text())
+    meta = json.loads((out / "bundle/pi/metadata.json").read_text())
     files = {m["file"] for m in meta["models"]}
-    assert {"model.onnx", "model.ort"} <= files and (out / "bundle.zip").is_file()
+    assert "model.onnx" in files and (out / "bundle" / "pi.zip").is_file()
     if importlib.util.find_spec("litert_torch"):
         assert "model.tflite" in files and any(a["format"] == "tflite" for a in report["artifacts"])
     assert report["bundle"]["models"] and all(m["runner_check"]["rows"] == 256 for m in meta["models"])
-    assert "App bundle" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "Runner bundle" in md and "What to ship, per platform" in md
+    # the string-in artifacts of the real student, checked from raw dev text by the platforms' own libraries
+    platforms = {p["platform"]: p for p in report["bundle"]["platforms"]}
+    for name in ("android-ort", "web") + (("android-litert",) if importlib.util.find_spec("litert_torch") else ()):
+        p = platforms[name]
+        if name == "web" and p["check"] is None:
+            continue  # transformers.js not installed here: the report says why
+        assert p["skipped"] is None and p["check"]["passed"] and p["check"]["rows"] == 256, (name, p)
     # the device side on the real bundle: a quick matrix through the runner, merged with the build machine's
     from targets.__main__ import main as runner_main
 
-    assert runner_main(["check", str(out / "bundle.zip")]) == 0  # every bundled model re-checked on this CPU
-    assert runner_main(["bench", str(out / "bundle.zip"), "--quick", "--out", str(tmp_path / "device.json")]) == 0
+    assert runner_main(["check", str(out / "bundle" / "pi.zip")]) == 0  # every bundled model re-checked on this CPU
+    assert runner_main(["bench", str(out / "bundle" / "pi.zip"), "--quick", "--out", str(tmp_path / "device.json")]) == 0
     assert main(["report", str(out / "bench.json"), str(tmp_path / "device.json"), "--out", str(tmp_path / "merged")]) == 0
     merged = (tmp_path / "merged" / "report.md").read_text()
     assert "## Headline" in merged and "speed-up" in merged and (tmp_path / "merged/plots/pareto.png").is_file()

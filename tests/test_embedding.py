@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from compress.cli import main
-from tests.conftest import make_tiny_bert, rt_rows, write_jsonl
+from tests.conftest import make_tiny_bert, needs_tflite, rt_rows, write_jsonl
 
 
 def make_st_teacher(path, *, pooling: str = "mean", normalize: bool = True, hidden: int = 32):
@@ -94,8 +94,10 @@ def test_student_loads_with_sentence_transformers_and_matches_the_exports(embedd
     assert modules[-2:] == ["Dense", "Normalize"] and "Pooling" in modules
     texts = _texts()
     expected = st.encode(texts, convert_to_numpy=True)
-    for runtime in ("model.onnx", "model.ort"):
-        got = Embedder(embedded / "bundle", runtime=runtime).embed(texts)
+    for runtime in ("model.onnx", "model.tflite"):
+        if not (embedded / "bundle" / "pi" / runtime).is_file():
+            continue
+        got = Embedder(embedded / "bundle" / "pi", runtime=runtime).embed(texts)
         assert got.shape == (len(texts), 32)
         np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-5)
@@ -138,15 +140,15 @@ def test_bundle_embeds_and_checks_itself(embedded):
     from targets.bundle import Bundle, Embedder
     from targets.check import CheckSet, check_model
 
-    meta = json.loads((embedded / "bundle" / "metadata.json").read_text())
+    meta = json.loads((embedded / "bundle" / "pi" / "metadata.json").read_text())
     assert meta["task"] == {"name": "embedding", "outputs": ["sentence_embedding"], "postprocess": "embedding"}
     assert meta["embedding"] == {"dim": 32, "normalized": True, "pooling": "mean"}
-    readme = (embedded / "bundle" / "README.md").read_text()
+    readme = (embedded / "bundle" / "pi" / "README.md").read_text()
     assert "Sentence-embedding bundle" in readme and "emb.search(" in readme
-    emb = Embedder(embedded / "bundle")
+    emb = Embedder(embedded / "bundle" / "pi")
     hits = emb.search("the plot makes no sense at all", _texts()[:3], top_k=1)
     assert hits[0][0] == 1
-    bundle = Bundle.load(embedded / "bundle")
+    bundle = Bundle.load(embedded / "bundle" / "pi")
     checks = CheckSet.load(bundle)
     results = [check_model(bundle, m, checks) for m in bundle.metadata["models"]]
     assert results and all(r.passed and r.mean_cosine > 0.99 for r in results)
@@ -271,10 +273,10 @@ def test_static_tier_runs_through_the_pipeline(static_run):
     ids, mask = load_static(static_run / "student").batch(texts)
     fp32 = ort.InferenceSession(str(static_run / "export" / "model.onnx")).run(None, {"input_ids": ids, "attention_mask": mask})[0]
     np.testing.assert_allclose(fp32, expected, atol=1e-5)
-    emb = Embedder(static_run / "bundle", runtime="model.onnx")  # the fastest verified file: int8 here
+    emb = Embedder(static_run / "bundle" / "pi", runtime="model.onnx")  # the fastest verified file: int8 here
     got = emb.embed(texts)
     assert (got * expected).sum(-1).min() > 0.999
-    meta = json.loads((static_run / "bundle" / "metadata.json").read_text())
+    meta = json.loads((static_run / "bundle" / "pi" / "metadata.json").read_text())
     assert meta["tokenizer"]["add_special_tokens"] is False and meta["embedding"]["pooling"] == "static-mean"
     assert [i["name"] for i in meta["models"][0]["inputs"]] == ["input_ids", "attention_mask"]
     report = json.loads((static_run / "report.json").read_text())
@@ -306,7 +308,7 @@ def test_default_teacher_quick_embedding_run(tmp_path):
     names = {i.name for i in session.get_inputs()}
     got = session.run(["sentence_embedding"], {k: v.astype(np.int64) for k, v in feeds.items() if k in names})[0]
     np.testing.assert_allclose(got, st.encode(texts, convert_to_numpy=True), atol=1e-5)
-    bundle = Bundle.load(out / "bundle")
+    bundle = Bundle.load(out / "bundle" / "pi")
     checks = CheckSet.load(bundle)
     assert all(check_model(bundle, m, checks).passed for m in bundle.metadata["models"])
     report = json.loads((out / "report.json").read_text())
@@ -340,3 +342,64 @@ def test_every_quantizer_takes_the_embedding_student(embedded, tmp_path, raw):
     else:
         got = device_logits(load_model(dst), enc)
     assert got.shape == reference.shape and mean_cosine(got, reference) > 0.9
+
+
+def _string_in_vectors(path, texts):
+    import onnxruntime as ort
+    from onnxruntime_extensions import get_library_path
+
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(get_library_path())
+    session = ort.InferenceSession(str(path), options)
+    return np.concatenate([session.run(["sentence_embedding"], {"text": np.array([t], dtype=object)})[0] for t in texts])
+
+
+def test_embedding_platform_bundles_take_strings(embedded):
+    """The string-in ONNX of an embedding student (tokenizer in the graph) gives the vectors of the artifact it wraps
+    fed Hugging Face's ids; without a TFLite export the LiteRT bundles are skipped with that reason."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    report = json.loads((embedded / "report.json").read_text())
+    platforms = {p["platform"]: p for p in report["bundle"]["platforms"]}
+    assert platforms["android-litert"]["skipped"].startswith("no verified TFLite artifact")
+    p = platforms["android-ort"]
+    assert p["skipped"] is None and p["check"]["agreement_name"] == "mean cosine" and p["check"]["passed"]
+    texts = _texts()
+    got = _string_in_vectors(embedded / "bundle" / "android-ort" / p["model_file"], texts)
+    plain = ort.InferenceSession(str(embedded / next(a["path"] for a in report["artifacts"] if a["name"] == p["artifact"])))
+    tok = AutoTokenizer.from_pretrained(embedded / "student")
+    for text, row in zip(texts, got):
+        enc = tok(text, truncation=True, max_length=64, return_tensors="np")
+        names = [i.name for i in plain.get_inputs()]
+        np.testing.assert_allclose(row, plain.run(None, {n: enc[n].astype(np.int64) for n in names})[0][0], atol=1e-5)
+    web = platforms["web"]
+    assert web["skipped"] is None and (embedded / "bundle/web/onnx/model.onnx").is_file()
+    if web["check"] is not None:  # transformers.js installed: AutoModel's sentence_embedding checked on dev
+        assert web["check"]["passed"] and web["check"]["agreement_name"] == "mean cosine"
+
+
+@pytest.mark.slow
+@needs_tflite
+def test_mediapipe_text_embedder_reads_the_android_litert_model(tmp_path_factory, st_teacher, text_data):
+    """With a TFLite export, the embedding student's task-library .tflite: MediaPipe's TextEmbedder embeds raw strings
+    as the same file does fed Hugging Face's ids."""
+    from ai_edge_litert.interpreter import Interpreter
+    from transformers import AutoTokenizer
+
+    from compress.platforms.mediapipe_check import run_mediapipe
+
+    out = _pipeline(tmp_path_factory, "emb-tflite", RECIPE.replace("export: {tflite: off}",
+                                                                   "export: {tflite: on, tflite_buckets: [32, 64]}"),
+                    st_teacher, text_data)
+    p = next(x for x in json.loads((out / "report.json").read_text())["bundle"]["platforms"] if x["platform"] == "android-litert")
+    assert p["skipped"] is None and p["check"]["tool"].startswith("MediaPipe Tasks TextEmbedder") and p["check"]["passed"]
+    model = out / "bundle" / "android-litert" / "model.tflite"
+    texts = _texts()[:3]
+    got, _, _ = run_mediapipe(model, texts, embedding=True, width=32)
+    runner = Interpreter(model_path=str(model)).get_signature_runner()
+    tok = AutoTokenizer.from_pretrained(out / "student")
+    for text, row in zip(texts, got):
+        enc = tok(text, truncation=True, max_length=64, padding="max_length", return_tensors="np")
+        expected = next(iter(runner(**{k: enc[k].astype(np.int32) for k in ("input_ids", "attention_mask", "token_type_ids")}).values()))[0]
+        np.testing.assert_allclose(row, expected, atol=1e-5)

@@ -41,12 +41,12 @@ def test_non_wordpiece_teacher_runs_to_a_checked_bundle(kind, model_type, tflite
     out = tmp_path / "out"
     assert main(["run", "--teacher", str(teacher), "--data", str(tiny_data), "--recipe", str(tmp_path / "recipe.yaml"),
                  "--out", str(out)]) == 0
-    bundle = Bundle.load(out / "bundle")
+    bundle = Bundle.load(out / "bundle" / "pi")
     tok = bundle.metadata["tokenizer"]
-    assert tok["type"] == model_type and tok["vocab"] is None and not (out / "bundle" / "vocab.txt").exists()
+    assert tok["type"] == model_type and tok["vocab"] is None and not (out / "bundle" / "pi" / "vocab.txt").exists()
     assert tok["special_tokens"]["<s>"] == 0 and tok["pad_id"] == 1
     assert not bundle.metadata.get("rejected"), bundle.metadata.get("rejected")
-    readme = (out / "bundle" / "README.md").read_text()
+    readme = (out / "bundle" / "pi" / "README.md").read_text()
     assert "pip install tokenizers" in readme and "token_type_ids" not in readme  # these models have no token types
 
     run = api.prepare(resolve_recipe(str(out / "recipe.yaml")), out, force=False, whole_run=False)
@@ -57,9 +57,9 @@ def test_non_wordpiece_teacher_runs_to_a_checked_bundle(kind, model_type, tflite
         expected = device_logits(load_model(out / artifacts[m["artifact"]]["path"]), dev)
         np.testing.assert_allclose(Classifier(bundle, runtime=m["file"]).logits(texts), expected, atol=1e-5)
 
-    r = run_torch_free(out / "bundle", "predict", str(out / "bundle"), "--json", "a moving film", "dull")
+    r = run_torch_free(out / "bundle" / "pi", "predict", str(out / "bundle" / "pi"), "--json", "a moving film", "dull")
     assert r.returncode == 0, r.stderr
     assert [json.loads(line)["text"] for line in r.stdout.splitlines()] == ["a moving film", "dull"]
     # a device without the tokenizers package: one line that says what to install
-    r = run_torch_free(out / "bundle", "predict", str(out / "bundle"), "x", blocked=("tokenizers",))
+    r = run_torch_free(out / "bundle" / "pi", "predict", str(out / "bundle" / "pi"), "x", blocked=("tokenizers",))
     assert r.returncode == 2 and "pip install tokenizers" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

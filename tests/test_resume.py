@@ -157,7 +157,7 @@ def test_resume_skips_finished_stages_and_redoes_changed_ones(prepared, tmp_path
     assert main(["run", "--out", str(out), "--resume"]) == 0  # finetune is done: skipped; the rest runs
     err = capsys.readouterr().err
     assert "finetune: finished earlier with the same settings and inputs: skipped" in err
-    stamps = {p: p.stat().st_mtime_ns for p in (out / "student/model.safetensors", out / "export/model.onnx", out / "bundle.zip")}
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "student/model.safetensors", out / "export/model.onnx", out / "bundle" / "pi.zip")}
     assert main(["run", "--out", str(out), "--resume"]) == 0
     err = capsys.readouterr().err
     assert all(f"{s}: finished earlier" in err for s in ("finetune", "distill", "export", "quantize", "bench", "bundle")), err

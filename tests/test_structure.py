@@ -148,7 +148,8 @@ def test_every_stage_module_has_a_row_and_every_output_a_layout_path():
 @pytest.mark.parametrize("folder, registry", [("compress/tasks", "compress.tasks"),
                                               ("compress/distill/losses", "compress.distill.losses"),
                                               ("compress/quantize", "compress.quantize"),
-                                              ("compress/export", "compress.export")])
+                                              ("compress/export", "compress.export"),
+                                              ("compress/platforms", "compress.platforms")])
 def test_every_task_loss_and_quantizer_module_is_registered(folder, registry):
     """A new task, loss, quantizer or exporter is one file and one registry line: a file left out of its registry
     is caught here."""
@@ -156,7 +157,9 @@ def test_every_task_loss_and_quantizer_module_is_registered(folder, registry):
 
     reg = importlib.import_module(registry)
     # ort_format: the bundle's .ort; config: the recipe section
-    helpers = {"__init__", "base", "guard", "onnx_graph", "verify", "ort_format", "config"}
+    helpers = {"__init__", "base", "guard", "onnx_graph", "verify", "ort_format", "config",
+               # platforms: the task-library .tflite, the in-graph tokenizer, the checks' runners, the READMEs' snippets
+               "tflite_task", "tokenizer_graph", "mediapipe_check", "same_files", "snippets"}
     files = {p.stem for p in (ROOT / folder).glob("*.py")} - helpers
     if registry == "compress.tasks":
         registered = {t.name.replace("-", "_") for t in reg._registry().values()}
@@ -164,6 +167,8 @@ def test_every_task_loss_and_quantizer_module_is_registered(folder, registry):
         registered = {b.quantize.__module__.rpartition(".")[2] for b in reg._registry().values()}
     elif registry == "compress.export":
         registered = {e.make.__module__.rpartition(".")[2] for e in reg._registry()}
+    elif registry == "compress.platforms":
+        registered = {p.build.__module__.rpartition(".")[2] for p in reg._registry()}
     else:
         registered = {spec.fn.__module__.rpartition(".")[2] for spec in reg.REGISTRY.values()}
     assert files == registered

@@ -78,10 +78,10 @@ def test_fused_onnx_has_attention_with_the_raw_mask_and_int8_attention(bundled):
 def test_bundle_holds_everything_an_app_needs(bundled):
     from targets.bundle import Bundle
 
-    b = bundled / "bundle"
+    b = bundled / "bundle" / "pi"
     meta = json.loads((b / "metadata.json").read_text())
     files = {m["file"] for m in meta["models"]}
-    assert {"model.onnx", "model.ort", "model.tflite"} <= files
+    assert files == {"model.onnx", "model.tflite"}  # the .ort is the mobile bundles' (bundle/android-ort)
     for name in ("vocab.txt", "tokenizer.json", "labels.txt", "README.md", "runner/targets/tokenizer.py", "runner/targets/pyproject.toml"):
         assert (b / name).is_file(), name
     assert (b / "labels.txt").read_text().split() == meta["labels"] == ["negative", "positive"]
@@ -98,10 +98,10 @@ def test_bundle_holds_everything_an_app_needs(bundled):
         assert m["runner_check"]["rows"] == 48 and m["sha256"] and m["test_accuracy"] is not None
     readme = (b / "README.md").read_text()
     assert "```kotlin" in readme and "```swift" in readme and "were not run here" in readme
-    with zipfile.ZipFile(bundled / "bundle.zip") as zf:
+    with zipfile.ZipFile(bundled / "bundle" / "pi.zip") as zf:
         zipped = {n.removeprefix("bundle/") for n in zf.namelist()}
     assert {str(p.relative_to(b)) for p in b.rglob("*") if p.is_file()} == zipped
-    assert Bundle.load(bundled / "bundle.zip").labels == meta["labels"]
+    assert Bundle.load(bundled / "bundle" / "pi.zip").labels == meta["labels"]
 
 
 @pytest.mark.slow
@@ -116,7 +116,7 @@ def test_runner_gives_the_verified_artifacts_outputs(bundled):
     run = api.prepare(resolve_recipe(str(bundled / "recipe.yaml")), bundled, force=False, whole_run=False)
     dev = run.encode("dev", run.student_tokenizer())
     texts = [e.text for e in run.data.dev]
-    bundle = Bundle.load(bundled / "bundle")
+    bundle = Bundle.load(bundled / "bundle" / "pi")
     for m in bundle.metadata["models"]:
         artifact = bundled / next(a["path"] for a in json.loads((bundled / "report.json").read_text())["artifacts"]
                                   if a["name"] == m["artifact"])
@@ -131,8 +131,8 @@ def test_runner_gives_the_verified_artifacts_outputs(bundled):
 @pytest.mark.slow
 @needs_tflite
 def test_runner_cli_runs_without_torch(bundled):
-    b = bundled / "bundle"
-    for runtime in ("onnxruntime", "litert", "model.ort"):
+    b = bundled / "bundle" / "pi"
+    for runtime in ("onnxruntime", "litert", "model.onnx"):
         r = run_torch_free(b, "predict", str(b), "--runtime", runtime, "--threads", "1", "--json", "a moving film", "dull")
         assert r.returncode == 0, r.stderr
         rows = [json.loads(line) for line in r.stdout.splitlines()]
@@ -147,7 +147,7 @@ def test_runner_cli_runs_without_torch(bundled):
 @pytest.mark.slow
 @needs_tflite
 def test_runner_truncates_a_long_text_and_says_so(bundled):
-    b = bundled / "bundle"
+    b = bundled / "bundle" / "pi"
     r = run_torch_free(b, "predict", str(b), "--runtime", "litert", "--json", "word " * 200)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["truncated"] is True and json.loads(r.stdout)["tokens"] == 64
@@ -160,10 +160,10 @@ def test_runner_bad_input_is_one_line_and_exit_2(bundled, tmp_path):
     import shutil
 
     b = tmp_path / "bundle"
-    shutil.copytree(bundled / "bundle", b)
+    shutil.copytree(bundled / "bundle" / "pi", b)
 
     def fails(args, message):
-        r = run_torch_free(bundled / "bundle", *args)
+        r = run_torch_free(bundled / "bundle" / "pi", *args)
         assert r.returncode == 2, (args, r.stderr)
         assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
 
@@ -187,7 +187,7 @@ def test_runner_bad_input_is_one_line_and_exit_2(bundled, tmp_path):
     fails(["predict", str(b), "x"], "is missing vocab.txt")
     meta = json.loads((bundled / "bundle/metadata.json").read_text())
     newer = tmp_path / "newer"
-    shutil.copytree(bundled / "bundle", newer)
+    shutil.copytree(bundled / "bundle" / "pi", newer)
     (newer / "metadata.json").write_text(json.dumps(meta | {"schema_version": 99}))
     fails(["predict", str(newer), "x"], "schema 99")
 

@@ -81,6 +81,9 @@ def render_markdown(report: dict) -> str:
                if embedding else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test accuracy."),
             "",
         ]
+    from compress.bench.bundle_report import headline_rows, platform_section, string_in_section
+
+    lines += headline_rows(report)
     if embedding:
         from compress.embedding.report import embedding_section
 
@@ -127,7 +130,7 @@ def render_markdown(report: dict) -> str:
     lines += device_sections(bench_document(report))[2:]
     if report.get("bundle"):
         bundle = report["bundle"]
-        lines += ["", f"## App bundle (`{bundle['path']}`, `{bundle['zip']}` {_mb(bundle['zip_bytes'])} MB)", "",
+        lines += ["", f"## Runner bundle (`{bundle['path']}`, `{bundle['zip']}` {_mb(bundle['zip_bytes'])} MB)", "",
                   "Each model run the way a device runs it (raw dev text → the runner's tokenizer → runtime, one text per "
                   "call) against the PyTorch student" + (f", on {bundle['checked_on']['int8_isa']} "
                                                           f"({bundle['checked_on']['cpu']})" if bundle.get("checked_on") else "")
@@ -143,6 +146,7 @@ def render_markdown(report: dict) -> str:
                          f"{rc['max_abs_diff_vs_pytorch']:.2e} | {agree}")
         for r in bundle["rejected"]:
             lines.append(f"| {r['file']} | {r['artifact']} | not bundled | — | — | — | — | {r['reason']} |")
+    lines += string_in_section(report) + platform_section(report)
     lines += ["", "## Stage wall time (s)", "", "| " + " | ".join(report["stage_seconds"]) + " |",
               "|" + "---:|" * len(report["stage_seconds"]),
               "| " + " | ".join(f"{v:.0f}" for v in report["stage_seconds"].values()) + " |", ""]

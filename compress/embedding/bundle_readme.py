@@ -37,7 +37,7 @@ def render(meta: dict) -> str:
         "",
         "## Files",
         "",
-        f"- `model.onnx` / `model.ort`: ONNX Runtime (desktop, Pi) / ONNX Runtime Mobile. Inputs {', '.join(f'`{n}`' for n in names)} "
+        f"- `model.onnx`: ONNX Runtime (desktop, Pi; phones: the string-in `android-ort` / `ios-ort` bundles). Inputs {', '.join(f'`{n}`' for n in names)} "
         f"int64 [batch, sequence]; output `sentence_embedding` float32 [batch, {e['dim']}] (pooling and normalisation "
         "are inside the model).",
         f"- `model.tflite` (when listed above): LiteRT, one signature per bucket, batch 1, int32 inputs; output "
@@ -76,7 +76,7 @@ def render(meta: dict) -> str:
         "import java.nio.LongBuffer",
         "",
         "val env = OrtEnvironment.getEnvironment()",
-        "val session = env.createSession(context.assets.open(\"model.ort\").readBytes(), OrtSession.SessionOptions())",
+        "val session = env.createSession(context.assets.open(\"model.onnx\").readBytes(), OrtSession.SessionOptions())",
         "fun embed(ids: LongArray): FloatArray {",
         "    val shape = longArrayOf(1, ids.size.toLong())",
         "    val inputs = mapOf(",

@@ -1,4 +1,4 @@
-"""ONNX -> `.ort`, ONNX Runtime Mobile's flatbuffer format (the bundle ships it beside the .onnx)."""
+"""ONNX -> `.ort`, ONNX Runtime Mobile's flatbuffer format (the android-ort / ios-ort bundles ship it)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ def to_ort_format(src: Path, dst: Path, session_config: dict[str, str] = SESSION
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if _uses_extensions(src):  # a string-in graph: the tokenizer's operators must be known to save it
+        from onnxruntime_extensions import get_library_path
+
+        options.register_custom_ops_library(get_library_path())
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     for key, value in session_config.items():
         options.add_session_config_entry(key, value)
@@ -21,3 +25,11 @@ def to_ort_format(src: Path, dst: Path, session_config: dict[str, str] = SESSION
     options.add_session_config_entry("session.save_model_format", "ORT")
     ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
     return dst
+
+
+def _uses_extensions(path: Path) -> bool:
+    import onnx
+
+    from targets.runtime import EXTENSIONS_DOMAIN
+
+    return any(o.domain == EXTENSIONS_DOMAIN for o in onnx.load(str(path), load_external_data=False).opset_import)

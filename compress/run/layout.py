@@ -5,7 +5,9 @@
     student/             the distilled student and its tokenizer (distill)
     export/              verified fp32 ONNX / TFLite artifacts (export)
     quantized/           verified int8 / int4 artifacts (quantize)
-    bundle/, bundle.zip  the app bundle (bundle)
+    bundle/<platform>/, bundle/<platform>.zip
+                         one app bundle per platform (bundle): pi (the torch-free runner), android-litert,
+                         android-ort, ios-litert, ios-ort, web
     stages/<stage>.json  each stage's record: what it did, its settings hash, the digests of what it wrote
     checkpoints/<stage>/ training state while a stage runs (removed when it finishes)
     cache/teacher/       teacher outputs reused by distillation
@@ -54,8 +56,20 @@ class Layout:
     def bundle(self) -> Path:
         return self.root / "bundle"
 
+    def platform_bundle(self, platform: str) -> Path:
+        return self.bundle / platform
+
+    def platform_zip(self, platform: str) -> Path:
+        return self.bundle / f"{platform}.zip"
+
     @property
-    def bundle_zip(self) -> Path:
+    def pi_bundle(self) -> Path:
+        """The torch-free runner's bundle (`python -m targets ...`, `bert-compress arm64`)."""
+        return self.platform_bundle("pi")
+
+    @property
+    def legacy_bundle_zip(self) -> Path:
+        """The one zip of versions before per-platform bundles (removed by `run --force`)."""
         return self.root / "bundle.zip"
 
     @property
@@ -111,5 +125,5 @@ class Layout:
     def forced_run_removes(self) -> list[Path]:
         """What `run --force` deletes: every stage's output, the records, checkpoints and the view. The fine-tuned
         teacher stays: it is a cache keyed by its settings."""
-        return [self.student, self.export, self.quantized, self.stages, self.checkpoints, self.bundle, self.bundle_zip,
+        return [self.student, self.export, self.quantized, self.stages, self.checkpoints, self.bundle, self.legacy_bundle_zip,
                 *(self.root / v for v in VIEW_FILES)]

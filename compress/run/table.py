@@ -37,8 +37,9 @@ STAGES: tuple[Stage, ...] = (
           ("quantize",), ("quantized",), quantize.run),
     Stage("bench", "measure quality, size and latency of every model; write report.json and report.md",
           ("bench",), (), bench.run, upgrade=bench.upgrade),
-    Stage("bundle", "app bundle (OUT/bundle + bundle.zip): model files, tokenizer, labels, metadata, runner; checked",
-          ("bundle",), ("bundle", "bundle_zip"), bundle.run),
+    Stage("bundle", "one app bundle per platform (OUT/bundle/<platform>/ + .zip): pi (runner), android-litert, "
+          "android-ort, ios-litert, ios-ort, web; each checked with the platform's own library where it runs here",
+          ("bundle",), ("bundle",), bundle.run),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 

@@ -39,14 +39,16 @@ def report_of(run) -> dict | None:
         "student": results["student"],
         "artifacts": results["artifacts"],
         **({"references": results["references"]} if results.get("references") else {}),
+        **({"string_in": results["string_in"]} if results.get("string_in") else {}),
         "rejected_artifacts": export.get("rejected", []) + quantize.get("rejected", []),
         "stage_seconds": seconds,
     }
     report["summary"] = summary(report)
     bundle = run.stage_record("bundle")
     if bundle and bundle.get("settings_hash") == stage_key(run, "bundle"):  # not a bundle of an earlier bench run
-        report["bundle"] = {k: bundle.get(k) for k in ("zip_bytes", "models", "rejected", "checked_on")} | \
-                           {"path": "bundle/", "zip": "bundle.zip"}
+        where = ({"path": "bundle/pi/", "zip": bundle["zip"], "platforms": bundle["platforms"]} if "platforms" in bundle
+                 else {"path": "bundle/", "zip": "bundle.zip"})  # a record from before per-platform bundles
+        report["bundle"] = {k: bundle.get(k) for k in ("zip_bytes", "models", "rejected", "checked_on")} | where
     return report
 
 

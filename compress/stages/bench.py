@@ -49,7 +49,9 @@ def _torch_entry(model, directory: Path, test, label: str, quality: _Quality, to
 def run(run, force: bool = False) -> dict:
     import torch
 
+    from compress.bench import string_in as tokenizer_cost
     from compress.bench.env import environment
+    from compress.progress import info
     from compress.bench.latency import architecture, runtime_job, time_jobs, torch_job
     from compress.export.verify import device_logits
     from targets.bench import best_peak, gemm_peak
@@ -85,6 +87,7 @@ def run(run, force: bool = False) -> dict:
         vocab, arch = student.config.vocab_size, architecture(student.config)
         jobs.append(torch_job({"kind": "student", "path": str(run.layout.student), "task": run.task.name}, b, vocab,
                               "student", arch, names))
+        static = getattr(student, "kind", None) == "static"
         del student
         artifacts = []
         for art, stage in listed:
@@ -126,6 +129,10 @@ def run(run, force: bool = False) -> dict:
         for entry, measured in zip([teacher_entry, student_entry, *artifacts, *references], timed):
             entry |= measured
         gemm = best_peak(gemm_before, gemm_peak(b.thread_counts())) if b.gemm_peak else None
+        string_in_skipped = tokenizer_cost.skip_reason(run, static)
+        string_in = [] if string_in_skipped else tokenizer_cost.measure(run, artifacts, {"grid": vars(b.grid())}, b, vocab)
+        if string_in_skipped:
+            info(f"[yellow]bench[/]: no string-in timing: {string_in_skipped}")
     finally:
         torch.set_num_threads(threads_before)
 
@@ -146,6 +153,8 @@ def run(run, force: bool = False) -> dict:
         "student": student_entry,
         "artifacts": artifacts,
         **({"references": references} if references else {}),
+        "string_in": string_in,
+        **({"string_in_skipped": string_in_skipped} if string_in_skipped else {}),
     }}
 
 

@@ -1,0 +1,173 @@
+"""The Android ONNX Runtime bundle (OUT/bundle/android-ort): one .onnx that takes a string, the tokenizer inside
+the graph as onnxruntime-extensions operators (built from the student's own tokenizer: compress.platforms.
+tokenizer_graph), run by ONNX Runtime with the extensions library registered (`onnxruntime-android` +
+`onnxruntime-extensions-android`; on iOS the same file, compress.platforms.ios_ort).
+
+The model is the fastest verified ONNX artifact with the tokenizer graph in front. It is checked on the dev split
+from raw text through onnxruntime + onnxruntime-extensions in Python, against the PyTorch student; a candidate
+that misses the bar is dropped and the next-fastest ONNX artifact is tried.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from compress.errors import first_line
+from compress.fsutil import write_json, write_text
+from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle
+from compress.progress import info
+
+MODEL_FILE = "model.onnx"
+
+
+def skip_reason(inp: BundleInput) -> str | None:
+    import importlib.util
+
+    from compress.platforms.tokenizer_graph import EXTENSIONS_HINT, unsupported_tokenizer
+
+    if inp.meta.get("static"):
+        return "a static-embedding model reads word pieces without [CLS] / [SEP]; its tokenizer is not in-graph yet"
+    if inp.pairs is not None:
+        return "text-pair classification: the string-in graph takes one text"
+    if "onnxruntime" not in inp.candidates:
+        return "no verified ONNX artifact"
+    if importlib.util.find_spec("onnxruntime_extensions") is None:
+        return f"onnxruntime-extensions is not installed: {EXTENSIONS_HINT}"
+    return unsupported_tokenizer(inp.tokenizer_dir)
+
+
+def run_texts(path: Path, texts: list[str]) -> tuple[np.ndarray, float]:
+    """The string-in model on each text alone (as an app calls it): outputs and mean ms per call."""
+    from targets.runtime import OnnxModel
+
+    model = OnnxModel(path, threads=1)
+    rows, seconds = [], 0.0
+    for text in texts:
+        t0 = time.perf_counter()
+        rows.append(model({model.text_input: np.array([text], dtype=object)})[0])
+        seconds += time.perf_counter() - t0
+    return np.stack(rows).astype(np.float32), 1000 * seconds / max(1, len(texts))
+
+
+def build(inp: BundleInput, folder: Path) -> PlatformBundle:
+    from compress.platforms.tokenizer_graph import TEXT_INPUT, id_agreement, string_in_model
+
+    reason = skip_reason(inp)
+    if reason:
+        return PlatformBundle("android-ort", PLATFORM.title, skipped=reason)
+    rejected = []
+    ids = id_agreement(inp.tokenizer_dir, inp.texts, inp.max_length)
+    for art in inp.candidates["onnxruntime"]:
+        typed = inp.typed[art["name"]]
+        try:
+            mode = string_in_model(inp.run.out / art["path"], inp.tokenizer_dir, inp.max_length, folder / MODEL_FILE)
+            outputs, ms = run_texts(folder / MODEL_FILE, inp.texts)
+            inp.same_shape(outputs, "the string-in model")
+        except Exception as exc:  # noqa: BLE001 - this candidate cannot be made or run: try the next
+            rejected.append({"file": MODEL_FILE, "artifact": art["name"], "reason": first_line(exc)})
+            (folder / MODEL_FILE).unlink(missing_ok=True)
+            continue
+        quantized = typed.quantization is not None
+        agreement, bar = inp.agreement(outputs), inp.bar(quantized)
+        check = ModelCheck(
+            f"onnxruntime {_version('onnxruntime')} + onnxruntime-extensions {_version('onnxruntime-extensions')} (Python)",
+            len(outputs), agreement, inp.agreement_name, bar, agreement >= bar, float(np.abs(outputs - inp.reference).max()),
+            inp.accuracy(outputs), round(ms, 3),
+            [f"in-graph tokenizer: {mode}; its ids equal Hugging Face's on {100 * ids:.2f}% of dev texts",
+             f"text longer than {inp.max_length} tokens is truncated ([SEP] kept last)"])
+        info(f"bundle android-ort/{MODEL_FILE} ({art['name']} + tokenizer) from raw dev text: {inp.agreement_name} "
+             f"{agreement:.4f}, max |Δ| {check.max_abs_diff:.2e}, {ms:.2f} ms per text; ids as Hugging Face's on "
+             f"{100 * ids:.2f}% of dev texts")
+        if not check.passed:
+            rejected.append({"file": MODEL_FILE, "artifact": art["name"],
+                             "reason": f"{inp.agreement_name} {agreement:.4f} under the bar {bar}"})
+            (folder / MODEL_FILE).unlink()
+            continue
+        break
+    else:
+        return PlatformBundle("android-ort", PLATFORM.title, rejected=rejected,
+                              skipped="no ONNX artifact passed the string-in check: "
+                              + "; ".join(f"{r['artifact']}: {r['reason']}" for r in rejected))
+    model_file = MODEL_FILE
+    if inp.run.recipe.export.ort_format:  # ONNX Runtime's own format: loads in its mobile (minimal) builds too
+        model_file = _as_ort(inp, folder, outputs, check)
+    if not inp.embedding:
+        write_text(folder / "labels.txt", "".join(f"{lab}\n" for lab in inp.label_names))
+    made = PlatformBundle("android-ort", PLATFORM.title, model_file=model_file, artifact=art["name"],
+                          precision=typed.precision, string_in=True, check=check, rejected=rejected,
+                          details={"text_input": TEXT_INPUT, "output": inp.run.task.output_names[0],
+                                   "dev_ids_as_huggingface": ids, "tokenizer_mode": mode})
+    write_json(folder / "model.json", {"file": model_file, "input": {"name": TEXT_INPUT, "dtype": "string", "shape": [1]},
+                                        "output": {"name": made.details["output"], "dtype": "float32",
+                                                   "shape": [1, int(inp.reference.shape[-1])]},
+                                        "labels": None if inp.embedding else inp.label_names,
+                                        "max_length": inp.max_length, "precision": typed.precision,
+                                        "session_config": _session_config()})
+    write_text(folder / "README.md", readme(inp, made))
+    return made
+
+
+def _as_ort(inp: BundleInput, folder: Path, outputs: np.ndarray, check: ModelCheck) -> str:
+    """The checked string-in model in ONNX Runtime's format (model.ort) in place of the .onnx, when it converts and
+    gives the same outputs on dev; otherwise the .onnx stays and the check says why."""
+    from compress.export.ort_format import to_ort_format
+
+    dst = folder / "model.ort"
+    try:
+        to_ort_format(folder / MODEL_FILE, dst)
+        again, _ = run_texts(dst, inp.texts)
+    except Exception as exc:  # noqa: BLE001 - the .onnx is checked and ships
+        dst.unlink(missing_ok=True)
+        check.notes.append(f"no model.ort: {first_line(exc)}")
+        return MODEL_FILE
+    diff = float(np.abs(again - outputs).max())
+    if diff > 1e-5:
+        dst.unlink()
+        check.notes.append(f"no model.ort: it differs from the checked .onnx by {diff:.1e} on dev")
+        return MODEL_FILE
+    (folder / MODEL_FILE).unlink()
+    check.notes.append(f"ONNX Runtime format (.ort), saved with the session config applied; outputs equal the checked "
+                       f".onnx's on dev (max abs Δ {diff:.1e})")
+    return "model.ort"
+
+
+def _session_config() -> dict:
+    from targets.runtime import SESSION_CONFIG
+
+    return SESSION_CONFIG
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def readme(inp: BundleInput, made: PlatformBundle, platform: str = "android") -> str:
+    from compress.platforms.snippets import ort_snippet
+
+    c = made.check
+    out = "the sentence vector" if inp.embedding else f"the logits, one per label in `labels.txt` ({', '.join(inp.label_names)})"
+    return "\n".join([
+        f"# {'Android' if platform == 'android' else 'iOS'} bundle: ONNX Runtime, string in",
+        "",
+        f"`{made.model_file}` ({made.precision}) takes the text itself: input `{made.details['text_input']}`, a string "
+        f"tensor of shape [1]; output `{made.details['output']}`, {out}. The BERT tokenizer runs inside the graph as "
+        "onnxruntime-extensions operators, so register the extensions library with the session (below). One text "
+        f"per call; texts longer than {inp.max_length} tokens are truncated (`[SEP]` kept last, as in training).",
+        "",
+        f"Checked here: {c.tool} on the {c.rows} dev texts, raw strings in: {c.agreement_name} with the PyTorch "
+        f"student {100 * c.agreement:.2f}%" + (f", dev accuracy {100 * c.dev_accuracy:.2f}%" if c.dev_accuracy is not None else "")
+        + f", max abs Δ {c.max_abs_diff:.1e}; {c.ms_per_text:.2f} ms per text on the build machine (one thread). "
+        f"The in-graph token ids equal Hugging Face's on {100 * made.details['dev_ids_as_huggingface']:.2f}% of the dev texts. "
+        "`model.json` names the input, output, labels and the session config entry below.",
+        "",
+        *ort_snippet(platform, inp.embedding, made.model_file, made.details["text_input"], made.details["output"]),
+        "",
+    ])
+
+
+PLATFORM = Platform("android-ort", "Android (ONNX Runtime + extensions)", build)

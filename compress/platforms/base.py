@@ -1,0 +1,119 @@
+"""What a platform bundle is: one folder (and one zip) holding exactly what one platform's app needs, its model
+checked on the dev split with that platform's own library where that library runs here.
+
+A platform module defines `PLATFORM = Platform(...)` and the registry (compress.platforms) lists it, in the order
+the bundle stage builds them. Every platform starts from the same inputs (`BundleInput`: the bench stage's
+measurements, the typed artifacts, the dev texts and the PyTorch student's outputs on them) and returns a typed
+`PlatformBundle`; a platform that cannot be built for this model (a tokenizer its format cannot describe, a
+library that is not installed) returns one with `skipped` set, never raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+FP32_MIN_AGREEMENT = 0.999
+"""fp32 files must agree with the PyTorch student on this share of dev labels (or reach this mean cosine)."""
+
+
+@dataclass
+class BundleInput:
+    """What every platform may read (built once by the bundle stage)."""
+
+    run: Any  # compress.run.Run
+    results: dict  # the bench stage's results (latency, accuracy and size of every artifact)
+    typed: dict  # artifact name -> compress.artifacts.Artifact
+    candidates: dict[str, list[dict]]  # runtime -> measured artifacts to try, fastest first (choose_models)
+    texts: list[str]  # the dev split's texts
+    pairs: list[str] | None  # their second texts (text-pair classification)
+    labels: np.ndarray  # dev labels (empty for embeddings)
+    reference: np.ndarray  # the PyTorch student's outputs on `texts` (logits or sentence vectors)
+    label_names: list[str]
+    embedding: bool
+    tokenizer_dir: Path  # the student's folder (config.json, tokenizer files)
+    input_names: list[str]  # the exported graphs' inputs
+    max_length: int
+    meta: dict  # what every bundle's metadata says of the run (teacher, student, recipe, versions, checked_on)
+    built: dict = field(default_factory=dict)  # platform -> (its folder, its PlatformBundle), as they are built
+
+    def bar(self, quantized: bool) -> float:
+        """The agreement a file must reach: the export's bar for fp32, the quantization guard's for int8."""
+        return self.run.recipe.quantize.min_label_agreement if quantized else FP32_MIN_AGREEMENT
+
+    def agreement(self, outputs: np.ndarray, reference: np.ndarray | None = None) -> float:
+        """Label agreement (classifier) or mean cosine (embedding) of `outputs` with the PyTorch student's (or with
+        `reference`, another file's outputs on the same texts)."""
+        ref = self.reference if reference is None else reference
+        if self.embedding:
+            a = outputs / np.maximum(np.linalg.norm(outputs, axis=-1, keepdims=True), 1e-12)
+            b = ref / np.maximum(np.linalg.norm(ref, axis=-1, keepdims=True), 1e-12)
+            return float((a * b).sum(-1).mean())
+        return float((outputs.argmax(-1) == ref.argmax(-1)).mean())
+
+    def same_shape(self, outputs: np.ndarray, tool: str) -> np.ndarray:
+        """`outputs` if they are one row of the task's width per dev text; else the check fails here, not by chance."""
+        if outputs.shape != self.reference.shape:
+            raise RuntimeError(f"{tool} gave outputs of shape {list(outputs.shape)} for {len(self.texts)} texts; "
+                               f"the student gives {list(self.reference.shape)}")
+        return outputs
+
+    @property
+    def agreement_name(self) -> str:
+        return "mean cosine" if self.embedding else "label agreement"
+
+    def accuracy(self, outputs: np.ndarray) -> float | None:
+        return None if self.embedding or not len(self.labels) else float((outputs.argmax(-1) == self.labels).mean())
+
+
+@dataclass
+class ModelCheck:
+    """How a platform's model file was run here on the dev split, from raw text, and what it gave."""
+
+    tool: str  # "MediaPipe Tasks TextClassifier 0.10.x (Python)", "onnxruntime 1.x + onnxruntime-extensions 0.x"
+    rows: int
+    agreement: float  # with the PyTorch student: label agreement, or mean cosine for embeddings
+    agreement_name: str
+    bar: float
+    passed: bool
+    max_abs_diff: float | None = None  # of scores the tool returns (probabilities for MediaPipe, logits for ONNX)
+    dev_accuracy: float | None = None
+    ms_per_text: float | None = None  # mean wall time of one call from a string, tokenizer included (this machine)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PlatformBundle:
+    """One platform's bundle as built (or why not)."""
+
+    platform: str
+    title: str
+    path: str | None = None  # relative to OUT
+    zip: str | None = None
+    zip_bytes: int | None = None
+    files: dict[str, int] = field(default_factory=dict)  # file -> bytes
+    model_file: str | None = None
+    artifact: str | None = None  # the measured artifact its model is (or is made from)
+    precision: str | None = None
+    string_in: bool = False  # the model takes text (tokenizer in the graph or in the model's metadata)
+    check: ModelCheck | None = None
+    skipped: str | None = None  # one line: why this platform has no bundle for this model
+    rejected: list[dict] = field(default_factory=list)  # candidates that failed their check, and why
+    details: dict = field(default_factory=dict)  # what the platform adds (e.g. the pi bundle's models)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    """The folder under OUT/bundle/ and the zip's name."""
+    title: str
+    """What a person calls it: 'Android (MediaPipe Tasks / LiteRT)'."""
+    build: Callable[[BundleInput, Path], PlatformBundle]
+    """Write the bundle into the (empty) folder; return what was built. Never raises for a model the platform
+    cannot take: returns `skipped` instead."""

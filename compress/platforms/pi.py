@@ -1,0 +1,231 @@
+"""The Pi / desktop bundle (OUT/bundle/pi): the torch-free runner with the fastest verified ONNX and TFLite files.
+
+It holds the chosen model files (the fastest verified ONNX artifact, the fastest verified TFLite artifact), the
+tokenizer files, labels.txt, metadata.json, check.json, a README, and the runner (`runner/targets`). Every model
+file is run the way a device runs it (raw text -> the runner's tokenizer -> targets runtime, one text per call)
+over the dev split on this machine and compared with the PyTorch student. A file that does not agree is removed
+and the next-fastest verified artifact of its runtime is tried: int8 numerics differ between CPUs (AVX2,
+AVX-512 VNNI, AMX, ARM dot-product), so a choice the quantize stage made elsewhere is re-checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from compress.artifacts import Artifact
+from compress.bench.report import p50_at
+from compress.bench.results import reference_cell
+from compress.errors import StageFailed, UserError, first_line
+from compress.fsutil import file_digest, write_json, write_text
+from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle
+from compress.progress import info
+from compress.vocab import write_vocab_txt
+from targets.bundle import RUNNER_FILES
+from targets.runtime import SESSION_CONFIG
+
+
+def choose_models(results: dict, wanted: list[str] | None) -> dict[str, list[dict]]:
+    """The measured artifacts to try (the bench stage's results, or a report.json holding them), per runtime in
+    the order tried: those named (no fallback: the user chose them), else every verified ONNX and every TFLite
+    artifact, fastest first. The first of a list that passes a platform's check is bundled; the others are its
+    fallbacks."""
+    artifacts = {a["name"]: a for a in results["artifacts"] if a["runtime"] in ("onnxruntime", "litert")}
+    if wanted:
+        unknown = [n for n in wanted if n not in artifacts]
+        if unknown:
+            raise UserError(f"bundle.artifacts names {', '.join(unknown)}, not a shipped ONNX / TFLite artifact; "
+                            f"shipped: {', '.join(artifacts) or 'none'}")
+        chosen: dict[str, list[dict]] = {}
+        for n in wanted:
+            chosen.setdefault(artifacts[n]["runtime"], []).append(artifacts[n])
+        return chosen
+    seq, threads = reference_cell(results["bench"])
+    chosen = {}
+    for runtime in ("onnxruntime", "litert"):
+        options = [a for a in artifacts.values() if a["runtime"] == runtime]
+        if options:
+            chosen[runtime] = sorted(options, key=lambda a: p50_at(a["latency"], seq, threads) or float("inf"))
+    if not chosen:
+        raise UserError("no verified ONNX or TFLite artifact to bundle: re-run export (and quantize)")
+    return chosen
+
+
+def _io(artifact: Artifact, task, input_names: list[str], num_labels: int) -> tuple[list, list]:
+    shape = task.output_shape(num_labels)
+    if artifact.runtime == "litert":  # batch-1 signatures; litert-torch names the outputs output_0, output_1, ...
+        ins = [{"name": n, "dtype": "int32", "shape": [1, "bucket"]} for n in sorted(input_names)]
+        outs = [{"name": f"output_{i}", "dtype": "float32", "shape": [1, *shape[1:]]} for i in range(len(artifact.outputs))]
+    else:
+        ins = [{"name": n, "dtype": "int64", "shape": ["batch", "sequence"]} for n in input_names]
+        outs = [{"name": n, "dtype": "float32", "shape": shape} for n in artifact.outputs]
+    return ins, outs
+
+
+def build(inp: BundleInput, folder: Path) -> PlatformBundle:
+    import targets
+    from targets.bundle import BUNDLE_FORMAT, SCHEMA_VERSION, Bundle
+    from targets.check import CHECK_FILE, CheckSet, check_model
+    from targets.tokenizer import TokenizerError, load_tokenizer
+
+    run, tmp = inp.run, folder
+    typed, tokenizer_dir = inp.typed, inp.tokenizer_dir
+    if inp.embedding:
+        checks = CheckSet(inp.texts, None, np.array([], dtype=np.int64), inp.reference, run.recipe.export.atol,
+                          fp32_min_cosine=inp.bar(False), quantized_min_cosine=inp.bar(True))
+    else:
+        checks = CheckSet(inp.texts, inp.pairs, inp.labels, inp.reference, run.recipe.export.atol,
+                          inp.bar(False), inp.bar(True))
+    width = inp.reference.shape[-1] if inp.embedding else len(inp.label_names)
+    if not (tokenizer_dir / "tokenizer.json").is_file():
+        raise StageFailed(f"the student in {tokenizer_dir} has no tokenizer.json (a fast tokenizer): the bundle needs one")
+    shutil.copy2(tokenizer_dir / "tokenizer.json", tmp / "tokenizer.json")
+    try:
+        tokenizer = load_tokenizer(tmp / "tokenizer.json")  # exactly what a device will read
+    except TokenizerError as exc:
+        raise StageFailed(f"bundle: the device runner cannot read the student's tokenizer: {exc}") from None
+    wordpiece = tokenizer.kind == "bert-wordpiece"
+    if wordpiece:  # vocab.txt: what apps' own WordPiece code reads
+        if (tokenizer_dir / "vocab.txt").is_file():
+            shutil.copy2(tokenizer_dir / "vocab.txt", tmp / "vocab.txt")
+        else:
+            write_vocab_txt(json.loads((tmp / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"], tmp)
+    write_text(tmp / "labels.txt", "".join(f"{lab}\n" for lab in inp.label_names))
+    checks.write(tmp / CHECK_FILE)  # travels with the bundle: `python -m targets check` re-runs it on a device
+    runner = tmp / "runner" / "targets"
+    runner.mkdir(parents=True)
+    src = Path(targets.__file__).parent
+    for name in RUNNER_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, runner / name)
+    static = inp.meta.get("static", False)
+    meta = {
+        "format": BUNDLE_FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        **{k: v for k, v in inp.meta.items() if k != "static"},
+        "labels_file": "labels.txt",
+        "check_file": CHECK_FILE,
+        "tokenizer": {"type": tokenizer.kind, "vocab": "vocab.txt" if wordpiece else None,
+                      "tokenizer_json": "tokenizer.json", "lowercase": tokenizer.lowercase,
+                      "strip_accents": tokenizer.strip_accents, "vocab_size": len(tokenizer.vocab),
+                      "special_tokens": tokenizer.special_tokens, "pad_id": tokenizer.pad_id,
+                      "runs_on": "pure Python (runner/targets/tokenizer.py)" if wordpiece
+                      else "the Hugging Face tokenizers package (pip install tokenizers)",
+                      "text_pairs": inp.pairs is not None,
+                      # a static-embedding model reads word pieces only, no [CLS] / [SEP]
+                      **({"add_special_tokens": False} if static else {})},
+        "models": [],
+    }
+
+    kept, rejected = [], []
+
+    def add(file_name: str, art: dict) -> bool:
+        """Write one model file, check it alone through the runner; keep it or remove it (and say why)."""
+        dst = tmp / file_name
+        shutil.copy2(run.out / art["path"], dst)
+        entry = _model_meta(file_name, typed[art["name"]], art, run.task, inp.input_names, width, tmp)
+        write_json(tmp / "metadata.json", meta | {"models": kept + [entry]})  # the bundle as the runner sees it
+        try:
+            result = check_model(Bundle.load(tmp), entry, checks)
+        except Exception as exc:  # the runner cannot load or run this file: the others may still ship
+            entry["runner_check"], failure = None, f"the runner failed: {type(exc).__name__}: {first_line(exc)}"
+        else:
+            if inp.embedding:
+                info(f"bundle pi/{file_name} ({art['name']}) through the torch-free runner: max |Δ| vs PyTorch "
+                     f"{result.max_abs_diff:.2e}, mean cosine {result.mean_cosine:.6f}")
+                entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
+                                         "mean_cosine_vs_pytorch": result.mean_cosine}
+            else:
+                info(f"bundle pi/{file_name} ({art['name']}) through the torch-free runner: max |Δlogit| vs PyTorch "
+                     f"{result.max_abs_diff:.2e}, label agreement {result.label_agreement:.4f}, dev accuracy "
+                     f"{100 * result.accuracy:.2f}%")
+                entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
+                                         "label_agreement_vs_pytorch": result.label_agreement, "dev_accuracy": result.accuracy}
+            failure = result.failure and f"runner output does not match the PyTorch student on dev: {result.failure}"
+        if failure:
+            dst.unlink()
+            rejected.append({"file": file_name, "artifact": art["name"], "reason": failure})
+            write_json(tmp / "metadata.json", meta | {"models": kept})
+            return False
+        kept.append(entry)
+        return True
+
+    for runtime, options in inp.candidates.items():
+        for i, art in enumerate(options):
+            if i:
+                info(f"[yellow]bundle[/]: trying the next-fastest {runtime} artifact for pi, {art['name']}")
+            if add(f"model{Path(art['path']).suffix}", art):
+                break
+    for r in rejected:
+        info(f"[yellow]not bundled[/]: pi/{r['file']} ({r['artifact']}): {r['reason']}")
+    if not kept:
+        raise StageFailed("bundle: no model passed the runner check against the PyTorch student (see the lines "
+                          f"above); the trained student and the artifacts in {run.out} are kept")
+    meta["models"] = kept
+    meta["rejected"] = rejected
+    write_json(tmp / "metadata.json", meta)
+    write_text(tmp / "README.md", app_readme(meta))
+    first = kept[0]
+    rc = first["runner_check"]
+    check = ModelCheck(
+        "the bundle's runner (runner/targets: pure-Python tokenizer, " + first["runtime"] + ")", rc["rows"],
+        rc["mean_cosine_vs_pytorch"] if inp.embedding else rc["label_agreement_vs_pytorch"], inp.agreement_name,
+        inp.bar(first["precision"] != "fp32"), True, rc["max_abs_diff_vs_pytorch"], rc.get("dev_accuracy"))
+    return PlatformBundle(
+        "pi", PLATFORM.title, model_file=first["file"], artifact=first["artifact"], precision=first["precision"],
+        check=check, rejected=rejected,
+        details={"models": [{k: m[k] for k in ("file", "artifact", "runtime", "precision", "size_bytes", "runner_check")}
+                            for m in kept]})
+
+
+def _model_meta(file_name: str, art: Artifact, measured: dict, task, input_names: list[str], num_labels: int,
+                root: Path) -> dict:
+    from targets.runtime import RUNTIME_OF_SUFFIX
+
+    path = root / file_name
+    if file_name.endswith((".onnx", ".ort")):  # the graph's own inputs (a static-embedding graph takes no token_type_ids)
+        import onnx
+
+        source = path if file_name.endswith(".onnx") else root / "model.onnx"  # the .ort is made from model.onnx
+        graph_inputs = {i.name for i in onnx.load(str(source), load_external_data=False).graph.input}
+        input_names = [n for n in input_names if n in graph_inputs]
+    ins, outs = _io(art, task, input_names, num_labels)
+    seq_latency = {f"seq{e['seq_len']}_{e['threads']}t": e["p50_ms"] for e in measured["latency"] if e.get("batch", 1) == 1}
+    v = art.verification
+    return {
+        "file": file_name, "runtime": RUNTIME_OF_SUFFIX[path.suffix], "format": path.suffix.lstrip("."), "artifact": art.name,
+        "precision": art.precision, "inputs": ins, "outputs": outs,
+        **({"buckets": art.buckets, "signatures": [f"seq_{b}" for b in art.buckets]} if art.buckets else {}),
+        "size_bytes": path.stat().st_size, "sha256": file_digest(path, None),
+        "test_accuracy": measured["accuracy"], "verification": {"max_abs_diff": v.max_abs_diff, "label_agreement": v.label_agreement,
+                                                                "on": f"dev ({v.rows} rows)"},
+        "latency_p50_ms_on_build_machine": seq_latency,
+        "quantization": {"backend": art.quantization.backend, "settings": art.quantization.settings} if art.quantization else None,
+        "compute": art.compute,
+        # what the runner sets for a .onnx (a .ort was saved with it applied): an app loading the .onnx sets it too
+        **({"session_config": SESSION_CONFIG, "operators": _onnx_operators(path)} if file_name.endswith(".onnx") else {}),
+        **({"operators": _onnx_operators(root / "model.onnx")} if file_name.endswith(".ort") else {}),
+    }
+
+
+def _onnx_operators(path: Path) -> str:
+    import onnx
+
+    domains = {o.domain for o in onnx.load(str(path), load_external_data=False).opset_import}
+    if "com.microsoft" in domains:
+        return "ONNX Runtime contrib operators (com.microsoft): runs in ONNX Runtime / ONNX Runtime Mobile only"
+    return "standard ONNX operators"
+
+
+def app_readme(meta: dict) -> str:
+    if meta["task"]["postprocess"] == "embedding":
+        from compress.embedding.bundle_readme import render
+    else:
+        from compress.bundle_readme import render
+    return render(meta)
+
+
+PLATFORM = Platform("pi", "Raspberry Pi / Linux / desktop (Python, the torch-free runner)", build)

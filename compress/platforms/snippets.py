@@ -1,0 +1,93 @@
+"""The app snippets of the platform bundles' READMEs: strings in, answers out, a few lines each (Kotlin, Swift).
+
+They were written against the libraries' documented APIs. None of them runs here (no Android or iOS toolchain on
+the build machine): each README says so, and says which check did run (the same file through the same library's
+Python or Node build)."""
+
+from __future__ import annotations
+
+NOT_RUN = ("This snippet was **not run here** (no {os} toolchain on the build machine); the model file itself was "
+           "checked with the same library's {other} build, as written above.")
+
+
+def litert_snippet(platform: str, embedding: bool, model_file: str) -> list[str]:
+    stem, ext = model_file.rsplit(".", 1)
+    if platform == "android":
+        if embedding:
+            body = ["import com.google.mediapipe.tasks.core.BaseOptions",
+                    "import com.google.mediapipe.tasks.text.textembedder.TextEmbedder",
+                    "",
+                    "val embedder = TextEmbedder.createFromOptions(context, TextEmbedder.TextEmbedderOptions.builder()",
+                    f"    .setBaseOptions(BaseOptions.builder().setModelAssetPath(\"{model_file}\").build()).build())",
+                    "val a = embedder.embed(\"a gripping, beautifully acted film\").embeddingResult().embeddings()[0]",
+                    "val b = embedder.embed(\"a moving story, wonderfully played\").embeddingResult().embeddings()[0]",
+                    "val similarity = TextEmbedder.cosineSimilarity(a, b)",
+                    "embedder.close()"]
+        else:
+            body = ["import com.google.mediapipe.tasks.core.BaseOptions",
+                    "import com.google.mediapipe.tasks.text.textclassifier.TextClassifier",
+                    "",
+                    "val classifier = TextClassifier.createFromOptions(context, TextClassifier.TextClassifierOptions.builder()",
+                    f"    .setBaseOptions(BaseOptions.builder().setModelAssetPath(\"{model_file}\").build()).build())",
+                    "val result = classifier.classify(\"a gripping, beautifully acted film\")",
+                    "val top = result.classificationResult().classifications()[0].categories().maxBy { it.score() }",
+                    "println(\"${top.categoryName()} ${top.score()}\")",
+                    "classifier.close()"]
+        return ["## Kotlin (Android)", "", "```kotlin",
+                "// build.gradle: implementation(\"com.google.mediapipe:tasks-text:<version>\"); put the .tflite in assets/",
+                *body, "```", "", NOT_RUN.format(os="Android", other="Python")]
+    if embedding:
+        body = ["let embedder = try TextEmbedder(modelPath: path)",
+                "let a = try embedder.embed(text: \"a gripping, beautifully acted film\").embeddingResult.embeddings[0]",
+                "let b = try embedder.embed(text: \"a moving story, wonderfully played\").embeddingResult.embeddings[0]",
+                "let similarity = try TextEmbedder.cosineSimilarity(embedding1: a, embedding2: b)"]
+    else:
+        body = ["let classifier = try TextClassifier(modelPath: path)",
+                "let result = try classifier.classify(text: \"a gripping, beautifully acted film\")",
+                "let top = result.classificationResult.classifications[0].categories.max { $0.score < $1.score }!",
+                "print(top.categoryName ?? \"\", top.score)"]
+    return ["## Swift (iOS)", "", "```swift", "// Podfile: pod 'MediaPipeTasksText'", "import MediaPipeTasksText", "",
+            f"let path = Bundle.main.path(forResource: \"{stem}\", ofType: \"{ext}\")!", *body, "```", "",
+            NOT_RUN.format(os="iOS", other="Python")]
+
+
+def ort_snippet(platform: str, embedding: bool, model_file: str, text_input: str, output: str) -> list[str]:
+    stem, ext = model_file.rsplit(".", 1)
+    what = "vector" if embedding else "logits, labels.txt order"
+    if platform == "android":
+        return ["## Kotlin (Android)", "", "```kotlin",
+                "// build.gradle: implementation(\"com.microsoft.onnxruntime:onnxruntime-android:<version>\")",
+                "//               implementation(\"com.microsoft.onnxruntime:onnxruntime-extensions-android:<version>\")",
+                "import ai.onnxruntime.*",
+                "import ai.onnxruntime.extensions.OrtxPackage",
+                "",
+                "val env = OrtEnvironment.getEnvironment()",
+                "val options = OrtSession.SessionOptions().apply {",
+                "    registerCustomOpLibrary(OrtxPackage.getLibraryPath())  // the tokenizer's operators",
+                "    addConfigEntry(\"optimization.disable_specified_optimizers\", \"SkipLayerNormFusion\")",
+                "}",
+                f"val session = env.createSession(context.assets.open(\"{model_file}\").readBytes(), options)",
+                "fun run(text: String): FloatArray =",
+                "    OnnxTensor.createTensor(env, arrayOf(text), longArrayOf(1)).use { input ->",
+                f"        session.run(mapOf(\"{text_input}\" to input)).use {{ result ->",
+                f"            (result.get(\"{output}\").get().value as Array<FloatArray>)[0]  // {what}",
+                "        }",
+                "    }",
+                "```", "", NOT_RUN.format(os="Android", other="Python")]
+    return ["## Swift (iOS)", "", "```swift",
+            "// Podfile: pod 'onnxruntime-objc'; pod 'onnxruntime-extensions-c'",
+            "import onnxruntime_objc",
+            "",
+            "let env = try ORTEnv(loggingLevel: .warning)",
+            "let options = try ORTSessionOptions()",
+            "try options.registerCustomOps(functionPointer: RegisterCustomOps)  // onnxruntime_extensions.h: the tokenizer",
+            "try options.addConfigEntry(withKey: \"optimization.disable_specified_optimizers\", value: \"SkipLayerNormFusion\")",
+            f"let session = try ORTSession(env: env, modelPath: Bundle.main.path(forResource: \"{stem}\", ofType: \"{ext}\")!,",
+            "                             sessionOptions: options)",
+            "func run(_ text: String) throws -> [Float] {",
+            "    let input = try ORTValue(tensorStringData: [text], shape: [1])",
+            f"    let out = try session.run(withInputs: [\"{text_input}\": input], outputNames: [\"{output}\"], runOptions: nil)",
+            f"    let data = try out[\"{output}\"]!.tensorData() as Data",
+            f"    return data.withUnsafeBytes {{ Array($0.bindMemory(to: Float.self)) }}  // {what}",
+            "}",
+            "```", "", NOT_RUN.format(os="iOS", other="Python")]
