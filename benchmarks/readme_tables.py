@@ -559,6 +559,46 @@ def render_bundle_check(paths: list[str]) -> list[str]:
                         f"`{Path(p).name}` {mb((load(p).get('bundle') or {}).get('zip_bytes'))} MB" for p in paths) + "."]
 
 
+def render_platforms(paths: list[str]) -> list[str]:
+    """The platform bundles of one pipeline report: what each holds, its size against the teacher's fp32 weights,
+    its model's test accuracy and latency (bench matrix), and the check its platform's library ran on dev."""
+    if len(paths) != 1:
+        raise DocError("platforms renders one file")
+    doc = load(paths[0])
+    platforms = (doc.get("bundle") or {}).get("platforms")
+    if not platforms:
+        raise DocError(f"{paths[0]} has no bundle.platforms section")
+    teacher = doc["teacher"]
+    artifacts = {a["name"]: a for a in doc["artifacts"]}
+    lines = ["| platform | zip | MB | × smaller than the teacher's fp32 weights | model (artifact) | test accuracy (% of teacher) "
+             "| p50 ms, seq 128, 1 thread | checked from raw dev text with | dev agreement with PyTorch |",
+             "|---|---|---:|---:|---|---:|---:|---|---:|"]
+    for pl in platforms:
+        if pl.get("skipped"):
+            lines.append(f"| {pl['title']} | — | — | — | — | — | — | not built: {pl['skipped']} | — |")
+            continue
+        art = artifacts.get(pl["artifact"], {})
+        acc = art.get("accuracy")
+        check = pl.get("check") or {}
+        agree = check.get("agreement")
+        lines.append(f"| {pl['title']} | `{pl['platform']}.zip` | {mb(pl['zip_bytes'])} | {ratio(teacher['size_bytes'], pl['zip_bytes'])} | "
+                     f"`{pl['model_file']}` (`{pl['artifact']}`) | "
+                     f"{num(acc and 100 * acc, '{:.2f}%')} ({num(acc and 100 * acc / teacher['accuracy'], '{:.1f}%')}) | "
+                     f"{ms(p50(art, 128, 1)) if art else '—'} | {check.get('tool', 'not run here')} | "
+                     f"{num(agree and 100 * agree, '{:.2f}%')} ({check.get('agreement_name', '—')}) |")
+    rows = doc.get("string_in") or []
+    if rows:
+        lines += ["", "| string-in ONNX | threads | seq | ids in p50 ms | string in p50 ms | tokenizer ms |", "|---|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            for c in r["text_latency"]:
+                plain = next((x for x in r["plain_latency"] if (x["threads"], x["seq_len"]) == (c["threads"], c["seq_len"])), None)
+                if plain and c["seq_len"] in (32, 128):
+                    lines.append(f"| `{r['artifact']}` + tokenizer | {c['threads']} | {c['seq_len']} | {ms(plain['p50_ms'])} | "
+                                 f"{ms(c['p50_ms'])} | {ms(c['p50_ms'] - plain['p50_ms'])} |")
+    env = environment_of(doc)
+    return lines + ["", env_line(env, commands_of(doc))]
+
+
 def render_isa_check(paths: list[str]) -> list[str]:
     """`python -m targets check` of one bundle on several (real or emulated) CPUs, and the bundle stage run on each."""
     if len(paths) != 1:
@@ -704,6 +744,7 @@ RENDERERS = {
     "arm64-check": render_arm64_check,
     "stage-seconds": render_stage_seconds,
     "bundle-check": render_bundle_check,
+    "platforms": render_platforms,
     "bench-repeats": render_bench_repeats,
     "isa-check": render_isa_check,
     "test-tiers": render_test_tiers,

@@ -57,6 +57,9 @@ def test_every_platform_has_a_folder_and_a_zip_of_exactly_its_files(bundled):
     assert (bundled / "bundle/ios-ort/model.ort").read_bytes() == (bundled / "bundle/android-ort/model.ort").read_bytes()
     assert "```swift" in (bundled / "bundle/ios-ort/README.md").read_text()
     assert "```kotlin" in (bundled / "bundle/android-ort/README.md").read_text()
+    for name in expected:  # every README says that text longer than the model's length is cut
+        assert "truncated" in (bundled / "bundle" / name / "README.md").read_text() or "cut there" in \
+            (bundled / "bundle" / name / "README.md").read_text(), name
     pi = bundled / "bundle" / "pi"
     assert (pi / "runner" / "targets" / "runtime.py").is_file() and not (pi / "model.ort").exists()
 

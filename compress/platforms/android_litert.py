@@ -13,9 +13,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from compress.errors import first_line
 from compress.fsutil import write_text
-from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle
+from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle, first_passing, none_passed
 from compress.progress import info
 
 MODEL_FILE = "model.tflite"
@@ -62,6 +61,7 @@ def _runner_outputs(inp: BundleInput):
 def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     from compress.platforms.mediapipe_check import run_mediapipe
     from compress.platforms.tflite_task import convert_single, quantize_like, write_metadata
+    from targets.bundle import softmax
 
     reason = skip_reason(inp)
     if reason:
@@ -77,43 +77,34 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     student = inp.run.load_student("bundle")
     runner = _runner_outputs(inp)
     width = inp.reference.shape[-1]
-    rejected = []
+    model = folder / MODEL_FILE
     with tempfile.TemporaryDirectory() as work:
         fp32 = convert_single(student, inp.embedding, inp.max_length, Path(work) / "single-fp32.tflite")
         info(f"bundle android-litert: one signature [1, {inp.max_length}] int32, "
              f"{'sentence vector' if inp.embedding else 'probabilities'} out (litert-torch)")
-        for art in inp.candidates["litert"]:
+
+        def attempt(art: dict) -> ModelCheck:
             typed = inp.typed[art["name"]]
-            try:
-                quantized = quantize_like(fp32, typed.quantization, Path(work) / f"{art['name']}.tflite")
-                write_metadata(quantized, vocab, None if inp.embedding else inp.label_names, folder / MODEL_FILE)
-                outputs, ms, tool = run_mediapipe(folder / MODEL_FILE, inp.texts, inp.embedding, width)
-                inp.same_shape(outputs, tool)
-            except Exception as exc:  # noqa: BLE001 - this candidate cannot be made or run: try the next
-                rejected.append({"file": MODEL_FILE, "artifact": art["name"], "reason": first_line(exc)})
-                (folder / MODEL_FILE).unlink(missing_ok=True)
-                continue
+            quantized = quantize_like(fp32, typed.quantization, Path(work) / f"{art['name']}.tflite")
+            write_metadata(quantized, vocab, None if inp.embedding else inp.label_names, model)
+            outputs, ms, tool = run_mediapipe(model, inp.texts, inp.embedding, width)
+            inp.same_shape(outputs, tool)
             agreement, bar = inp.agreement(outputs), inp.bar(typed.quantization is not None)
             notes = [f"text longer than {inp.max_length} tokens is truncated"]
             if runner is not None:
-                same = inp.agreement(outputs, runner)
-                notes.append(f"{inp.agreement_name} with the runner's bucketed {art['name']}: {same:.4f}")
-            diff = None if not inp.embedding else float(abs(outputs - inp.reference).max())
-            check = ModelCheck(tool, len(outputs), agreement, inp.agreement_name, bar, agreement >= bar, diff,
-                               inp.accuracy(outputs), ms, notes)
+                notes.append(f"{inp.agreement_name} with the runner's bucketed {art['name']}: {inp.agreement(outputs, runner):.4f}")
+            expected = inp.reference if inp.embedding else softmax(inp.reference)  # MediaPipe's scores: probabilities
+            check = ModelCheck(tool, len(outputs), agreement, inp.agreement_name, bar, agreement >= bar,
+                               float(abs(outputs - expected).max()), inp.accuracy(outputs), ms, notes)
             info(f"bundle android-litert/{MODEL_FILE} ({art['name']}) through {tool}: {inp.agreement_name} "
                  f"{agreement:.4f}" + (f", dev accuracy {100 * check.dev_accuracy:.2f}%" if check.dev_accuracy is not None else "")
                  + f", {ms:.2f} ms per text")
-            if not check.passed:
-                rejected.append({"file": MODEL_FILE, "artifact": art["name"],
-                                 "reason": f"{inp.agreement_name} {agreement:.4f} under the bar {bar}"})
-                (folder / MODEL_FILE).unlink()
-                continue
-            break
-        else:
-            return PlatformBundle("android-litert", PLATFORM.title, rejected=rejected,
-                                  skipped="no LiteRT artifact passed MediaPipe's check: "
-                                  + "; ".join(f"{r['artifact']}: {r['reason']}" for r in rejected))
+            return check
+
+        art, check, rejected = first_passing(inp.candidates["litert"], model, attempt)
+    if art is None:
+        return none_passed(PLATFORM, rejected)
+    typed = inp.typed[art["name"]]
     (folder / "vocab.txt").unlink(missing_ok=True)  # inside the model's metadata now
     write_text(folder / "README.md", readme(inp, check, typed.precision))
     return PlatformBundle("android-litert", PLATFORM.title, model_file=MODEL_FILE, artifact=art["name"],

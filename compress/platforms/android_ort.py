@@ -17,7 +17,7 @@ import numpy as np
 
 from compress.errors import first_line
 from compress.fsutil import write_json, write_text
-from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle
+from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle, first_passing, none_passed
 from compress.progress import info
 
 MODEL_FILE = "model.onnx"
@@ -58,39 +58,29 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     reason = skip_reason(inp)
     if reason:
         return PlatformBundle("android-ort", PLATFORM.title, skipped=reason)
-    rejected = []
     ids = id_agreement(inp.tokenizer_dir, inp.texts, inp.max_length)
-    for art in inp.candidates["onnxruntime"]:
-        typed = inp.typed[art["name"]]
-        try:
-            mode = string_in_model(inp.run.out / art["path"], inp.tokenizer_dir, inp.max_length, folder / MODEL_FILE)
-            outputs, ms = run_texts(folder / MODEL_FILE, inp.texts)
-            inp.same_shape(outputs, "the string-in model")
-        except Exception as exc:  # noqa: BLE001 - this candidate cannot be made or run: try the next
-            rejected.append({"file": MODEL_FILE, "artifact": art["name"], "reason": first_line(exc)})
-            (folder / MODEL_FILE).unlink(missing_ok=True)
-            continue
-        quantized = typed.quantization is not None
-        agreement, bar = inp.agreement(outputs), inp.bar(quantized)
+    model, made_with = folder / MODEL_FILE, {}
+
+    def attempt(art: dict) -> ModelCheck:
+        made_with["mode"] = string_in_model(inp.run.out / art["path"], inp.tokenizer_dir, inp.max_length, model)
+        outputs, ms = run_texts(model, inp.texts)
+        made_with["outputs"] = inp.same_shape(outputs, "the string-in model")
+        agreement, bar = inp.agreement(outputs), inp.bar(inp.typed[art["name"]].quantization is not None)
         check = ModelCheck(
             f"onnxruntime {_version('onnxruntime')} + onnxruntime-extensions {_version('onnxruntime-extensions')} (Python)",
             len(outputs), agreement, inp.agreement_name, bar, agreement >= bar, float(np.abs(outputs - inp.reference).max()),
             inp.accuracy(outputs), round(ms, 3),
-            [f"in-graph tokenizer: {mode}; its ids equal Hugging Face's on {100 * ids:.2f}% of dev texts",
+            [f"in-graph tokenizer: {made_with['mode']}; its ids equal Hugging Face's on {100 * ids:.2f}% of dev texts",
              f"text longer than {inp.max_length} tokens is truncated ([SEP] kept last)"])
         info(f"bundle android-ort/{MODEL_FILE} ({art['name']} + tokenizer) from raw dev text: {inp.agreement_name} "
              f"{agreement:.4f}, max |Δ| {check.max_abs_diff:.2e}, {ms:.2f} ms per text; ids as Hugging Face's on "
              f"{100 * ids:.2f}% of dev texts")
-        if not check.passed:
-            rejected.append({"file": MODEL_FILE, "artifact": art["name"],
-                             "reason": f"{inp.agreement_name} {agreement:.4f} under the bar {bar}"})
-            (folder / MODEL_FILE).unlink()
-            continue
-        break
-    else:
-        return PlatformBundle("android-ort", PLATFORM.title, rejected=rejected,
-                              skipped="no ONNX artifact passed the string-in check: "
-                              + "; ".join(f"{r['artifact']}: {r['reason']}" for r in rejected))
+        return check
+
+    art, check, rejected = first_passing(inp.candidates["onnxruntime"], model, attempt)
+    if art is None:
+        return none_passed(PLATFORM, rejected)
+    typed, mode, outputs = inp.typed[art["name"]], made_with["mode"], made_with["outputs"]
     model_file = MODEL_FILE
     if inp.run.recipe.export.ort_format:  # ONNX Runtime's own format: loads in its mobile (minimal) builds too
         model_file = _as_ort(inp, folder, outputs, check)

@@ -108,6 +108,33 @@ class PlatformBundle:
         return asdict(self)
 
 
+def first_passing(candidates: list[dict], model: Path, attempt: Callable[[dict], ModelCheck]):
+    """Try the measured artifacts fastest first: `attempt(artifact)` writes `model` from it and checks it (an
+    exception: it cannot be made or run). Returns (the artifact that passed or None, its check, the rejections);
+    a failed candidate's file is removed."""
+    from compress.errors import first_line
+
+    rejected = []
+    for art in candidates:
+        try:
+            check = attempt(art)
+        except Exception as exc:  # noqa: BLE001 - this candidate cannot be made or run: the next one may
+            rejected.append({"file": model.name, "artifact": art["name"], "reason": first_line(exc)})
+            model.unlink(missing_ok=True)
+            continue
+        if check.passed:
+            return art, check, rejected
+        rejected.append({"file": model.name, "artifact": art["name"],
+                         "reason": f"{check.agreement_name} {check.agreement:.4f} under the bar {check.bar}"})
+        model.unlink(missing_ok=True)
+    return None, None, rejected
+
+
+def none_passed(platform: "Platform", rejected: list[dict]) -> PlatformBundle:
+    return PlatformBundle(platform.name, platform.title, rejected=rejected,
+                          skipped="no candidate passed its check: " + "; ".join(f"{r['artifact']}: {r['reason']}" for r in rejected))
+
+
 @dataclass(frozen=True)
 class Platform:
     name: str

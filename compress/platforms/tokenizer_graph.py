@@ -323,6 +323,12 @@ def string_in_model(model_path: Path, tokenizer_dir: Path, max_length: int, out:
     for o in tok.opset_import:
         if o.domain in ("", "ai.onnx"):
             o.version = target
+    # a domain both graphs import (ai.onnx.ml: the LabelEncoder here, ONNX Runtime's quantizer stamps v5) at one
+    # version: the newer, whose LabelEncoder still reads the string attributes used here
+    theirs = {o.domain: o.version for o in model.opset_import}
+    for o in tok.opset_import:
+        if o.domain not in ("", "ai.onnx") and theirs.get(o.domain, 0) > o.version:
+            o.version = theirs[o.domain]
     tok.ir_version = model.ir_version = max(tok.ir_version, model.ir_version)
     graph = tok.graph
     graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), "unsqueeze_batch"))
