@@ -105,7 +105,7 @@ def test_pipeline_bench_writes_device_schema_and_plots(bundled):
     assert doc["grid"]["batches"] == [1, 8] and doc["device"]["cpu"] and doc["device"]["versions"]["onnxruntime"]
     gemm = doc["gemm_peak"]["gflop_s"]
     assert gemm["fp32"]["1"] > 0 and gemm["int8"]["1"] > 0
-    bundle_meta = json.loads((bundled / "bundle/metadata.json").read_text())
+    bundle_meta = json.loads((bundled / "bundle/pi/metadata.json").read_text())
     shipped = {m["artifact"] for m in bundle_meta["models"]}
     assert {m["name"] for m in doc["models"] if m.get("shipped")} == shipped  # marked by the bundle stage
     for m in doc["models"]:
@@ -138,7 +138,7 @@ def test_device_runner_bench_measures_every_model(bundled, device_results):
     from targets.bench import load_results
 
     doc = load_results(device_results[0])
-    meta = json.loads((bundled / "bundle/metadata.json").read_text())
+    meta = json.loads((bundled / "bundle/pi/metadata.json").read_text())
     assert [m["file"] for m in doc["models"]] == [m["file"] for m in meta["models"]]
     assert doc["device"]["name"] == "test-device" and doc["device"]["emulated"] is None
     assert doc["grid"]["seq_lens"] == [16, 32]  # 128 is above the bundle's max length (64): left out
@@ -277,7 +277,7 @@ def test_arm64_outputs_match_x86_under_qemu(bundled, tmp_path):
     check = json.loads((out / "arm64_check.json").read_text())
     assert code == 0 and check["passed"], check
     checks = check["cpus"]["cortex-a72"]["checks"]
-    models = json.loads((bundled / "bundle/metadata.json").read_text())["models"]
+    models = json.loads((bundled / "bundle/pi/metadata.json").read_text())["models"]
     assert set(checks) == {m["file"] for m in models}
     for m in models:
         c = checks[m["file"]]

@@ -49,6 +49,15 @@ def test_non_wordpiece_teacher_runs_to_a_checked_bundle(kind, model_type, tflite
     readme = (out / "bundle" / "pi" / "README.md").read_text()
     assert "pip install tokenizers" in readme and "token_type_ids" not in readme  # these models have no token types
 
+    # the bundles whose formats describe BERT WordPiece only are skipped with the reason, the others are built
+    platforms = {p["platform"]: p for p in json.loads((out / "report.json").read_text())["bundle"]["platforms"]}
+    assert "BERT WordPiece only" in platforms["android-litert"]["skipped"] or \
+        platforms["android-litert"]["skipped"].startswith("no verified TFLite artifact")
+    assert platforms["android-ort"]["skipped"] == (f"the student's tokenizer is {model_type}; the in-graph tokenizer "
+                                                   "here is onnxruntime-extensions' BERT WordPiece")
+    assert platforms["pi"]["skipped"] is None and platforms["web"]["skipped"] is None
+    assert f"not built: the student's tokenizer is {model_type}" in (out / "report.md").read_text()
+
     run = api.prepare(resolve_recipe(str(out / "recipe.yaml")), out, force=False, whole_run=False)
     dev = run.encode("dev", run.student_tokenizer())  # Hugging Face's tokenizer, as the export verified
     texts = [e.text for e in run.data.dev]

@@ -99,7 +99,7 @@ def test_bundle_holds_everything_an_app_needs(bundled):
     readme = (b / "README.md").read_text()
     assert "```kotlin" in readme and "```swift" in readme and "were not run here" in readme
     with zipfile.ZipFile(bundled / "bundle" / "pi.zip") as zf:
-        zipped = {n.removeprefix("bundle/") for n in zf.namelist()}
+        zipped = {n.removeprefix("pi/") for n in zf.namelist()}
     assert {str(p.relative_to(b)) for p in b.rglob("*") if p.is_file()} == zipped
     assert Bundle.load(bundled / "bundle" / "pi.zip").labels == meta["labels"]
 
@@ -185,7 +185,7 @@ def test_runner_bad_input_is_one_line_and_exit_2(bundled, tmp_path):
     fails(["predict", str(b), "--runtime", "litert", "x"], "cannot load model.tflite")
     (b / "vocab.txt").unlink()
     fails(["predict", str(b), "x"], "is missing vocab.txt")
-    meta = json.loads((bundled / "bundle/metadata.json").read_text())
+    meta = json.loads((bundled / "bundle/pi/metadata.json").read_text())
     newer = tmp_path / "newer"
     shutil.copytree(bundled / "bundle" / "pi", newer)
     (newer / "metadata.json").write_text(json.dumps(meta | {"schema_version": 99}))

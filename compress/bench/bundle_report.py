@@ -4,7 +4,12 @@ records) and the bench results; imports nothing of compress.platforms (the repor
 
 from __future__ import annotations
 
-from compress.bench.report import p50_at
+from compress.bench.results import cell
+
+
+def p50_at(latency: list[dict], seq_len: int, threads: int, batch: int = 1) -> float | None:
+    c = cell({"latency": latency}, seq_len, threads, batch)
+    return c["p50_ms"] if c else None
 
 
 def _mb(n: int | None) -> str:

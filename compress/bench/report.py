@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compress.bench.results import bench_document, cell, device_sections, reference_cell
-
-
-def p50_at(latency: list[dict], seq_len: int, threads: int, batch: int = 1) -> float | None:
-    c = cell({"latency": latency}, seq_len, threads, batch)
-    return c["p50_ms"] if c else None
+from compress.bench.bundle_report import headline_rows, p50_at, platform_section, string_in_section
+from compress.bench.results import bench_document, device_sections, reference_cell
 
 
 def reference_point(report: dict) -> tuple[int, int]:
@@ -81,8 +77,6 @@ def render_markdown(report: dict) -> str:
                if embedding else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test accuracy."),
             "",
         ]
-    from compress.bench.bundle_report import headline_rows, platform_section, string_in_section
-
     lines += headline_rows(report)
     if embedding:
         from compress.embedding.report import embedding_section

@@ -156,7 +156,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     for runtime, options in inp.candidates.items():
         for i, art in enumerate(options):
             if i:
-                info(f"[yellow]bundle[/]: trying the next-fastest {runtime} artifact for pi, {art['name']}")
+                info(f"[yellow]bundle[/] pi: trying the next-fastest {runtime} artifact, {art['name']}")
             if add(f"model{Path(art['path']).suffix}", art):
                 break
     for r in rejected:
