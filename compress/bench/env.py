@@ -6,7 +6,7 @@ from targets.env import RUNTIME_PACKAGES
 from targets.env import environment as _environment
 
 PACKAGES = ("bert-compress", "torch", "transformers", "onnx", "onnxscript", "torchao", "nncf", "litert-torch",
-            "ai-edge-quantizer", *RUNTIME_PACKAGES)
+            "ai-edge-quantizer", "onnxruntime-extensions", "mediapipe", *RUNTIME_PACKAGES)
 
 
 def environment() -> dict:

@@ -32,6 +32,7 @@ TEXT_INPUT = "text"
 OFFSETS_OUTPUT = "offset_mapping"
 OPSET = 20  # the standard StringSplit (opset 20) reads past a NUL; the extensions' string kernels do not
 _IDS = ("input_ids", "token_type_ids", "attention_mask")
+TABLE_CACHE = Path.home() / ".cache" / "bert-compress" / "tokenizer-tables"
 
 CONTRIB = "ai.onnx.contrib"
 SENT0 = 0xE000  # U+E000..U+E00F: placeholders (private use, which the Python tokenizer deletes from raw text anyway)
@@ -70,8 +71,24 @@ def _const_str(name, s):
     return numpy_helper.from_array(np.array([s], dtype=object), name)
 
 def _tables(hf):
-    """Per-code-point behaviour of the HF tokenizer's own normalizer and pre-tokenizer."""
+    """Per-code-point behaviour of the HF tokenizer's own normalizer and pre-tokenizer: (code point -> its
+    normalized text where it changes, the CJK code points it pads with spaces, the punctuation it splits on).
+    Reading all 1.1M code points takes seconds, so the result is kept in TABLE_CACHE, keyed by the normalizer and
+    pre-tokenizer definitions and the tokenizers version that ran them."""
+    import hashlib
+    import json
+    from importlib.metadata import version
+
     bt = hf.backend_tokenizer
+    spec = json.loads(bt.to_str())
+    key = hashlib.sha256(json.dumps([spec.get("normalizer"), spec.get("pre_tokenizer"), version("tokenizers")],
+                                    sort_keys=True).encode()).hexdigest()[:24]
+    cached = TABLE_CACHE / f"{key}.json"
+    try:
+        got = json.loads(cached.read_text(encoding="utf-8"))
+        return {int(k): v for k, v in got["f"].items()}, set(got["cjk"]), set(got["punct"])
+    except (OSError, ValueError, KeyError):
+        pass
     norm, pre = bt.normalizer, bt.pre_tokenizer
     f = {}
     for cp in _codepoints():
@@ -80,6 +97,13 @@ def _tables(hf):
     hf_cjk = {cp for cp, n in f.items() if n == " " + chr(cp) + " "}
     # punctuation as HF's BertPreTokenizer sees it (its own Unicode tables, not Python's)
     punct = {cp for cp in _codepoints() if cp != 32 and len(pre.pre_tokenize_str("a" + chr(cp) + "b")) == 3}
+    try:
+        from compress.fsutil import write_json
+
+        TABLE_CACHE.mkdir(parents=True, exist_ok=True)
+        write_json(cached, {"f": {str(k): v for k, v in f.items()}, "cjk": sorted(hf_cjk), "punct": sorted(punct)})
+    except OSError:  # a read-only home: computed again next time
+        pass
     return f, hf_cjk, punct
 
 def _special_tokens(hf):
