@@ -371,6 +371,10 @@ def string_in_model(model_path: Path, tokenizer_dir: Path, max_length: int, out:
     for o in merged.graph.output:
         if o.name == f"tok/{OFFSETS_OUTPUT}":
             o.name = OFFSETS_OUTPUT
+    # the model's outputs first (what a caller takes as output 0), the offsets after them
+    ordered = sorted(merged.graph.output, key=lambda o: o.name == OFFSETS_OUTPUT)
+    del merged.graph.output[:]
+    merged.graph.output.extend(ordered)
     versions = {}  # one entry per domain ("" and "ai.onnx" are one)
     for o in merged.opset_import:
         domain = "" if o.domain in ("", "ai.onnx") else o.domain
