@@ -371,5 +371,5 @@ def test_run_trains_in_two_processes_then_rank_0_finishes_alone(scale_root, tmp_
     stages = {f.stem: json.loads(f.read_text()) for f in (out / "stages").glob("*.json")}
     assert set(stages) == {"finetune", "distill", "export", "quantize", "bench", "bundle"}
     assert stages["finetune"]["processes"] == 2 and stages["distill"]["processes"] == 2
-    assert (out / "bundle.zip").is_file() and (out / "report.md").is_file()
+    assert (out / "bundle" / "pi.zip").is_file() and (out / "report.md").is_file()
     assert p.stderr.count("done in ") == 1 and "[rank" not in p.stderr
