@@ -74,12 +74,11 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
 
         write_vocab_txt(json.loads((inp.tokenizer_dir / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"], folder)
         vocab = folder / "vocab.txt"
-    student = inp.run.load_student("bundle")
     runner = _runner_outputs(inp)
     width = inp.reference.shape[-1]
     model = folder / MODEL_FILE
     with tempfile.TemporaryDirectory() as work:
-        fp32 = convert_single(student, inp.embedding, inp.max_length, Path(work) / "single-fp32.tflite")
+        fp32 = convert_single(inp.student, inp.embedding, inp.max_length, Path(work) / "single-fp32.tflite")
         info(f"bundle android-litert: one signature [1, {inp.max_length}] int32, "
              f"{'sentence vector' if inp.embedding else 'probabilities'} out (litert-torch)")
 

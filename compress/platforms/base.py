@@ -38,6 +38,7 @@ class BundleInput:
     input_names: list[str]  # the exported graphs' inputs
     max_length: int
     meta: dict  # what every bundle's metadata says of the run (teacher, student, recipe, versions, checked_on)
+    student: Any = None  # the PyTorch student (loaded once by the stage; the task-library .tflite converts it)
     built: dict = field(default_factory=dict)  # platform -> (its folder, its PlatformBundle), as they are built
 
     def bar(self, quantized: bool) -> float:

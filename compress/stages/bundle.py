@@ -67,8 +67,7 @@ def run(run, force: bool = False) -> dict:
         candidates=candidates, texts=[e.text for e in dev_rows], pairs=pairs,
         labels=np.array([] if embedding else [e.label for e in dev_rows], dtype=np.int64), reference=reference,
         label_names=run.data.labels, embedding=embedding, tokenizer_dir=run.layout.student,
-        input_names=export["input_names"], max_length=run.recipe.data.max_length, meta=meta)
-    del student
+        input_names=export["input_names"], max_length=run.recipe.data.max_length, meta=meta, student=student)
 
     built: list[PlatformBundle] = []
     with atomic_dir(bundle_dir) as tmp:
