@@ -459,6 +459,52 @@ def render_distill_matrix(paths: list[str]) -> list[str]:
     return lines + ["", f"From {', '.join(f'`{p}`' for p in paths)}. " + env]
 
 
+# ---- benchmarks/compression_matrix.py ---------------------------------------------------------------------------
+def matrix_verdict(r: dict) -> dict:
+    """One point of the compression matrix against issue 21's targets: the fastest shipped ONNX model (int8 when the
+    guard kept one), the fp32 ONNX model (what the architecture alone gives), the LiteRT int8 file when kept."""
+    models = {m["name"]: m for m in r["models"]}
+    onnx = [m for m in r["models"] if m["runtime"] == "onnxruntime" and m["p50_ms"]]
+    best = min(onnx, key=lambda m: m["p50_ms"])
+    fp32 = models.get("student-onnx-fp32-ort-opt") or models.get("student-onnx-fp32")
+    litert = next((m for m in r["models"] if m["runtime"] == "litert" and m["precision"] != "fp32"), None)
+    litert_fp32 = next((m for m in r["models"] if m["runtime"] == "litert" and m["precision"] == "fp32"), None)
+    misses = []
+    if best["x_eager_teacher"] < 20:
+        misses.append(f"eager {best['x_eager_teacher']:.1f}× < 20×")
+    if best["x_onnx_teacher"] < 8:
+        misses.append(f"ONNX {best['x_onnx_teacher']:.1f}× < 8×")
+    if best["pct_of_teacher"] < 98:
+        misses.append(f"accuracy {best['pct_of_teacher']:.1f}% < 98%")
+    lite = litert or litert_fp32
+    if lite is None or lite["x_smaller"] < 30:
+        misses.append("LiteRT " + (f"{lite['x_smaller']:.1f}× < 30× smaller" + ("" if litert else " (int8 rejected by the guard)")
+                                   if lite else "not exported"))
+    return {"best": best, "fp32": fp32, "litert": lite, "litert_int8": litert is not None, "misses": misses}
+
+
+def render_compression_matrix(paths: list[str]) -> list[str]:
+    docs = [load(p) for p in paths]
+    lines = ["| point | shape | init | vocab | losses | epochs | seed | fastest ONNX model | p50 ms | × eager teacher | "
+             "× ONNX teacher | % of teacher acc | fp32 ONNX × eager / × ONNX | LiteRT MB (× smaller) | targets missed |",
+             "|---|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|"]
+    for d in docs:
+        for r in d["rows"]:
+            v = matrix_verdict(r)
+            b, f, lite = v["best"], v["fp32"], v["litert"]
+            lite_cell = "—" if lite is None else f"{lite['size_bytes'] / 1e6:.2f} ({lite['x_smaller']:.1f}×)" + ("" if v["litert_int8"] else " fp32")
+            lines.append(f"| {r['point']} | {r['shape']} | {r['init']} | {r['vocabulary']} | {' + '.join(r['losses'])} | "
+                         f"{r['epochs']} | {r['seed']} | {b['name']} | {b['p50_ms']} | {b['x_eager_teacher']:.1f} | "
+                         f"{b['x_onnx_teacher']:.1f} | {b['pct_of_teacher']:.1f} | {f['x_eager_teacher']:.1f} / {f['x_onnx_teacher']:.1f} | "
+                         f"{lite_cell} | {'; '.join(v['misses']) or 'none'} |")
+    teachers = sorted({f"{100 * r['teacher']['test_accuracy']:.2f}%" for d in docs for r in d["rows"]})
+    note = (f"Teacher test accuracy {', '.join(teachers)}; seq 128, batch 1, 1 thread; every speed-up is against the "
+            "teacher timed in the same point's bench run.")
+    envs = [d.get("environment") for d in docs]
+    env = env_line(envs[0], [c for d in docs for c in d.get("commands", [d.get("command")])], note) if all(e == envs[0] for e in envs) else note
+    return lines + ["", f"From {', '.join(f'`{p}`' for p in paths)}. " + env]
+
+
 # ---- benchmarks/albert_matrix.py (several files) -------------------------------------------------------------
 def render_albert(paths: list[str]) -> list[str]:
     lines = ["| results file | sharing | E | vocabulary | embedding bits | params | ONNX int8 MB | teacher fp32 / int8 file | "
@@ -739,6 +785,7 @@ RENDERERS = {
     "quantize-compare": render_quantize_compare,
     "distill-throughput": render_distill_throughput,
     "distill-matrix": render_distill_matrix,
+    "compression-matrix": render_compression_matrix,
     "albert": render_albert,
     "repeatability": render_repeatability,
     "arm64-check": render_arm64_check,

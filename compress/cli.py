@@ -137,7 +137,9 @@ def _dispatch(args) -> int:
             quality = (f"fidelity {100 * b['accuracy_retained']:.1f}% (mean cosine to the teacher)"
                        if report.get("task") == "embedding" else f"{100 * b['accuracy_retained']:.1f}% of its test accuracy")
             console.print(
-                f"[bold]{best}[/]: {b['speedup']}× faster than the teacher (seq {s['seq_len']}, {s['threads']} thread), "
+                f"[bold]{best}[/]: {b['speedup']}× faster than the teacher"
+                + (f" ({b['speedup_vs_onnx_teacher']}× its ONNX Runtime fp32 export)" if b.get("speedup_vs_onnx_teacher") else "")
+                + f" (seq {s['seq_len']}, {s['threads']} thread), "
                 f"{b['size_ratio']}× smaller, {quality} — {out / 'report.md'}"
             )
     return 0

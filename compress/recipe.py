@@ -57,8 +57,12 @@ class StudentConfig(_Strict):
     num_attention_heads: int | None = Field(None, ge=1)
     intermediate_size: int | None = Field(None, ge=8)
     """Student shape; None keeps the teacher's."""
-    init: Literal["teacher", "random"] = "teacher"
-    """teacher: copy the chosen layers, truncated to the student's widths where narrower; random: fresh weights."""
+    init: Literal["teacher", "pruned", "random"] = "teacher"
+    """teacher: copy the chosen layers, truncated to the student's widths where narrower; pruned: copy the chosen
+    layers' most important heads, FFN neurons and hidden channels (first-order Taylor scores of the teacher on the
+    training rows; the student keeps the teacher's head size); random: fresh weights."""
+    importance_rows: int = Field(512, ge=8)
+    """init pruned: how many training rows score the teacher's structures."""
     embedding_size: int | None = Field(None, ge=1)
     """ALBERT-style factorized embeddings V×E + E×H (E below the hidden size); None: E = H."""
     sharing: Literal["none", "all", "attention", "ffn"] | None = None

@@ -31,6 +31,11 @@ def check_report(report: dict, seq_lens, threads):
         assert entry["params"] > 0 and entry["size_bytes"] > 0 and 0 <= entry["accuracy"] <= 1
         check_timed(entry, seq_lens, threads)
     assert report["student"]["params"] < report["teacher"]["params"]
+    # the teacher in ONNX Runtime fp32: a reference row timed in the same bench run, the same model as the teacher
+    (onnx_teacher,) = [r for r in report["references"] if r["name"] == "teacher-onnx-fp32"]
+    check_timed(onnx_teacher, seq_lens, threads)
+    assert onnx_teacher["accuracy"] == pytest.approx(report["teacher"]["accuracy"], abs=1 / 48 + 1e-9)
+    assert report["summary"]["onnx_teacher_p50_ms"] > 0
     fp32 = [a for a in report["artifacts"] if not a.get("quantization")]
     names = [a["name"] for a in fp32]
     assert names in (["student-onnx-fp32", "student-onnx-fp32-ort-opt"],
@@ -72,6 +77,8 @@ def test_run_writes_every_output(finished_run):
     assert student_cfg["id2label"] == {"0": "negative", "1": "positive"}  # labels travel with the model
     md = (out / "report.md").read_text()
     assert "## Headline" in md and "student-onnx-fp32" in md
+    assert "faster than the teacher in ONNX Runtime fp32" in md and "| × eager teacher | × ONNX teacher |" in md
+    assert "| teacher-onnx-fp32 (reference, not shipped) | onnxruntime |" in md
     assert not list(out.rglob(".tmp-*")), "temporary files left behind"
 
 

@@ -45,7 +45,7 @@ def test_captured_scores_are_the_pre_softmax_scores():
     hooks_before = sum(len(m._forward_hooks) for m in model.modules())
     with ScoreCapture(model) as cap:
         # inside: one hook on each layer's query and key projection (4 layers × 2), nothing else
-        assert all(q._forward_hooks and k._forward_hooks for q, k in cap.modules)
+        assert all(q._forward_hooks and k._forward_hooks and not v._forward_hooks for q, k, v in cap.modules)
         assert sum(len(m._forward_hooks) for m in model.modules()) == hooks_before + 8
         out = model(**inputs, output_attentions=True)
         scores = cap.scores()
@@ -54,7 +54,7 @@ def test_captured_scores_are_the_pre_softmax_scores():
     for s, probs in zip(scores, out.attentions):
         torch.testing.assert_close(torch.softmax(s + additive, dim=-1), probs, atol=1e-6, rtol=1e-5)
     # hooks are gone afterwards
-    assert all(not q._forward_hooks and not k._forward_hooks for q, k in cap.modules)
+    assert all(not q._forward_hooks and not k._forward_hooks for q, k, _ in cap.modules)
 
 
 def _np_masked_mse(a, b, mask):

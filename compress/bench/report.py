@@ -13,12 +13,19 @@ def reference_point(report: dict) -> tuple[int, int]:
     return reference_cell(report["bench"])
 
 
+def onnx_teacher(report: dict) -> dict | None:
+    """The teacher in ONNX Runtime fp32 (a reference row of the bench stage), when it was measured."""
+    return next((r for r in report.get("references", []) if r["name"] == "teacher-onnx-fp32"), None)
+
+
 def _compare(report: dict, entry: dict, seq: int, threads: int) -> dict:
-    t = report["teacher"]
+    t, onnx = report["teacher"], onnx_teacher(report)
     t_ms, ms = p50_at(t["latency"], seq, threads), p50_at(entry["latency"], seq, threads)
+    onnx_ms = p50_at(onnx["latency"], seq, threads) if onnx else None
     return {
         "p50_ms": ms,
         "speedup": round(t_ms / ms, 2) if t_ms and ms else None,
+        "speedup_vs_onnx_teacher": round(onnx_ms / ms, 2) if onnx_ms and ms else None,
         "size_ratio": round(t["size_bytes"] / entry["size_bytes"], 2) if entry["size_bytes"] else None,
         "accuracy_retained": round(entry["accuracy"] / t["accuracy"], 4) if t["accuracy"] else None,
     }
@@ -29,11 +36,13 @@ def summary(report: dict) -> dict:
     rows = {"student (pytorch)": _compare(report, report["student"], seq, threads)}
     for art in report["artifacts"]:
         rows[art["name"]] = _compare(report, art, seq, threads)
+    onnx = onnx_teacher(report)
     best = min(report["artifacts"], key=lambda a: p50_at(a["latency"], seq, threads) or float("inf"), default=None)
     return {
         "seq_len": seq,
         "threads": threads,
         "teacher_p50_ms": p50_at(report["teacher"]["latency"], seq, threads),
+        "onnx_teacher_p50_ms": p50_at(onnx["latency"], seq, threads) if onnx else None,
         "best_artifact": best["name"] if best else None,
         "vs_teacher": rows,
     }
@@ -41,6 +50,10 @@ def summary(report: dict) -> dict:
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f}"
+
+
+def _ratio(a, b) -> str:
+    return f"{a / b:.2f}" if a and b else "—"
 
 
 def _pct(x: float | None) -> str:
@@ -71,7 +84,9 @@ def render_markdown(report: dict) -> str:
             "## Headline",
             "",
             f"`{best}` vs the teacher in PyTorch eager fp32, batch 1, seq {seq}, {thr} thread(s): "
-            f"**{b['speedup']}× faster** ({b['p50_ms']} ms vs {s['teacher_p50_ms']} ms p50), "
+            f"**{b['speedup']}× faster** ({b['p50_ms']} ms vs {s['teacher_p50_ms']} ms p50)"
+            + (f", **{b['speedup_vs_onnx_teacher']}×** faster than the teacher in ONNX Runtime fp32 ({s['onnx_teacher_p50_ms']} ms)"
+               if b.get("speedup_vs_onnx_teacher") else "") + ", "
             f"**{b['size_ratio']}× smaller** on disk, "
             + (f"fidelity to the teacher **{_pct(b['accuracy_retained'])}%** (mean cosine on held-out text)."
                if embedding else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test accuracy."),
@@ -83,17 +98,26 @@ def render_markdown(report: dict) -> str:
 
         lines += embedding_section(report, seq, thr)
     lines += ["## Models", "",
-              f"| model | runtime | params | MB on disk | {metric} % | % of teacher | p50 ms (seq {seq}, {thr}t) | speed-up |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
+              f"| model | runtime | params | MB on disk | {metric} % | % of teacher | p50 ms (seq {seq}, {thr}t) | "
+              "× eager teacher | × ONNX teacher |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    onnx_ms = s.get("onnx_teacher_p50_ms")
+    t_ms = p50_at(t['latency'], seq, thr)
     lines.append(f"| teacher ({t['layers']}L/{t['hidden_size']}) | pytorch eager fp32 | {t['params']:,} | {_mb(t['size_bytes'])} | "
-                 f"{_pct(t['accuracy'])} | 100.00 | {p50_at(t['latency'], seq, thr)} | 1.00 |")
+                 f"{_pct(t['accuracy'])} | 100.00 | {t_ms} | 1.00 | {_ratio(onnx_ms, t_ms)} |")
     vs = s["vs_teacher"]["student (pytorch)"]
     lines.append(f"| student ({st['layers']}L/{st['hidden_size']}) | pytorch eager fp32 | {st['params']:,} | {_mb(st['size_bytes'])} | "
-                 f"{_pct(st['accuracy'])} | {_pct(vs['accuracy_retained'])} | {vs['p50_ms']} | {vs['speedup']} |")
+                 f"{_pct(st['accuracy'])} | {_pct(vs['accuracy_retained'])} | {vs['p50_ms']} | {vs['speedup']} | "
+                 f"{_ratio(onnx_ms, vs['p50_ms'])} |")
     for a in report["artifacts"]:
         vs = s["vs_teacher"][a["name"]]
         lines.append(f"| {a['name']} | {a['runtime']} | — | {_mb(a['size_bytes'])} | {_pct(a['accuracy'])} | "
-                     f"{_pct(vs['accuracy_retained'])} | {vs['p50_ms']} | {vs['speedup']} |")
+                     f"{_pct(vs['accuracy_retained'])} | {vs['p50_ms']} | {vs['speedup']} | {_ratio(onnx_ms, vs['p50_ms'])} |")
+    for r in report.get("references", []):
+        ms = p50_at(r["latency"], seq, thr)
+        retained = r["accuracy"] / t["accuracy"] if r.get("accuracy") is not None and t["accuracy"] else None
+        lines.append(f"| {r['name']} (reference, not shipped) | {r['runtime']} | — | {_mb(r['size_bytes'])} | "
+                     f"{_pct(r.get('accuracy'))} | {_pct(retained)} | {ms} | {_ratio(t_ms, ms)} | {_ratio(onnx_ms, ms)} |")
     lines += ["", "## Verification against the PyTorch student", "",
               f"| artifact | format | max abs Δ{'vector' if embedding else 'logit'} | "
               f"{'mean cosine' if embedding else 'label agreement'} | checked on |", "|---|---|---:|---:|---|"]

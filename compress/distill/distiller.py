@@ -26,6 +26,7 @@ class Outputs:
     hidden_states: tuple[torch.Tensor, ...] | None = None  # [0] = embedding output, [m] = layer m
     attention_scores: list[torch.Tensor] | None = None  # [m - 1] = layer m, (B, heads, S, S), pre-softmax
     sentence_embedding: torch.Tensor | None = None  # a sentence encoder's pooled (normalised) vectors, (B, D)
+    qkv: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None] | None = None  # [m - 1] = layer m, (B, S, A) each
 
 
 class Distiller(torch.nn.Module):
@@ -54,26 +55,28 @@ class Distiller(torch.nn.Module):
 
     def check(self, loss: CombinedLoss) -> None:
         """Refuse impossible combinations before any training step."""
-        for spec, _, _ in loss.terms:
-            if spec.check is not None:
-                spec.check(self)
+        for spec, _, params in loss.terms:
+            spec.check_all(self, params)
 
     def _run(self, model, batch, needs) -> Outputs:
         inputs = model_inputs(batch)
         if model is self.student and self.student_ids is not None:
             inputs["input_ids"] = self.student_ids[inputs["input_ids"]]
         hidden = "hidden_states" in needs
-        if "attention_scores" in needs:
-            with ScoreCapture(model) as cap:
+        scores = qkv = None
+        if needs & {"attention_scores", "qkv"}:
+            with ScoreCapture(model, with_values="qkv" in needs) as cap:
                 out = model(**inputs, output_hidden_states=hidden)
-                scores = cap.scores()
+                qkv = [tuple(x.float() for x in t) for t in cap.qkv()] if "qkv" in needs else None
+                scores = cap.scores() if "attention_scores" in needs else None
         else:
-            out, scores = model(**inputs, output_hidden_states=hidden), None
+            out = model(**inputs, output_hidden_states=hidden)
         logits, vectors = getattr(out, "logits", None), getattr(out, "sentence_embedding", None)
         return Outputs(logits.float() if logits is not None else None,
                        tuple(h.float() for h in out.hidden_states) if hidden else None,
                        [s.float() for s in scores] if scores is not None else None,
-                       vectors.float() if vectors is not None else None)
+                       vectors.float() if vectors is not None else None,
+                       qkv)
 
     def teacher_outputs(self, batch, needs) -> Outputs:
         with torch.no_grad():

@@ -25,9 +25,16 @@ def stage_terms(recipe: Recipe) -> list[tuple[str, object, dict]]:
 def validate_plan(teacher_config, recipe: Recipe, task=None) -> list[tuple[int, int]]:
     """Raise UserError for any impossible combination; returns the layer map. task: the run's compress.tasks.Task,
     which says which model outputs (and whether labels) a loss may read."""
-    if recipe.student.init == "teacher":
+    if recipe.student.init in ("teacher", "pruned"):
         select_layers(teacher_config.num_hidden_layers, recipe.student)
     s_cfg = student_config(teacher_config, recipe.student, recipe.student.num_layers)
+    if recipe.student.init == "pruned":
+        from compress.student.prune import check_prunable
+
+        if recipe.student.albert_style:
+            raise UserError("student.init 'pruned' builds BERT students: ALBERT-style students (embedding_size / "
+                            "sharing) start from init 'teacher'")
+        check_prunable(teacher_config, s_cfg)
     layer_map = build_layer_map(s_cfg.num_hidden_layers, teacher_config.num_hidden_layers, recipe.distill.layer_map)
     d_s, d_t = s_cfg.hidden_size, teacher_config.hidden_size
     ctx = SimpleNamespace(
@@ -38,14 +45,13 @@ def validate_plan(teacher_config, recipe: Recipe, task=None) -> list[tuple[int, 
         teacher=SimpleNamespace(config=teacher_config),
     )
     for stage_name, _, terms in stage_terms(recipe):
-        for name, (weight, _) in validate_terms(terms).items():
+        for name, (weight, params) in validate_terms(terms).items():
             spec = REGISTRY[name]
             why = task and weight > 0 and task.check_losses(spec.needs, spec.needs_labels, f"loss '{name}'")
             if why:
                 raise UserError(f"distill stage '{stage_name}': {why}: choose other losses for this task")
-            check = spec.check
-            if weight > 0 and check is not None:
-                check(ctx)
+            if weight > 0:
+                spec.check_all(ctx, params)
     if recipe.distill.general is not None:
         from compress.data.unlabeled import load_unlabeled
 

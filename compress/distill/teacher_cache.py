@@ -2,8 +2,8 @@
 
 The teacher is frozen and in eval mode and the batches are not augmented, so its outputs for a row are the same
 in every epoch and stage. A cache keeps exactly what the losses read (compress.distill.losses.teacher_reads):
-the logits (float32), and only the hidden-state and attention-score layers that the layer map names, each row
-at its own length without padding (float16 by default). Rows are found through offsets, and the arrays are
+the logits (float32), and only the hidden-state, attention-score and query/key/value layers that the losses
+name, each row at its own length without padding (float16 by default). Rows are found through offsets, and the arrays are
 .npy files read through memory maps, so a cache larger than RAM works too.
 
 Under torchrun rank 0 lays the files out, every process fills the rows of its share of the batches, and rank 0
@@ -39,6 +39,7 @@ class CachePlan:
     hidden: tuple[int, ...]
     attention: tuple[int, ...]
     sentence_embedding: bool = False  # the pooled vectors of an embedding teacher (float32, like logits)
+    qkv: tuple[int, ...] = ()  # layers (1..L) whose query, key and value vectors are kept (MiniLM relations)
 
     @classmethod
     def from_meta(cls, meta: dict) -> "CachePlan":
@@ -46,12 +47,14 @@ class CachePlan:
 
     def covers(self, other: "CachePlan") -> bool:
         return ((self.logits or not other.logits) and (self.sentence_embedding or not other.sentence_embedding)
-                and set(other.hidden) <= set(self.hidden) and set(other.attention) <= set(self.attention))
+                and set(other.hidden) <= set(self.hidden) and set(other.attention) <= set(self.attention)
+                and set(other.qkv) <= set(self.qkv))
 
     def __str__(self) -> str:
         parts = (["logits"] if self.logits else []) + (["sentence embeddings"] if self.sentence_embedding else []) \
             + ([f"hidden states {list(self.hidden)}"] if self.hidden else []) \
-            + ([f"attention scores of layers {list(self.attention)}"] if self.attention else [])
+            + ([f"attention scores of layers {list(self.attention)}"] if self.attention else []) \
+            + ([f"query/key/value of layers {list(self.qkv)}"] if self.qkv else [])
         return ", ".join(parts) or "nothing"
 
 
@@ -59,7 +62,7 @@ def plan_for(losses, layer_map: list[tuple[int, int]], teacher_layers: int) -> C
     """The union of what the given CombinedLosses read from the teacher."""
     from compress.distill.losses.base import teacher_reads
 
-    logits, vectors, hidden, attention = False, False, set(), set()
+    logits, vectors, hidden, attention, qkv = False, False, set(), set(), set()
     for loss in losses:
         for spec, _, _ in loss.terms:
             reads = teacher_reads(spec, layer_map, teacher_layers)
@@ -67,13 +70,14 @@ def plan_for(losses, layer_map: list[tuple[int, int]], teacher_layers: int) -> C
             vectors |= bool(reads.get("sentence_embedding"))
             hidden |= reads.get("hidden_states", set())
             attention |= reads.get("attention_scores", set())
-    return CachePlan(logits, tuple(sorted(hidden)), tuple(sorted(attention)), vectors)
+            qkv |= reads.get("qkv", set())
+    return CachePlan(logits, tuple(sorted(hidden)), tuple(sorted(attention)), vectors, tuple(sorted(qkv)))
 
 
 def estimate_bytes(enc: Encoded, plan: CachePlan, hidden_size: int, heads: int, dtype: str) -> int:
     item = np.dtype(dtype).itemsize
     lengths = np.asarray(enc.lengths, dtype=np.int64)
-    return int(len(enc) * 4 * 64 + lengths.sum() * len(plan.hidden) * hidden_size * item
+    return int(len(enc) * 4 * 64 + lengths.sum() * (len(plan.hidden) + 3 * len(plan.qkv)) * hidden_size * item
                + (lengths ** 2).sum() * len(plan.attention) * heads * item)
 
 
@@ -96,6 +100,7 @@ class TeacherCache:
         self.vectors = np.load(path / "sentence_embedding.npy") if self.plan.sentence_embedding else None
         self.hidden = np.load(path / "hidden.npy", mmap_mode="r") if self.plan.hidden else None
         self.attention = np.load(path / "attention.npy", mmap_mode="r") if self.plan.attention else None
+        self.qkv = np.load(path / "qkv.npy", mmap_mode="r") if self.plan.qkv else None
 
     def outputs(self, batch: dict[str, torch.Tensor]):
         from compress.distill.distiller import Outputs
@@ -128,7 +133,17 @@ class TeacherCache:
             scores = [None] * self.layers
             for j, t in enumerate(self.plan.attention):
                 scores[t - 1] = a_t[j]
-        return Outputs(logits, hidden, scores, vectors)
+        qkv = None
+        if self.qkv is not None:
+            x = np.zeros((len(self.plan.qkv), 3, b, s, self.qkv.shape[-1]), dtype=np.float32)
+            for r, i in enumerate(rows):
+                n = self.lengths[i]
+                x[:, :, r, :n] = self.qkv[self.token_offsets[i]:self.token_offsets[i] + n].transpose(1, 2, 0, 3)
+            x_t = torch.from_numpy(x).to(device)
+            qkv = [None] * self.layers
+            for j, t in enumerate(self.plan.qkv):
+                qkv[t - 1] = (x_t[j, 0], x_t[j, 1], x_t[j, 2])
+        return Outputs(logits, hidden, scores, vectors, qkv)
 
 
 def open_or_build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict, dtype: str,
@@ -174,7 +189,8 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
     teacher_cfg = distiller.teacher.config
     lengths = np.asarray(enc.lengths, dtype=np.int64)
     shapes = {"hidden.npy": (int(lengths.sum()), len(plan.hidden), teacher_cfg.hidden_size),
-              "attention.npy": (int((lengths ** 2).sum()), len(plan.attention), teacher_cfg.num_attention_heads)}
+              "attention.npy": (int((lengths ** 2).sum()), len(plan.attention), teacher_cfg.num_attention_heads),
+              "qkv.npy": (int(lengths.sum()), len(plan.qkv), 3, teacher_cfg.hidden_size)}
     if world.is_main:
         if path.exists():
             shutil.rmtree(path)
@@ -188,14 +204,18 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
             np.lib.format.open_memmap(path / "hidden.npy", "w+", dtype, shapes["hidden.npy"]).flush()
         if plan.attention:
             np.lib.format.open_memmap(path / "attention.npy", "w+", dtype, shapes["attention.npy"]).flush()
+        if plan.qkv:
+            np.lib.format.open_memmap(path / "qkv.npy", "w+", dtype, shapes["qkv.npy"]).flush()
     distributed.barrier()
     # every rank fills its own batches' rows (disjoint ranges of the files rank 0 laid out)
     logits = np.load(path / "logits.npy", mmap_mode="r+") if plan.logits else None
     vectors = np.load(path / "sentence_embedding.npy", mmap_mode="r+") if plan.sentence_embedding else None
     hidden = np.load(path / "hidden.npy", mmap_mode="r+") if plan.hidden else None
     attention = np.load(path / "attention.npy", mmap_mode="r+") if plan.attention else None
+    qkv = np.load(path / "qkv.npy", mmap_mode="r+") if plan.qkv else None
     token_offsets, pair_offsets = _offsets(lengths)
-    needs = ({"hidden_states"} if plan.hidden else set()) | ({"attention_scores"} if plan.attention else set())
+    needs = ({"hidden_states"} if plan.hidden else set()) | ({"attention_scores"} if plan.attention else set()) \
+        | ({"qkv"} if plan.qkv else set())
     batches = eval_batches(enc, batch_size)[world.rank::world.size]
     device = next(distiller.teacher.parameters()).device
     overflow = False
@@ -217,10 +237,15 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
             for r, i in enumerate(idx):
                 n = lengths[i]
                 attention[pair_offsets[i]:pair_offsets[i + 1]] = sc[r, :, :, :n, :n].transpose(2, 3, 0, 1).reshape(n * n, *sc.shape[1:3])
-    for arr in (logits, vectors, hidden, attention):
+        if qkv is not None:
+            x = torch.stack([torch.stack(out.qkv[t - 1], dim=0) for t in plan.qkv], dim=0).cpu().numpy()  # (layers, 3, B, S, A)
+            overflow |= bool(np.abs(x).max() > FP16_MAX) and dtype == "float16"
+            for r, i in enumerate(idx):
+                qkv[token_offsets[i]:token_offsets[i + 1]] = x[:, :, r, :lengths[i]].transpose(2, 0, 1, 3)
+    for arr in (logits, vectors, hidden, attention, qkv):
         if arr is not None:
             arr.flush()
-    del logits, vectors, hidden, attention
+    del logits, vectors, hidden, attention, qkv
     overflow = bool(distributed.all_reduce_sum(torch.tensor([float(overflow)]))[0])
     if overflow:
         raise UserError("the teacher's outputs exceed float16's range (65504): set distill.teacher_cache.dtype to float32")

@@ -110,19 +110,19 @@ def run(run, force: bool = False) -> dict:
                                    student_test, student_tokenizer)
                 jobs.append(runtime_job(path, b, vocab, art.name, arch))
             artifacts.append(measured_entry(art, path.stat().st_size, measured, arch))
-        references = []
-        if run.task.name == "embedding":  # reference rows: the teacher in ONNX Runtime, model2vec's own distillation
-            from compress.embedding.references import reference_models
+        # reference rows: the teacher in ONNX Runtime fp32; for a static student, model2vec's own distillation
+        from compress.bench.references import reference_models
 
-            for ref in reference_models(run, teacher, run.layout.root / "cache" / "references"):
-                enc = run.encode("test", ref.tokenizer)
-                runtime = load_model(ref.path)
-                measured = quality(lambda e: device_logits(runtime, e, description=f"{ref.name} quality on test"), enc,
-                                   ref.tokenizer)
-                references.append({"name": ref.name, "format": "onnx", "runtime": "onnxruntime", "path": run.layout.rel(ref.path),
-                                   "description": ref.description, "size_bytes": ref.path.stat().st_size, **measured,
-                                   "precision": "fp32", "compute": "fp32", "reference": True})
-                jobs.append(runtime_job(ref.path, b, ref.vocab_size, ref.name, teacher_entry["arch"] if "teacher" in ref.name else arch))
+        references = []
+        for ref in reference_models(run, teacher, run.layout.root / "cache" / "references"):
+            enc = run.encode("test", ref.tokenizer)
+            runtime = load_model(ref.path)
+            measured = quality(lambda e: device_logits(runtime, e, description=f"{ref.name} quality on test"), enc,
+                               ref.tokenizer)
+            references.append({"name": ref.name, "format": "onnx", "runtime": "onnxruntime", "path": run.layout.rel(ref.path),
+                               "description": ref.description, "size_bytes": ref.path.stat().st_size, **measured,
+                               "precision": "fp32", "compute": "fp32", "reference": True})
+            jobs.append(runtime_job(ref.path, b, ref.vocab_size, ref.name, teacher_entry["arch"] if "teacher" in ref.name else arch))
         del teacher
         gemm_before = gemm_peak(b.thread_counts()) if b.gemm_peak else None
         timed = time_jobs(jobs, b)

@@ -67,6 +67,8 @@ def _distill_static(run) -> dict:
 
 
 def run(run, force: bool = False) -> dict:
+    import time
+
     import torch
 
     from compress import distributed
@@ -100,8 +102,16 @@ def run(run, force: bool = False) -> dict:
         source = task_vocab.with_kept_rows(teacher, keep)
         vocab_record = {"vocabulary": "task", "pieces": len(keep), "teacher_pieces": teacher.config.vocab_size,
                         "from": ["train"] + list(general)}
+    importance = None
+    if recipe.student.init == "pruned":
+        from compress.student.prune import importance as score_structures
+
+        t0 = time.perf_counter()
+        importance = score_structures(teacher, run.encode("train"), recipe.student.importance_rows)
+        info(f"student init: {importance.method} importance of the teacher's heads, FFN neurons and hidden channels "
+             f"on {importance.rows} training rows ({time.perf_counter() - t0:.0f} s)")
     torch.manual_seed(recipe.seed)
-    student, layers, build_info = build_student(source, recipe.student)
+    student, layers, build_info = build_student(source, recipe.student, importance)
     del source
     layer_map = build_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers, cfg.layer_map)
     distiller = Distiller(teacher, student, layer_map, cfg.projection, student_ids)

@@ -2,7 +2,9 @@
 
 DistilBERT initialises its student from every other teacher layer. We take every k-th layer ending on the
 last one (TinyBERT's uniform map g(m) = m·k), so the student's top layer starts as the layer the classifier
-was trained on; an explicit list in the recipe overrides it.
+was trained on; an explicit list in the recipe overrides it. A narrower student takes the leading block of
+each tensor (init 'teacher') or the teacher's most important heads, neurons and channels (init 'pruned',
+compress/student/prune.py).
 """
 
 from __future__ import annotations
@@ -60,15 +62,19 @@ def student_config(teacher_config, cfg: StudentConfig, num_layers: int):
     return config
 
 
-def build_student(teacher: torch.nn.Module, cfg: StudentConfig) -> tuple[torch.nn.Module, list[int], dict]:
+def build_student(teacher: torch.nn.Module, cfg: StudentConfig, importance=None) -> tuple[torch.nn.Module, list[int], dict]:
     """A new model of the teacher's class and the recipe's shape.
 
     init 'teacher': the chosen teacher layers (and embeddings, classifier) are copied; where the student is
-    narrower, each tensor's leading block is taken (truncation). init 'random': Hugging Face's own init.
+    narrower, each tensor's leading block is taken (truncation). init 'pruned': the structures `importance`
+    (compress.student.prune.Importance, scored on the teacher) ranks highest. init 'random': Hugging Face's own init.
     Returns the student, the teacher layers it started from, and what else the build did (ALBERT: SVD error).
     """
     n_teacher = teacher.config.num_hidden_layers
-    layers = select_layers(n_teacher, cfg) if cfg.init == "teacher" else []
+    layers = select_layers(n_teacher, cfg) if cfg.init in ("teacher", "pruned") else []
+    if cfg.albert_style and cfg.init == "pruned":
+        raise UserError("student.init 'pruned' builds BERT students: ALBERT-style students (embedding_size / sharing) "
+                        "start from init 'teacher'")
     if cfg.albert_style:
         from compress.student.albert import build_albert_student
 
@@ -81,6 +87,17 @@ def build_student(teacher: torch.nn.Module, cfg: StudentConfig) -> tuple[torch.n
     student = teacher.new_like(config) if hasattr(teacher, "new_like") else type(teacher)(config)
     if cfg.init == "random":
         return student.eval(), layers, {}
+    if cfg.init == "pruned":
+        from compress.student.prune import check_prunable, choose, pruned_state
+
+        check_prunable(teacher.config, config)
+        if importance is None:
+            raise ValueError("init 'pruned' needs the teacher's importance scores (compress.student.prune.importance)")
+        kept = choose(importance, teacher.config, config, layers)
+        state, untouched = pruned_state(teacher.state_dict(), student.state_dict(), kept, layers)
+        student.load_state_dict(state, strict=True)
+        return student.eval(), layers, {"importance": importance.method, "importance_rows": importance.rows,
+                                        "heads_kept": kept.heads}
     source = {}
     for key, value in teacher.state_dict().items():
         match = _LAYER_KEY.match(key)

@@ -2,9 +2,9 @@
 
 Every term is called as `fn(student, teacher, batch, ctx, **params)`: `student` / `teacher` are
 `distiller.Outputs` (logits, hidden_states with the embeddings at [0], pre-softmax attention_scores per
-layer), `batch` holds `input_ids`, `attention_mask`, `labels`, and `ctx` is the Distiller (its `layer_map`
+layer, qkv: the (query, key, value) vectors per layer), `batch` holds `input_ids`, `attention_mask`, `labels`, and `ctx` is the Distiller (its `layer_map`
 and `project(key, x)`). `needs` says which outputs the models must produce, so nothing unused is computed;
-`check(ctx)` refuses impossible combinations (e.g. widths) before training starts; `reads(layer_map, L)` says
+`check(ctx)` / `check_params(ctx, params)` refuse impossible combinations (e.g. widths) before training starts; `reads(layer_map, L)` says
 which teacher outputs the term uses, so the teacher-output cache keeps only those (compress.distill.teacher_cache).
 """
 
@@ -21,6 +21,7 @@ from compress.distill.losses import (
     embedding_cosine,
     embedding_mse,
     hard_ce,
+    minilm_relation,
     soft_kl,
     tinybert_attention,
     tinybert_embedding,
@@ -40,6 +41,7 @@ REGISTRY: dict[str, LossSpec] = {
         tinybert_prediction.SPEC,
         embedding_mse.SPEC,
         embedding_cosine.SPEC,
+        minilm_relation.SPEC,
     )
 }
 

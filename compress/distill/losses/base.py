@@ -27,14 +27,23 @@ class LossSpec:
     needs_labels: bool = False
     reads: Callable[[list[tuple[int, int]], int], dict[str, Any]] | None = None
     """(layer_map, teacher layers) -> {"logits": True, "hidden_states": {indices, 0 = embeddings},
-    "attention_scores": {layers, 1-based}}: the teacher outputs this term reads; None: all that `needs` names."""
+    "attention_scores": {layers, 1-based}, "qkv": {layers, 1-based}}: the teacher outputs this term reads; None:
+    all that `needs` names."""
+    check_params: Callable[[Any, BaseModel], None] | None = None
+    """Like `check`, for refusals that depend on the term's settings: (ctx, params)."""
+
+    def check_all(self, ctx, params: BaseModel) -> None:
+        if self.check is not None:
+            self.check(ctx)
+        if self.check_params is not None:
+            self.check_params(ctx, params)
 
 
 def teacher_reads(spec: LossSpec, layer_map: list[tuple[int, int]], teacher_layers: int) -> dict[str, Any]:
     if spec.reads is not None:
         return spec.reads(layer_map, teacher_layers)
     everything = {"logits": True, "hidden_states": set(range(teacher_layers + 1)),
-                  "attention_scores": set(range(1, teacher_layers + 1))}
+                  "attention_scores": set(range(1, teacher_layers + 1)), "qkv": set(range(1, teacher_layers + 1))}
     return {k: v for k, v in everything.items() if k in spec.needs}
 
 

@@ -1,5 +1,5 @@
-"""Models the bench stage measures beside an embedding student, on the same tables: the teacher in ONNX Runtime fp32
-(a fair speed baseline: eager PyTorch is not how anyone ships), and, for a static student, model2vec's own
+"""Models the bench stage measures beside the student, on the same inputs: the teacher in ONNX Runtime fp32 (a fair
+speed baseline: eager PyTorch is not how anyone ships), and, for a static embedding student, model2vec's own
 distillation of the teacher (the same table without our fitted map: PCA space, its own dimension)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def reference_models(run, teacher, directory: Path) -> list[Reference]:
     directory.mkdir(parents=True, exist_ok=True)
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in run.encode("dev").features]
     info("bench: the teacher in ONNX fp32 (a reference row)")
-    path = export_onnx(teacher, names, directory / "teacher.onnx", run.recipe.export.opset, ("sentence_embedding",))
+    path = export_onnx(teacher, names, directory / "teacher.onnx", run.recipe.export.opset, run.task.output_names)
     refs = [Reference("teacher-onnx-fp32", path, run.tokenizer, "the teacher exported to ONNX fp32 (reference, not shipped)",
                       teacher.config.vocab_size)]
     if is_static(run.layout.student):

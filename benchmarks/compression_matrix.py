@@ -1,0 +1,205 @@
+"""Compression matrix: student shape × losses × init × vocabulary / table bits × quantizer, each point distilled from
+one fine-tuned teacher, exported, quantized under the guard and benchmarked beside the teacher in one bench run
+(seq 128, batch 1, 1 thread: PyTorch eager and ONNX Runtime fp32), so every speed-up is a ratio measured in one run.
+
+    python benchmarks/compression_matrix.py --teacher OUT/teacher --work WORK [--points a,b] [--tag NAME]
+
+The points are named below; `--points` picks some. Each point's recipe is a named recipe (compress/recipes/) plus
+overrides, recorded in the results file. The targets of issue 21 are checked per point and written beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compress import run as api  # noqa: E402
+from compress.bench.env import environment  # noqa: E402
+from compress.fsutil import write_json, write_text  # noqa: E402
+from compress.recipe import load_recipe_data, resolve_recipe  # noqa: E402
+
+KD = {"distilbert_soft": {"weight": 5.0, "temperature": 2.0}, "hard_ce": {"weight": 2.0}}
+MINILM = {"minilm_relation": {"weight": 1.0, "relation_heads": 8}}
+TINYBERT = {"tinybert_attention": {"weight": 1.0}, "tinybert_hidden": {"weight": 1.0}}
+EPOCHS = 4  # every point trains the same number of epochs (one stage): comparisons are at equal schedules
+
+
+def student(layers: int, hidden: int, heads: int, ffn: int, init: str, vocabulary: str = "task", **extra) -> dict:
+    return {"num_layers": layers, "hidden_size": hidden, "num_attention_heads": heads, "intermediate_size": ffn,
+            "init": init, "vocabulary": vocabulary, **extra}
+
+
+# name -> (student, losses, what the point answers)
+POINTS: dict[str, tuple[dict, dict, str]] = {
+    "l3-h128-a4-pruned-kd-minilm": (student(3, 128, 4, 512, "pruned"), KD | MINILM, "candidate default"),
+    "l3-h128-a4-truncated-kd-minilm": (student(3, 128, 4, 512, "teacher"), KD | MINILM, "init: truncation vs pruning"),
+    "l3-h128-a4-pruned-kd": (student(3, 128, 4, 512, "pruned"), KD, "losses: without the relation loss"),
+    "l2-h128-a4-pruned-kd-minilm": (student(2, 128, 4, 512, "pruned"), KD | MINILM, "shape: two layers"),
+    "l3-h192-a6-pruned-kd-minilm": (student(3, 192, 6, 768, "pruned"), KD | MINILM, "shape: wider"),
+    "l3-h192-a12-truncated-kd-tinybert": (student(3, 192, 12, 768, "teacher"), KD | TINYBERT,
+                                          "losses: TinyBERT attention (12 heads, the teacher's count)"),
+    "l3-h192-a12-truncated-kd-minilm": (student(3, 192, 12, 768, "teacher"), KD | MINILM,
+                                        "losses: MiniLM relations at TinyBERT's shape"),
+    "l3-h128-a4-pruned-kd-minilm-fullvocab": (student(3, 128, 4, 512, "pruned", "full"), KD | MINILM,
+                                              "vocabulary: the full 30,522 pieces"),
+    "l3-h192-a6-truncated-kd-minilm": (student(3, 192, 6, 768, "teacher"), KD | MINILM, "init: truncation vs pruning, wider"),
+    "l3-h128-a4-pruned-kd-minilm-e10": (student(3, 128, 4, 512, "pruned"), KD | MINILM, "schedule: 10 epochs"),
+    "l3-h192-a6-pruned-kd-minilm-e10": (student(3, 192, 6, 768, "pruned"), KD | MINILM, "schedule: 10 epochs, wider"),
+}
+EPOCHS_OF = {"l3-h128-a4-pruned-kd-minilm-e10": 10, "l3-h192-a6-pruned-kd-minilm-e10": 10}  # the rest: EPOCHS
+
+CANDIDATES = [{"backend": "ort-dynamic"}, {"backend": "ort-dynamic", "name": "int8-ort-dynamic-emb4", "embedding_bits": 4},
+              {"backend": "litert-dynamic"}]
+
+
+def overrides(point: str, seed: int, cache: Path) -> dict:
+    s, losses, _ = POINTS[point]
+    shared_cache = "tinybert_attention" not in losses  # one cache (logits + the last layer's Q/K/V) serves the rest
+    return {
+        "seed": seed,
+        "student": copy.deepcopy(s),
+        "distill": {"epochs": EPOCHS_OF.get(point, EPOCHS), "lr": 3.0e-4, "batch_size": 32, "losses": copy.deepcopy(losses),
+                    "projection": "per_layer", "layer_map": {"strategy": "uniform"},
+                    **({"teacher_cache": {"mode": "on", "path": str(cache)}} if shared_cache else {})},
+        "export": {"tflite": "on"},
+        "quantize": {"candidates": CANDIDATES},
+        "bench": {"seq_lens": [128], "threads": [1], "batches": [1], "rounds": 2, "runs": 30, "gemm_peak": False},
+    }
+
+
+def merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def one_point(point: str, seed: int, teacher: str, work: Path) -> dict:
+    raw, _ = load_recipe_data("default")
+    raw = merged(raw, overrides(point, seed, work / "teacher-cache"))
+    raw["distill"]["losses"] = copy.deepcopy(POINTS[point][1])  # replaced, not merged into the default's losses
+    raw["name"] = f"matrix-{point}"
+    work.mkdir(parents=True, exist_ok=True)
+    recipe_file = work / f"{point}-s{seed}.yaml"
+    recipe_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    recipe = resolve_recipe(str(recipe_file), teacher=teacher)
+    out = work / f"{point}-s{seed}"
+    t0 = time.perf_counter()
+    # --resume semantics: an interrupted point continues; stages finished with the same settings are kept
+    run = api.prepare(recipe, out, force=False, whole_run=True, resume=out.is_dir())
+    for stage in ("finetune", "distill", "export", "quantize", "bench"):
+        api.run_stage(run, stage)
+    report = json.loads((out / "report.json").read_text())  # the run's view: teacher, student, artifacts, references
+    distill = json.loads((out / "stages" / "distill.json").read_text())
+    seconds = {k: round(v, 1) for k, v in report["stage_seconds"].items()}
+    return row(point, seed, recipe, distill, report, seconds, round(time.perf_counter() - t0, 1), out)
+
+
+def _p50(entry: dict) -> float | None:
+    cells = [c for c in entry.get("latency", []) if c.get("seq_len") == 128 and c.get("threads") == 1 and c.get("batch", 1) == 1]
+    return cells[0]["p50_ms"] if cells else None
+
+
+def row(point, seed, recipe, distill, res, seconds, total, out) -> dict:
+    teacher, stud = res["teacher"], res["student"]
+    onnx_teacher = next(r for r in res["references"] if r["name"] == "teacher-onnx-fp32")
+    t_eager, t_onnx = _p50(teacher), _p50(onnx_teacher)
+    models = []
+    for entry in [stud, *res["artifacts"]]:
+        ms = _p50(entry)
+        models.append({"name": entry.get("name", "student (pytorch)"), "runtime": entry.get("runtime", "pytorch"),
+                       "precision": entry.get("precision", "fp32"), "size_bytes": entry["size_bytes"],
+                       "test_accuracy": entry["accuracy"], "pct_of_teacher": round(100 * entry["accuracy"] / teacher["accuracy"], 2),
+                       "p50_ms": ms, "x_eager_teacher": round(t_eager / ms, 2) if ms else None,
+                       "x_onnx_teacher": round(t_onnx / ms, 2) if ms else None,
+                       "x_smaller": round(teacher["size_bytes"] / entry["size_bytes"], 2)})
+    s = recipe.student
+    return {"point": point, "question": POINTS[point][2], "seed": seed,
+            "shape": f"{s.num_layers}L/{s.hidden_size}H/{s.num_attention_heads}A/FFN{s.intermediate_size}",
+            "init": s.init, "vocabulary": s.vocabulary, "losses": list(POINTS[point][1]),
+            "epochs": EPOCHS_OF.get(point, EPOCHS), "build": distill.get("build"), "dev_accuracy": distill["dev_accuracy"],
+            "teacher": {"test_accuracy": teacher["accuracy"], "size_bytes": teacher["size_bytes"], "p50_ms_eager": t_eager,
+                        "p50_ms_onnx_fp32": t_onnx},
+            "models": models, "stage_seconds": seconds, "seconds": total,
+            "whole_point_seconds": round(sum(seconds.values()), 1), "out": f"WORK/{out.name}"}
+
+
+TARGETS = {"x_eager_teacher": 20.0, "x_onnx_teacher": 8.0, "pct_of_teacher": 98.0}
+
+
+def render(result: dict) -> str:
+    env = result["environment"]
+    lines = [f"# Compression matrix ({env['cpu']}, int8 ISA {env.get('int8_isa', '?')})", "",
+             *[f"`{c}`" for c in result.get("commands", [result["command"]])], "",
+             f"Teacher: `{result['teacher']}` (fine-tuned all-MiniLM-L6-v2). Every point: {EPOCHS} epochs (unless its "
+             "name ends in -eN: N) of one distillation stage at lr 3e-4, batch 32; export, quantize (guarded), bench at seq 128, batch 1, 1 thread, "
+             "beside the teacher in PyTorch eager and ONNX Runtime fp32 in the same bench run. Targets (issue 21): "
+             "≥ 20× the eager teacher, ≥ 8× the ONNX fp32 teacher, ≥ 98% of the teacher's test accuracy; the LiteRT "
+             "artifact ≥ 30× smaller than the teacher's fp32 weights.", "",
+             "| point | seed | shape | init | vocab | losses | epochs | model | MB | × smaller | test acc % | % of teacher | p50 ms | "
+             "× eager teacher | × ONNX teacher | meets |",
+             "|---|---:|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in result["rows"]:
+        for m in r["models"]:
+            litert = m["runtime"] == "litert"
+            ok = [m["x_eager_teacher"] and m["x_eager_teacher"] >= 20, m["x_onnx_teacher"] and m["x_onnx_teacher"] >= 8,
+                  m["pct_of_teacher"] >= 98] + ([m["x_smaller"] >= 30] if litert else [])
+            lines.append(f"| {r['point']} | {r['seed']} | {r['shape']} | {r['init']} | {r['vocabulary']} | {'+'.join(r['losses'])} | {r['epochs']} | "
+                         f"{m['name']} | {m['size_bytes'] / 1e6:.2f} | {m['x_smaller']} | {100 * m['test_accuracy']:.2f} | "
+                         f"{m['pct_of_teacher']} | {m['p50_ms']} | {m['x_eager_teacher']} | {m['x_onnx_teacher']} | "
+                         f"{'all' if all(ok) else 'no'} |")
+    lines += ["", "Teacher per point (the same weights; latency from that point's own bench run):", "",
+              "| point | seed | teacher test acc % | teacher eager p50 ms | teacher ONNX fp32 p50 ms | distill s | whole point s |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        t = r["teacher"]
+        lines.append(f"| {r['point']} | {r['seed']} | {100 * t['test_accuracy']:.2f} | {t['p50_ms_eager']} | {t['p50_ms_onnx_fp32']} | "
+                     f"{r['stage_seconds']['distill']} | {r['whole_point_seconds']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--teacher", required=True, help="a fine-tuned teacher directory (OUT/teacher of a finished run)")
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--points", default=",".join(POINTS))
+    ap.add_argument("--seeds", default="42")
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--tag", required=True, help="results file name (a new experiment gets a new tag)")
+    args = ap.parse_args()
+    out_json = Path(args.results) / f"{args.tag}.json"
+    command = "python " + " ".join(sys.argv)
+    result = json.loads(out_json.read_text()) if out_json.is_file() else None
+    if result is not None and (result["teacher"] != args.teacher or result["environment"]["cpu"] != environment()["cpu"]):
+        raise SystemExit(f"{out_json} holds another experiment (another teacher or CPU): pick another --tag")
+    # the same experiment continued (more points or seeds): rows are appended, each with the command that made it
+    result = result or {"command": command, "environment": environment(), "teacher": args.teacher, "rows": []}
+    result.setdefault("commands", [result["command"]])
+    if command not in result["commands"]:
+        result["commands"].append(command)
+    done = {(r["point"], r["seed"]) for r in result["rows"]}
+    work = Path(args.work)
+    for point in args.points.split(","):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            if (point, seed) in done:
+                continue
+            r = one_point(point, seed, args.teacher, work) | {"command": command}
+            result["rows"].append(r)
+            print(json.dumps({k: r[k] for k in ("point", "seed", "dev_accuracy", "seconds")}), flush=True)
+            write_json(out_json, result)  # after every point: an interrupted matrix keeps what it measured
+            write_text(out_json.with_suffix(".md"), render(result))
+    print(render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""Structured pruning as the student's start: the kept heads / neurons are exactly the teacher's (the pruned
+model computes what the teacher computes with the dropped structures zeroed), Taylor importance finds a dead
+head, and impossible shapes are refused before anything is trained."""
+
+import pytest
+import torch
+
+from compress.data.batching import Encoded
+from compress.errors import UserError
+from compress.recipe import StudentConfig
+from compress.student import build_student
+from compress.student.prune import importance
+from tests.test_tinybert import batch_with_padding, bert
+
+
+def _enc(n=24, seed=0):
+    import numpy as np
+
+    g = torch.Generator().manual_seed(seed)
+    rows = [torch.randint(5, 100, (int(torch.randint(4, 12, (1,), generator=g)),), generator=g).tolist() for _ in range(n)]
+    return Encoded({"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows],
+                    "token_type_ids": [[0] * len(r) for r in rows]}, np.arange(n) % 2, 0)
+
+
+def _logits(model, batch):
+    with torch.no_grad():
+        return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+
+
+def test_full_width_pruning_is_the_teacher():
+    teacher = bert(layers=4, hidden=32, heads=4, ffn=64)
+    cfg = StudentConfig(num_layers=4, init="pruned")
+    student, layers, record = build_student(teacher, cfg, importance(teacher, _enc(), 24, 8))
+    assert layers == [0, 1, 2, 3] and record["importance"] == "taylor" and record["heads_kept"] == [[0, 1, 2, 3]] * 4
+    batch = batch_with_padding()
+    torch.testing.assert_close(_logits(student, batch), _logits(teacher, batch))
+
+
+def test_pruned_heads_and_neurons_are_the_teachers_with_the_rest_zeroed():
+    teacher = bert(layers=2, hidden=32, heads=4, ffn=64, seed=2)
+    imp = importance(teacher, _enc(), 24, 8)
+    cfg = StudentConfig(num_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=40, init="pruned")
+    with pytest.raises(UserError, match="keeps whole teacher heads of size 8: a hidden size of 32 needs student.num_attention_heads 4"):
+        build_student(teacher, cfg, imp)
+    # the same hidden width and head size: drop two heads by hand-made scores and 24 FFN neurons by Taylor's
+    imp.heads = [torch.tensor([0.1, 5.0, 0.2, 3.0]), torch.tensor([4.0, 0.0, 2.0, 0.5])]
+    cfg = StudentConfig(num_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=40, init="pruned")
+    student, _, record = build_student(teacher, cfg, imp)
+    assert record["heads_kept"] == [[0, 1, 2, 3]] * 2  # 4 of 4 heads: all kept; FFN neurons are what was pruned
+    reference = bert(layers=2, hidden=32, heads=4, ffn=64, seed=2)
+    for i, layer in enumerate(reference.bert.encoder.layer):
+        dropped = sorted(set(range(64)) - set(torch.topk(imp.ffn[i], 40).indices.tolist()))
+        layer.output.dense.weight.data[:, dropped] = 0  # a dropped neuron writes nothing
+    batch = batch_with_padding()
+    torch.testing.assert_close(_logits(student, batch), _logits(reference, batch), atol=1e-5, rtol=1e-5)
+
+
+def test_taylor_importance_finds_a_dead_head_and_pruning_drops_it():
+    teacher = bert(layers=1, hidden=32, heads=4, ffn=64, seed=4)
+    with torch.no_grad():  # head 2 of the only layer writes nothing: its Taylor score must be 0
+        teacher.bert.encoder.layer[0].attention.output.dense.weight[:, 16:24] = 0
+    imp = importance(teacher, _enc(), 24, 8)
+    assert imp.heads[0][2] == 0 and (imp.heads[0][[0, 1, 3]] > 0).all() and imp.rows == 24
+    assert (imp.ffn[0] > 0).all() and (imp.hidden > 0).all()
+    cfg = StudentConfig(num_layers=1, hidden_size=24, num_attention_heads=3, intermediate_size=32, init="pruned")
+    student, _, record = build_student(teacher, cfg, imp)
+    assert record["heads_kept"] == [[0, 1, 3]]
+    kept = torch.sort(torch.topk(imp.hidden, 24).indices).values
+    q = student.bert.encoder.layer[0].attention.self.query.weight
+    rows = torch.cat([torch.arange(h * 8, h * 8 + 8) for h in (0, 1, 3)])
+    torch.testing.assert_close(q, teacher.bert.encoder.layer[0].attention.self.query.weight[rows][:, kept])
+    torch.testing.assert_close(student.bert.embeddings.word_embeddings.weight,
+                               teacher.bert.embeddings.word_embeddings.weight[:, kept])
+    torch.testing.assert_close(student.classifier.weight, teacher.classifier.weight[:, kept])
+    assert all(not p.requires_grad or p.grad is None for p in teacher.parameters())  # nothing left behind
+
+
+def test_sentence_encoders_are_ranked_by_activation():
+    from compress.embedding.model import SentenceEncoder
+
+    encoder = SentenceEncoder(bert(layers=2, hidden=32, heads=4).bert, "mean", True)
+    imp = importance(encoder, _enc(), 16, 8)
+    assert imp.method == "activation" and (imp.hidden > 0).all() and all((h > 0).all() for h in imp.heads)
+    student, _, _ = build_student(encoder, StudentConfig(num_layers=1, hidden_size=16, num_attention_heads=2,
+                                                         intermediate_size=32, init="pruned"), imp)
+    kept = torch.sort(torch.topk(imp.hidden, 16).indices).values
+    assert student.dim == 32 and student.dense is not None  # still the teacher's vector size, through a projection
+    torch.testing.assert_close(student.get_input_embeddings().weight, encoder.get_input_embeddings().weight[:, kept])
+
+
+def test_impossible_pruned_students_are_refused_before_training():
+    from types import SimpleNamespace
+
+    from compress.distill.plan import validate_plan
+    from compress.recipe import Recipe
+
+    teacher = bert(layers=4, hidden=32, heads=4, ffn=64)
+    base = {"student": {"num_layers": 2, "init": "pruned"}, "distill": {"losses": {"distilbert_soft": {}}}}
+    for student, message in [({"hidden_size": 24, "num_attention_heads": 4}, "needs student.num_attention_heads 3"),
+                             ({"intermediate_size": 128}, "must not exceed the teacher's 32 / 64"),
+                             ({"embedding_size": 8}, "ALBERT-style students")]:
+        recipe = Recipe.model_validate({**base, "student": {**base["student"], **student}})
+        with pytest.raises(UserError, match=message):
+            validate_plan(teacher.config, recipe, SimpleNamespace(check_losses=lambda *a: None))
