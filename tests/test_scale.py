@@ -220,7 +220,8 @@ def test_the_cache_keeps_only_what_the_losses_read():
     from compress.distill.mapping import build_layer_map
     from compress.recipe import resolve_recipe
 
-    for name, expected in (("default", "logits, hidden states [6]"),
+    for name, expected in (("default", "logits, query/key/value of layers [6]"),
+                           ("distilbert-l3", "logits, hidden states [6]"),
                            ("tinybert4", "logits, hidden states [0, 2, 3, 5, 6], attention scores of layers [2, 3, 5, 6]")):
         recipe = resolve_recipe(name)
         layer_map = build_layer_map(recipe.student.num_layers, 6, recipe.distill.layer_map)
@@ -251,7 +252,7 @@ def test_a_shared_cache_is_reused_and_refused_for_other_inputs(headed, tmp_path,
     assert _distill_with_shared_cache(tmp_path, headed["a"], headed["data"], shared, "first") == 0
     meta = shared / "task" / "meta.json"
     stamp, built = meta.stat().st_mtime_ns, json.loads(meta.read_text())
-    assert built["plan"] == {"logits": True, "hidden": [], "attention": [], "sentence_embedding": False}
+    assert built["plan"] == {"logits": True, "hidden": [], "attention": [], "sentence_embedding": False, "qkv": []}
     # a byte-identical teacher elsewhere: the same cache (identity is the weights, not the path)
     capsys.readouterr()
     assert _distill_with_shared_cache(tmp_path, headed["a-copy"], headed["data"], shared, "second") == 0
