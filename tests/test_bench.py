@@ -101,7 +101,8 @@ def test_pipeline_bench_writes_device_schema_and_plots(bundled):
 
     doc = load_results(bundled / "bench.json")
     roles = [m["role"] for m in doc["models"]]
-    assert roles[:2] == ["teacher", "student"] and roles.count("artifact") == len(doc["models"]) - 2
+    assert roles[:2] == ["teacher", "student"] and roles.count("reference") == 1  # the teacher in ONNX fp32
+    assert roles.count("artifact") == len(doc["models"]) - 3
     assert doc["grid"]["batches"] == [1, 8] and doc["device"]["cpu"] and doc["device"]["versions"]["onnxruntime"]
     gemm = doc["gemm_peak"]["gflop_s"]
     assert gemm["fp32"]["1"] > 0 and gemm["int8"]["1"] > 0

@@ -170,8 +170,8 @@ def measured_entry(art, size_bytes: int, quality: dict, arch: dict) -> dict:
             "precision": art.precision, "compute": art.compute, "arch": arch}
 
 
-RESULT_KEYS = ("bert_compress_version", "created", "recipe", "quick", "environment", "data", "bench", "teacher", "student",
-               "artifacts")
+RESULT_KEYS = ("bert_compress_version", "created", "recipe", "quick", "task", "environment", "data", "bench", "teacher",
+               "student", "artifacts", "references", "string_in")
 
 
 def upgrade(run, record: dict) -> dict:
