@@ -54,11 +54,18 @@ POINTS: dict[str, tuple[dict, dict, str]] = {
     "l3-h192-a6-truncated-kd-minilm": (student(3, 192, 6, 768, "teacher"), KD | MINILM, "init: truncation vs pruning, wider"),
     "l3-h128-a4-pruned-kd-minilm-e10": (student(3, 128, 4, 512, "pruned"), KD | MINILM, "schedule: 10 epochs"),
     "l3-h192-a6-pruned-kd-minilm-e10": (student(3, 192, 6, 768, "pruned"), KD | MINILM, "schedule: 10 epochs, wider"),
+    "l3-h192-a6-pruned-e64-kd-minilm": (student(3, 192, 6, 768, "pruned", embedding_size=64), KD | MINILM,
+                                        "embeddings: factorized E = 64 (SVD of the pruned table)"),
+    "l3-h128-a4-pruned-e64-kd-minilm": (student(3, 128, 4, 512, "pruned", embedding_size=64), KD | MINILM,
+                                        "embeddings: factorized E = 64, narrower"),
 }
 EPOCHS_OF = {"l3-h128-a4-pruned-kd-minilm-e10": 10, "l3-h192-a6-pruned-kd-minilm-e10": 10}  # the rest: EPOCHS
 
 CANDIDATES = [{"backend": "ort-dynamic"}, {"backend": "ort-dynamic", "name": "int8-ort-dynamic-emb4", "embedding_bits": 4},
               {"backend": "litert-dynamic"}]
+# the factorized points also try 4-bit LiteRT weights (table bits: the last lever on the LiteRT file's size)
+INT4_LITERT = {"backend": "litert-dynamic", "name": "litert-int4", "weight_bits": "int4"}
+CANDIDATES_OF = {p: CANDIDATES + [INT4_LITERT] for p in POINTS if "-e64-" in p}
 
 
 def overrides(point: str, seed: int, cache: Path) -> dict:
@@ -71,7 +78,7 @@ def overrides(point: str, seed: int, cache: Path) -> dict:
                     "projection": "per_layer", "layer_map": {"strategy": "uniform"},
                     **({"teacher_cache": {"mode": "on", "path": str(cache)}} if shared_cache else {})},
         "export": {"tflite": "on"},
-        "quantize": {"candidates": CANDIDATES},
+        "quantize": {"candidates": CANDIDATES_OF.get(point, CANDIDATES)},
         "bench": {"seq_lens": [128], "threads": [1], "batches": [1], "rounds": 2, "runs": 30, "gemm_peak": False},
     }
 
@@ -124,7 +131,8 @@ def row(point, seed, recipe, distill, res, seconds, total, out) -> dict:
                        "x_smaller": round(teacher["size_bytes"] / entry["size_bytes"], 2)})
     s = recipe.student
     return {"point": point, "question": POINTS[point][2], "seed": seed,
-            "shape": f"{s.num_layers}L/{s.hidden_size}H/{s.num_attention_heads}A/FFN{s.intermediate_size}",
+            "shape": f"{s.num_layers}L/{s.hidden_size}H/{s.num_attention_heads}A/FFN{s.intermediate_size}"
+                     + (f"/E{s.embedding_size}" if s.embedding_size else ""),
             "init": s.init, "vocabulary": s.vocabulary, "losses": list(POINTS[point][1]),
             "epochs": EPOCHS_OF.get(point, EPOCHS), "build": distill.get("build"), "dev_accuracy": distill["dev_accuracy"],
             "teacher": {"test_accuracy": teacher["accuracy"], "size_bytes": teacher["size_bytes"], "p50_ms_eager": t_eager,
@@ -164,6 +172,16 @@ def render(result: dict) -> str:
         t = r["teacher"]
         lines.append(f"| {r['point']} | {r['seed']} | {100 * t['test_accuracy']:.2f} | {t['p50_ms_eager']} | {t['p50_ms_onnx_fp32']} | "
                      f"{r['stage_seconds']['distill']} | {r['whole_point_seconds']} |")
+    lines += ["", "Over seeds (the PyTorch student's test accuracy as % of the teacher's; the seed sets the student's "
+              "data order and dropout, the teacher is the same):", "",
+              "| point | question | seeds | % of teacher per seed | mean |", "|---|---|---|---|---:|"]
+    by_point: dict[str, list[tuple[int, float]]] = {}
+    for r in result["rows"]:
+        by_point.setdefault(r["point"], []).append((r["seed"], r["models"][0]["pct_of_teacher"]))
+    for point, runs in by_point.items():
+        pcts = [p for _, p in sorted(runs)]
+        lines.append(f"| {point} | {POINTS[point][2] if point in POINTS else ''} | {', '.join(str(s) for s, _ in sorted(runs))} | "
+                     f"{', '.join(f'{p:.2f}' for p in pcts)} | {sum(pcts) / len(pcts):.2f} |")
     return "\n".join(lines) + "\n"
 
 

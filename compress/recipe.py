@@ -60,7 +60,8 @@ class StudentConfig(_Strict):
     init: Literal["teacher", "pruned", "random"] = "teacher"
     """teacher: copy the chosen layers, truncated to the student's widths where narrower; pruned: copy the chosen
     layers' most important heads, FFN neurons and hidden channels (first-order Taylor scores of the teacher on the
-    training rows; the student keeps the teacher's head size); random: fresh weights."""
+    training rows; the student keeps the teacher's head size; an ALBERT-style student starts from that pruned BERT:
+    its factorized table is the SVD of the pruned table); random: fresh weights."""
     importance_rows: int = Field(512, ge=8)
     """init pruned: how many training rows score the teacher's structures."""
     embedding_size: int | None = Field(None, ge=1)

@@ -98,7 +98,33 @@ def test_impossible_pruned_students_are_refused_before_training():
     base = {"student": {"num_layers": 2, "init": "pruned"}, "distill": {"losses": {"distilbert_soft": {}}}}
     for student, message in [({"hidden_size": 24, "num_attention_heads": 4}, "needs student.num_attention_heads 3"),
                              ({"intermediate_size": 128}, "must not exceed the teacher's 32 / 64"),
-                             ({"embedding_size": 8}, "ALBERT-style students")]:
+                             ({"hidden_size": 24, "num_attention_heads": 4, "embedding_size": 8},
+                              "needs student.num_attention_heads 3")]:
         recipe = Recipe.model_validate({**base, "student": {**base["student"], **student}})
         with pytest.raises(UserError, match=message):
             validate_plan(teacher.config, recipe, SimpleNamespace(check_losses=lambda *a: None))
+
+
+@pytest.mark.parametrize("sharing", [None, "all"])
+def test_a_pruned_albert_student_factorizes_the_pruned_table_and_keeps_the_pruned_layers(sharing):
+    from compress.student.albert import _svd_embeddings
+
+    teacher = bert(layers=4, hidden=32, heads=4, ffn=64, seed=3)
+    imp = importance(teacher, _enc(), 24, 8)
+    shape = dict(num_layers=2, hidden_size=16, num_attention_heads=2, intermediate_size=32, init="pruned")
+    pruned, layers, _ = build_student(teacher, StudentConfig(**shape), imp)
+    student, albert_layers, record = build_student(teacher, StudentConfig(**shape, embedding_size=8, sharing=sharing), imp)
+    assert albert_layers == layers and record["embedding_size"] == 8 and record["heads_kept"]
+    a, b, error = _svd_embeddings(pruned.bert.embeddings.word_embeddings.weight.detach(), 8)
+    emb = student.albert.embeddings.word_embeddings.weight
+    torch.testing.assert_close(emb @ student.albert.encoder.embedding_hidden_mapping_in.weight.T, a @ b)
+    assert record["svd_relative_error"] == round(error, 4)
+    groups = student.albert.encoder.albert_layer_groups
+    # layer 0 of the ALBERT student is the pruned BERT's layer 0 (with sharing: the one set every layer runs)
+    torch.testing.assert_close(groups[0].albert_layers[0].attention.query.weight,
+                               pruned.bert.encoder.layer[0].attention.self.query.weight)
+    torch.testing.assert_close(groups[0].albert_layers[0].ffn.weight, pruned.bert.encoder.layer[0].intermediate.dense.weight)
+    torch.testing.assert_close(student.classifier.weight, pruned.classifier.weight)
+    if sharing is None:
+        torch.testing.assert_close(groups[1].albert_layers[0].ffn_output.weight,
+                                   pruned.bert.encoder.layer[1].output.dense.weight)

@@ -31,9 +31,6 @@ def validate_plan(teacher_config, recipe: Recipe, task=None) -> list[tuple[int, 
     if recipe.student.init == "pruned":
         from compress.student.prune import check_prunable
 
-        if recipe.student.albert_style:
-            raise UserError("student.init 'pruned' builds BERT students: ALBERT-style students (embedding_size / "
-                            "sharing) start from init 'teacher'")
         check_prunable(teacher_config, s_cfg)
     layer_map = build_layer_map(s_cfg.num_hidden_layers, teacher_config.num_hidden_layers, recipe.distill.layer_map)
     d_s, d_t = s_cfg.hidden_size, teacher_config.hidden_size

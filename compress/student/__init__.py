@@ -73,14 +73,15 @@ def build_student(teacher: torch.nn.Module, cfg: StudentConfig, importance=None)
     n_teacher = teacher.config.num_hidden_layers
     layers = select_layers(n_teacher, cfg) if cfg.init in ("teacher", "pruned") else []
     if cfg.albert_style and cfg.init == "pruned":
-        raise UserError("student.init 'pruned' builds BERT students: ALBERT-style students (embedding_size / sharing) "
-                        "start from init 'teacher'")
+        # prune a BERT of the student's shape first; the ALBERT student then starts from it layer for layer (its
+        # factorized table is the SVD of the pruned table, its shared groups the pruned layers they begin with)
+        bert_shape = cfg.model_copy(update={"embedding_size": None, "sharing": None, "groups": 1})
+        pruned, _, record = build_student(teacher, bert_shape, importance)
+        albert_cfg = cfg.model_copy(update={"init": "teacher", "layers": None})
+        student, albert_record = _albert_from(pruned, albert_cfg, list(range(cfg.num_layers)))
+        return student, layers, record | albert_record
     if cfg.albert_style:
-        from compress.student.albert import build_albert_student
-
-        student, record = build_albert_student(teacher, cfg, layers)
-        if hasattr(teacher, "wrap"):  # a sentence encoder: the same pooling around the ALBERT encoder
-            student = teacher.wrap(student.albert)
+        student, record = _albert_from(teacher, cfg, layers)
         return student, layers, record
     config = student_config(teacher.config, cfg, cfg.num_layers)
     # a sentence encoder makes its own kind (pooling, projection to its output size); a HF model, one of its class
@@ -115,6 +116,15 @@ def build_student(teacher: torch.nn.Module, cfg: StudentConfig, importance=None)
                 state[key] = block
     student.load_state_dict(state, strict=True)
     return student.eval(), layers, {}
+
+
+def _albert_from(teacher: torch.nn.Module, cfg: StudentConfig, layers: list[int]) -> tuple[torch.nn.Module, dict]:
+    from compress.student.albert import build_albert_student
+
+    student, record = build_albert_student(teacher, cfg, layers)
+    if hasattr(teacher, "wrap"):  # a sentence encoder: the same pooling around the ALBERT encoder
+        student = teacher.wrap(student.albert)
+    return student, record
 
 
 def count_params(model: torch.nn.Module) -> int:
