@@ -27,9 +27,13 @@ from compress.bench.env import environment  # noqa: E402
 from compress.fsutil import write_json, write_text  # noqa: E402
 from compress.recipe import load_recipe_data, resolve_recipe  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from readme_tables import seed_spread  # noqa: E402
+
 KD = {"distilbert_soft": {"weight": 5.0, "temperature": 2.0}, "hard_ce": {"weight": 2.0}}
 MINILM = {"minilm_relation": {"weight": 1.0, "relation_heads": 8}}
-TINYBERT = {"tinybert_attention": {"weight": 1.0}, "tinybert_hidden": {"weight": 1.0}}
+HIDDEN = {"tinybert_hidden": {"weight": 1.0}}
+TINYBERT = {"tinybert_attention": {"weight": 1.0}} | HIDDEN
 EPOCHS = 4  # every point trains the same number of epochs (one stage): comparisons are at equal schedules
 
 
@@ -54,6 +58,8 @@ POINTS: dict[str, tuple[dict, dict, str]] = {
     "l3-h192-a6-truncated-kd-minilm": (student(3, 192, 6, 768, "teacher"), KD | MINILM, "init: truncation vs pruning, wider"),
     "l3-h128-a4-pruned-kd-minilm-e10": (student(3, 128, 4, 512, "pruned"), KD | MINILM, "schedule: 10 epochs"),
     "l3-h192-a6-pruned-kd-minilm-e10": (student(3, 192, 6, 768, "pruned"), KD | MINILM, "schedule: 10 epochs, wider"),
+    "l3-h192-a6-pruned-kd-minilm-hidden": (student(3, 192, 6, 768, "pruned"), KD | MINILM | HIDDEN,
+                                           "losses: with TinyBERT's hidden-state loss (any head count)"),
     "l3-h192-a6-pruned-e64-kd-minilm": (student(3, 192, 6, 768, "pruned", embedding_size=64), KD | MINILM,
                                         "embeddings: factorized E = 64 (SVD of the pruned table)"),
     "l3-h128-a4-pruned-e64-kd-minilm": (student(3, 128, 4, 512, "pruned", embedding_size=64), KD | MINILM,
@@ -70,7 +76,7 @@ CANDIDATES_OF = {p: CANDIDATES + [INT4_LITERT] for p in POINTS if "-e64-" in p}
 
 def overrides(point: str, seed: int, cache: Path) -> dict:
     s, losses, _ = POINTS[point]
-    shared_cache = "tinybert_attention" not in losses  # one cache (logits + the last layer's Q/K/V) serves the rest
+    shared_cache = set(losses) <= set(KD | MINILM)  # one cache (logits + the last layer's Q/K/V) serves these
     return {
         "seed": seed,
         "student": copy.deepcopy(s),
@@ -172,16 +178,7 @@ def render(result: dict) -> str:
         t = r["teacher"]
         lines.append(f"| {r['point']} | {r['seed']} | {100 * t['test_accuracy']:.2f} | {t['p50_ms_eager']} | {t['p50_ms_onnx_fp32']} | "
                      f"{r['stage_seconds']['distill']} | {r['whole_point_seconds']} |")
-    lines += ["", "Over seeds (the PyTorch student's test accuracy as % of the teacher's; the seed sets the student's "
-              "data order and dropout, the teacher is the same):", "",
-              "| point | question | seeds | % of teacher per seed | mean |", "|---|---|---|---|---:|"]
-    by_point: dict[str, list[tuple[int, float]]] = {}
-    for r in result["rows"]:
-        by_point.setdefault(r["point"], []).append((r["seed"], r["models"][0]["pct_of_teacher"]))
-    for point, runs in by_point.items():
-        pcts = [p for _, p in sorted(runs)]
-        lines.append(f"| {point} | {POINTS[point][2] if point in POINTS else ''} | {', '.join(str(s) for s, _ in sorted(runs))} | "
-                     f"{', '.join(f'{p:.2f}' for p in pcts)} | {sum(pcts) / len(pcts):.2f} |")
+    lines += seed_spread(result["rows"])  # the same table as in benchmarks/README.md
     return "\n".join(lines) + "\n"
 
 
@@ -195,7 +192,7 @@ def main() -> int:
     ap.add_argument("--tag", required=True, help="results file name (a new experiment gets a new tag)")
     args = ap.parse_args()
     out_json = Path(args.results) / f"{args.tag}.json"
-    command = "python " + " ".join(sys.argv)
+    command = " ".join(["python", "benchmarks/compression_matrix.py", *sys.argv[1:]])  # no machine paths
     result = json.loads(out_json.read_text()) if out_json.is_file() else None
     if result is not None and (result["teacher"] != args.teacher or result["environment"]["cpu"] != environment()["cpu"]):
         raise SystemExit(f"{out_json} holds another experiment (another teacher or CPU): pick another --tag")

@@ -502,7 +502,24 @@ def render_compression_matrix(paths: list[str]) -> list[str]:
             "teacher timed in the same point's bench run.")
     envs = [d.get("environment") for d in docs]
     env = env_line(envs[0], [c for d in docs for c in d.get("commands", [d.get("command")])], note) if all(e == envs[0] for e in envs) else note
-    return lines + ["", f"From {', '.join(f'`{p}`' for p in paths)}. " + env]
+    return lines + seed_spread([r for d in docs for r in d["rows"]]) + ["", f"From {', '.join(f'`{p}`' for p in paths)}. " + env]
+
+
+def seed_spread(rows: list[dict]) -> list[str]:
+    """Points run with several seeds: the PyTorch student's test accuracy (% of the teacher's) per seed."""
+    by_point: dict[str, dict[int, float]] = {}
+    for r in rows:
+        by_point.setdefault(r["point"], {})[r["seed"]] = r["models"][0]["pct_of_teacher"]
+    several = {p: seeds for p, seeds in by_point.items() if len(seeds) > 1}
+    if not several:
+        return []
+    lines = ["", "Over seeds (the PyTorch student's test accuracy, % of the teacher's):", "",
+             "| point | seeds | % of teacher per seed | mean | range |", "|---|---|---|---:|---:|"]
+    for point, seeds in several.items():
+        pcts = [seeds[k] for k in sorted(seeds)]
+        lines.append(f"| {point} | {', '.join(map(str, sorted(seeds)))} | {', '.join(f'{v:.2f}' for v in pcts)} | "
+                     f"{sum(pcts) / len(pcts):.2f} | {max(pcts) - min(pcts):.2f} |")
+    return lines
 
 
 # ---- benchmarks/albert_matrix.py (several files) -------------------------------------------------------------

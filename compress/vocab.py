@@ -96,6 +96,14 @@ def pruned_tokenizer(tokenizer, keep: list[int]):
 def save_tokenizer(tokenizer, directory: Path) -> None:
     """save_pretrained, plus vocab.txt for WordPiece (transformers 5 writes only tokenizer.json; apps want both)."""
     tokenizer.save_pretrained(directory)
+    # AutoTokenizer picks the class by the model's type: for an ALBERT-style student that is a SentencePiece class
+    # it cannot build from WordPiece files, and the generic one it falls back to drops token_type_ids. The names
+    # stored here are read by any class, so the student takes the inputs the teacher's tokenizer gave.
+    config = Path(directory) / "tokenizer_config.json"
+    if config.is_file():
+        settings = json.loads(config.read_text())
+        settings["model_input_names"] = list(tokenizer.model_input_names)
+        config.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
     backend = getattr(tokenizer, "backend_tokenizer", None)
     spec = json.loads(backend.to_str()) if backend is not None else {}
     if (spec.get("model") or {}).get("type") == "WordPiece":

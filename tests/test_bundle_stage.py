@@ -221,3 +221,20 @@ def test_a_stage_command_on_an_out_written_before_the_view_reads_the_earlier_rec
     assert main(["bundle", "--out", str(out), "--force"]) == 0
     assert json.loads((out / "stages" / "bench.json").read_text())["results"]["artifacts"]
     assert json.loads((out / "report.json").read_text())["bundle"]["models"]
+
+
+def test_as_fast_files_are_tried_smallest_first_the_rest_fastest_first():
+    from compress.stages.bundle import choose_models
+
+    def art(name, runtime, ms, size):
+        return {"name": name, "runtime": runtime, "size_bytes": size,
+                "latency": [{"seq_len": 128, "threads": 1, "batch": 1, "p50_ms": ms}]}
+
+    results = {"bench": {"grid": {"seq_lens": [32, 128], "threads": [1, 2]}},
+               "artifacts": [art("tflite-fp32", "litert", 2.186, 6_969_188), art("int8-weight-only", "litert", 2.191, 2_906_576),
+                             art("slow-small", "litert", 3.0, 1_000_000), art("onnx-fp32", "onnxruntime", 2.4, 6_594_950),
+                             art("onnx-int8", "onnxruntime", 1.2, 1_691_819)]}
+    chosen = choose_models(results, None)
+    # 2.191 ms is within 10% of 2.186 ms: the file a third the size goes first; 3.0 ms is not as fast
+    assert [a["name"] for a in chosen["litert"]] == ["int8-weight-only", "tflite-fp32", "slow-small"]
+    assert [a["name"] for a in chosen["onnxruntime"]] == ["onnx-int8", "onnx-fp32"]

@@ -48,6 +48,20 @@ def test_pruned_tokenizer_gives_the_teacher_pieces_on_the_kept_text(tokenizer, t
     assert (tmp_path / "vocab.txt").read_text(encoding="utf-8").splitlines() == pruned.convert_ids_to_tokens(list(range(len(pruned))))
 
 
+def test_an_albert_style_students_tokenizer_still_gives_segment_ids(tokenizer, train_texts, tmp_path):
+    """Beside an ALBERT config AutoTokenizer cannot build ALBERT's SentencePiece class from WordPiece files; the class
+    it falls back to must still give token_type_ids (MediaPipe's BERT models and text pairs need them)."""
+    from transformers import AlbertConfig, AutoTokenizer
+
+    _, pruned = _pruned(tokenizer, train_texts)
+    vocab.save_tokenizer(pruned, tmp_path)
+    AlbertConfig(vocab_size=len(pruned), embedding_size=8, hidden_size=16, num_attention_heads=2,
+                 intermediate_size=32).save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    pair = again(train_texts[0], train_texts[1])
+    assert pair["token_type_ids"] == pruned(train_texts[0], train_texts[1])["token_type_ids"] and 1 in pair["token_type_ids"]
+
+
 def test_new_words_split_into_kept_pieces_not_unk(tokenizer, train_texts):
     _, pruned = _pruned(tokenizer, train_texts)
     word = "zxqvwunfathomablequokka"

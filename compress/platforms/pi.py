@@ -28,11 +28,15 @@ from targets.bundle import RUNNER_FILES
 from targets.runtime import SESSION_CONFIG
 
 
+SAME_SPEED = 1.1  # p50 within 10% of the fastest: the run-to-run spread of one bench cell on a busy machine
+
+
 def choose_models(results: dict, wanted: list[str] | None) -> dict[str, list[dict]]:
     """The measured artifacts to try (the bench stage's results, or a report.json holding them), per runtime in
     the order tried: those named (no fallback: the user chose them), else every verified ONNX and every TFLite
-    artifact, fastest first. The first of a list that passes a platform's check is bundled; the others are its
-    fallbacks."""
+    artifact, fastest first, except that files within SAME_SPEED of the fastest go first smallest first (an int8
+    file dequantized at load runs at fp32 speed: it is as fast and a fraction of the size). The first of a list
+    that passes a platform's check is bundled; the others are its fallbacks."""
     artifacts = {a["name"]: a for a in results["artifacts"] if a["runtime"] in ("onnxruntime", "litert")}
     if wanted:
         unknown = [n for n in wanted if n not in artifacts]
@@ -48,7 +52,10 @@ def choose_models(results: dict, wanted: list[str] | None) -> dict[str, list[dic
     for runtime in ("onnxruntime", "litert"):
         options = [a for a in artifacts.values() if a["runtime"] == runtime]
         if options:
-            chosen[runtime] = sorted(options, key=lambda a: p50_at(a["latency"], seq, threads) or float("inf"))
+            p50 = {a["name"]: p50_at(a["latency"], seq, threads) or float("inf") for a in options}
+            fastest = min(p50.values())
+            chosen[runtime] = sorted(options, key=lambda a: (0, a["size_bytes"]) if p50[a["name"]] <= fastest * SAME_SPEED
+                                     else (1, p50[a["name"]]))
     if not chosen:
         raise UserError("no verified ONNX or TFLite artifact to bundle: re-run export (and quantize)")
     return chosen
