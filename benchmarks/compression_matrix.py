@@ -38,8 +38,9 @@ EPOCHS = 4  # every point trains the same number of epochs (one stage): comparis
 
 
 def student(layers: int, hidden: int, heads: int, ffn: int, init: str, vocabulary: str = "task", **extra) -> dict:
+    # every field the default recipe sets is named here, so a point does not change when the default does
     return {"num_layers": layers, "hidden_size": hidden, "num_attention_heads": heads, "intermediate_size": ffn,
-            "init": init, "vocabulary": vocabulary, **extra}
+            "init": init, "vocabulary": vocabulary, "embedding_size": None, "sharing": None, **extra}
 
 
 # name -> (student, losses, what the point answers)

@@ -104,9 +104,9 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
             expected = inp.reference if inp.embedding else softmax(inp.reference)  # MediaPipe's scores: probabilities
             check = ModelCheck(tool, len(outputs), agreement, f"{inp.agreement_name} (ASCII texts)", bar, agreement >= bar,
                                float(abs(outputs - expected).max()), inp.accuracy(outputs), ms, notes)
+            accuracy = f", dev accuracy {100 * check.dev_accuracy:.2f}%" if check.dev_accuracy is not None else ""
             info(f"bundle android-litert/{MODEL_FILE} ({art['name']}) through {tool}: {inp.agreement_name} "
-                 f"{agreement:.4f} on the ASCII-only texts, {every:.4f} on all" + (f", dev accuracy {100 * check.dev_accuracy:.2f}%" if check.dev_accuracy is not None else "")
-                 + f", {ms:.2f} ms per text")
+                 f"{agreement:.4f} on the ASCII-only texts, {every:.4f} on all{accuracy}, {ms:.2f} ms per text")
             return check
 
         art, check, rejected = first_passing(inp.candidates["litert"], model, attempt)

@@ -28,7 +28,7 @@ from targets.bundle import RUNNER_FILES
 from targets.runtime import SESSION_CONFIG
 
 
-SAME_SPEED = 1.1  # p50 within 10% of the fastest: the run-to-run spread of one bench cell on a busy machine
+SAME_SPEED = 1.1  # a p50 within 10% of the fastest counts as as fast: bench cells move by a few % between runs
 
 
 def choose_models(results: dict, wanted: list[str] | None) -> dict[str, list[dict]]:
