@@ -799,7 +799,35 @@ def render_files(paths: list[str]) -> list[str]:
     return lines
 
 
+def render_budget(paths: list[str]) -> list[str]:
+    """benchmarks/budget_matrix.py: the cost model's error on held-out shapes per profile, and each budget's chosen
+    student against the shipped recipes the same profile puts within the budget."""
+    if len(paths) != 1:
+        raise DocError("budget renders one file")
+    doc = load(paths[0])
+    lines = ["| profile (device) | shapes | lengths | held-out median error | p90 | max | ≤ 15% median |",
+             "|---|---:|---|---:|---:|---:|---|"]
+    for device, m in doc.get("cost_model", {}).items():
+        h = m["held_out"]
+        lines.append(f"| {device} | {h['shapes']} | {', '.join(map(str, m['seq_lens']))} | {100 * h['median']:.1f}% | "
+                     f"{100 * h['p90']:.1f}% | {100 * h['max']:.1f}% | {'yes' if m['meets_target'] else 'no'} |")
+    if doc.get("budgets"):
+        lines += ["", "| budget (seq 128, 1 thread) | chosen student | expected ms | measured ms (shipped int8, trained) | "
+                      "within budget | student test acc | shipped recipes within budget: test acc | at least every recipe |",
+                  "|---|---|---:|---:|---|---:|---|---|"]
+        for key, b in doc["budgets"].items():
+            shipped = b.get("shipped") or {}
+            recipes = ", ".join(f"`{name}` {100 * r['student_test_accuracy']:.2f}%" for name, r in b["recipes_within_budget"].items())
+            measured = shipped.get("measured_ms")
+            lines.append(f"| {key.replace(' (', ' ms (', 1) if ' (' in key else key + ' ms'} | `{b['chosen']['name']}` | {b['chosen']['expected_ms']:.3f} | {num(measured, '{:.3f}')} | "
+                         f"{'yes' if measured is not None and measured <= b['budget_ms'] else 'no'} | "
+                         f"{100 * b['student_test_accuracy']:.2f}% | {recipes or 'none'} | "
+                         f"{'yes' if b['at_least_every_recipe_within_budget'] else 'no'} |")
+    return lines + ["", f"From `{paths[0]}`. " + env_line(environment_of(doc), commands_of(doc))]
+
+
 RENDERERS = {
+    "budget": render_budget,
     "headline": render_headline,
     "students": render_students,
     "quantize-matrix": render_quantize_matrix,

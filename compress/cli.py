@@ -43,6 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="every stage: fine-tune teacher, distill, export + verify, quantize, benchmark + report, bundle")
     _common(p, DEFAULT_OUT)
     _training(p)
+    p.add_argument("--budget-ms", type=float, metavar="MS", help="distil the student expected to be most accurate within "
+                   "this latency (p50, batch 1, at --budget-seq) on the profiled device; its shape replaces the recipe's")
+    p.add_argument("--budget-mb", type=float, metavar="MB", help="with --budget-ms: also at most this many MB of model file")
+    p.add_argument("--device-profile", metavar="FILE", help="with --budget-ms: the device's profile (`python -m targets "
+                   "profile CANDS`); default: this machine's, made on the spot and cached")
+    p.add_argument("--budget-seq", type=int, metavar="N", help="with --budget-ms: the sequence length the budget holds at "
+                   "(default: the recipe's max length when profiled, else the longest profiled)")
+    p = sub.add_parser("candidates", help="untrained students of many shapes, quantized as the pipeline ships them, in one "
+                                          "archive for `python -m targets profile` on a device")
+    _common(p, None)
+    p.add_argument("--runtime", default="onnxruntime", choices=("onnxruntime", "litert"),
+                   help="the runtime the app uses (default: onnxruntime)")
+    p.add_argument("--layers", help="comma-separated layer counts (default: 2,3,4,6)")
+    p.add_argument("--hidden", help="comma-separated hidden sizes (default: 128,192,256,384)")
+    p.add_argument("--ffn-ratios", help="comma-separated FFN width / hidden size ratios (default: 2,4)")
+    p.add_argument("--embedding-sizes", help="comma-separated factorized embedding sizes, 0 for E = H (default: 0,64)")
+    p.add_argument("--head-size", type=int, help="attention head width (default: the teacher's, which init 'pruned' keeps)")
+    p.add_argument("--no-recipes", action="store_true", help="leave out the students of the recipes we ship")
     sub.add_parser("recipes", help="list the named recipes shipped with bert-compress")
     p = sub.add_parser("show-recipe", help="print a recipe with every setting resolved (YAML)")
     p.add_argument("recipe", nargs="?", default="default")
@@ -62,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     p = sub.add_parser("arm64", help="run a bundle under qemu-user ARM64 (Cortex-A72 / A76): outputs checked against "
                                      "this machine within 1e-4, emulated timings (relative only)")
-    p.add_argument("bundle", help="bundle directory or .zip (e.g. OUT/bundle)")
-    p.add_argument("--out", required=True, help="directory for arm64_check.json and one bench-<cpu>.json per CPU")
+    p.add_argument("bundle", help="bundle directory or .zip (e.g. OUT/bundle), or a candidates archive (`bert-compress "
+                                  "candidates`): then one emulated device profile per CPU")
+    p.add_argument("--out", required=True, help="directory for arm64_check.json and one bench-<cpu>.json per CPU (a "
+                                                "candidates archive: one profile-<cpu>.json per CPU)")
+    p.add_argument("--candidates", help="candidates archive only: comma-separated candidate names to profile (default: all)")
     p.add_argument("--cpus", default="cortex-a72,cortex-a76", help="comma-separated qemu CPU models "
                                                                      "(cortex-a72: Pi 4, cortex-a76: Pi 5, cortex-a53: Pi 3)")
     p.add_argument("--cache", help="where the aarch64 Python is kept (default: ~/.cache/bert-compress/arm64)")
@@ -115,15 +136,27 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "arm64":
         return _arm64(args)
+    if args.command == "candidates":
+        return _candidates(args)
 
     from compress import distributed, run as api
 
     out = Path(args.out)
     recipe = _recipe_from_args(args, out)
+    plan = _budget_plan(args, recipe, out)
+    if plan is not None:
+        recipe = plan.recipe
     if distributed.launched_by_torchrun():
         distributed.init(args.command, cuda=api.pick_device(recipe.device).type == "cuda")
     run = api.prepare_all_ranks(recipe, out, force=args.force, whole_run=args.command == "run", resume=args.resume,
                                 command=args.command)
+    if args.command == "run" and distributed.world().is_main:
+        from compress.budget.plan import write_plan
+
+        if plan is not None:
+            write_plan(plan, out)
+        elif not args.resume:  # a budget of an earlier run of this OUT does not describe this one
+            run.layout.budget.unlink(missing_ok=True)
     if args.command == "run":
         report = api.run_all(run, force=args.force)
     else:
@@ -145,6 +178,78 @@ def _dispatch(args) -> int:
     return 0
 
 
+def _zip_has(path: Path, name: str) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return name in zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _budget_plan(args, recipe, out: Path):
+    """`run --budget-ms`: the plan (checked and chosen before OUT is touched), or None."""
+    budget = getattr(args, "budget_ms", None)
+    given = [f for f in ("budget_mb", "device_profile", "budget_seq") if getattr(args, f, None) is not None]
+    if budget is None:
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} needs --budget-ms: give the latency budget too")
+        return None
+    from compress import distributed
+    from compress.budget.plan import plan_budget
+    from compress.run.prepare import check_out, load_run
+
+    if distributed.launched_by_torchrun() and args.device_profile is None:
+        # every process would profile this machine at once (and time each other): profile first, then train in N
+        raise UserError("--budget-ms with --nproc needs --device-profile: make this machine's profile first "
+                        "(`bert-compress candidates --out CANDS`, `python -m targets profile CANDS --out device.json`)")
+
+    check_out(out, force=args.force, resume=args.resume, whole_run=True)  # before minutes of profiling
+    run = load_run(recipe, out)
+    return plan_budget(recipe, run, budget, args.budget_mb, args.device_profile, args.budget_seq)
+
+
+def _ints(text: str | None, what: str, cast=int) -> list | None:
+    if text is None:
+        return None
+    try:
+        values = [cast(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{what} must be comma-separated numbers, got '{text}'") from None
+    if not values or any(v < 0 for v in values):
+        raise UserError(f"{what} must be comma-separated numbers of 0 or more, got '{text}'")
+    return values
+
+
+def _candidates(args) -> int:
+    import shlex
+
+    from pydantic import ValidationError
+
+    from compress.budget.candidates import make_candidates
+    from compress.budget.shapes import CandidateGrid
+    from compress.progress import console
+
+    given = {"layers": _ints(args.layers, "--layers"), "hidden_sizes": _ints(args.hidden, "--hidden"),
+             "ffn_ratios": _ints(args.ffn_ratios, "--ffn-ratios", float),
+             "embedding_sizes": _ints(args.embedding_sizes, "--embedding-sizes"), "head_size": args.head_size}
+    try:
+        grid = CandidateGrid(**{k: v for k, v in given.items() if v is not None}, recipes=not args.no_recipes)
+    except ValidationError as exc:
+        raise UserError(f"bad candidate grid: {exc.errors()[0]['msg']}") from None
+    if args.resume:
+        raise UserError("--resume does not apply to candidates: pass --force to make the archive again")
+    recipe = _recipe_from_args(args, None)
+    out = Path(args.out)
+    meta = make_candidates(recipe, out, grid, args.runtime, args.force,
+                           command="bert-compress " + shlex.join(sys.argv[1:]))
+    console.print(f"{len(meta['candidates'])} candidates for {args.runtime}: {out} and {out.name}.zip; on the device: "
+                  f"`python -m targets profile {out.name}.zip --out device.json` (runner in {out / 'runner'}), then "
+                  f"`bert-compress run --budget-ms MS --device-profile device.json`")
+    return 0
+
+
 def _arm64(args) -> int:
     from compress.bench.arm64 import default_cache, run_arm64, sample_texts
     from compress.progress import console
@@ -152,6 +257,15 @@ def _arm64(args) -> int:
     if args.texts < 1:
         raise UserError("--texts must be at least 1")
     cpus = [c.strip() for c in args.cpus.split(",") if c.strip()]
+    src = Path(args.bundle)
+    if (src / "candidates.json").is_file() or (src.suffix == ".zip" and src.is_file() and _zip_has(src, "candidates.json")):
+        from compress.bench.arm64 import profile_arm64
+
+        written = profile_arm64(src, Path(args.out), cpus, Path(args.cache) if args.cache else default_cache(),
+                                args.seq_lens, args.candidates, args.force)
+        for cpu, path in written.items():
+            console.print(f"{cpu}: emulated profile {path} (use with `bert-compress run --budget-ms MS --device-profile {path}`)")
+        return 0
     # an emulated call takes hundreds of times longer: few calls per cell, timings only ranked against each other
     bench_args = ["--threads", "1", "--batches", "1", "--seq-lens", args.seq_lens, "--warmup", "1", "--min-runs", "5",
                   "--min-seconds", "0", "--max-seconds", "60", "--rounds", "1"]

@@ -26,9 +26,23 @@ def quiet() -> bool:
     return os.environ.get("BERT_COMPRESS_QUIET") == "1" or os.environ.get("RANK", "0") != "0"
 
 
+_muted = 0
+
+
 def info(message: str) -> None:
-    if not quiet():
+    if not quiet() and not _muted:
         console.print(message)
+
+
+@contextmanager
+def muted() -> Iterator[None]:
+    """info() says nothing inside (work repeated many times under a progress bar, e.g. each candidate's export)."""
+    global _muted
+    _muted += 1
+    try:
+        yield
+    finally:
+        _muted -= 1
 
 
 @contextmanager

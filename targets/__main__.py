@@ -1,5 +1,6 @@
 """Torch-free runner CLI: `python -m targets predict BUNDLE "text" ...`, `embed BUNDLE "text" ...`, `check BUNDLE`,
-`info BUNDLE`, `bench BUNDLE`. predict runs classifier bundles, embed embedding (sentence-vector) bundles.
+`info BUNDLE`, `bench BUNDLE`, `profile CANDS`. predict runs classifier bundles, embed embedding (sentence-vector)
+bundles; profile times a candidates archive (`bert-compress candidates`) for `bert-compress run --budget-ms`.
 
 Needs numpy plus onnxruntime (for .onnx / .ort) or ai-edge-litert / tflite-runtime (for .tflite), nothing else.
 Bad input (a bundle with a missing file, a runtime that cannot load the model) is one line on stderr, exit 2.
@@ -15,6 +16,7 @@ import numpy as np
 
 from targets.bench import BenchError
 from targets.bundle import Bundle, BundleError, Classifier, Embedder, cosine_matrix, task_of
+from targets.profile import ProfileError
 from targets.runtime import RuntimeLoadError
 from targets.tokenizer import TokenizerError
 
@@ -74,6 +76,22 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--no-gemm-peak", action="store_true", help="skip measuring the CPU's GEMM peak")
     bn.add_argument("--emulated", help="mark the timings as emulated, e.g. 'qemu-aarch64 -cpu cortex-a72'")
     bn.add_argument("--interpreter", default="auto", choices=["auto", "ai-edge-litert", "tflite-runtime"])
+    pf = sub.add_parser("profile", help="time a candidates archive's student shapes on this device: a device profile "
+                                        "for `bert-compress run --budget-ms MS --device-profile FILE`")
+    pf.add_argument("candidates", help="candidates directory or .zip (from `bert-compress candidates`)")
+    pf.add_argument("--out", default="device.json", help="profile to write (default: device.json)")
+    pf.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    pf.add_argument("--seq-lens", default="32,64,128", help="comma-separated sequence lengths (default: 32,64,128; "
+                                                            "three or more let the cost model place other lengths)")
+    pf.add_argument("--threads", type=int, default=1, help="CPU threads the app will use (default: 1)")
+    pf.add_argument("--device", help="this device's name, e.g. 'Pixel 7' (default: board or CPU)")
+    pf.add_argument("--candidates", dest="names", help="comma-separated candidate names (default: all)")
+    pf.add_argument("--min-seconds", type=float, help="timed seconds per cell, at least (default: 0.3)")
+    pf.add_argument("--min-runs", type=int, help="timed calls per cell, at least (default: 20)")
+    pf.add_argument("--emulated", help="mark the timings as emulated, e.g. 'qemu-aarch64 -cpu cortex-a72'")
+    pf.add_argument("--isolate", action="store_true", help="each candidate in a fresh process (slower; default: "
+                                                            "all in this one)")
+    pf.add_argument("--interpreter", default="auto", choices=["auto", "ai-edge-litert", "tflite-runtime"])
     return p
 
 
@@ -239,6 +257,42 @@ def _bench(args) -> int:
     return 0
 
 
+def _profile(args) -> int:
+    import shlex
+    from dataclasses import replace
+    from pathlib import Path
+
+    from targets.bench import parse_ints
+    from targets.env import environment
+    from targets.profile import PROFILE_TIMING, Candidates, default_out_check, profile, profile_document, write_profile
+
+    out = Path(args.out)
+    default_out_check(out, args.force)
+    if args.threads < 1:
+        raise BenchError("--threads must be 1 or more")
+    seq_lens = parse_ints(args.seq_lens, "--seq-lens")
+    timing = PROFILE_TIMING
+    if args.min_seconds is not None or args.min_runs is not None:
+        if (args.min_seconds is not None and args.min_seconds < 0) or (args.min_runs is not None and args.min_runs < 3):
+            raise BenchError("--min-seconds must be at least 0 and --min-runs at least 3")
+        timing = replace(timing, min_s=timing.min_s if args.min_seconds is None else args.min_seconds,
+                         min_runs=timing.min_runs if args.min_runs is None else args.min_runs)
+    cands = Candidates.load(args.candidates)
+    names = [n.strip() for n in args.names.split(",") if n.strip()] if args.names else None
+    rows = profile(cands, seq_lens, args.threads, timing, names, args.interpreter, args.isolate)
+    device = environment() | {"name": args.device, "emulated": args.emulated}
+    doc = profile_document(cands, rows, seq_lens, args.threads, device, "python -m targets " + shlex.join(args.argv), timing)
+    write_profile(doc, out)
+    ref = str(max(seq_lens))
+    fastest = min(rows, key=lambda r: r["latency"][ref]["p50_ms"])
+    slowest = max(rows, key=lambda r: r["latency"][ref]["p50_ms"])
+    print(f"profiled {len(rows)} candidates at seq {', '.join(map(str, seq_lens))}, {args.threads} thread(s): seq {ref} "
+          f"p50 {fastest['latency'][ref]['p50_ms']} ms ({fastest['name']}) .. {slowest['latency'][ref]['p50_ms']} ms "
+          f"({slowest['name']})")
+    print(f"profile: {out} (use it with `bert-compress run --budget-ms MS --device-profile {out}`)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
@@ -250,8 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         args.texts = args.texts + extra
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return {"predict": _predict, "embed": _embed, "check": _check, "info": _info, "bench": _bench}[args.command](args)
-    except (BundleError, RuntimeLoadError, TokenizerError, BenchError) as exc:
+        return {"predict": _predict, "embed": _embed, "check": _check, "info": _info, "bench": _bench,
+                "profile": _profile}[args.command](args)
+    except (BundleError, RuntimeLoadError, TokenizerError, BenchError, ProfileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

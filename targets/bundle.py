@@ -30,7 +30,7 @@ ZIP_DIGEST_FILE = ".bundle-zip-sha256"
 """In BUNDLE.unzipped/: the SHA-256 of the zip it was extracted from."""
 # the torch-free runner a bundle carries (runner/targets/): this package's own files
 RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "check.py", "runtime.py", "tokenizer.py", "unicode_tables.py",
-                "bench.py", "env.py", "gemm_fp32.onnx", "gemm_u8s8.onnx", "pyproject.toml", "README.md")
+                "bench.py", "env.py", "profile.py", "gemm_fp32.onnx", "gemm_u8s8.onnx", "pyproject.toml", "README.md")
 
 
 class BundleError(Exception):

@@ -164,3 +164,16 @@ def run_torch_free(bundle_root: Path, *args, stdin: str | None = None, blocked: 
     env = dict(os.environ, PYTHONPATH=str(bundle_root / "runner"))
     return subprocess.run([*prefix, sys.executable, "-c", code, str(bundle_root / "runner"), ",".join(blocked), *args],
                           capture_output=True, text=True, env=env, input=stdin, timeout=timeout, cwd=bundle_root)
+
+
+def aarch64_python_or_skip() -> None:
+    """The emulated-ARM64 tests' one network step (Debian mirror, PyPI), once: cached in ~/.cache/bert-compress/arm64.
+    Skips the test with the reason when this machine cannot prepare it."""
+    from compress.bench.arm64 import default_cache, guest_python, prepare_sysroot, prepare_wheels
+    from compress.errors import UserError
+
+    try:
+        root = prepare_sysroot(default_cache())
+        prepare_wheels(default_cache(), guest_python(root).name.removeprefix("python"))
+    except UserError as exc:
+        pytest.skip(f"cannot prepare the aarch64 Python here: {exc}")

@@ -264,15 +264,10 @@ def test_arm64_without_qemu_is_one_line(bundled, tmp_path, monkeypatch, capsys):
 def test_arm64_outputs_match_x86_under_qemu(bundled, tmp_path):
     """The bundle's models on emulated Cortex-A72: logits equal x86 within 1e-4, timings marked emulated.
     Needs the Debian mirror and PyPI once (the aarch64 Python is cached under ~/.cache/bert-compress/arm64)."""
-    from compress.bench.arm64 import default_cache, guest_python, prepare_sysroot, prepare_wheels
-    from compress.errors import UserError
     from targets.bench import load_results
+    from tests.conftest import aarch64_python_or_skip
 
-    try:  # the only part that needs the network (Debian mirror, PyPI), once
-        root = prepare_sysroot(default_cache())
-        prepare_wheels(default_cache(), guest_python(root).name.removeprefix("python"))
-    except UserError as exc:
-        pytest.skip(f"cannot prepare the aarch64 Python here: {exc}")
+    aarch64_python_or_skip()
     out = tmp_path / "arm"
     code = main(["arm64", str(bundled / "bundle" / "pi"), "--out", str(out), "--cpus", "cortex-a72", "--texts", "6",
                  "--seq-lens", "16"])

@@ -281,21 +281,28 @@ def sample_texts(n: int) -> list[str]:
     return picked + ["word " * 200]  # longer than any bucket: exercises truncation
 
 
+def _checked(cpus: list[str], out: Path, force: bool, load):
+    """What an ARM64 run refuses before it starts: an unknown CPU model, what `load` (the bundle or archive) raises,
+    a non-empty --out without --force, no qemu. Returns what `load` read."""
+    unknown = [c for c in cpus if c not in CPUS]
+    if unknown:
+        raise UserError(f"unknown CPU model {', '.join(unknown)}: choose from {', '.join(CPUS)}")
+    loaded = load()
+    if out.exists() and any(out.iterdir()) and not force:
+        raise UserError(f"{out} exists and is not empty: pass --force to overwrite it, or choose another --out")
+    qemu_binary()
+    return loaded
+
+
 def run_arm64(bundle: Path, out: Path, cpus: list[str], cache: Path, texts: list[str], bench_args: list[str],
               force: bool) -> dict:
     from targets.bundle import Bundle, BundleError
 
     bundle, out = bundle.resolve(), out.resolve()  # the guest runs in another working directory
-    unknown = [c for c in cpus if c not in CPUS]
-    if unknown:
-        raise UserError(f"unknown CPU model {', '.join(unknown)}: choose from {', '.join(CPUS)}")
     try:
-        b = Bundle.load(bundle)
+        b = _checked(cpus, out, force, lambda: Bundle.load(bundle))
     except BundleError as exc:
         raise UserError(str(exc)) from None
-    if out.exists() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} exists and is not empty: pass --force to overwrite it, or choose another --out")
-    qemu_binary()
     runner_dir = fresh_runner(cache)
     try:
         return _check_and_time(b, bundle, out, cpus, cache, texts, bench_args, runner_dir)
@@ -339,3 +346,38 @@ def _check_and_time(b, bundle: Path, out: Path, cpus: list[str], cache: Path, te
     for cpu, r in record["cpus"].items():
         r["results"] = str(out / r["results"])
     return record
+
+
+def profile_arm64(candidates: Path, out: Path, cpus: list[str], cache: Path, seq_lens: str, names: str | None,
+                  force: bool) -> dict[str, Path]:
+    """Emulated device profiles of a candidates archive (`bert-compress candidates`): the archive's runner times every
+    candidate under qemu for each CPU model -> OUT/profile-<cpu>.json. Emulated: they rank shapes and fit the cost
+    model for that core, they are not the chip's milliseconds."""
+    from targets.profile import Candidates, ProfileError
+
+    candidates, out = candidates.resolve(), out.resolve()
+    try:
+        cands = _checked(cpus, out, force, lambda: Candidates.load(candidates))
+    except ProfileError as exc:
+        raise UserError(str(exc)) from None
+    runner_dir = fresh_runner(cache)
+    written = {}
+    try:
+        root = prepare_sysroot(cache)
+        site = prepare_wheels(cache, guest_python(root).name.removeprefix("python"))
+        with atomic_dir(out) as tmp:
+            for cpu in cpus:
+                guest = Guest(root, site, runner_dir, cpu)
+                info(f"arm64 {cpu}: profiling {len(cands.metadata['candidates']) if not names else names} under emulation")
+                dst = tmp / f"profile-{cpu}.json"
+                guest.run(["profile", str(cands.root), "--out", str(dst), "--seq-lens", seq_lens, "--threads", "1",
+                           "--min-runs", "5", "--min-seconds", "0", "--emulated", guest.label,
+                           "--device", f"{cpu} (qemu, emulated)", *(["--candidates", names] if names else [])],
+                          what="profile")
+                doc = json.loads(dst.read_text(encoding="utf-8"))
+                doc["command"] = doc["command"].replace(str(tmp), str(out))
+                dst.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+                written[cpu] = out / dst.name
+    finally:
+        shutil.rmtree(runner_dir, ignore_errors=True)
+    return written

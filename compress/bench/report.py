@@ -164,7 +164,9 @@ def render_markdown(report: dict) -> str:
                          f"{rc['max_abs_diff_vs_pytorch']:.2e} | {agree}")
         for r in bundle["rejected"]:
             lines.append(f"| {r['file']} | {r['artifact']} | not bundled | — | — | — | — | {r['reason']} |")
-    lines += string_in_section(report) + platform_section(report)
+    from compress.budget.report import markdown as budget_section
+
+    lines += string_in_section(report) + platform_section(report) + budget_section(report)
     lines += ["", "## Stage wall time (s)", "", "| " + " | ".join(report["stage_seconds"]) + " |",
               "|" + "---:|" * len(report["stage_seconds"]),
               "| " + " | ".join(f"{v:.0f}" for v in report["stage_seconds"].values()) + " |", ""]

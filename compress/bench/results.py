@@ -97,7 +97,8 @@ def bench_document(report: dict) -> dict:
     device = report["environment"] | {"name": None, "emulated": None}
     doc = results_document(device, models, Grid(**b["grid"]), Timing(**b["timing"]), b["command"], b["gemm_peak"],
                            {"recipe": report["recipe"], "quick": report["quick"],
-                            **({"task": report["task"]} if report.get("task") not in (None, "sequence-classification") else {})})
+                            **({"task": report["task"]} if report.get("task") not in (None, "sequence-classification") else {}),
+                            **({"budget": report["budget"]} if report.get("budget") else {})})
     return doc | {"created": report.get("created", doc["created"])}  # when it was measured, not when rendered
 
 
@@ -296,6 +297,9 @@ def render_merged(docs: list[dict], sources: list[str], plots: list[Path], out_d
     if plots:
         lines += ["## Plots", ""] + [f"![{p.stem}]({p.relative_to(out_dir).as_posix()})" for p in plots] + [""]
     lines += stability(docs)
+    from compress.budget.report import merged_lines
+
+    lines += merged_lines(docs) + ([""] if merged_lines(docs) else [])
     lines += ["## Per device", ""]
     for doc in docs:
         lines += device_sections(doc)

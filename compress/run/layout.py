@@ -45,6 +45,11 @@ class Layout:
         return self.root / "student"
 
     @property
+    def budget(self) -> Path:
+        """The latency / size budget's plan (`run --budget-ms`): the profile, the cost model, every shape, the choice."""
+        return self.root / "budget.json"
+
+    @property
     def export(self) -> Path:
         return self.root / "export"
 

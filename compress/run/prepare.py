@@ -45,15 +45,8 @@ def _reorder_labels(data: TaskData, order: list[str]) -> TaskData:
     return replace(data, labels=list(order), train=fix(data.train), dev=fix(data.dev), test=fix(data.test))
 
 
-def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool, resume: bool = False, command: str = "run",
-            write: bool = True) -> Run:
-    """Validate everything the user gave, then create OUT and save the resolved recipe there.
-
-    write=False: load the same inputs without checking or touching OUT (the other processes under torchrun, once
-    rank 0 has prepared it)."""
-    out = Path(out)
-    if not write:
-        return load_run(recipe, out, resume, command)
+def check_out(out: Path, *, force: bool, resume: bool, whole_run: bool) -> None:
+    """What `prepare` refuses about OUT itself (checked early by work that comes before it, e.g. a budget's profile)."""
     _check_writable(out)
     saved = Layout(out).recipe
     if force and resume:
@@ -65,6 +58,19 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool, resume: 
     if whole_run and out.is_dir() and any(out.iterdir()) and not force and not resume:
         raise UserError(f"{out} already exists and is not empty: pass --resume to continue it (stages with changed "
                         "settings are redone), --force to start over, or choose another --out")
+
+
+def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool, resume: bool = False, command: str = "run",
+            write: bool = True) -> Run:
+    """Validate everything the user gave, then create OUT and save the resolved recipe there.
+
+    write=False: load the same inputs without checking or touching OUT (the other processes under torchrun, once
+    rank 0 has prepared it)."""
+    out = Path(out)
+    if not write:
+        return load_run(recipe, out, resume, command)
+    check_out(out, force=force, resume=resume, whole_run=whole_run)
+    saved = Layout(out).recipe
     if not whole_run and saved.is_file() and not force and not resume:
         import yaml
 

@@ -40,6 +40,7 @@ def report_of(run) -> dict | None:
         "artifacts": results["artifacts"],
         **({"references": results["references"]} if results.get("references") else {}),
         **({"string_in": results["string_in"]} if results.get("string_in") else {}),
+        **({"budget": results["budget"]} if results.get("budget") else {}),
         "rejected_artifacts": export.get("rejected", []) + quantize.get("rejected", []),
         "stage_seconds": seconds,
     }

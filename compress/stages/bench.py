@@ -55,6 +55,7 @@ def run(run, force: bool = False) -> dict:
     from compress.bench.latency import architecture, runtime_job, time_jobs, torch_job
     from compress.export.verify import device_logits
     from targets.bench import best_peak, gemm_peak
+    from compress.budget.report import bench_block as budget_block
     from targets.runtime import load_model
 
     recipe, quality = run.recipe, _Quality(run)
@@ -155,6 +156,7 @@ def run(run, force: bool = False) -> dict:
         **({"references": references} if references else {}),
         "string_in": string_in,
         **({"string_in_skipped": string_in_skipped} if string_in_skipped else {}),
+        **({"budget": budget} if (budget := budget_block(run.layout.budget, artifacts)) else {}),
     }}
 
 
@@ -171,7 +173,7 @@ def measured_entry(art, size_bytes: int, quality: dict, arch: dict) -> dict:
 
 
 RESULT_KEYS = ("bert_compress_version", "created", "recipe", "quick", "task", "environment", "data", "bench", "teacher",
-               "student", "artifacts", "references", "string_in")
+               "student", "artifacts", "references", "string_in", "budget")
 
 
 def upgrade(run, record: dict) -> dict:
