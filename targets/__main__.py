@@ -1,6 +1,6 @@
-"""Torch-free runner CLI: `python -m targets predict BUNDLE "text" ...`, `embed BUNDLE "text" ...`, `check BUNDLE`,
-`info BUNDLE`, `bench BUNDLE`, `profile CANDS`. predict runs classifier bundles, embed embedding (sentence-vector)
-bundles; profile times a candidates archive (`bert-compress candidates`) for `bert-compress run --budget-ms`.
+"""Torch-free runner CLI: `python -m targets predict BUNDLE "text" ...`, `embed BUNDLE "text" ...`, `ner BUNDLE
+"text" ...`, `check BUNDLE`, `info BUNDLE`, `bench BUNDLE`, `profile CANDS`. predict runs classifier bundles, embed
+embedding (sentence-vector) bundles, ner token-classification bundles (entities with character spans); profile times a candidates archive (`bert-compress candidates`) for `bert-compress run --budget-ms`.
 
 Needs numpy plus onnxruntime (for .onnx / .ort) or ai-edge-litert / tflite-runtime (for .tflite), nothing else.
 Bad input (a bundle with a missing file, a runtime that cannot load the model) is one line on stderr, exit 2.
@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 from targets.bench import BenchError
-from targets.bundle import Bundle, BundleError, Classifier, Embedder, cosine_matrix, task_of
+from targets.bundle import Bundle, BundleError, Classifier, Embedder, Tagger, cosine_matrix, task_of
 from targets.profile import ProfileError
 from targets.runtime import RuntimeLoadError
 from targets.tokenizer import TokenizerError
@@ -43,6 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     em.add_argument("--threads", type=int, default=0, help="CPU threads (0: the runtime's default)")
     em.add_argument("--json", action="store_true", help="one JSON object: every text's full vector, and the "
                                                         "cosine-similarity matrix")
+    nr = sub.add_parser("ner", help="entities in texts (a token-classification bundle): type, character span, text, "
+                                     "score")
+    nr.add_argument("bundle", help="bundle directory or .zip")
+    nr.add_argument("texts", nargs="*", help="texts to tag (none: one per line on stdin)")
+    nr.add_argument("--aggregation", default="first", choices=["first", "average", "max"],
+                    help="how a word's pieces give its tag (Hugging Face's names; default: first, as trained)")
+    nr.add_argument("--runtime", default="auto",
+                    help="onnxruntime, litert, or a model file of the bundle (default: the bundle's first model)")
+    nr.add_argument("--interpreter", default="auto", choices=["auto", "ai-edge-litert", "tflite-runtime"])
+    nr.add_argument("--threads", type=int, default=0, help="CPU threads (0: the runtime's default)")
+    nr.add_argument("--json", action="store_true", help="one JSON object per text: its entities with start, end, "
+                                                        "word, entity_group and score")
     ck = sub.add_parser("check", help="re-check the bundle's models on this device's CPU against the PyTorch "
                                       "student's outputs it carries (exit 1 when one fails)")
     ck.add_argument("bundle", help="bundle directory or .zip")
@@ -146,6 +158,29 @@ def _embed(args) -> int:
         print("     " + "".join(f"{f'[{j + 1}]':>8}" for j in range(len(texts))))
         for i, row in enumerate(similarity):
             print(f"{f'[{i + 1}]':<5}" + "".join(f"{x:8.4f}" for x in row))
+    return 0
+
+
+def _ner(args) -> int:
+    texts = _texts(args)
+    tagger = Tagger(args.bundle, args.runtime, args.threads, args.interpreter)  # refuses other bundles: names theirs
+    for note in tagger.notes:
+        print(f"note: {note}; used {tagger.model.interpreter}", file=sys.stderr)
+    for i, t in enumerate(tagger.tag(texts, args.aggregation)):
+        if t.truncated:
+            print(f"note: text {i + 1} is longer than the model's {tagger.max_length} tokens: only its start is tagged",
+                  file=sys.stderr)
+        if args.json:
+            print(json.dumps({"text": t.text, "entities": [e.to_dict() for e in t.entities], "tokens": t.tokens,
+                              "truncated": t.truncated, "aggregation": args.aggregation, "model": tagger.entry["file"]},
+                             ensure_ascii=False))
+            continue
+        if len(texts) > 1:
+            print(f"[{i + 1}] {t.text}")
+        if not t.entities:
+            print("(no entities)")
+        for e in t.entities:
+            print(f"{e.entity_group}\t{e.start}-{e.end}\t{e.score:.4f}\t{e.word}")
     return 0
 
 
@@ -298,13 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # texts may come after the options (argparse gives its '*' positional nothing once an option intervenes)
     unknown = [e for e in extra if e.startswith("-") and len(e) > 1]
-    if unknown or (extra and args.command not in ("predict", "embed")):
+    if unknown or (extra and args.command not in ("predict", "embed", "ner")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
-    if args.command in ("predict", "embed"):
+    if args.command in ("predict", "embed", "ner"):
         args.texts = args.texts + extra
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return {"predict": _predict, "embed": _embed, "check": _check, "info": _info, "bench": _bench,
+        return {"predict": _predict, "embed": _embed, "ner": _ner, "check": _check, "info": _info, "bench": _bench,
                 "profile": _profile}[args.command](args)
     except (BundleError, RuntimeLoadError, TokenizerError, BenchError, ProfileError) as exc:
         print(f"error: {exc}", file=sys.stderr)

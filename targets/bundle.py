@@ -4,7 +4,8 @@ A bundle is a directory (or the zip of one) written by `bert-compress bundle`. m
 file; `Bundle.load` checks they are all there and inside the bundle before anything runs, and a model file is
 checked against the SHA-256 metadata.json records for it when it is used. A zip is extracted beside itself
 (BUNDLE.zip -> BUNDLE.unzipped/), again whenever the zip's contents change. `Classifier` (labels, for
-sequence-classification bundles) and `Embedder` (sentence vectors, for embedding bundles) tokenize with the
+sequence-classification bundles), `Embedder` (sentence vectors, for embedding bundles) and `Tagger` (entities with
+character spans, for token-classification bundles) tokenize with the
 pure-Python tokenizer (targets.tokenizer.load_tokenizer) and run one model file through targets.runtime.
 """
 
@@ -29,8 +30,9 @@ SCHEMA_VERSION = 1
 ZIP_DIGEST_FILE = ".bundle-zip-sha256"
 """In BUNDLE.unzipped/: the SHA-256 of the zip it was extracted from."""
 # the torch-free runner a bundle carries (runner/targets/): this package's own files
-RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "check.py", "runtime.py", "tokenizer.py", "unicode_tables.py",
-                "bench.py", "env.py", "profile.py", "gemm_fp32.onnx", "gemm_u8s8.onnx", "pyproject.toml", "README.md")
+RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "check.py", "ner.py", "normalizer.py", "runtime.py",
+                "tokenizer.py", "unicode_tables.py", "bench.py", "env.py", "profile.py", "gemm_fp32.onnx", "gemm_u8s8.onnx",
+                "pyproject.toml", "README.md")
 
 
 class BundleError(Exception):
@@ -235,7 +237,8 @@ def task_of(bundle: Bundle) -> dict:
 
 # which class runs which post-processing, for the message when a bundle is opened with the other one
 RUNNER_OF = {"softmax-labels": "Classifier (`python -m targets predict BUNDLE TEXT ...`)",
-             "embedding": "Embedder (`python -m targets embed BUNDLE TEXT ...`)"}
+             "embedding": "Embedder (`python -m targets embed BUNDLE TEXT ...`)",
+             "token-tags": "Tagger (`python -m targets ner BUNDLE TEXT ...`)"}
 
 
 class BundleModel:
@@ -265,8 +268,10 @@ class BundleModel:
             self.max_length = min(self.max_length, self.model.max_length)
         self.notes = list(getattr(self.model, "notes", []))
 
-    def encode(self, texts: list[str], pairs: list[str] | None = None):
-        encodings = [self.tokenizer.encode(t, pairs[i] if pairs else None, self.max_length) for i, t in enumerate(texts)]
+    def encode(self, texts: list[str], pairs: list[str] | None = None, offsets: bool = False):
+        """offsets: the encodings also hold each token's character span and word (a token classifier's decoder)."""
+        encodings = [self.tokenizer.encode(t, pairs[i] if pairs else None, self.max_length, offsets=offsets)
+                     for i, t in enumerate(texts)]
         # at least one column: without special tokens an empty text has no ids (its row is all padding, mask 0)
         width = max([1] + [len(e.input_ids) for e in encodings])
         feeds = {"input_ids": np.full((len(texts), width), self.tokenizer.pad_id, dtype=np.int64),
@@ -279,12 +284,13 @@ class BundleModel:
             feeds["token_type_ids"][r, :n] = e.token_type_ids
         return feeds, encodings
 
-    def _runs(self, texts: list[str], pairs: list[str] | None, batch_size: int):
+    def _runs(self, texts: list[str], pairs: list[str] | None, batch_size: int, offsets: bool = False):
         """(encodings, outputs) per call of `batch_size` texts. One text per call by default: a dynamically
         quantized model scales its activations per call, so in a batch a text's outputs would depend on the
         texts beside it."""
         for start in range(0, len(texts), batch_size):
-            feeds, encodings = self.encode(texts[start:start + batch_size], pairs[start:start + batch_size] if pairs else None)
+            feeds, encodings = self.encode(texts[start:start + batch_size], pairs[start:start + batch_size] if pairs else None,
+                                           offsets)
             yield encodings, self.model(feeds)
 
 
@@ -364,3 +370,41 @@ class Embedder(BundleModel):
         scores = cosine_matrix(self.embed([query]), docs)[0]
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(int(i), float(scores[i])) for i in order]
+
+
+@dataclass
+class Tagged:
+    text: str
+    entities: list  # targets.ner.Entity, in text order
+    tokens: int
+    truncated: bool
+
+
+class Tagger(BundleModel):
+    """Text in, entities with character spans out, through one model file of a bundle (post-processing 'token-tags':
+    the token-classification task; decoding in targets.ner)."""
+
+    POSTPROCESS = "token-tags"
+    WHAT = "a token classifier"
+
+    def logits(self, texts: list[str], batch_size: int = 1) -> np.ndarray:
+        """[texts, longest text's tokens, tags], zeros past each text's own tokens."""
+        rows = [(e, out[r]) for encodings, out in self._runs(list(texts), None, batch_size) for r, e in enumerate(encodings)]
+        width = max([1] + [len(e.input_ids) for e, _ in rows])
+        logits = np.zeros((len(rows), width, len(self.bundle.labels)), dtype=np.float32)
+        for r, (e, out) in enumerate(rows):
+            logits[r, :len(e.input_ids)] = out[:len(e.input_ids)]
+        return logits
+
+    def tag(self, texts: list[str], aggregation: str = "first", batch_size: int = 1) -> list[Tagged]:
+        from targets.ner import entities
+
+        if isinstance(texts, str):
+            texts = [texts]
+        out = []
+        for encodings, logits in self._runs(list(texts), None, batch_size, offsets=True):
+            for e, z in zip(encodings, logits):
+                text = texts[len(out)]
+                found = entities(text, z[:len(e.input_ids)], e.offsets, e.word_ids, self.bundle.labels, aggregation)
+                out.append(Tagged(text, found, len(e.input_ids), e.truncated))
+        return out

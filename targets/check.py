@@ -6,7 +6,8 @@ agreed with the PyTorch student on the build machine may not agree on a phone. S
 runs each model file on them here, one text per call, exactly as the bundle stage did when it built the bundle.
 
 What is compared depends on the task's post-processing (MEASURES): a classifier's logits by label agreement, an
-embedding model's vectors by mean cosine similarity (row by row, then averaged); fp32 files also by max |Δ|.
+embedding model's vectors by mean cosine similarity (row by row, then averaged), a token classifier's logits by
+token agreement; fp32 files also by max |Δ|.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from targets.bundle import Bundle, BundleError, Classifier, Embedder, row_cosine, task_of
+from targets.bundle import Bundle, BundleError, Classifier, Embedder, Tagger, row_cosine, task_of
 from targets.env import cpu_model, int8_isa
 
 CHECK_FILE = "check.json"
@@ -39,8 +40,8 @@ class Measure:
     outputs: Callable[[Bundle, dict, "CheckSet", int], np.ndarray]
     score: Callable[[np.ndarray, np.ndarray], float]
     """(outputs, reference) -> a score in [0, 1]"""
-    labelled: bool
-    """outputs are logits over the check set's labels (so an accuracy is measured too)"""
+    accuracy: Callable[[np.ndarray, np.ndarray], float] | None
+    """(outputs, the check set's labels) -> accuracy, for outputs that are logits over labels (None: no accuracy)"""
     digits: int
     """decimals of the score in messages (a cosine bar such as 0.9999 needs more than 4)"""
 
@@ -49,12 +50,31 @@ MEASURES = {
     Classifier.POSTPROCESS: Measure(
         "label agreement", "label_agreement", "min_label_agreement", "logit",
         lambda b, e, c, t: Classifier(b, runtime=e["file"], threads=t).logits(c.texts, c.pairs),
-        lambda out, ref: float((out.argmax(-1) == ref.argmax(-1)).mean()), True, 4),
+        lambda out, ref: float((out.argmax(-1) == ref.argmax(-1)).mean()),
+        lambda out, labels: float((out.argmax(-1) == labels).mean()), 4),
     Embedder.POSTPROCESS: Measure(
         "mean cosine", "mean_cosine", "min_cosine", "",
         lambda b, e, c, t: Embedder(b, runtime=e["file"], threads=t).embed(c.texts),
-        lambda out, ref: float(row_cosine(out, ref).mean()), False, 6),
+        lambda out, ref: float(row_cosine(out, ref).mean()), None, 6),
+    Tagger.POSTPROCESS: Measure(
+        "token agreement", "label_agreement", "min_label_agreement", "logit",
+        lambda b, e, c, t: Tagger(b, runtime=e["file"], threads=t).logits(c.texts),
+        lambda out, ref: _token_agreement(out, ref),
+        lambda out, labels: _tag_accuracy(out, labels), 4),
 }
+
+
+def _token_agreement(out: np.ndarray, ref: np.ndarray) -> float:
+    """Share of the reference's real tokens (rows not all zero: not padding) where both pick the same tag."""
+    real = np.abs(ref).sum(-1) > 0
+    return float((out.argmax(-1) == ref.argmax(-1))[real].mean()) if real.any() else 0.0
+
+
+def _tag_accuracy(out: np.ndarray, labels: np.ndarray) -> float:
+    """Share of words (their first pieces: labels not -100) tagged as the dev data tags them."""
+    width = min(out.shape[1], labels.shape[1])
+    tagged = labels[:, :width] != -100
+    return float((out[:, :width].argmax(-1) == labels[:, :width])[tagged].mean()) if tagged.any() else 0.0
 
 
 def measure_of(bundle: Bundle) -> Measure:
@@ -70,9 +90,11 @@ class CheckSet:
     texts: list[str]
     pairs: list[str] | None
     labels: np.ndarray
-    """the dev labels (a classifier's); empty for an embedding bundle"""
+    """the dev labels: a classifier's [rows], a token classifier's [rows, tokens] (-100: no tag); empty for an
+    embedding bundle"""
     reference: np.ndarray
-    """the PyTorch student's outputs on `texts`: logits [rows, labels] or sentence vectors [rows, dim]"""
+    """the PyTorch student's outputs on `texts`: logits [rows, labels], sentence vectors [rows, dim], or a token
+    classifier's logits [rows, tokens, tags] (zeros past each text's tokens)"""
     fp32_atol: float
     # the bars: a classifier bundle has the label-agreement ones, an embedding bundle the cosine ones
     fp32_min_label_agreement: float | None = None
@@ -138,6 +160,8 @@ class CheckResult:
     cpu: str
     mean_cosine: float | None = None
     """an embedding model's, with the PyTorch student's vectors (None for a classifier)"""
+    agreement_name: str = "label agreement"
+    """what label_agreement measures: a token classifier's is token agreement"""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -145,7 +169,7 @@ class CheckResult:
     def summary(self) -> str:
         """One line, as `python -m targets check` prints it."""
         if self.mean_cosine is None:
-            what = f"max |Δlogit| vs PyTorch {self.max_abs_diff:.2e}, label agreement {self.label_agreement:.4f}"
+            what = f"max |Δlogit| vs PyTorch {self.max_abs_diff:.2e}, {self.agreement_name} {self.label_agreement:.4f}"
         else:
             what = f"max |Δ| vs PyTorch {self.max_abs_diff:.2e}, mean cosine {self.mean_cosine:.6f}"
         accuracy = f", accuracy {100 * self.accuracy:.2f}%" if self.accuracy is not None else ""
@@ -174,8 +198,9 @@ def check_model(bundle: Bundle, entry: dict, checks: CheckSet, threads: int = 1)
     elif score < need:
         failure = f"{measure.name} {score:.{measure.digits}f} below {need}"
     accuracy = None
-    if measure.labelled:
-        accuracy = float((out.argmax(-1) == checks.labels).mean()) if len(out) else 0.0
-    scores = {"label_agreement": None, measure.field: score}
+    if measure.accuracy is not None:
+        accuracy = measure.accuracy(out, checks.labels) if len(out) else 0.0
+    scores = {"label_agreement": None, measure.field: score,
+              **({"agreement_name": measure.name} if measure.field == "label_agreement" else {})}
     return CheckResult(entry["file"], entry.get("artifact"), len(out), diff, accuracy=accuracy, passed=failure is None,
                        failure=failure, int8_isa=int8_isa(), cpu=cpu_model(), **scores)

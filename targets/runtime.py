@@ -176,6 +176,10 @@ class LiteRTModel:
             if self._dequant[bucket]:
                 scale, zero = self._dequant[bucket]
                 out = (out.astype(np.float32) - zero) * scale
+            if out.ndim == 2:  # a tag per token: the fed positions, as an ONNX model gives them (not the bucket's)
+                full = np.zeros((mask.shape[1], out.shape[-1]), dtype=np.float32)
+                full[:used] = out[:used]
+                out = full
             rows.append(out)
         return np.stack(rows).astype(np.float32)
 

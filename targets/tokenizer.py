@@ -22,17 +22,16 @@ LibraryTokenizer: any other tokenizer.json (RoBERTa byte-level BPE, XLM-R Unigra
 
 from __future__ import annotations
 
-import functools
-import itertools
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
-from targets.unicode_tables import (CCC_ZERO, CJK, LOWER, NFD, NONSPACING, PUNCTUATION, REMOVED, WHITESPACE, WORD_EXTRA,
-                                    WORD_NOT)
+# the Unicode side (character classes, BertNormalizer, BertPreTokenizer): its own module, its names read from here too
+from targets.normalizer import (_ccc, _class, _is_word, _lower, _mapping, _nfd, _ranges, _unicode,  # noqa: F401
+                                bert_normalize, bert_pre_tokenize, word_category)
+from targets.unicode_tables import (CCC_ZERO, CJK, LOWER, NFD, NONSPACING, PUNCTUATION, REMOVED, WHITESPACE,  # noqa: F401
+                                    WORD_EXTRA, WORD_NOT)
 
 
 class TokenizerError(Exception):
@@ -45,6 +44,12 @@ class Encoding:
     token_type_ids: list[int]
     attention_mask: list[int]
     truncated: bool
+    offsets: list[tuple[int, int]] | None = None
+    """Each token's character span [start, end) in the text it came from ((0, 0) for special tokens), as the
+    library's offset_mapping; None unless encode(..., offsets=True). A pair's second text's spans are in that text."""
+    word_ids: list[int | None] | None = None
+    """Each token's word (the pre-tokenizer's: a run of letters and digits, or one punctuation character), counted per
+    text, None for special tokens, as the library's word_ids(); with offsets only."""
 
 
 @dataclass(frozen=True)
@@ -58,100 +63,6 @@ class AddedToken:
     rstrip: bool = False
     normalized: bool = True
     special: bool = False
-
-
-# ---- Unicode as the library sees it --------------------------------------------------------------------------------
-def _ranges(table: str):
-    """A table's 'XXXX-YYYY ZZZZ' (hex) as (first, last) pairs."""
-    for item in table.split():
-        first, _, last = item.partition("-")
-        yield int(first, 16), int(last or first, 16)
-
-
-def _mapping(table: str) -> dict[int, str]:
-    """A table's 'A-B>T' (A..B onto T.., one by one) and 'A>T.U' (A onto the text T U) items."""
-    out = {}
-    for item in table.split():
-        source, target = item.split(">")
-        (first, last), chars = next(_ranges(source)), [int(t, 16) for t in target.split(".")]
-        for cp in range(first, last + 1):
-            out[cp] = "".join(map(chr, chars)) if len(chars) > 1 else chr(chars[0] + cp - first)
-    return out
-
-
-def _class(table: str) -> str:
-    """A table as the inside of a regex character class."""
-    return "".join(f"\\U{first:08X}-\\U{last:08X}" for first, last in _ranges(table))
-
-
-@functools.lru_cache(maxsize=None)
-def _unicode() -> SimpleNamespace:
-    """The tables of targets/unicode_tables.py, compiled on first use: character classes as regexes, mappings as dicts."""
-    def one_of(*tables):
-        inside = "".join(_class(t) for t in tables)
-        return re.compile(f"[{inside}]" if inside else "(?!)")
-
-    punct, space, nfd = _class(PUNCTUATION), _class(WHITESPACE), _mapping(NFD)
-    return SimpleNamespace(
-        removed=one_of(REMOVED), whitespace=one_of(WHITESPACE), cjk=one_of(CJK), nonspacing=one_of(NONSPACING),
-        spaces="".join(chr(cp) for first, last in _ranges(WHITESPACE) for cp in range(first, last + 1)),
-        words=re.compile(f"[{punct}]|[^{punct}{space}]+"),  # a punctuation character, or a run of neither
-        lower=_mapping(LOWER), nfd=nfd, ccc_zero=one_of(CCC_ZERO),
-        nfd_special=one_of(CCC_ZERO, " ".join(f"{cp:X}" for cp in nfd)),
-        word_extra=one_of(WORD_EXTRA), word_not=one_of(WORD_NOT))
-
-
-def word_category(ch: str) -> bool:
-    """Python's part of the regex crate's `\\w` (Alphabetic, marks, Nd, Pc, joiners); WORD_EXTRA / WORD_NOT do the rest."""
-    cat = unicodedata.category(ch)
-    return cat[0] in "LM" or cat in ("Nd", "Nl", "Pc")
-
-
-@functools.lru_cache(maxsize=None)
-def _is_word(ch: str) -> bool:
-    u = _unicode()
-    return bool(u.word_extra.match(ch)) or (not u.word_not.match(ch) and word_category(ch))
-
-
-@functools.lru_cache(maxsize=None)
-def _lower(ch: str) -> str:
-    return _unicode().lower.get(ord(ch)) or ch.lower()
-
-
-def _nfd(text: str) -> str:
-    u = _unicode()
-    if not u.nfd_special.search(text):  # nothing the library's NFD treats differently from unicodedata's
-        return unicodedata.normalize("NFD", text)
-    chars = "".join(u.nfd.get(ord(ch)) or unicodedata.normalize("NFD", ch) for ch in text)
-    out = []  # canonical ordering with the library's combining classes: each run of non-starters sorted, stably
-    for nonstarters, run in itertools.groupby(chars, lambda ch: _ccc(ch) > 0):
-        out.extend(sorted(run, key=_ccc) if nonstarters else run)
-    return "".join(out)
-
-
-@functools.lru_cache(maxsize=None)
-def _ccc(ch: str) -> int:
-    return 0 if _unicode().ccc_zero.match(ch) else unicodedata.combining(ch)
-
-
-def bert_normalize(text: str, *, clean_text: bool = True, handle_chinese_chars: bool = True, strip_accents: bool = True,
-                   lowercase: bool = True) -> str:
-    """The library's BertNormalizer (strip_accents resolved already: None means `lowercase` there)."""
-    u = _unicode()
-    if clean_text:  # drop first: \x0b \x0c \x85 are control characters and whitespace, and the library drops them
-        text = u.whitespace.sub(" ", u.removed.sub("", text))
-    if handle_chinese_chars:
-        text = u.cjk.sub(r" \g<0> ", text)
-    if strip_accents:
-        text = u.nonspacing.sub("", _nfd(text))
-    if lowercase:  # per character: str.lower would turn a word-final Σ into ς, the library into σ
-        text = text.lower() if text.isascii() else "".join(map(_lower, text))
-    return text
-
-
-def bert_pre_tokenize(text: str) -> list[str]:
-    """The library's BertPreTokenizer: split on whitespace, each punctuation character on its own."""
-    return _unicode().words.findall(text)
 
 
 class AddedVocabulary:
@@ -176,12 +87,29 @@ class AddedVocabulary:
             out.extend([piece] if isinstance(piece, int) else self._find(self.normalize(piece), self.normalized))
         return out
 
+    def split_spans(self, text: str, normalize_aligned) -> list[tuple[str | int, list[int] | tuple[int, int]]]:
+        """split() with where each part came from: (normalized piece, the original index of each of its characters)
+        or (added token id, its (start, end) in `text`)."""
+        out: list = []
+        for piece, start, _ in self._find(text, self.raw, spans=True):
+            if isinstance(piece, int):
+                out.append((piece, (start, _)))
+                continue
+            normalized, origin = normalize_aligned(piece)
+            for part, a, b in self._find(normalized, self.normalized, spans=True):
+                if isinstance(part, int):
+                    out.append((part, (start + origin[a], start + origin[b - 1] + 1)))
+                else:
+                    out.append((part, [start + o for o in origin[a:b]]))
+        return out
+
     @staticmethod
-    def _find(text: str, matcher) -> list[str | int]:
+    def _find(text: str, matcher, spans: bool = False) -> list:
+        """The parts of `text` (strings between added tokens, and the tokens' ids); spans: (part, start, end)."""
         if matcher is None:
-            return [text] if text else []
+            return ([(text, 0, len(text))] if spans else [text]) if text else []
         regex, tokens = matcher
-        out: list[str | int] = []
+        out: list = []
         offset, spaces = 0, _unicode().spaces
         for match in regex.finditer(text):  # a discarded single_word match still consumes its characters, as there
             start, stop = match.span()
@@ -193,11 +121,11 @@ class AddedVocabulary:
             while token.rstrip and stop < len(text) and text[stop] in spaces:
                 stop += 1
             if offset < start:
-                out.append(text[offset:start])
-            out.append(token.id)
+                out.append((text[offset:start], offset, start) if spans else text[offset:start])
+            out.append((token.id, match.start(), match.end()) if spans else token.id)
             offset = stop
         if offset < len(text):
-            out.append(text[offset:])
+            out.append((text[offset:], offset, len(text)) if spans else text[offset:])
         return out
 
 
@@ -320,9 +248,13 @@ class WordPieceTokenizer:
                               strip_accents=self.strip_accents, lowercase=self.lowercase)
 
     def wordpiece(self, word: str) -> list[int]:
+        return [i for i, _, _ in self.wordpiece_spans(word)]
+
+    def wordpiece_spans(self, word: str) -> list[tuple[int, int, int]]:
+        """(id, start, end) of each piece within `word`; one [UNK] over the whole word where WordPiece gives up."""
         if len(word) > self.max_chars:
-            return [self.unk_id]
-        ids, start = [], 0
+            return [(self.unk_id, 0, len(word))]
+        out, start = [], 0
         while start < len(word):
             end, found = len(word), None
             while start < end:
@@ -332,10 +264,46 @@ class WordPieceTokenizer:
                     break
                 end -= 1
             if found is None:
-                return [self.unk_id]
-            ids.append(found)
+                return [(self.unk_id, 0, len(word))]
+            out.append((found, start, end))
             start = end
-        return ids
+        return out
+
+    def normalize_aligned(self, text: str) -> tuple[str, list[int]]:
+        """normalize(text), and for each of its characters the index in `text` of the character it came from. The
+        normalizer works character by character (deleting, replacing, padding CJK with spaces, decomposing), so each
+        character is normalized on its own; where that differs from the whole text's (combining marks reordered
+        across characters), the characters are mapped in proportion."""
+        parts = [self.normalize(ch) for ch in text]
+        normalized = "".join(parts)
+        if normalized == self.normalize(text):
+            return normalized, [i for i, p in enumerate(parts) for _ in p]
+        whole = self.normalize(text)
+        return whole, [min(len(text) - 1, k * len(text) // max(len(whole), 1)) for k in range(len(whole))]
+
+    def token_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
+        """token_ids(text), each token's (start, end) in `text` and its word index."""
+        ids: list[int] = []
+        spans: list[tuple[int, int]] = []
+        words: list[int] = []
+        word = -1
+        for part, where in self.added.split_spans(text, self.normalize_aligned):
+            if isinstance(part, int):
+                word += 1
+                ids.append(part)
+                spans.append(where)
+                words.append(word)
+                continue
+            found = (_unicode().words.finditer(part) if self.pre_tokenize_words else [re.match(r"(?s).*", part)])
+            for m in found:
+                if not m.group():
+                    continue
+                word += 1
+                for token, a, b in self.wordpiece_spans(m.group()):
+                    ids.append(token)
+                    spans.append((where[m.start() + a], where[m.start() + b - 1] + 1))
+                    words.append(word)
+        return ids, spans, words
 
     def token_ids(self, text: str) -> list[int]:
         ids: list[int] = []
@@ -348,11 +316,16 @@ class WordPieceTokenizer:
         return ids
 
     def encode(self, text: str, text_pair: str | None = None, max_length: int = 512,
-               add_special_tokens: bool | None = None) -> Encoding:
-        """add_special_tokens False: the word pieces alone, no [CLS] / [SEP] (None: the tokenizer's default)."""
+               add_special_tokens: bool | None = None, offsets: bool = False) -> Encoding:
+        """add_special_tokens False: the word pieces alone, no [CLS] / [SEP] (None: the tokenizer's default).
+        offsets: also each token's character span (Encoding.offsets)."""
         specials = self.add_special_tokens if add_special_tokens is None else add_special_tokens
-        a = self.token_ids(text)
-        b = self.token_ids(text_pair) if text_pair is not None else None
+        if offsets:
+            a, a_spans, a_words = self.token_spans(text)
+            b, b_spans, b_words = self.token_spans(text_pair) if text_pair is not None else (None, [], [])
+        else:
+            a, a_spans, b_spans, a_words, b_words = self.token_ids(text), [], [], [], []
+            b = self.token_ids(text_pair) if text_pair is not None else None
         budget = max_length - ((3 if b is not None else 2) if specials else 0)
         if budget < 0:
             raise ValueError(f"max_length {max_length} leaves no room for the special tokens")
@@ -370,10 +343,14 @@ class WordPieceTokenizer:
         cls, sep = ([self.cls_id], [self.sep_id]) if specials else ([], [])
         ids = cls + a + sep
         types = [0] * len(ids)
+        spans = [(0, 0)] * len(cls) + a_spans[:len(a)] + [(0, 0)] * len(sep)
+        words = [None] * len(cls) + a_words[:len(a)] + [None] * len(sep)
         if b is not None:  # without special tokens the library still gives the second text type id 1
             ids += b + sep
             types += [1] * (len(b) + len(sep))
-        return Encoding(ids, types, [1] * len(ids), truncated)
+            spans += b_spans[:len(b)] + [(0, 0)] * len(sep)
+            words += b_words[:len(b)] + [None] * len(sep)
+        return Encoding(ids, types, [1] * len(ids), truncated, spans if offsets else None, words if offsets else None)
 
 
 # ---- everything else, through the library --------------------------------------------------------------------------
@@ -422,7 +399,7 @@ class LibraryTokenizer:
         return next((f for f in found if f != (None, None)), (ids[0], ids[1]))
 
     def encode(self, text: str, text_pair: str | None = None, max_length: int = 512,
-               add_special_tokens: bool | None = None) -> Encoding:
+               add_special_tokens: bool | None = None, offsets: bool = False) -> Encoding:
         specials = self.add_special_tokens if add_special_tokens is None else add_special_tokens
         if specials and max_length < self._tok.num_special_tokens_to_add(text_pair is not None):
             raise ValueError(f"max_length {max_length} leaves no room for the special tokens")
@@ -430,7 +407,8 @@ class LibraryTokenizer:
             self._tok.enable_truncation(max_length)  # longest first, from the right, as transformers truncates
             self._max_length = max_length
         enc = self._tok.encode(text, text_pair, add_special_tokens=specials)
-        return Encoding(enc.ids, enc.type_ids, enc.attention_mask, bool(enc.overflowing))
+        return Encoding(enc.ids, enc.type_ids, enc.attention_mask, bool(enc.overflowing),
+                        [tuple(o) for o in enc.offsets] if offsets else None, list(enc.word_ids) if offsets else None)
 
 
 def load_tokenizer(tokenizer_json: Path | None = None, vocab_txt: Path | None = None, *, lowercase: bool = True,

@@ -15,12 +15,13 @@ def test_sequence_classification_is_the_default_task():
     from compress.recipe import resolve_recipe
     from compress.tasks import DEFAULT, get, names
 
-    assert resolve_recipe(None).task == DEFAULT == "sequence-classification" and names() == [DEFAULT, "embedding"]
+    assert resolve_recipe(None).task == DEFAULT == "sequence-classification"
+    assert names() == [DEFAULT, "embedding", "token-classification"]
     task = get(DEFAULT)
     assert task.output_names == ("logits",) and task.output_shape(3) == ["batch", 3]
     assert task.metric(np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]]), np.array([1, 0, 0])) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="unknown task 'ner'; known tasks: sequence-classification"):
-        get("ner")
+        get("ner")  # the task is token-classification; `ner` is its recipe
 
 
 def test_an_unknown_task_in_a_recipe_is_one_line_and_exit_2(tmp_path, tiny_teacher, tiny_data, capsys):

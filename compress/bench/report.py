@@ -62,7 +62,9 @@ def _pct(x: float | None) -> str:
 
 def render_markdown(report: dict) -> str:
     embedding = report.get("task") == "embedding"
-    metric = "fidelity" if embedding else "test acc"  # the task metric the `accuracy` fields hold
+    tokens = report.get("task") == "token-classification"
+    # the task metric the `accuracy` fields hold
+    metric = "fidelity" if embedding else "entity F1 (test)" if tokens else "test acc"
     s = report["summary"]
     t, st = report["teacher"], report["student"]
     seq, thr = s["seq_len"], s["threads"]
@@ -89,7 +91,8 @@ def render_markdown(report: dict) -> str:
                if b.get("speedup_vs_onnx_teacher") else "") + ", "
             f"**{b['size_ratio']}× smaller** on disk, "
             + (f"fidelity to the teacher **{_pct(b['accuracy_retained'])}%** (mean cosine on held-out text)."
-               if embedding else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test accuracy."),
+               if embedding else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test entity F1." if tokens
+               else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test accuracy."),
             "",
         ]
     lines += headline_rows(report)
@@ -97,6 +100,10 @@ def render_markdown(report: dict) -> str:
         from compress.embedding.report import embedding_section
 
         lines += embedding_section(report, seq, thr)
+    if tokens:
+        from compress.tokens.report import entity_section
+
+        lines += entity_section(report)
     lines += ["## Models", "",
               f"| model | runtime | params | MB on disk | {metric} % | % of teacher | p50 ms (seq {seq}, {thr}t) | "
               "× eager teacher | × ONNX teacher |",
@@ -120,7 +127,8 @@ def render_markdown(report: dict) -> str:
                      f"{_pct(r.get('accuracy'))} | {_pct(retained)} | {ms} | {_ratio(t_ms, ms)} | {_ratio(onnx_ms, ms)} |")
     lines += ["", "## Verification against the PyTorch student", "",
               f"| artifact | format | max abs Δ{'vector' if embedding else 'logit'} | "
-              f"{'mean cosine' if embedding else 'label agreement'} | checked on |", "|---|---|---:|---:|---|"]
+              f"{'mean cosine' if embedding else 'token agreement' if tokens else 'label agreement'} | checked on |",
+              "|---|---|---:|---:|---|"]
     for a in report["artifacts"]:
         lines.append(f"| {a['name']} | {a['format']} | {a['max_abs_diff']:.2e} | {_pct(a['label_agreement'])}% | {a['verified_on']} |")
     for r in report.get("rejected_artifacts", []):
@@ -128,7 +136,8 @@ def render_markdown(report: dict) -> str:
     quantized = [a for a in report["artifacts"] if a.get("quantization")]
     rejected_q = [r for r in report.get("rejected_artifacts", []) if r.get("quantization")]
     if quantized or rejected_q:
-        lines += ["", f"## Quantization (guarded by dev {'fidelity' if embedding else 'accuracy'} against the fp32 student)", "",
+        guard = "fidelity" if embedding else "entity F1" if tokens else "accuracy"
+        lines += ["", f"## Quantization (guarded by dev {guard} against the fp32 student)", "",
                   "Each candidate is measured the way a device runs it (one text per call at its own length) on the CPU "
                   "named in the row: int8 kernels and their rounding differ between instruction sets, so a decision holds "
                   "for that instruction set and is re-checked by the bundle stage on the machine that builds the bundle.", "",
@@ -153,13 +162,15 @@ def render_markdown(report: dict) -> str:
                   "call) against the PyTorch student" + (f", on {bundle['checked_on']['int8_isa']} "
                                                           f"({bundle['checked_on']['cpu']})" if bundle.get("checked_on") else "")
                   + ". A file that failed was replaced by the next-fastest verified artifact of its runtime.", "",
-                  "| file | artifact | runtime | precision | MB | max abs Δ | " + ("mean cosine | — |" if embedding else
-                                                                               "label agreement | dev acc % |"),
+                  "| file | artifact | runtime | precision | MB | max abs Δ | " + (
+                      "mean cosine | — |" if embedding else "token agreement | dev word-tag acc % |" if tokens
+                      else "label agreement | dev acc % |"),
                   "|---|---|---|---|---:|---:|---:|---:|"]
         for m in bundle["models"]:
             rc = m["runner_check"]
             agree = (f"{rc['mean_cosine_vs_pytorch']:.6f} | — |" if embedding else
-                     f"{_pct(rc['label_agreement_vs_pytorch'])}% | {_pct(rc['dev_accuracy'])} |")
+                     f"{_pct(rc['label_agreement_vs_pytorch'])}% | "
+                     f"{_pct(rc.get('dev_accuracy', rc.get('dev_word_tag_accuracy')))} |")
             lines.append(f"| {m['file']} | {m['artifact']} | {m['runtime']} | {m['precision']} | {_mb(m['size_bytes'])} | "
                          f"{rc['max_abs_diff_vs_pytorch']:.2e} | {agree}")
         for r in bundle["rejected"]:

@@ -46,7 +46,9 @@ def quality(doc: dict, model: dict) -> float | None:
 
 
 def quality_label(doc: dict) -> str:
-    return "retrieval MRR@10 (%)" if doc.get("task") == "embedding" else "test accuracy (%)"
+    task = doc.get("task")
+    return ("retrieval MRR@10 (%)" if task == "embedding" else "test entity F1 (%)" if task == "token-classification"
+            else "test accuracy (%)")
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -22,10 +22,10 @@ def _load_model(spec: dict):
         from compress.embedding.model import Pooling, load_encoder
 
         return load_encoder(spec["path"], spec["path"], Pooling(**spec["pooling"]))
-    if kind == "teacher":
-        from compress.teacher import load_classifier
+    if kind == "teacher":  # with the task's own head (a token classifier's scores every token)
+        from compress.tasks import get
 
-        return load_classifier(spec["path"], spec["labels"], spec["path"])
+        return get(task).load_model(spec["path"], spec["labels"], spec["path"], None)
     if kind == "student":
         from compress.tasks import get
 

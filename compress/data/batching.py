@@ -31,6 +31,11 @@ class Encoded:
 
 
 def encode(tokenizer, examples: list[Example], max_length: int) -> Encoded:
+    if examples and getattr(examples[0], "words", None) is not None:  # token classification: a tag per word
+        from compress.tokens.align import encode_words
+
+        features, tags = encode_words(tokenizer, examples, max_length)
+        return Encoded(features, tags, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
     texts = [e.text for e in examples]
     pairs = [e.text_pair for e in examples] if examples and examples[0].text_pair is not None else None
     enc = tokenizer(texts, pairs, truncation=True, max_length=max_length)
@@ -69,7 +74,14 @@ def collate(enc: Encoded, idx: list[int], pad_to: int | None = None) -> dict[str
             row = rows[i][:width]
             arr[r, : len(row)] = row
         batch[name] = torch.from_numpy(arr)
-    batch["labels"] = torch.from_numpy(enc.labels[idx])
+    labels = enc.labels[idx]
+    if labels.ndim == 2 and labels.dtype == np.int64:  # a tag per token (compress.tokens.align): cut to the batch
+        from compress.tokens.align import IGNORE
+
+        cut = np.full((len(idx), width), IGNORE, dtype=np.int64)
+        cut[:, : min(width, labels.shape[1])] = labels[:, :width]
+        labels = cut
+    batch["labels"] = torch.from_numpy(np.ascontiguousarray(labels))
     return batch
 
 

@@ -20,3 +20,6 @@ class DataConfig(Strict):
     max_eval: int | None = Field(None, ge=1)
     """Cap on dev and test rows (the quick profile uses it)."""
     split_seed: int = 13
+    fix_bio: bool = False
+    """Token classification: read an I- tag that follows O or another type as B- (as conlleval does); False refuses
+    such data with the line to fix."""

@@ -125,19 +125,17 @@ def _parse(path: Path, cfg: DataConfig) -> list[tuple[str, str | None, str]]:
     return out
 
 
-def _find_split_files(directory: Path) -> dict[str, Path]:
+def _find_split_files(directory: Path, formats=FORMATS, names: str = "train.csv, train.tsv or train.jsonl") -> dict[str, Path]:
+    """train (required), dev and test files of `directory` with one of `formats`' suffixes; `names`: the hint."""
     found: dict[str, Path] = {}
-    for split, names in SPLIT_NAMES.items():
-        hits = [directory / f"{n}{ext}" for n in names for ext in FORMATS if (directory / f"{n}{ext}").is_file()]
+    for split, stems in SPLIT_NAMES.items():
+        hits = [directory / f"{n}{ext}" for n in stems for ext in formats if (directory / f"{n}{ext}").is_file()]
         if len(hits) > 1:
             raise UserError(f"{directory}: several {split} files ({', '.join(h.name for h in hits)}); keep one")
         if hits:
             found[split] = hits[0]
     if "train" not in found:
-        raise UserError(
-            f"{directory} has no train file: name it train.csv, train.tsv or train.jsonl "
-            "(dev/validation and test files are optional)"
-        )
+        raise UserError(f"{directory} has no train file: name it {names} (dev/validation and test files are optional)")
     return found
 
 

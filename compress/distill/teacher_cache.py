@@ -97,6 +97,7 @@ class TeacherCache:
         self.lengths = np.load(path / "lengths.npy")
         self.token_offsets, self.pair_offsets = _offsets(self.lengths)
         self.logits = np.load(path / "logits.npy") if self.plan.logits else None
+        self.token_logits = bool(meta.get("token_logits"))  # a token classifier's: one row per token, like hidden
         self.vectors = np.load(path / "sentence_embedding.npy") if self.plan.sentence_embedding else None
         self.hidden = np.load(path / "hidden.npy", mmap_mode="r") if self.plan.hidden else None
         self.attention = np.load(path / "attention.npy", mmap_mode="r") if self.plan.attention else None
@@ -108,7 +109,15 @@ class TeacherCache:
         rows = batch["index"].cpu().numpy()
         device = batch["input_ids"].device
         b, s = batch["input_ids"].shape
-        logits = torch.from_numpy(self.logits[rows]).to(device) if self.logits is not None else None
+        logits = None
+        if self.logits is not None and self.token_logits:
+            z = np.zeros((b, s, self.logits.shape[-1]), dtype=np.float32)
+            for r, i in enumerate(rows):
+                n = self.lengths[i]
+                z[r, :n] = self.logits[self.token_offsets[i]:self.token_offsets[i] + n]
+            logits = torch.from_numpy(z).to(device)
+        elif self.logits is not None:
+            logits = torch.from_numpy(self.logits[rows]).to(device)
         vectors = torch.from_numpy(self.vectors[rows]).to(device) if self.vectors is not None else None
         hidden = None
         if self.hidden is not None:
@@ -188,6 +197,9 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
     t0 = time.perf_counter()
     teacher_cfg = distiller.teacher.config
     lengths = np.asarray(enc.lengths, dtype=np.int64)
+    from compress.student.albert import is_token_classifier
+
+    per_token = is_token_classifier(distiller.teacher)  # logits per token (also on untagged general-distillation text)
     shapes = {"hidden.npy": (int(lengths.sum()), len(plan.hidden), teacher_cfg.hidden_size),
               "attention.npy": (int((lengths ** 2).sum()), len(plan.attention), teacher_cfg.num_attention_heads),
               "qkv.npy": (int(lengths.sum()), len(plan.qkv), 3, teacher_cfg.hidden_size)}
@@ -197,7 +209,8 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
         path.mkdir(parents=True)
         np.save(path / "lengths.npy", lengths)
         if plan.logits:
-            np.lib.format.open_memmap(path / "logits.npy", "w+", np.float32, (len(enc), teacher_cfg.num_labels)).flush()
+            rows = int(lengths.sum()) if per_token else len(enc)
+            np.lib.format.open_memmap(path / "logits.npy", "w+", np.float32, (rows, teacher_cfg.num_labels)).flush()
         if plan.sentence_embedding:
             np.lib.format.open_memmap(path / "sentence_embedding.npy", "w+", np.float32, (len(enc), distiller.teacher.dim)).flush()
         if plan.hidden:
@@ -222,7 +235,11 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
     for idx, batch in track(iterate(enc, batches), f"teacher cache '{name}': teacher outputs for {len(enc)} rows", len(batches)):
         batch = {k: v.to(device) for k, v in batch.items()}
         out = distiller.teacher_outputs(batch, needs)
-        if logits is not None:
+        if logits is not None and per_token:
+            z = out.logits.cpu().numpy()
+            for r, i in enumerate(idx):
+                logits[token_offsets[i]:token_offsets[i + 1]] = z[r, :lengths[i]]
+        elif logits is not None:
             logits[idx] = out.logits.cpu().numpy()
         if vectors is not None:
             vectors[idx] = out.sentence_embedding.cpu().numpy()
@@ -250,7 +267,7 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
     if overflow:
         raise UserError("the teacher's outputs exceed float16's range (65504): set distill.teacher_cache.dtype to float32")
     meta = {"version": CACHE_VERSION, "complete": True, "identity": identity, "plan": asdict(plan), "dtype": dtype,
-            "teacher_layers": teacher_cfg.num_hidden_layers, "rows": len(enc),
+            "teacher_layers": teacher_cfg.num_hidden_layers, "rows": len(enc), "token_logits": per_token,
             "build_seconds": round(time.perf_counter() - t0, 2), "processes": world.size}
     distributed.barrier()
     if world.is_main:

@@ -7,6 +7,7 @@ import numpy as np
 
 from compress.artifacts import Verification
 from compress.data.batching import Encoded, collate
+from compress.evaluate import _output_array
 from compress.progress import track
 
 
@@ -24,16 +25,21 @@ def device_logits(run, enc: Encoded, description: str | None = None) -> np.ndarr
         batch = collate(enc, [i])
         logits = run({k: v.numpy() for k, v in batch.items() if k != "labels"})
         if out is None:
-            out = np.zeros((len(enc), logits.shape[-1]), dtype=np.float32)
-        out[i] = logits[0]
+            out = _output_array(enc, logits)
+        if logits.ndim == 3:  # a tag per token: this row's own tokens (a LiteRT bucket may give more)
+            n = enc.lengths[i]
+            out[i, :n] = logits[0, :n]
+        else:
+            out[i] = logits[0]
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, atol: float, min_label_agreement: float, task=None) -> Verification:
     """max |Δ| within atol and the task's agreement (label agreement; embeddings: mean cosine) at least the bar."""
     from compress.metrics import label_agreement
+    from compress.tokens.metrics import max_abs_diff
 
-    diff = float(np.abs(reference - candidate).max())
+    diff = max_abs_diff(reference, candidate)
     agree = (task.agreement if task is not None else label_agreement)(reference, candidate)
     return Verification(
         max_abs_diff=diff,

@@ -32,6 +32,9 @@ def skip_reason(inp: BundleInput) -> str | None:
 
     if inp.meta.get("static"):
         return "a static-embedding model has no transformer for the TFLite task libraries"
+    if inp.tokens:
+        return ("MediaPipe Tasks has no token-classification (NER) task to read the file's metadata; the pi bundle's "
+                "model.tflite runs in LiteRT directly (runner/targets/ner.py decodes its tags)")
     if inp.pairs is not None:
         return "text-pair classification: MediaPipe's TextClassifier takes one text"
     if "litert" not in inp.candidates:

@@ -40,7 +40,8 @@ def skip_reason(inp: BundleInput) -> str | None:
 
 
 def run_texts(path: Path, texts: list[str]) -> tuple[np.ndarray, float]:
-    """The string-in model on each text alone (as an app calls it): outputs and mean ms per call."""
+    """The string-in model on each text alone (as an app calls it): outputs and mean ms per call. A token
+    classifier's rows ([tokens, tags], each text its own length) are padded with zeros to the longest."""
     from targets.runtime import OnnxModel
 
     model = OnnxModel(path, threads=1)
@@ -49,16 +50,24 @@ def run_texts(path: Path, texts: list[str]) -> tuple[np.ndarray, float]:
         t0 = time.perf_counter()
         rows.append(model({model.text_input: np.array([text], dtype=object)})[0])
         seconds += time.perf_counter() - t0
+    if rows and rows[0].ndim == 2:
+        out = np.zeros((len(rows), max(len(r) for r in rows), rows[0].shape[-1]), dtype=np.float32)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = r
+        return out, 1000 * seconds / max(1, len(texts))
     return np.stack(rows).astype(np.float32), 1000 * seconds / max(1, len(texts))
 
 
 def build(inp: BundleInput, folder: Path) -> PlatformBundle:
-    from compress.platforms.tokenizer_graph import TEXT_INPUT, id_agreement, string_in_model
+    from compress.platforms.tokenizer_graph import (OFFSETS_OUTPUT, TEXT_INPUT, id_agreement, offset_agreement,
+                                                    string_in_model)
+    from compress.tokens.metrics import max_abs_diff
 
     reason = skip_reason(inp)
     if reason:
         return PlatformBundle("android-ort", PLATFORM.title, skipped=reason)
     ids = id_agreement(inp.tokenizer_dir, inp.texts, inp.max_length)
+    spans = offset_agreement(inp.tokenizer_dir, inp.texts, inp.max_length) if inp.tokens else None
     model, made_with = folder / MODEL_FILE, {}
 
     def attempt(art: dict) -> ModelCheck:
@@ -68,10 +77,12 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
         agreement, bar = inp.agreement(outputs), inp.bar(inp.typed[art["name"]].quantization is not None)
         check = ModelCheck(
             f"onnxruntime {_version('onnxruntime')} + onnxruntime-extensions {_version('onnxruntime-extensions')} (Python)",
-            len(outputs), agreement, inp.agreement_name, bar, agreement >= bar, float(np.abs(outputs - inp.reference).max()),
+            len(outputs), agreement, inp.agreement_name, bar, agreement >= bar, max_abs_diff(inp.reference, outputs),
             inp.accuracy(outputs), round(ms, 3),
             [f"in-graph tokenizer: {made_with['mode']}; its ids equal Hugging Face's on {100 * ids:.2f}% of dev texts",
-             f"text longer than {inp.max_length} tokens is truncated ([SEP] kept last)"])
+             f"text longer than {inp.max_length} tokens is truncated ([SEP] kept last)"]
+            + ([f"in-graph ids and character offsets both equal Hugging Face's on {100 * spans:.2f}% of dev texts"]
+               if spans is not None else []))
         info(f"bundle android-ort/{MODEL_FILE} ({art['name']} + tokenizer) from raw dev text: {inp.agreement_name} "
              f"{agreement:.4f}, max |Δ| {check.max_abs_diff:.2e}, {ms:.2f} ms per text; ids as Hugging Face's on "
              f"{100 * ids:.2f}% of dev texts")
@@ -89,10 +100,16 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     made = PlatformBundle("android-ort", PLATFORM.title, model_file=model_file, artifact=art["name"],
                           precision=typed.precision, string_in=True, check=check, rejected=rejected,
                           details={"text_input": TEXT_INPUT, "output": inp.run.task.output_names[0],
-                                   "dev_ids_as_huggingface": ids, "tokenizer_mode": mode})
+                                   "dev_ids_as_huggingface": ids, "tokenizer_mode": mode,
+                                   **({"dev_offsets_as_huggingface": spans} if spans is not None else {})})
     write_json(folder / "model.json", {"file": model_file, "input": {"name": TEXT_INPUT, "dtype": "string", "shape": [1]},
                                         "output": {"name": made.details["output"], "dtype": "float32",
-                                                   "shape": [1, int(inp.reference.shape[-1])]},
+                                                   "shape": [1, *(["tokens"] if inp.tokens else []),
+                                                             int(inp.reference.shape[-1])]},
+                                        **({"offsets": {"name": OFFSETS_OUTPUT, "dtype": "int64", "shape": ["tokens", 2],
+                                                        "meaning": "each token's [start, end) in the text's "
+                                                                   "characters; [0, 0] for [CLS] / [SEP]"}}
+                                           if inp.tokens else {}),
                                         "labels": None if inp.embedding else inp.label_names,
                                         "max_length": inp.max_length, "precision": typed.precision,
                                         "session_config": _session_config()})
@@ -140,7 +157,11 @@ def readme(inp: BundleInput, made: PlatformBundle, platform: str = "android") ->
     from compress.platforms.snippets import ort_snippet
 
     c = made.check
-    out = "the sentence vector" if inp.embedding else f"the logits, one per label in `labels.txt` ({', '.join(inp.label_names)})"
+    out = ("the sentence vector" if inp.embedding else
+           "the tag logits of every token ([1, tokens, tags], tags in `labels.txt`), and `offset_mapping`, each token's "
+           "character span in the text ([0, 0] for [CLS] / [SEP]): a word's entity tag is its first piece's, and the "
+           "spans cut the entity out of the text" if inp.tokens else
+           f"the logits, one per label in `labels.txt` ({', '.join(inp.label_names)})")
     return "\n".join([
         f"# {'Android' if platform == 'android' else 'iOS'} bundle: ONNX Runtime, string in",
         "",

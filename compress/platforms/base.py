@@ -45,10 +45,19 @@ class BundleInput:
         """The agreement a file must reach: the export's bar for fp32, the quantization guard's for int8."""
         return self.run.recipe.quantize.min_label_agreement if quantized else FP32_MIN_AGREEMENT
 
+    @property
+    def tokens(self) -> bool:
+        """A token classifier: outputs are [texts, tokens, tags], labels [texts, tokens] (-100: no tag)."""
+        return self.run.task.postprocess == "token-tags"
+
     def agreement(self, outputs: np.ndarray, reference: np.ndarray | None = None) -> float:
-        """Label agreement (classifier) or mean cosine (embedding) of `outputs` with the PyTorch student's (or with
-        `reference`, another file's outputs on the same texts)."""
+        """Label agreement (classifier), mean cosine (embedding) or token agreement (token classifier) of `outputs`
+        with the PyTorch student's (or with `reference`, another file's outputs on the same texts)."""
         ref = self.reference if reference is None else reference
+        if self.tokens:
+            from compress.tokens.metrics import token_agreement
+
+            return token_agreement(ref, outputs)
         if self.embedding:
             a = outputs / np.maximum(np.linalg.norm(outputs, axis=-1, keepdims=True), 1e-12)
             b = ref / np.maximum(np.linalg.norm(ref, axis=-1, keepdims=True), 1e-12)
@@ -64,10 +73,15 @@ class BundleInput:
 
     @property
     def agreement_name(self) -> str:
-        return "mean cosine" if self.embedding else "label agreement"
+        return self.run.task.agreement_name
 
     def accuracy(self, outputs: np.ndarray) -> float | None:
-        return None if self.embedding or not len(self.labels) else float((outputs.argmax(-1) == self.labels).mean())
+        """Dev accuracy of a classifier; a token classifier's: entity F1 (its metric)."""
+        if self.embedding or not len(self.labels):
+            return None
+        if self.tokens:
+            return float(self.run.task.metric(outputs, self.labels))
+        return float((outputs.argmax(-1) == self.labels).mean())
 
 
 @dataclass

@@ -140,7 +140,15 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
         except Exception as exc:  # the runner cannot load or run this file: the others may still ship
             entry["runner_check"], failure = None, f"the runner failed: {type(exc).__name__}: {first_line(exc)}"
         else:
-            if inp.embedding:
+            if inp.tokens:
+                info(f"bundle pi/{file_name} ({art['name']}) through the torch-free runner: max |Δlogit| vs PyTorch "
+                     f"{result.max_abs_diff:.2e}, token agreement {result.label_agreement:.4f}, dev word-tag accuracy "
+                     f"{100 * result.accuracy:.2f}%")
+                entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
+                                         "token_agreement_vs_pytorch": result.label_agreement,
+                                         "label_agreement_vs_pytorch": result.label_agreement,
+                                         "dev_word_tag_accuracy": result.accuracy}
+            elif inp.embedding:
                 info(f"bundle pi/{file_name} ({art['name']}) through the torch-free runner: max |Δ| vs PyTorch "
                      f"{result.max_abs_diff:.2e}, mean cosine {result.mean_cosine:.6f}")
                 entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
@@ -180,7 +188,8 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     check = ModelCheck(
         "the bundle's runner (runner/targets: pure-Python tokenizer, " + first["runtime"] + ")", rc["rows"],
         rc["mean_cosine_vs_pytorch"] if inp.embedding else rc["label_agreement_vs_pytorch"], inp.agreement_name,
-        inp.bar(first["precision"] != "fp32"), True, rc["max_abs_diff_vs_pytorch"], rc.get("dev_accuracy"))
+        inp.bar(first["precision"] != "fp32"), True, rc["max_abs_diff_vs_pytorch"],
+        rc.get("dev_accuracy", rc.get("dev_word_tag_accuracy")))
     return PlatformBundle(
         "pi", PLATFORM.title, model_file=first["file"], artifact=first["artifact"], precision=first["precision"],
         check=check, rejected=rejected,
@@ -228,7 +237,9 @@ def _onnx_operators(path: Path) -> str:
 
 
 def app_readme(meta: dict) -> str:
-    if meta["task"]["postprocess"] == "embedding":
+    if meta["task"]["postprocess"] == "token-tags":
+        from compress.tokens.bundle_readme import render
+    elif meta["task"]["postprocess"] == "embedding":
         from compress.embedding.bundle_readme import render
     else:
         from compress.bundle_readme import render

@@ -402,6 +402,20 @@ def token_ids(session, text: str) -> list[int]:
     return session.run(["input_ids"], {TEXT_INPUT: np.array([text], dtype=object)})[0].reshape(-1).tolist()
 
 
+def offset_agreement(tokenizer_dir: Path, texts: list[str], max_length: int) -> float:
+    """Share of `texts` whose in-graph ids and character spans (offset_mapping) both equal the Python tokenizer's:
+    what a token classifier's entities are cut from the text with."""
+    hf = _hf_tokenizer(tokenizer_dir)
+    session = tokenizer_session(tokenizer_dir, max_length)
+    same = 0
+    for t in texts:
+        ids, spans = session.run(["input_ids", OFFSETS_OUTPUT], {TEXT_INPUT: np.array([t], dtype=object)})
+        want = hf(t, truncation=True, max_length=max_length, return_offsets_mapping=True)
+        same += (ids.reshape(-1).tolist() == want["input_ids"]
+                 and [tuple(o) for o in spans.reshape(-1, 2).tolist()] == [tuple(o) for o in want["offset_mapping"]])
+    return same / max(1, len(texts))
+
+
 def id_agreement(tokenizer_dir: Path, texts: list[str], max_length: int) -> float:
     """Share of `texts` whose in-graph ids equal the Python tokenizer's (truncation=True, max_length)."""
     hf = _hf_tokenizer(tokenizer_dir)

@@ -104,6 +104,10 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
                               "architecture (its ONNX is a lookup table); use the pi or android-ort bundle")
     if not (inp.tokenizer_dir / "tokenizer.json").is_file():
         return PlatformBundle("web", PLATFORM.title, skipped="the student has no tokenizer.json for transformers.js")
+    if inp.tokens:
+        return PlatformBundle("web", PLATFORM.title, skipped="token classification: the transformers.js "
+                              "token-classification check is not built yet; the android-ort string-in model (ONNX "
+                              "Runtime Web runs it) gives tags and character offsets")
     write_json(folder / "config.json", _config(inp))
     for name in TOKENIZER_FILES:
         if (inp.tokenizer_dir / name).is_file():

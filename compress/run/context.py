@@ -37,7 +37,7 @@ class Run:
 
     @cached_property
     def task(self) -> Task:
-        return get_task(self.recipe.task)
+        return get_task(self.recipe.task).for_labels(self.data.labels)
 
     # ---- what the stages recorded (every path: compress.run.layout) ------------------------------------
     def stage_record(self, stage: str, needed_by: str | None = None) -> dict | None:

@@ -40,6 +40,8 @@ def _reorder_labels(data: TaskData, order: list[str]) -> TaskData:
     from dataclasses import replace
 
     def fix(rows):
+        if rows and getattr(rows[0], "words", None) is not None:  # token classification: a tag per word
+            return [replace(e, tags=tuple(remap[t] for t in e.tags)) for e in rows]
         return [replace(e, label=remap[e.label]) for e in rows]
 
     return replace(data, labels=list(order), train=fix(data.train), dev=fix(data.dev), test=fix(data.test))
@@ -115,9 +117,11 @@ def load_run(recipe: Recipe, out: Path, resume: bool = False, command: str = "ru
     if recipe.student.kind != "static":  # a static student is made by model2vec: no layers, losses or layer map
         validate_plan(source.config, recipe, task)
     data = task.load_data(recipe.data)
-    head = source.head_labels()
+    head = task.head_labels(source)
     if head and sorted(head) == sorted(data.labels) and head != data.labels and recipe.data.labels is None:
         data = _reorder_labels(data, head)
+    if task.check_labels is not None:
+        task.check_labels(source, data.labels)
     run = Run(recipe=recipe, out=Path(out), source=source, data=data, resume=resume, command=command)
     _ = run.tokenizer  # a tokenizer that does not fit the weights is bad input too: fail before writing
     if recipe.student.vocabulary == "task":

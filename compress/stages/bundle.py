@@ -43,7 +43,8 @@ def run(run, force: bool = False) -> dict:
     student = run.load_student("bundle")
     embedding = run.task.postprocess == "embedding"
     # fp32 files must match as the export did; quantized ones as the quantization guard asked, on this machine
-    reference = predict_logits(student, run.encode("dev", run.student_tokenizer()), description="student outputs on dev")
+    dev = run.encode("dev", run.student_tokenizer())
+    reference = predict_logits(student, dev, description="student outputs on dev")
     static = getattr(student, "kind", None) == "static"
     meta = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -65,7 +66,8 @@ def run(run, force: bool = False) -> dict:
     inp = BundleInput(
         run=run, results=results, typed={a.name: a for a in run.artifacts("export", "quantize")},
         candidates=candidates, texts=[e.text for e in dev_rows], pairs=pairs,
-        labels=np.array([] if embedding else [e.label for e in dev_rows], dtype=np.int64), reference=reference,
+        labels=dev.labels if run.task.postprocess == "token-tags" else  # a tag per token, as the metric reads them
+        np.array([] if embedding else [e.label for e in dev_rows], dtype=np.int64), reference=reference,
         label_names=run.data.labels, embedding=embedding, tokenizer_dir=run.layout.student,
         input_names=export["input_names"], max_length=run.recipe.data.max_length, meta=meta, student=student)
 

@@ -87,6 +87,7 @@ def run(run, force: bool = False) -> dict:
     from compress.export.verify import device_logits
     from compress.quantize import Context, backend as find_backend
     from compress.quantize.guard import Measured, run_guard
+    from compress.tokens.metrics import max_abs_diff
     from targets.runtime import load_model
 
     recipe, metric = run.recipe, run.task.metric
@@ -130,7 +131,7 @@ def run(run, force: bool = False) -> dict:
                                     description=f"evaluate {path.name} on dev")
         else:
             logits = device_logits(load_model(path), dev, description=f"evaluate {path.name} on dev")
-        return Measured(metric(logits, dev.labels), run.task.agreement(reference, logits), float(abs(logits - reference).max()))
+        return Measured(metric(logits, dev.labels), run.task.agreement(reference, logits), max_abs_diff(reference, logits))
 
     info(f"quantize: {len(candidates)} candidate(s), tolerance {cfg.max_accuracy_drop:g} dev {run.task.metric_name} points; "
          f"{len(calibration_rows)} calibration rows")

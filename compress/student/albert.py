@@ -1,6 +1,7 @@
 """ALBERT-style students: factorized embeddings (V×E + E×H) and cross-layer parameter sharing.
 
-The student is a Hugging Face `AlbertForSequenceClassification`:
+The student is a Hugging Face `AlbertForSequenceClassification` (`AlbertForTokenClassification` for a token
+classifier teacher):
 - sharing `all` with G groups (N layers over G groups, ALBERT's own scheme) and sharing `none` (one group per
   layer) are plain ALBERT checkpoints: `transformers` loads them as they are.
 - sharing `attention` / `ffn` are ALBERT with one group per layer whose attention (query/key/value/output
@@ -116,17 +117,18 @@ ALBERT_TO_BERT_LAYER = {
 
 def build_albert_student(teacher, cfg, layers: list[int]) -> tuple[torch.nn.Module, dict]:
     """The ALBERT-style student and a record (SVD error, which teacher layer seeded which group)."""
-    from transformers import AlbertForSequenceClassification
+    from transformers import AlbertForSequenceClassification, AlbertForTokenClassification
 
     from compress.student.blocks import truncated_block
 
     t_cfg = teacher.config
+    model_class = AlbertForTokenClassification if is_token_classifier(teacher) else AlbertForSequenceClassification
     hidden = cfg.hidden_size or t_cfg.hidden_size
     config = albert_config(
         t_cfg, cfg.num_layers, hidden, cfg.num_attention_heads or t_cfg.num_attention_heads,
         cfg.intermediate_size or t_cfg.intermediate_size, cfg.embedding_size, cfg.sharing or "none", cfg.groups,
     )
-    model = AlbertForSequenceClassification(config)
+    model = model_class(config)
     tie_modules(model)
     record: dict = {"embedding_size": config.embedding_size, "sharing": cfg.sharing or "none", "groups": cfg.groups}
     if cfg.init == "random":
@@ -171,7 +173,7 @@ def build_albert_student(teacher, cfg, layers: list[int]) -> tuple[torch.nn.Modu
                         state[key] = block
     for a_key, b_key in (("albert.pooler.weight", f"{base}.pooler.dense.weight"), ("albert.pooler.bias", f"{base}.pooler.dense.bias"),
                          ("classifier.weight", "classifier.weight"), ("classifier.bias", "classifier.bias")):
-        if b_key in t_sd:
+        if b_key in t_sd and a_key in state:  # a token classifier has no pooler
             block = truncated_block(t_sd[b_key], state[a_key].shape)
             if block is not None:
                 state[a_key] = block
@@ -213,16 +215,23 @@ def save_student(model, directory: Path) -> None:
     save_file(unique_state_dict(model), str(Path(directory) / "model.safetensors"), metadata={"format": "pt"})
 
 
+def is_token_classifier(model_or_config) -> bool:
+    config = getattr(model_or_config, "config", model_or_config)
+    names = [type(model_or_config).__name__, *(getattr(config, "architectures", None) or [])]
+    return any(n.endswith("ForTokenClassification") for n in names)
+
+
 def load_student(directory: Path):
-    """Load what save_student wrote (any Hugging Face sequence classifier, re-tied ALBERT included)."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    """Load what save_student wrote (any Hugging Face sequence or token classifier, re-tied ALBERT included)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     config = AutoConfig.from_pretrained(directory)
+    auto = AutoModelForTokenClassification if is_token_classifier(config) else AutoModelForSequenceClassification
     if not getattr(config, SHARING_KEY, None):
-        return AutoModelForSequenceClassification.from_pretrained(directory).eval()
+        return auto.from_pretrained(directory).eval()
     from safetensors.torch import load_file
 
-    model = AutoModelForSequenceClassification.from_config(config)
+    model = auto.from_config(config)
     tie_modules(model)
     stored = load_file(str(Path(directory) / "model.safetensors"))
     missing = [k for k in unique_state_dict(model) if k not in stored]

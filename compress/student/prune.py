@@ -127,7 +127,9 @@ def importance(model, enc, rows: int, batch_size: int = 32, use_labels: bool = T
             if taylor:
                 model.zero_grad(set_to_none=True)
                 out = model(**model_inputs(batch))
-                torch.nn.functional.cross_entropy(out.logits, batch["labels"], reduction="sum").backward()
+                # a token classifier's logits are [B, S, tags] against [B, S] tags (-100: no tag)
+                torch.nn.functional.cross_entropy(out.logits.flatten(0, -2), batch["labels"].flatten(),
+                                                  reduction="sum").backward()
             else:
                 with torch.no_grad():
                     model(**model_inputs(batch))

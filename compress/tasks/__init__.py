@@ -8,9 +8,9 @@ DEFAULT = "sequence-classification"
 
 
 def _registry() -> dict[str, Task]:
-    from compress.tasks import embedding, sequence_classification
+    from compress.tasks import embedding, sequence_classification, token_classification
 
-    return {t.name: t for t in (sequence_classification.TASK, embedding.TASK)}
+    return {t.name: t for t in (sequence_classification.TASK, embedding.TASK, token_classification.TASK)}
 
 
 def names() -> list[str]:
@@ -25,7 +25,8 @@ def get(name: str) -> Task:
 
 
 def detect_task(teacher: str | None, data: str | None) -> str | None:
-    """'embedding' when no task was named, the teacher is a sentence-transformers checkpoint (it has modules.json)
+    """'token-classification' when no task was named and the data tags words (CoNLL / BIO files, JSONL with tokens
+    and tags); 'embedding' when the teacher is a sentence-transformers checkpoint (it has modules.json)
     and the data is plain text without a label column; None otherwise (the recipe's task stands). The default data
     is labelled, so the default run stays a classifier."""
     from pathlib import Path
@@ -34,7 +35,14 @@ def detect_task(teacher: str | None, data: str | None) -> str | None:
         return None
     path = Path(data).expanduser()
     if path.is_dir():
-        path = next((p for p in sorted(path.glob("train.*")) if p.suffix in (".txt", ".jsonl", ".csv", ".tsv")), path)
+        path = next((p for p in sorted(path.glob("train.*"))
+                     if p.suffix in (".txt", ".jsonl", ".csv", ".tsv", ".conll", ".bio", ".iob")), path)
+    if path.is_file() and _tagged(path):
+        from compress.progress import info
+
+        info("[yellow]note[/]: the data tags words (CoNLL / BIO): task token-classification (pass --task to choose "
+             "another)")
+        return "token-classification"
     if not path.is_file() or not _unlabelled(path):
         return None
     if teacher in (None, "default"):
@@ -53,6 +61,23 @@ def detect_task(teacher: str | None, data: str | None) -> str | None:
     info("[yellow]note[/]: the teacher is a sentence-transformers model and the data has no labels: task embedding "
          "(pass --task to choose another)")
     return "embedding"
+
+
+def _tagged(path) -> bool:
+    """CoNLL / BIO files, or JSONL rows with tokens and tags (or text and entities): token classification."""
+    import json
+
+    if path.suffix in (".conll", ".bio", ".iob"):
+        return True
+    if path.suffix != ".jsonl":
+        return False
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = next((line for line in fh if line.strip()), "")
+        row = json.loads(first) if first else {}
+    except (OSError, ValueError):
+        return False
+    return isinstance(row, dict) and ({"tokens", "tags"} <= set(row) or {"text", "entities"} <= set(row))
 
 
 def _unlabelled(path) -> bool:

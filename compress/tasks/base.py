@@ -8,7 +8,7 @@ and their names, and which post-processing the device runner applies to them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -59,6 +59,21 @@ class Task:
     quality: Callable[[Any], Any] | None = None
     """run -> what the bench stage measures beyond the metric on test (embeddings: retrieval, the probe); None: the
     metric on the test split is the quality."""
+    metric_for_labels: Callable[[list[str]], Callable[[np.ndarray, np.ndarray], float]] | None = None
+    """label names -> the metric, for a metric that reads the names (entity F1 groups B- and I- tags): for_labels."""
+    labels_of_head: Callable[[Any], list[str] | None] | None = None
+    """TeacherSource -> the labels of the checkpoint's head for this task (None: TeacherSource.head_labels)."""
+    check_labels: Callable[[Any, list[str]], None] | None = None
+    """(TeacherSource, data labels) -> raises UserError when the checkpoint's head disagrees with the data."""
+
+    def for_labels(self, labels: list[str]) -> "Task":
+        """This task with its metric bound to the run's label names (the same task when its metric needs none)."""
+        if self.metric_for_labels is None:
+            return self
+        return replace(self, metric=self.metric_for_labels(list(labels)))
+
+    def head_labels(self, source) -> list[str] | None:
+        return self.labels_of_head(source) if self.labels_of_head is not None else source.head_labels()
 
     def check_losses(self, needs: frozenset[str], needs_labels: bool, what: str) -> str | None:
         """Why a loss cannot be used for this task (None: it can)."""

@@ -61,6 +61,20 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return ((a - b) ** 2 * m).sum() / (m.sum() * a.shape[-1])
 
 
+def scored_logits(batch, *logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Logits as [rows, labels]: a classifier's as they are; a token classifier's [B, S, tags] at the positions that
+    carry a tag (the first piece of each word: not padding, not special tokens, not a word's later pieces), or, on
+    untagged text (general distillation), at every real token."""
+    if logits[0].dim() != 3:
+        return logits
+    labels = batch.get("labels")
+    if labels is not None and labels.shape == logits[0].shape[:2]:
+        keep = labels != -100  # compress.tokens.align.IGNORE
+    else:
+        keep = batch["attention_mask"].bool()
+    return tuple(x[keep] for x in logits)
+
+
 def check_projectable(ctx) -> None:
     """Terms that compare hidden states need equal widths or the distiller's projections."""
     d_s, d_t = ctx.widths

@@ -6,7 +6,7 @@ t = 1 worked best in the paper.
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from compress.distill.losses.base import LossSpec, reads_logits
+from compress.distill.losses.base import LossSpec, reads_logits, scored_logits
 
 
 class Params(BaseModel):
@@ -15,8 +15,9 @@ class Params(BaseModel):
 
 
 def tinybert_prediction(student, teacher, batch, ctx, temperature: float = 1.0):
-    p_t = F.softmax(teacher.logits / temperature, dim=-1)
-    return -(p_t * F.log_softmax(student.logits / temperature, dim=-1)).sum(-1).mean()
+    s_logits, t_logits = scored_logits(batch, student.logits, teacher.logits)  # per tagged token for a token task
+    p_t = F.softmax(t_logits / temperature, dim=-1)
+    return -(p_t * F.log_softmax(s_logits / temperature, dim=-1)).sum(-1).mean()
 
 
 SPEC = LossSpec("tinybert_prediction", tinybert_prediction, frozenset({"logits"}), Params, __doc__, reads=reads_logits)
