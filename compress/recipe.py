@@ -125,7 +125,8 @@ class GeneralConfig(_Strict):
     """General distillation on unlabeled text before task distillation (intermediate-layer losses only)."""
 
     data: str = "default"
-    """'default' (vendored Rotten Tomatoes plot summaries), a .txt file (one text per line) or a .jsonl file."""
+    """'default' (vendored Rotten Tomatoes plot summaries), 'vendored' (the Rotten Tomatoes training snippets and the
+    plot summaries), a .txt file (one text per line) or a .jsonl file."""
     text_column: str = "text"
     max_rows: int | None = Field(None, ge=1)
     epochs: int = Field(1, ge=1)

@@ -105,3 +105,31 @@ def bert_normalize(text: str, *, clean_text: bool = True, handle_chinese_chars: 
 def bert_pre_tokenize(text: str) -> list[str]:
     """The library's BertPreTokenizer: split on whitespace, each punctuation character on its own."""
     return _unicode().words.findall(text)
+
+
+def bert_normalize_aligned(text: str, *, clean_text: bool = True, handle_chinese_chars: bool = True,
+                           strip_accents: bool = True, lowercase: bool = True) -> tuple[str, list[int]]:
+    """bert_normalize(text) and, for each of its characters, the index in `text` it is aligned to, as the library
+    aligns them: a character's replacements keep its index; canonical reordering moves the characters, not the
+    indices (a mark that moves takes the index of the place it moves to)."""
+    u = _unicode()
+    chars = [(ch, i) for i, ch in enumerate(text)]
+    if clean_text:
+        chars = [(" " if u.whitespace.match(ch) else ch, i) for ch, i in chars if not u.removed.match(ch)]
+    if handle_chinese_chars:
+        chars = [(c, i) for ch, i in chars for c in ((" ", ch, " ") if u.cjk.match(ch) else (ch,))]
+    if strip_accents:
+        chars = [(d, i) for ch, i in chars for d in (u.nfd.get(ord(ch)) or unicodedata.normalize("NFD", ch))]
+        k = 0
+        while k < len(chars):  # each run of non-starters sorted by combining class, stably; indices stay put
+            end = k
+            while end < len(chars) and _ccc(chars[end][0]) > 0:
+                end += 1
+            if end - k > 1:
+                moved = sorted((c for c, _ in chars[k:end]), key=_ccc)
+                chars[k:end] = [(c, i) for c, (_, i) in zip(moved, chars[k:end])]
+            k = end + 1 if end == k else end
+        chars = [(ch, i) for ch, i in chars if not u.nonspacing.match(ch)]
+    if lowercase:
+        chars = [(c, i) for ch, i in chars for c in _lower(ch)]
+    return "".join(c for c, _ in chars), [i for _, i in chars]

@@ -1,7 +1,9 @@
 """Tokenizers for the runner: BERT WordPiece in pure Python, anything else through Hugging Face's `tokenizers`.
 
 load_tokenizer() picks one; both give what the `tokenizers` library (Rust) gives, as Encoding(input_ids, token_type_ids,
-attention_mask, truncated), unpadded (tests/test_tokenizer_parity.py checks it).
+attention_mask, truncated), unpadded, and with encode(..., offsets=True) each token's character span and word index
+(the library's offset_mapping and word_ids: what a token classifier's entities are cut with); tests/
+test_tokenizer_parity.py checks all of it.
 
 WordPieceTokenizer, no dependencies: a tokenizer.json with a WordPiece model, BertNormalizer, BertPreTokenizer or none, and
 the BERT template (BertProcessing or TemplateProcessing); or a vocab.txt, read as tokenizers.BertWordPieceTokenizer does.
@@ -29,7 +31,7 @@ from pathlib import Path
 
 # the Unicode side (character classes, BertNormalizer, BertPreTokenizer): its own module, its names read from here too
 from targets.normalizer import (_ccc, _class, _is_word, _lower, _mapping, _nfd, _ranges, _unicode,  # noqa: F401
-                                bert_normalize, bert_pre_tokenize, word_category)
+                                bert_normalize, bert_normalize_aligned, bert_pre_tokenize, word_category)
 from targets.unicode_tables import (CCC_ZERO, CJK, LOWER, NFD, NONSPACING, PUNCTUATION, REMOVED, WHITESPACE,  # noqa: F401
                                     WORD_EXTRA, WORD_NOT)
 
@@ -122,7 +124,7 @@ class AddedVocabulary:
                 stop += 1
             if offset < start:
                 out.append((text[offset:start], offset, start) if spans else text[offset:start])
-            out.append((token.id, match.start(), match.end()) if spans else token.id)
+            out.append((token.id, start, stop) if spans else token.id)  # the span takes the stripped spaces too
             offset = stop
         if offset < len(text):
             out.append((text[offset:], offset, len(text)) if spans else text[offset:])
@@ -270,15 +272,15 @@ class WordPieceTokenizer:
         return out
 
     def normalize_aligned(self, text: str) -> tuple[str, list[int]]:
-        """normalize(text), and for each of its characters the index in `text` of the character it came from. The
-        normalizer works character by character (deleting, replacing, padding CJK with spaces, decomposing), so each
-        character is normalized on its own; where that differs from the whole text's (combining marks reordered
-        across characters), the characters are mapped in proportion."""
-        parts = [self.normalize(ch) for ch in text]
-        normalized = "".join(parts)
-        if normalized == self.normalize(text):
-            return normalized, [i for i, p in enumerate(parts) for _ in p]
+        """normalize(text), and for each of its characters the index in `text` it is aligned to (as the library
+        aligns them: targets.normalizer.bert_normalize_aligned). Should the two normalizations ever differ (a newer
+        Unicode in Python than in the tables), the characters are mapped in proportion."""
+        normalized, origin = bert_normalize_aligned(text, clean_text=self.clean_text, lowercase=self.lowercase,
+                                                    handle_chinese_chars=self.handle_chinese_chars,
+                                                    strip_accents=self.strip_accents)
         whole = self.normalize(text)
+        if normalized == whole:
+            return normalized, origin
         return whole, [min(len(text) - 1, k * len(text) // max(len(whole), 1)) for k in range(len(whole))]
 
     def token_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:

@@ -19,7 +19,7 @@ from compress.data.batching import encode
 from compress.tokens.align import IGNORE
 from compress.tokens.data import TokenExample, load_token_data
 from compress.tokens.metrics import entity_f1, entity_report, token_agreement
-from conftest import make_tiny_bert, run_torch_free
+from conftest import make_tiny_bert, rt_rows, run_torch_free
 
 SENTENCES = [
     ("Barack Obama visited New York .", "B-person I-person O B-geo-loc I-geo-loc O"),
@@ -210,18 +210,25 @@ def test_entities_with_character_spans_and_aggregations():
 
 @pytest.fixture(scope="module")
 def ner_run(tmp_path_factory):
-    """A whole tiny run: a bare tiny BERT fine-tuned with a new token head on the toy CoNLL set, a 1-layer student,
+    """A whole tiny run: a bare tiny BERT fine-tuned with a new token head on the toy CoNLL set, a 1-layer student
+    distilled on untagged text first (the teacher's tags on every token, from its cache), then on the tagged words;
     ONNX export, int8, bench and bundles."""
     root = tmp_path_factory.mktemp("ner")
     teacher = make_tiny_bert(root / "teacher", hidden=32, heads=2)
     data = write_split_dir(root / "data")
+    untagged = root / "untagged.txt"
+    untagged.write_text("".join(f"{r['text']}\n" for r in rt_rows("train", 40)))
     recipe = root / "recipe.yaml"
     recipe.write_text("""
 name: tiny-ner
 task: token-classification
 teacher: {epochs: 10, lr: 3.0e-3, batch_size: 8}
 student: {num_layers: 1, init: teacher}
-distill: {epochs: 2, lr: 3.0e-3, batch_size: 8}
+distill:
+  epochs: 2
+  lr: 3.0e-3
+  batch_size: 8
+  general: {data: UNTAGGED, epochs: 1, losses: {distilbert_soft: {weight: 1.0}}}
 data: {max_length: 32}
 export: {tflite: off}
 quantize:
@@ -230,7 +237,7 @@ quantize:
   fallbacks: false
   candidates: [{backend: ort-dynamic}]
 bench: {seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, isolate: false}
-""")
+""".replace("UNTAGGED", str(untagged)))
     out = root / "out"
     assert cli(["run", "--teacher", str(teacher), "--data", str(data), "--recipe", str(recipe), "--out", str(out)]) == 0
     return out
@@ -251,6 +258,9 @@ def test_tiny_run_scores_entities_and_ships_a_tagger(ner_run):
     assert "## Entities on test" in md and "token agreement" in md
     student = json.loads((ner_run / "student" / "config.json").read_text())
     assert student["architectures"][0].endswith("ForTokenClassification")
+    distill = json.loads((ner_run / "stages" / "distill.json").read_text())
+    assert [s["stage"] for s in distill["stages"]] == ["general", "task"]
+    assert distill["teacher_cache"]["general"]["rows"] == 40
     platforms = {p["platform"]: p for p in json.loads((ner_run / "stages" / "bundle.json").read_text())["platforms"]}
     assert platforms["pi"].get("skipped") is None and "MediaPipe" in platforms["android-litert"]["skipped"]
     meta = json.loads((ner_run / "bundle" / "pi" / "metadata.json").read_text())

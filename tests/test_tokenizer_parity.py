@@ -160,7 +160,7 @@ def check_parity(pairs: dict, strategy, min_texts: int, max_examples: int):
                 assert (got.input_ids, got.token_type_ids, got.truncated) == (want.ids, want.type_ids, bool(want.overflowing)), \
                     (name, a, b, max_length)
                 assert got.attention_mask == want.attention_mask, name
-                assert got.offsets == [tuple(o) for o in want.offsets], (name, a, b, max_length)
+                assert got.offsets == [tuple(o) for o in want.offsets], (name, ascii(a), ascii(b), max_length)
                 assert got.word_ids == want.word_ids, (name, a, b, max_length)
         checked.extend(text for case in cases for text in case if text is not None)
 

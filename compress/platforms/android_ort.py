@@ -176,7 +176,8 @@ def readme(inp: BundleInput, made: PlatformBundle, platform: str = "android") ->
         f"The in-graph token ids equal Hugging Face's on {100 * made.details['dev_ids_as_huggingface']:.2f}% of the dev texts. "
         "`model.json` names the input, output, labels and the session config entry below.",
         "",
-        *ort_snippet(platform, inp.embedding, made.model_file, made.details["text_input"], made.details["output"]),
+        *ort_snippet(platform, inp.embedding, made.model_file, made.details["text_input"], made.details["output"],
+                     tokens=inp.tokens),
         "",
     ])
 

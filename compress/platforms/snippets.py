@@ -51,22 +51,62 @@ def litert_snippet(platform: str, embedding: bool, model_file: str) -> list[str]
             NOT_RUN.format(os="iOS", other="Python")]
 
 
-def ort_snippet(platform: str, embedding: bool, model_file: str, text_input: str, output: str) -> list[str]:
+def _kotlin_ort_session(model_file: str) -> list[str]:
+    """The Gradle lines, imports and session of the string-in ONNX model (the extensions registered)."""
+    return ["// build.gradle: implementation(\"com.microsoft.onnxruntime:onnxruntime-android:<version>\")",
+            "//               implementation(\"com.microsoft.onnxruntime:onnxruntime-extensions-android:<version>\")",
+            "import ai.onnxruntime.*",
+            "import ai.onnxruntime.extensions.OrtxPackage",
+            "",
+            "val env = OrtEnvironment.getEnvironment()",
+            "val options = OrtSession.SessionOptions().apply {",
+            "    registerCustomOpLibrary(OrtxPackage.getLibraryPath())  // the tokenizer's operators",
+            "    addConfigEntry(\"optimization.disable_specified_optimizers\", \"SkipLayerNormFusion\")",
+            "}",
+            f"val session = env.createSession(context.assets.open(\"{model_file}\").readBytes(), options)"]
+
+
+def ort_snippet(platform: str, embedding: bool, model_file: str, text_input: str, output: str,
+                tokens: bool = False) -> list[str]:
+    """tokens: a token classifier's string-in model: tag logits per token and each token's character span."""
     stem, ext = model_file.rsplit(".", 1)
     what = "vector" if embedding else "logits, labels.txt order"
-    if platform == "android":
-        return ["## Kotlin (Android)", "", "```kotlin",
-                "// build.gradle: implementation(\"com.microsoft.onnxruntime:onnxruntime-android:<version>\")",
-                "//               implementation(\"com.microsoft.onnxruntime:onnxruntime-extensions-android:<version>\")",
-                "import ai.onnxruntime.*",
-                "import ai.onnxruntime.extensions.OrtxPackage",
+    if platform == "android" and tokens:
+        return ["## Kotlin (Android)", "", "```kotlin", *_kotlin_ort_session(model_file),
+                "val tags = context.assets.open(\"labels.txt\").bufferedReader().readLines()",
+                "// (tag of each token, its [start, end) in the text); [CLS] / [SEP] have the span [0, 0]",
+                "fun tagTokens(text: String): List<Pair<String, LongArray>> =",
+                "    OnnxTensor.createTensor(env, arrayOf(text), longArrayOf(1)).use { input ->",
+                f"        session.run(mapOf(\"{text_input}\" to input)).use {{ result ->",
+                f"            val logits = (result.get(\"{output}\").get().value as Array<Array<FloatArray>>)[0]",
+                "            val spans = result.get(\"offset_mapping\").get().value as Array<LongArray>",
+                "            logits.indices.map { k -> tags[logits[k].indices.maxBy { logits[k][it] }] to spans[k] }",
+                "        }",
+                "    }",
+                "// entities: a word's first token decides its tag; B-TYPE starts one, I-TYPE continues it, O ends it",
+                "```", "", NOT_RUN.format(os="Android", other="Python")]
+    if tokens:
+        return ["## Swift (iOS)", "", "```swift",
+                "// Podfile: pod 'onnxruntime-objc'; pod 'onnxruntime-extensions-c'",
+                "import onnxruntime_objc",
                 "",
-                "val env = OrtEnvironment.getEnvironment()",
-                "val options = OrtSession.SessionOptions().apply {",
-                "    registerCustomOpLibrary(OrtxPackage.getLibraryPath())  // the tokenizer's operators",
-                "    addConfigEntry(\"optimization.disable_specified_optimizers\", \"SkipLayerNormFusion\")",
+                "let env = try ORTEnv(loggingLevel: .warning)",
+                "let options = try ORTSessionOptions()",
+                "try options.registerCustomOps(functionPointer: RegisterCustomOps)  // onnxruntime_extensions.h",
+                f"let session = try ORTSession(env: env, modelPath: Bundle.main.path(forResource: \"{stem}\", ofType: \"{ext}\")!,",
+                "                             sessionOptions: options)",
+                "// tag logits [tokens × tags] (labels.txt order) and each token's [start, end) character span",
+                "func tagTokens(_ text: String) throws -> (logits: [Float], spans: [Int64]) {",
+                "    let input = try ORTValue(tensorStringData: [text], shape: [1])",
+                f"    let out = try session.run(withInputs: [\"{text_input}\": input], outputNames: [\"{output}\", \"offset_mapping\"], runOptions: nil)",
+                f"    let logits = try out[\"{output}\"]!.tensorData() as Data",
+                "    let spans = try out[\"offset_mapping\"]!.tensorData() as Data",
+                "    return (logits.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) },",
+                "            spans.withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) })",
                 "}",
-                f"val session = env.createSession(context.assets.open(\"{model_file}\").readBytes(), options)",
+                "```", "", NOT_RUN.format(os="iOS", other="Python")]
+    if platform == "android":
+        return ["## Kotlin (Android)", "", "```kotlin", *_kotlin_ort_session(model_file),
                 "fun run(text: String): FloatArray =",
                 "    OnnxTensor.createTensor(env, arrayOf(text), longArrayOf(1)).use { input ->",
                 f"        session.run(mapOf(\"{text_input}\" to input)).use {{ result ->",
