@@ -308,3 +308,18 @@ def test_litert_candidates_are_bucketed_int8_tflite_files_the_runner_profiles(tm
                           "--min-runs", "3", "--min-seconds", "0")
     assert proc.returncode == 0, proc.stderr
     assert set(json.loads((tmp_path / "p.json").read_text())["candidates"][0]["latency"]) == {"16", "32"}
+
+
+def test_a_narrower_budget_student_swaps_the_equal_width_loss():
+    from compress.budget.plan import losses_for_width
+    from compress.recipe import build_recipe, resolve_recipe
+
+    data = resolve_recipe(None).model_dump()
+    data["distill"]["losses"] = {"distilbert_soft": {"weight": 5.0}, "hidden_cosine": {"weight": 2.0}}
+    data["distill"]["projection"] = "none"
+    assert losses_for_width(data["distill"], 384, 384) == [] and "hidden_cosine" in data["distill"]["losses"]
+    notes = losses_for_width(data["distill"], 128, 384)
+    assert "tinybert_hidden" in notes[0] and data["distill"]["projection"] == "per_layer"
+    assert set(data["distill"]["losses"]) == {"distilbert_soft", "tinybert_hidden"}
+    assert data["distill"]["losses"]["tinybert_hidden"]["weight"] == 2.0
+    build_recipe(data, "test")  # still a valid recipe

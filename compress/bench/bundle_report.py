@@ -43,12 +43,13 @@ def headline_rows(report: dict) -> list[str]:
     seq, thr = s["seq_len"], s["threads"]
     teacher = report["teacher"]
     embedding = report.get("task") == "embedding"
+    quality = "fidelity" if embedding else "entity F1" if report.get("task") == "token-classification" else "test acc"
     lines = ["### What to ship, per platform", "",
              f"Latency: the model's p50 in the bench matrix (seq {seq}, batch 1, {thr} thread(s), this CPU)"
              + (", plus what the in-graph tokenizer adds" if report.get("string_in") else "")
-             + f"; {'fidelity' if embedding else 'accuracy'}: test split. Size ratio: the teacher's fp32 weights "
+             + f"; {'accuracy' if quality == 'test acc' else quality}: test split. Size ratio: the teacher's fp32 weights "
              f"({_mb(teacher['size_bytes'])} MB) over the zip.", "",
-             f"| platform | take | zip MB | × smaller than teacher | model | p50 ms | {'fidelity' if embedding else 'test acc'} % "
+             f"| platform | take | zip MB | × smaller than teacher | model | p50 ms | {quality} % "
              f"| % of teacher | checked with | dev {'cosine' if embedding else 'agreement'} |",
              "|---|---|---:|---:|---|---:|---:|---:|---|---:|"]
     for p in platforms:

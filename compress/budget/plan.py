@@ -178,6 +178,7 @@ def plan_budget(recipe, run, budget_ms: float, budget_mb: float | None, profile_
     if recipe.bench.threads != "auto":
         data["bench"]["threads"] = sorted(set(recipe.bench.threads) | {int(profile["threads"])})
     data["quantize"]["candidates"] = profiled_quantizer(recipe.quantize.candidates, profile["identity"].get("quantizer"))
+    notes += losses_for_width(data["distill"], chosen.shape.hidden, run.source.config.hidden_size)
     new = build_recipe(data, "the budget's student")
     if not _same_machine(profile["device"]):
         local = _this_machine(recipe, run, chosen, seq, cache or default_cache(), profile["threads"])
@@ -188,6 +189,25 @@ def plan_budget(recipe, run, budget_ms: float, budget_mb: float | None, profile_
          f"{100 * held.get('median', float('nan')):.1f}%")
     return BudgetPlan(budget_ms, budget_mb, seq, int(profile["threads"]), profile["identity"]["runtime"], profile_path,
                       profile["device"], model, held, rows, chosen, new, notes, local)
+
+
+def losses_for_width(distill: dict, student_hidden: int, teacher_hidden: int) -> list[str]:
+    """A budget may choose a student narrower than the teacher: hidden_cosine, which compares equal widths, becomes
+    tinybert_hidden (MSE through the distiller's projections) at its weight, in every stage. Returns the notes."""
+    if student_hidden == teacher_hidden:
+        return []
+    changed = False
+    for losses in [distill.get("losses") or {}] + [s.get("losses") or {} for s in distill.get("stages") or []]:
+        if "hidden_cosine" in losses:
+            weight = losses.pop("hidden_cosine").get("weight", 1.0)
+            losses.setdefault("tinybert_hidden", {"weight": weight})
+            changed = True
+    if not changed:
+        return []
+    if distill.get("projection") == "none":
+        distill["projection"] = "per_layer"
+    return [f"hidden_cosine compares equal widths and the budget's student is {student_hidden} wide (the teacher "
+            f"{teacher_hidden}): tinybert_hidden, through projections, takes its place"]
 
 
 def profiled_quantizer(candidates: list[dict], profiled: dict | None) -> list[dict]:
