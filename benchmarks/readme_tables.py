@@ -49,6 +49,8 @@ PLACEHOLDERS = (
     (re.compile(r"/tmp/(?:full\d*|h192|h3)\b"), "OUT"),
     (re.compile(r"/tmp/(?:am_\w+|mx|tp\d+)\b"), "WORK"),
     (re.compile(r"/tmp/tiers\b"), "WORK"),
+    (re.compile(r"/work/etx/default\b"), "OUT"),
+    (re.compile(r"/work/etx/\w+\b"), "WORK"),
 )
 
 # /proc/cpuinfo flags -> instruction-set names, in the order they are printed
@@ -58,7 +60,8 @@ ISA = (("sse4_2", "SSE4.2"), ("avx", "AVX"), ("avx2", "AVX2"), ("fma", "FMA"), (
        ("asimd", "NEON (ASIMD)"), ("asimdhp", "ASIMD fp16"), ("asimddp", "ARM dot-product"), ("i8mm", "ARM i8mm"),
        ("sve", "SVE"), ("sve2", "SVE2"), ("bf16", "ARM BF16"))
 
-RUNTIMES = {"pytorch": "PyTorch eager", "onnxruntime": "ONNX Runtime", "litert": "LiteRT", "tflite": "LiteRT"}
+RUNTIMES = {"pytorch": "PyTorch eager", "onnxruntime": "ONNX Runtime", "litert": "LiteRT", "tflite": "LiteRT",
+            "executorch": "ExecuTorch"}
 
 
 class DocError(Exception):
@@ -716,6 +719,7 @@ ENVIRONMENT_NOT_RECORDED = {
     # compares outputs (no timings); the emulated CPUs are in bench-cortex-a72/a76.json beside it, the x86
     # side is ../inputs/build_machine.json
     "benchmarks/results/devices_matrix/arm64/arm64_check.json": "output check only; the emulated CPUs are in bench-cortex-*.json beside it",
+    "benchmarks/results/executorch_issue24_arm64/arm64_check.json": "output check only; the emulated CPUs are in bench-cortex-*.json beside it",
     # a copy of OUT/bundle/metadata.json, which records library versions but no CPU
     "benchmarks/results/devices_tinybert3_h192_bundle_metadata.json": "a bundle's metadata.json: library versions, no CPU",
     # four report summaries copied by hand; the last run's full report is devices_tinybert3_h192_report.json
@@ -790,6 +794,59 @@ def render_embedding_tiers(paths: list[str]) -> list[str]:
     return lines + ["", f"Batch 1, seq 128, 1 thread, p50. From `{paths[0]}`. " + env_line(environment_of(doc), commands_of(doc))]
 
 
+def render_runtimes_by_length(paths: list[str]) -> list[str]:
+    """Which runtime is fastest at each sequence length (batch 1, 1 thread): the fastest file of each runtime, from a
+    pipeline report (this CPU, every artifact) and from emulated-ARM64 bench files of its bundle (one file per
+    runtime). Emulated rows rank runtimes on that core; their milliseconds are not the chip's."""
+    names = ("onnxruntime", "litert", "executorch")
+    lines = ["| device | seq | " + " | ".join(RUNTIMES[r] for r in names) + " | fastest | ExecuTorch vs fastest other |",
+             "|---|---:|" + "---|" * len(names) + "---|---:|"]
+    notes = []
+    for path in paths:
+        doc = load(path)
+        env = environment_of(doc) or {}
+        name = str(env.get("name") or env.get("cpu"))
+        device = ((name if "emulated" in name else f"{name} (emulated)") if env.get("emulated") else
+                  f"{env.get('cpu') or 'build machine'} (build machine)")
+        models = [m for m in models_of(doc) if m["role"] == "artifact" and m["runtime"] in names]
+        seqs = sorted({c.get("seq_len") for m in models for c in m["latency"] if c.get("seq_len")})
+        for seq in seqs:
+            best = {}
+            for m in models:
+                t = p50(m, seq, 1)
+                if t is not None and (m["runtime"] not in best or t < best[m["runtime"]][0]):
+                    best[m["runtime"]] = (t, m["label"].replace(" (bundled)", ""))
+            if not best:
+                continue
+            fastest = min(best, key=lambda r: best[r][0])
+            others = [best[r][0] for r in best if r != "executorch"]
+            vs = ratio(min(others), best["executorch"][0]) if "executorch" in best and others else "—"
+            cells = [f"{ms(best[r][0])} ({best[r][1]})" if r in best else "—" for r in names]
+            lines.append(f"| {device} | {seq} | " + " | ".join(cells) + f" | {RUNTIMES[fastest]} | {vs} |")
+        notes.append(f"`{path}`: " + env_line(env, commands_of(doc)))
+    return lines + ["", "p50 ms, batch 1, 1 thread; each runtime's fastest file. \"ExecuTorch vs fastest other\": the "
+                    "other runtimes' best p50 over ExecuTorch's (above 1: ExecuTorch is faster). " + " ".join(notes)]
+
+
+def render_executorch_attention(paths: list[str]) -> list[str]:
+    """benchmarks/executorch_attention.py: one student lowered to .pte with SDPA and with eager attention."""
+    if len(paths) != 1:
+        raise DocError("executorch-attention renders one file")
+    doc = load(paths[0])
+    variants = doc["variants"]
+    seqs = list(next(iter(variants.values()))["p50_ms"])
+    lines = ["| attention | " + " | ".join(f"p50 ms, seq {s}" for s in seqs) + " | XNNPACK calls | left on portable kernels |",
+             "|---|" + "---:|" * len(seqs) + "---:|---|"]
+    for v in variants.values():
+        ops = ", ".join(f"{k} ×{n}" for k, n in v["portable_ops"].items())
+        lines.append(f"| {v['label']} | " + " | ".join(ms(v["p50_ms"][s]) for s in seqs) + f" | {v['delegate_calls']} | {ops} |")
+    t = doc.get("timing", {})
+    return lines + ["", f"From `{paths[0]}`: {doc.get('interpreter')}, batch {t.get('batch')}, {t.get('threads')} thread, "
+                    f"{t.get('rounds')} interleaved rounds of {t.get('runs_per_round')} calls per cell; the two files' outputs "
+                    f"differ by at most {num(doc.get('max_abs_diff_between_variants'), '{:.1e}')}. "
+                    + env_line(doc.get("environment"), commands_of(doc))]
+
+
 def render_files(paths: list[str]) -> list[str]:
     lines = ["| file | command | environment |", "|---|---|---|"]
     for root in paths:
@@ -847,6 +904,8 @@ RENDERERS = {
     "test-tiers": render_test_tiers,
     "embedding-tiers": render_embedding_tiers,
     "files": render_files,
+    "runtimes-by-length": render_runtimes_by_length,
+    "executorch-attention": render_executorch_attention,
 }
 
 

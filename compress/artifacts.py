@@ -81,8 +81,8 @@ class Quantization:
 class Artifact:
     name: str
     task: str
-    format: str  # onnx | tflite | pytorch
-    runtime: str  # onnxruntime | litert | pytorch: how it is loaded and timed
+    format: str  # onnx | tflite | pte | pytorch
+    runtime: str  # onnxruntime | litert | executorch | pytorch: how it is loaded and timed
     path: str  # relative to OUT, posix
     precision: str  # for people: "fp32", "int8 weights, fp32 activations (quantized per call)", ...
     compute: str  # the GEMM peak its matmuls run against: "fp32" or "int8"
@@ -92,6 +92,8 @@ class Artifact:
     buckets: list[int] | None = None  # a .tflite's sequence-length signatures (batch 1)
     fused_ops: dict | None = None
     outputs: tuple[str, ...] = ("logits",)
+    portable_ops: dict | None = None  # a .pte's operators XNNPACK did not take (run on ExecuTorch's portable kernels)
+    dynamic_fallback: str | None = None  # why a .pte has bucket methods instead of a dynamic sequence axis
 
     def file(self, out: Path) -> Path:
         return Path(out) / self.path
@@ -121,7 +123,8 @@ class Artifact:
                    path=d["path"], precision=precision, compute=compute,
                    verification=Verification.from_dict(d["verification"]), description=d.get("description", ""),
                    quantization=q, buckets=d.get("buckets"), fused_ops=d.get("fused_ops"),
-                   outputs=tuple(d.get("outputs", ("logits",))))
+                   outputs=tuple(d.get("outputs", ("logits",))), portable_ops=d.get("portable_ops"),
+                   dynamic_fallback=d.get("dynamic_fallback"))
 
 
 def artifacts_of(record: dict | None) -> list[Artifact]:

@@ -42,6 +42,7 @@ def render(meta: dict) -> str:
     tok = meta["tokenizer"]
     onnx = next((m for m in meta["models"] if m["runtime"] == "onnxruntime"), None)
     tfl = next((m for m in meta["models"] if m["runtime"] == "litert"), None)
+    pte = next((m for m in meta["models"] if m["runtime"] == "executorch"), None)
     buckets = tfl["buckets"] if tfl else [meta["max_length"]]
     ort_file = next((m["file"] for m in meta["models"] if m["file"].endswith(".ort")), onnx["file"] if onnx else "model.ort")
     out = [
@@ -69,6 +70,12 @@ def render(meta: dict) -> str:
         f"({', '.join(f'`seq_{b}`' for b in buckets)}): batch 1, int32 inputs of exactly that length. Pad the "
         "tokens to the smallest bucket that holds them (pad id "
         f"{tok.get('pad_id', tok['special_tokens'].get('[PAD]', 0))} with attention_mask 0); output `output_0` float32 [1, labels].",
+        *([f"- `{pte['file']}`: ExecuTorch (XNNPACK delegate; operators XNNPACK does not take run on ExecuTorch's "
+            "portable kernels, listed in `metadata.json`). Method "
+            + ", ".join(f"`{m}`" for m in pte.get("methods", ["forward"]))
+            + ": batch 1, int64 inputs `input_ids`, `attention_mask`, `token_type_ids` of the text's own length; output "
+            "float32 [1, labels]. The runner calls ExecuTorch's C++ libraries from the `executorch` wheel through a small "
+            "library it compiles once with g++ (`runner/targets/pte_native.cc`): no PyTorch."] if pte else []),
         (f"- `vocab.txt` (one word piece per line, line number = id; {tok['vocab_size']:,} pieces) and "
          "`tokenizer.json` (Hugging Face tokenizers format, the same vocabulary)." if tok.get("vocab") else
          f"- `tokenizer.json`: the tokenizer in Hugging Face tokenizers format ({tok['type']}, {tok['vocab_size']:,} tokens)."),
@@ -76,7 +83,7 @@ def render(meta: dict) -> str:
         "- `check.json`: the dev texts and the PyTorch student's logits on them, with the bars the build used: "
         "`python -m targets check` runs every model on them on the device's own CPU (int8 kernels differ between "
         "AVX2, AVX-512 VNNI, AMX and ARM dot-product CPUs, and so do their int8 logits).",
-        "- `runner/targets`: the Python runner (numpy + onnxruntime or ai-edge-litert; no PyTorch).",
+        "- `runner/targets`: the Python runner (numpy + onnxruntime, ai-edge-litert or executorch; no PyTorch).",
         "",
         "## Tokenization (what the app must do before calling the model)",
         "",
@@ -85,7 +92,8 @@ def render(meta: dict) -> str:
         "## Python (a Pi, a server): no PyTorch needed",
         "",
         "```sh",
-        "pip install numpy onnxruntime            # or: pip install numpy ai-edge-litert",
+        "pip install numpy onnxruntime            # or: pip install numpy ai-edge-litert"
+        + (" / pip install --no-deps executorch (+ g++)" if pte else ""),
         "PYTHONPATH=runner python -m targets predict . \"a gripping, beautifully acted film\"",
         "PYTHONPATH=runner python -m targets predict . --runtime litert \"a dull, lifeless remake\"",
         "PYTHONPATH=runner python -m targets check .   # re-check every model on this CPU (int8 numerics differ by CPU)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -273,7 +274,8 @@ def _arm64(args) -> int:
     bench_args = ["--threads", "1", "--batches", "1", "--seq-lens", args.seq_lens, "--warmup", "1", "--min-runs", "5",
                   "--min-seconds", "0", "--max-seconds", "60", "--rounds", "1"]
     record = run_arm64(Path(args.bundle), Path(args.out), cpus, Path(args.cache) if args.cache else default_cache(),
-                       sample_texts(args.texts), bench_args, args.force)
+                       sample_texts(args.texts), bench_args, args.force,
+                       command="bert-compress " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["arm64"] else None)
     for cpu, r in record["cpus"].items():
         for model, c in r["checks"].items():
             console.print(f"{cpu} {model}: max |Δlogit| vs x86 {c['max_abs_diff_vs_x86']:.2e}: {c['status']}")

@@ -219,14 +219,17 @@ class DistillConfig(TrainConfig):
 
 
 def _default_candidates() -> list[dict[str, Any]]:
-    return [{"backend": "ort-dynamic"}, {"backend": "ort-static"}, {"backend": "litert-dynamic"}]
+    # the LiteRT / ExecuTorch ones are skipped (with a note) when their fp32 file was not exported
+    return [{"backend": "ort-dynamic"}, {"backend": "ort-static"}, {"backend": "litert-dynamic"},
+            {"backend": "executorch-xnnpack"}, {"backend": "executorch-xnnpack", "weight_bits": "int4", "name": "executorch-int4"}]
 
 
 class QuantizeConfig(_Strict):
     """Quantizers tried in order (`compress/quantize/`), each guarded by measured dev accuracy."""
 
     candidates: list[dict[str, Any]] = Field(default_factory=_default_candidates, validate_default=True)
-    """Each {backend: ort-dynamic|ort-static|nncf|torchao, name: optional, ...backend settings}; [] skips the stage."""
+    """Each {backend: ort-dynamic|ort-static|nncf|torchao|litert-dynamic|litert-static|executorch-xnnpack, name:
+    optional, ...backend settings}; [] skips the stage."""
     max_accuracy_drop: float = Field(1.0, ge=0)
     """Largest dev accuracy loss (points) against the fp32 student before the next fallback is tried."""
     min_label_agreement: float = Field(0.99, gt=0, le=1)

@@ -2,7 +2,8 @@
 "text" ...`, `check BUNDLE`, `info BUNDLE`, `bench BUNDLE`, `profile CANDS`. predict runs classifier bundles, embed
 embedding (sentence-vector) bundles, ner token-classification bundles (entities with character spans); profile times a candidates archive (`bert-compress candidates`) for `bert-compress run --budget-ms`.
 
-Needs numpy plus onnxruntime (for .onnx / .ort) or ai-edge-litert / tflite-runtime (for .tflite), nothing else.
+Needs numpy plus onnxruntime (for .onnx / .ort), ai-edge-litert / tflite-runtime (for .tflite) or the executorch
+wheel and a C++ compiler (for .pte; no torch), nothing else.
 Bad input (a bundle with a missing file, a runtime that cannot load the model) is one line on stderr, exit 2.
 """
 
@@ -28,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("bundle", help="bundle directory or .zip")
     pr.add_argument("texts", nargs="*", help="texts to classify (none: one per line on stdin)")
     pr.add_argument("--runtime", default="auto",
-                    help="onnxruntime, litert, or a model file of the bundle (default: the bundle's first model)")
+                    help="onnxruntime, litert, executorch, or a model file of the bundle (default: the bundle's first model)")
     pr.add_argument("--interpreter", default="auto", choices=["auto", "ai-edge-litert", "tflite-runtime"],
                     help="TFLite interpreter (auto: tflite-runtime when it can load the model, else ai-edge-litert)")
     pr.add_argument("--threads", type=int, default=0, help="CPU threads (0: the runtime's default)")
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     em.add_argument("bundle", help="bundle directory or .zip")
     em.add_argument("texts", nargs="*", help="texts to embed (none: one per line on stdin)")
     em.add_argument("--runtime", default="auto",
-                    help="onnxruntime, litert, or a model file of the bundle (default: the bundle's first model)")
+                    help="onnxruntime, litert, executorch, or a model file of the bundle (default: the bundle's first model)")
     em.add_argument("--interpreter", default="auto", choices=["auto", "ai-edge-litert", "tflite-runtime"])
     em.add_argument("--threads", type=int, default=0, help="CPU threads (0: the runtime's default)")
     em.add_argument("--json", action="store_true", help="one JSON object: every text's full vector, and the "
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     nr.add_argument("--aggregation", default="first", choices=["first", "average", "max"],
                     help="how a word's pieces give its tag (Hugging Face's names; default: first, as trained)")
     nr.add_argument("--runtime", default="auto",
-                    help="onnxruntime, litert, or a model file of the bundle (default: the bundle's first model)")
+                    help="onnxruntime, litert, executorch, or a model file of the bundle (default: the bundle's first model)")
     nr.add_argument("--interpreter", default="auto", choices=["auto", "ai-edge-litert", "tflite-runtime"])
     nr.add_argument("--threads", type=int, default=0, help="CPU threads (0: the runtime's default)")
     nr.add_argument("--json", action="store_true", help="one JSON object per text: its entities with start, end, "
@@ -58,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     ck = sub.add_parser("check", help="re-check the bundle's models on this device's CPU against the PyTorch "
                                       "student's outputs it carries (exit 1 when one fails)")
     ck.add_argument("bundle", help="bundle directory or .zip")
-    ck.add_argument("--runtime", default="all", help="onnxruntime, litert, a model file of the bundle, or all (default)")
+    ck.add_argument("--runtime", default="all", help="onnxruntime, litert, executorch, a model file of the bundle, or all (default)")
     ck.add_argument("--rows", type=int, default=0, help="check only the first N texts (default: all)")
     ck.add_argument("--threads", type=int, default=1, help="CPU threads (default: 1)")
     ck.add_argument("--json", action="store_true", help="one JSON object per model")

@@ -32,7 +32,7 @@ ZIP_DIGEST_FILE = ".bundle-zip-sha256"
 # the torch-free runner a bundle carries (runner/targets/): this package's own files
 RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "check.py", "ner.py", "normalizer.py", "runtime.py",
                 "tokenizer.py", "unicode_tables.py", "bench.py", "env.py", "profile.py", "gemm_fp32.onnx", "gemm_u8s8.onnx",
-                "pyproject.toml", "README.md")
+                "executorch_native.py", "pte_native.cc", "pyproject.toml", "README.md")
 
 
 class BundleError(Exception):

@@ -22,7 +22,7 @@ ARM_PARTS = {
 # the flags that decide which int8 / fp32 kernels a runtime can use
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
               "asimd", "asimddp", "i8mm", "asimdhp", "bf16", "sve", "sve2")
-RUNTIME_PACKAGES = ("numpy", "onnxruntime", "ai-edge-litert", "tflite-runtime")
+RUNTIME_PACKAGES = ("numpy", "onnxruntime", "ai-edge-litert", "tflite-runtime", "executorch")
 
 
 def _cpuinfo() -> list[dict[str, str]]:

@@ -3,6 +3,10 @@
 - OnnxModel: ONNX Runtime, .onnx or .ort files, dynamic batch and sequence length.
 - LiteRTModel: a .tflite file with one signature per sequence-length bucket (`seq_32`, ...), batch 1: each row
   is padded to the smallest bucket that holds it.
+- ExecuTorchModel: an ExecuTorch .pte (XNNPACK delegate), batch 1, a dynamic sequence axis (method `forward`) or
+  one method per bucket (`seq_32`, ...), run by ExecuTorch's C++ runtime through a small ctypes library built
+  against the `executorch` wheel (targets.executorch_native: no torch), or by the wheel's Python bindings, which
+  link libtorch. Imported only when a .pte is loaded.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 LITERT_HINT = "pip install ai-edge-litert"
-RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".ort": "onnxruntime", ".tflite": "litert"}
+EXECUTORCH_HINT = "pip install executorch (the bert-compress[executorch] extra)"
+RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".ort": "onnxruntime", ".tflite": "litert", ".pte": "executorch"}
 
 
 # ONNX Runtime settings every session of this runner gets (and the bundle's .ort files are made with). Measured
@@ -184,6 +189,133 @@ class LiteRTModel:
         return np.stack(rows).astype(np.float32)
 
 
+class ExecuTorchModel:
+    """An ExecuTorch program: int64 inputs [1, L]. A program lowered with a dynamic sequence axis has `forward`;
+    one lowered per bucket has `seq_<L>` methods, and each row is padded to the smallest that holds it.
+
+    engine: `native` runs ExecuTorch's C++ runtime through ctypes (targets.executorch_native: no torch, what an app
+    runs); `python` its Python bindings (which link libtorch and take torch tensors); `auto` the first that works."""
+
+    runtime = "executorch"
+
+    def __init__(self, path: str | Path, threads: int = 0, engine: str = "auto"):
+        import os
+
+        if engine not in ("auto", "native", "python"):
+            raise RuntimeLoadError(f"unknown ExecuTorch engine '{engine}': use auto, native or python")
+        if not Path(path).is_file():
+            raise RuntimeLoadError(f"{path} does not exist")
+        self.threads = threads or os.cpu_count() or 1
+        self.notes: list[str] = []
+        self._native = self._program = None
+        if engine in ("auto", "native"):
+            from targets.executorch_native import NativeProgram, NativeUnavailable, executorch_dir, version
+
+            try:
+                self._native = NativeProgram(path, self.threads)
+            except NativeUnavailable as exc:
+                if engine == "native":
+                    raise RuntimeLoadError(str(exc)) from None
+                self.notes.append(f"no torch-free ExecuTorch library: {exc}")
+            except RuntimeError as exc:
+                raise RuntimeLoadError(str(exc)) from None
+            else:
+                names = self._native.method_names
+                inputs = self._native.num_inputs(names[0] if "forward" not in names else "forward")
+                self.interpreter = f"executorch {version(executorch_dir())} (C++ runtime through ctypes, XNNPACK)"
+        if self._native is None:
+            names, inputs = self._load_python(path)
+        self.method_names = names
+        self.buckets = sorted(int(n.split("_", 1)[1]) for n in names if n.startswith("seq_"))
+        self.dynamic = "forward" in names
+        if not self.dynamic and not self.buckets:
+            raise RuntimeLoadError(f"{path} has neither a `forward` nor `seq_<length>` methods: it was not written by bert-compress")
+        self.input_names = list(INPUT_ORDER[:inputs])
+        self.max_length = None if self.dynamic else self.buckets[-1]
+        self.engine = "native" if self._native is not None else "python"
+
+    def _load_python(self, path) -> tuple[list[str], int]:
+        import warnings
+
+        from targets.executorch_native import stderr_quiet as _stderr_quiet
+
+        try:
+            with warnings.catch_warnings(), _stderr_quiet():  # an 'experimental API' warning; torchao's CUDA kernels
+                warnings.simplefilter("ignore")
+                from executorch.runtime import Runtime
+                from executorch.extension.pybindings import portable_lib
+        except ImportError:
+            raise RuntimeLoadError(
+                "ExecuTorch's Python runtime links libtorch: install torch beside executorch to run a .pte here, or a "
+                "C++ compiler for the torch-free library (apps use ExecuTorch's C++ / Java / Swift runtime, which "
+                "needs no torch)" if _torch_missing() else f"ExecuTorch is not installed: {EXECUTORCH_HINT}") from None
+        from importlib.metadata import version
+
+        self.interpreter = f"executorch {version('executorch')} (Python bindings, XNNPACK)"
+        # XNNPACK's thread pool is one per process, and resetting it under a loaded method corrupts the heap
+        # (measured: executorch 1.5.1 aborted in `free()`): it is sized before the program loads, never after
+        with _stderr_quiet():
+            if portable_lib._threadpool_get_thread_count() != self.threads:
+                portable_lib._unsafe_reset_threadpool(self.threads)
+        try:
+            with _stderr_quiet():  # the C++ runtime logs its CPU probing to stderr
+                program = Runtime.get().load_program(Path(path))
+                names = sorted(program.method_names)
+                self._methods = {n: program.load_method(n) for n in names}
+        except Exception as exc:  # the pybindings raise RuntimeError with the runtime's error code
+            raise RuntimeLoadError(f"executorch cannot load {Path(path).name}: {str(exc).strip().splitlines()[0][:200]}") from None
+        self._program = program  # methods borrow from it
+        meta = program.metadata("forward" if "forward" in names else names[0])
+        return names, meta.num_inputs()
+
+    def _execute(self, method: str, inputs: list[np.ndarray]) -> np.ndarray:
+        if self._native is not None:
+            return self._native.run(method, inputs)
+        import torch
+
+        return self._methods[method].execute([torch.from_numpy(a) for a in inputs])[0].numpy()
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        mask = np.asarray(feeds["attention_mask"])
+        rows = []
+        for r in range(mask.shape[0]):
+            used = int(mask[r].nonzero()[0].max()) + 1 if mask[r].any() else 1
+            width, method = used, "forward"
+            if not self.dynamic:
+                width = next((b for b in self.buckets if used <= b), None)
+                if width is None:
+                    raise ValueError(f"{used} tokens do not fit the largest bucket ({self.buckets[-1]})")
+                method = f"seq_{width}"
+            inputs = []
+            for n in self.input_names:
+                row = np.zeros((1, width), dtype=np.int64)
+                row[0, :used] = np.asarray(feeds[n])[r, :used]
+                inputs.append(row)
+            out = self._execute(method, inputs)[0]
+            if out.ndim == 2:  # a tag per token: the fed positions, as an ONNX model gives them
+                full = np.zeros((mask.shape[1], out.shape[-1]), dtype=np.float32)
+                full[:used] = out[:used]
+                out = full
+            rows.append(out)
+        return np.stack(rows).astype(np.float32)
+
+
+def _torch_missing() -> bool:
+    import importlib.util
+    import sys
+
+    if "torch" in sys.modules and sys.modules["torch"] is None:  # blocked, as the torch-free runner checks do
+        return True
+    try:
+        return importlib.util.find_spec("torch") is None
+    except ValueError:
+        return True
+
+
+INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
+"""The order every exporter gives the graph's inputs (compress.export.onnx.INPUT_ORDER)."""
+
+
 def load_model(path: str | Path, threads: int = 0, interpreter: str = "auto"):
     """The runtime for a model file, by its suffix."""
     runtime = RUNTIME_OF_SUFFIX.get(Path(path).suffix)
@@ -191,4 +323,6 @@ def load_model(path: str | Path, threads: int = 0, interpreter: str = "auto"):
         return OnnxModel(path, threads)
     if runtime == "litert":
         return LiteRTModel(path, threads, interpreter)
-    raise RuntimeLoadError(f"{path}: unknown model format '{Path(path).suffix}' (expected .onnx, .ort or .tflite)")
+    if runtime == "executorch":
+        return ExecuTorchModel(path, threads)
+    raise RuntimeLoadError(f"{path}: unknown model format '{Path(path).suffix}' (expected .onnx, .ort, .tflite or .pte)")

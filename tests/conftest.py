@@ -20,6 +20,9 @@ from compress.teacher import default_teacher_dir, quiet_transformers  # noqa: E4
 # and the tests that need LiteRT skip with this reason.
 HAS_TFLITE = all(importlib.util.find_spec(m) is not None for m in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"))
 needs_tflite = pytest.mark.skipif(not HAS_TFLITE, reason="the tflite extra is not installed: pip install -e '.[tflite]'")
+# The executorch extra: without it the shared `bundled` run has no .pte and the ExecuTorch tests skip.
+HAS_EXECUTORCH = importlib.util.find_spec("executorch") is not None
+needs_executorch = pytest.mark.skipif(not HAS_EXECUTORCH, reason="the executorch extra is not installed: pip install -e '.[executorch]'")
 
 
 def make_tiny_bert(path: Path, *, layers: int = 2, hidden: int = 32, heads: int = 2, seed: int = 0, head_labels=None) -> Path:
@@ -57,6 +60,18 @@ def rt_rows(split: str, n: int) -> list[dict]:
     return [json.loads(x) for x in lines[:n]]
 
 
+@pytest.fixture(scope="module")
+def tiny_classifier():
+    """A random 2-layer BERT classifier (vocabulary 120, 3 labels) built in memory: what the export tests lower."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                     num_labels=3, max_position_embeddings=64)
+    return BertForSequenceClassification(cfg).eval()
+
+
 @pytest.fixture(scope="session")
 def tiny_teacher(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert")
@@ -83,7 +98,7 @@ teacher: {epochs: 1, lr: 1.0e-3, batch_size: 16}
 student: {num_layers: 1}
 distill: {epochs: 2, lr: 1.0e-3, batch_size: 16}
 data: {max_length: 64}
-export: {tflite: off}
+export: {tflite: off, executorch: off}
 bench: {seq_lens: [32, 16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, isolate: false}
 """
     )
@@ -92,17 +107,22 @@ bench: {seq_lens: [32, 16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, ro
 
 @pytest.fixture(scope="session")
 def bundled(tmp_path_factory, tiny_teacher, tiny_data, tiny_recipe):
-    """A whole tiny run with TFLite on and every LiteRT quantizer (ONNX only without the tflite extra): export,
-    quantize, bench, bundle (tests/test_targets.py, tests/test_bench.py)."""
+    """A whole tiny run with TFLite and ExecuTorch on, every LiteRT quantizer and both ExecuTorch ones (ONNX only
+    without the tflite / executorch extras): export, quantize, bench, bundle (tests/test_targets.py,
+    tests/test_bench.py, tests/test_executorch.py)."""
     root = tmp_path_factory.mktemp("targets")
     recipe = root / "recipe.yaml"
     litert = ("{backend: litert-dynamic},\n    {backend: litert-dynamic, weight_bits: int4, name: litert-int4}, "
               "{backend: litert-static}") if HAS_TFLITE else ""
-    recipe.write_text(tiny_recipe.read_text().replace("export: {tflite: off}", "export: {tflite: on, tflite_buckets: [16, 32]}"
-                                                      if HAS_TFLITE else "export: {tflite: off}")
+    pte = ("{backend: executorch-xnnpack}, {backend: executorch-xnnpack, weight_bits: int4, name: executorch-int4}"
+           if HAS_EXECUTORCH else "")
+    export = (f"export: {{tflite: {'on' if HAS_TFLITE else 'off'}, executorch: {'on' if HAS_EXECUTORCH else 'off'}"
+              + (", tflite_buckets: [16, 32]}" if HAS_TFLITE else "}"))
+    quantizers = ", ".join(q for q in ("{backend: ort-dynamic}", litert, pte) if q)
+    recipe.write_text(tiny_recipe.read_text().replace("export: {tflite: off, executorch: off}", export)
                       .replace("isolate: false", "isolate: true")
                       + "quantize:\n  max_accuracy_drop: 100\n  min_label_agreement: 0.01\n  fallbacks: false\n"
-                        f"  calibration_rows: 32\n  candidates: [{{backend: ort-dynamic}}{', ' if litert else ''}{litert}]\n")
+                        f"  calibration_rows: 32\n  candidates: [{quantizers}]\n")
     out = root / "out"
     assert _cli_main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe), "--out", str(out)]) == 0
     return out

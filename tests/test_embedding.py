@@ -56,7 +56,7 @@ distill:
   batch_size: 16
   losses: {embedding_mse: {weight: 1.0}, embedding_cosine: {weight: 1.0}, tinybert_hidden: {weight: 0.1}}
 data: {max_length: 64}
-export: {tflite: off}
+export: {tflite: off, executorch: off}
 quantize: {max_accuracy_drop: 100, min_label_agreement: 0.01, fallbacks: false, calibration_rows: 32,
            candidates: [{backend: ort-dynamic}]}
 bench: {seq_lens: [32, 16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, isolate: false}
@@ -246,7 +246,7 @@ name: tiny-static
 task: embedding
 student: {kind: static, pca_dims: 16}
 data: {max_length: 64}
-export: {tflite: off}
+export: {tflite: off, executorch: off}
 quantize: {max_accuracy_drop: 100, min_label_agreement: 0.01, fallbacks: false, calibration_rows: 32,
            candidates: [{backend: ort-dynamic}]}
 bench: {seq_lens: [32, 16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, isolate: false}
@@ -394,8 +394,8 @@ def test_mediapipe_text_embedder_reads_the_android_litert_model(tmp_path_factory
 
     from compress.platforms.mediapipe_check import run_mediapipe
 
-    out = _pipeline(tmp_path_factory, "emb-tflite", RECIPE.replace("export: {tflite: off}",
-                                                                   "export: {tflite: on, tflite_buckets: [32, 64]}"),
+    out = _pipeline(tmp_path_factory, "emb-tflite", RECIPE.replace("export: {tflite: off, executorch: off}",
+                                                                   "export: {tflite: on, executorch: off, tflite_buckets: [32, 64]}"),
                     st_teacher, text_data)
     p = next(x for x in json.loads((out / "report.json").read_text())["bundle"]["platforms"] if x["platform"] == "android-litert")
     assert p["skipped"] is None and p["check"]["tool"].startswith("MediaPipe Tasks TextEmbedder") and p["check"]["passed"]

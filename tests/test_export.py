@@ -9,16 +9,6 @@ from compress.export.verify import compare
 from targets.runtime import OnnxModel, RuntimeLoadError
 
 
-@pytest.fixture(scope="module")
-def tiny_classifier():
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                     num_labels=3, max_position_embeddings=64)
-    return BertForSequenceClassification(cfg).eval()
-
-
 def test_onnx_matches_torch_at_other_shapes(tiny_classifier, tmp_path):
     path = export_onnx(tiny_classifier, ["input_ids", "attention_mask", "token_type_ids"], tmp_path / "m.onnx", 18)
     session = OnnxModel(path, threads=1)

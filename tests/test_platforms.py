@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.conftest import HAS_TFLITE, needs_tflite
+from tests.conftest import HAS_EXECUTORCH, HAS_TFLITE, needs_tflite
 
 TEXTS = ["a gripping, beautifully acted film", "dull, lifeless and far too long.", "It's OK!", "",
          "the plot... WAS 100% predictable :(", " ".join(["a remarkably tedious and overlong film"] * 40)]
@@ -36,7 +36,7 @@ def _hf_ids(out, texts, max_length, pad_to=None):
 
 def test_every_platform_has_a_folder_and_a_zip_of_exactly_its_files(bundled):
     platforms = {p["platform"]: p for p in _report(bundled)["bundle"]["platforms"]}
-    assert set(platforms) == {"pi", "android-litert", "ios-litert", "android-ort", "ios-ort", "web"}
+    assert set(platforms) == {"pi", "android-litert", "ios-litert", "android-ort", "ios-ort", "web", "android-executorch"}
     # the string-in ONNX in ONNX Runtime's format (export.ort_format, on by default)
     expected = {"android-ort": {"README.md", "labels.txt", "model.json", "model.ort"},
                 "web": {"README.md", "config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx",
@@ -44,6 +44,8 @@ def test_every_platform_has_a_folder_and_a_zip_of_exactly_its_files(bundled):
     if HAS_TFLITE:
         expected["android-litert"] = {"README.md", "model.tflite"}  # vocabulary and labels are inside the model
     expected["ios-ort"] = expected["android-ort"]
+    if HAS_EXECUTORCH:  # ids in: the app tokenizes with vocab.txt
+        expected["android-executorch"] = {"README.md", "labels.txt", "model.json", "model.pte", "tokenizer.json", "vocab.txt"}
     for name, files in expected.items():
         p = platforms[name]
         assert p["skipped"] is None, (name, p["skipped"])

@@ -28,7 +28,7 @@ teacher: {epochs: 1, lr: 1.0e-3, batch_size: 16}
 student: {num_layers: 1, hidden_size: 16, num_attention_heads: 2}
 distill: {epochs: 3, lr: 1.0e-3, batch_size: 2, losses: {distilbert_soft: {}, hard_ce: {}, tinybert_hidden: {}}}
 data: {max_length: 32}
-export: {tflite: off, ort_format: false}
+export: {tflite: off, executorch: off, ort_format: false}
 quantize: {candidates: [{backend: ort-dynamic}], min_label_agreement: 0.5, max_accuracy_drop: 100}
 bench: {seq_lens: [16], threads: [1], batches: [1], warmup: 1, runs: 3, min_seconds: 0, rounds: 1, gemm_peak: false, isolate: false}
 """

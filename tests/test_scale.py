@@ -31,7 +31,7 @@ teacher: {{checkpoint: '{teacher}', epochs: 3, lr: 2.0e-3, batch_size: 16}}
 data: {{path: '{data}', max_length: 32}}
 student: {{num_layers: 1, hidden_size: 16, num_attention_heads: 4}}
 distill: {{epochs: 3, lr: 2.0e-3, batch_size: 16, losses: {{distilbert_soft: {{}}, hard_ce: {{}}}}{extra}}}
-export: {{tflite: off}}
+export: {{tflite: off, executorch: off}}
 """
 DEV_ACCURACY_TOLERANCE = 0.02  # the issue's "within a stated tolerance"; measured: equal (0.9922 both, 128 dev rows)
 

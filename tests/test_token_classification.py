@@ -230,7 +230,7 @@ distill:
   batch_size: 8
   general: {data: UNTAGGED, epochs: 1, losses: {distilbert_soft: {weight: 1.0}}}
 data: {max_length: 32}
-export: {tflite: off}
+export: {tflite: off, executorch: off}
 quantize:
   max_accuracy_drop: 100
   min_label_agreement: 0.01

@@ -195,11 +195,53 @@ def prepare_wheels(cache: Path, py: str) -> Path:
     return site
 
 
-class Guest:
-    """The bundle's runner under qemu-aarch64 for one CPU model."""
+CROSS_CXX = "aarch64-linux-gnu-g++"
 
-    def __init__(self, root: Path, site: Path, runner_dir: Path, cpu: str):
+
+def prepare_executorch(cache: Path, py: str) -> tuple[Path, Path]:
+    """The aarch64 executorch wheel (only its C++ libraries are used: no torch, which PyPI has for aarch64 only as a
+    CUDA build) and the torch-free ExecuTorch library (targets/pte_native.cc) cross-compiled against it. Returns
+    (the folder to put on the guest's path, the library for $BERT_COMPRESS_PTE_NATIVE)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from targets.executorch_native import NativeUnavailable, build
+
+    site = cache / f"site-executorch-{py}"
+    lib = site / "libbcx_pte.so"
+    if (site / ".ready").is_file():
+        return site, lib
+    if not shutil.which(CROSS_CXX):
+        raise UserError(f"{CROSS_CXX} is not installed: `apt-get install g++-aarch64-linux-gnu` (it builds the "
+                        "torch-free ExecuTorch library for the guest), then re-run")
+    try:
+        spec = f"executorch=={version('executorch').split('+')[0]}"
+    except PackageNotFoundError:
+        spec = "executorch"
+    tag = py.replace(".", "")
+    info(f"arm64: aarch64 wheel {spec} for Python {py} (its C++ libraries) and the torch-free library for it")
+    with _building(site) as tmp:
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                               "--target", str(tmp), "--only-binary=:all:", "--python-version", py, "--implementation",
+                               "cp", "--abi", f"cp{tag}", "--platform", "manylinux_2_28_aarch64", spec],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise UserError(f"pip found no aarch64 wheel of {spec} for Python {py}: "
+                            f"{(proc.stderr.strip().splitlines() or ['?'])[-1][:200]}")
+        try:
+            build(tmp / "executorch", tmp / lib.name, cxx=CROSS_CXX, libs_at=site / "executorch" / "lib")
+        except NativeUnavailable as exc:
+            raise UserError(str(exc)) from None
+        (tmp / ".ready").write_text("ok\n")
+    return site, lib
+
+
+class Guest:
+    """The bundle's runner under qemu-aarch64 for one CPU model. `executorch`: prepare_executorch's (folder,
+    library), for .pte files."""
+
+    def __init__(self, root: Path, site: Path, runner_dir: Path, cpu: str, executorch: tuple[Path, Path] | None = None):
         self.root, self.site, self.runner_dir, self.cpu = root, site, runner_dir, cpu
+        self.executorch = executorch
         self.qemu = qemu_binary()
         self.python = guest_python(root)
         (root / "proc" / "cpuinfo").write_text(cpuinfo_text(cpu, os.cpu_count() or 1))
@@ -213,7 +255,12 @@ class Guest:
         (self.root / "proc" / "cpuinfo").write_text(cpuinfo_text(self.cpu, os.cpu_count() or 1))
         env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
                "PYTHONPATH": f"{self.runner_dir}:{self.site}", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        cmd = [self.qemu, "-cpu", self.cpu, "-L", str(self.root), str(self.python), "-m", "targets", *args]
+        if self.executorch:
+            env["PYTHONPATH"] += f":{self.executorch[0]}"
+            env["BERT_COMPRESS_PTE_NATIVE"] = str(self.executorch[1])
+        module = args[0] if args and args[0].startswith("targets.") else "targets"  # e.g. targets.bench's worker
+        args = args[1:] if module != "targets" else args
+        cmd = [self.qemu, "-cpu", self.cpu, "-L", str(self.root), str(self.python), "-m", module, *args]
         proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, cwd=self.runner_dir)
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}, no output"])[-1]
@@ -295,7 +342,7 @@ def _checked(cpus: list[str], out: Path, force: bool, load):
 
 
 def run_arm64(bundle: Path, out: Path, cpus: list[str], cache: Path, texts: list[str], bench_args: list[str],
-              force: bool) -> dict:
+              force: bool, command: str | None = None) -> dict:
     from targets.bundle import Bundle, BundleError
 
     bundle, out = bundle.resolve(), out.resolve()  # the guest runs in another working directory
@@ -305,24 +352,26 @@ def run_arm64(bundle: Path, out: Path, cpus: list[str], cache: Path, texts: list
         raise UserError(str(exc)) from None
     runner_dir = fresh_runner(cache)
     try:
-        return _check_and_time(b, bundle, out, cpus, cache, texts, bench_args, runner_dir)
+        return _check_and_time(b, bundle, out, cpus, cache, texts, bench_args, runner_dir, command)
     finally:
         shutil.rmtree(runner_dir, ignore_errors=True)
 
 
 def _check_and_time(b, bundle: Path, out: Path, cpus: list[str], cache: Path, texts: list[str], bench_args: list[str],
-                    runner_dir: Path) -> dict:
+                    runner_dir: Path, command: str | None = None) -> dict:
     root = prepare_sysroot(cache)
     py = guest_python(root).name.removeprefix("python")
     site = prepare_wheels(cache, py)
     models = [m["file"] for m in b.metadata["models"]]
+    executorch = prepare_executorch(cache, py) if any(m.endswith(".pte") for m in models) else None
     compute = {m["file"]: m.get("compute") or ("int8" if m.get("quantization") else "fp32") for m in b.metadata["models"]}
     int8_error = {m["file"]: (m.get("verification") or {}).get("max_abs_diff") for m in b.metadata["models"]}
     reference = {m: host_logits(runner_dir, b.root, m, texts) for m in models}
-    record = {"bundle": str(bundle), "texts": len(texts), "atol": CHECK_ATOL, "cpus": {}, "passed": True}
+    record = {"bundle": str(bundle), "texts": len(texts), "atol": CHECK_ATOL, "cpus": {}, "passed": True,
+              "command": command or f"bert-compress arm64 {bundle} --out {out} --cpus {','.join(cpus)}"}
     with atomic_dir(out) as tmp:
         for cpu in cpus:
-            guest = Guest(root, site, runner_dir, cpu)
+            guest = Guest(root, site, runner_dir, cpu, executorch)
             checks = {}
             for m in models:
                 info(f"arm64 {cpu}: {m} on {len(texts)} texts through the bundle's runner")

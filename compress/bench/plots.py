@@ -35,7 +35,7 @@ def one_per_device(docs: list[dict], emulated: bool = True) -> list[dict]:
 def plot_pareto(docs: list[dict], path: Path) -> Path | None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    drawn, ylabel = False, "test accuracy (%)"
+    drawn, ylabel, labels = False, "test accuracy (%)", []
     for i, doc in enumerate(one_per_device(docs, emulated=False)):  # emulated latencies are not latencies
         seq, threads = reference_cell(doc)
         points = [(m["name"], cell(m, seq, threads, 1)["p50_ms"], 100 * quality(doc, m))
@@ -51,10 +51,7 @@ def plot_pareto(docs: list[dict], path: Path) -> Path | None:
         ax.plot([p[0] for p in front], [p[1] for p in front], "-", lw=1.5)
         ax.scatter([p[0] for p in front], [p[1] for p in front], marker=MARKERS[i % len(MARKERS)], s=90,
                    facecolors="none", edgecolors="black", linewidths=1.2)
-        # every point named; neighbours in latency get labels on four levels so near-equal points stay readable
-        for j, (name, ms, acc) in enumerate(sorted(points, key=lambda p: p[1])):
-            ax.annotate(name.replace("student-", ""), (ms, acc), fontsize=6, xytext=(6, (-14, -5, 4, 13)[j % 4]),
-                        textcoords="offset points", arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5})
+        labels += [(name.replace("student-", ""), ms, acc) for name, ms, acc in points]
     if not drawn:
         plt.close(fig)
         return None
@@ -72,40 +69,105 @@ def plot_pareto(docs: list[dict], path: Path) -> Path | None:
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    place_labels(fig, ax, labels, fontsize=6)  # every point named, no label over another or over a point
     return _save(fig, plt, path)
 
 
+def place_labels(fig, ax, items: list[tuple[str, float, float]], fontsize: float = 6) -> None:
+    """Annotate each (text, x, y) at the first nearby spot (tried outwards, right then left, above then below) where
+    its box covers no label placed before it and no other point; a line joins label and point."""
+    fig.canvas.draw()  # the final transforms: positions are decided in pixels
+    scale = fig.dpi / 72
+    pts = [ax.transData.transform((x, y)) for _, x, y in items]
+    radius = 5 * scale
+    taken: list[tuple[float, float, float, float]] = []
+
+    def free(box) -> bool:
+        x0, y0, x1, y1 = box
+        if any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in taken):
+            return False
+        return not any(x0 - radius < px < x1 + radius and y0 - radius < py < y1 + radius for px, py in pts)
+
+    offsets = [(dx, dy) for step in range(8) for dy in (4 + 11 * step, -12 - 11 * step) for dx in (7, -7)]
+    for (text, x, y), (px, py) in sorted(zip(items, pts), key=lambda t: t[1][0]):
+        w, h = len(text) * fontsize * 0.55 * scale, fontsize * 1.25 * scale
+        for dx, dy in offsets:
+            left = px + dx * scale if dx > 0 else px + dx * scale - w
+            box = (left, py + dy * scale - h / 2, left + w, py + dy * scale + h / 2)
+            if free(box):
+                break
+        taken.append(box)
+        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, va="center",
+                    ha="left" if dx > 0 else "right", arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5})
+
+
+def _spread(values: list[float], gap: float) -> list[float]:
+    """Label positions (log10 units) near `values`, in the same order, at least `gap` apart: labels at a line's end
+    must not cover each other when lines end close together."""
+    import math
+
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    pos = [math.log10(values[i]) for i in order]
+    for _ in range(50):  # push neighbours apart symmetrically until no pair is closer than the gap
+        moved = False
+        for k in range(1, len(pos)):
+            if pos[k] - pos[k - 1] < gap:
+                shift = (gap - (pos[k] - pos[k - 1])) / 2
+                pos[k - 1] -= shift
+                pos[k] += shift
+                moved = True
+        if not moved:
+            break
+    out = [0.0] * len(values)
+    for k, i in enumerate(order):
+        out[i] = 10 ** pos[k]
+    return out
+
+
 def plot_latency_vs_seq(docs: list[dict], path: Path) -> Path | None:
+    import math
+
+    from matplotlib.ticker import FuncFormatter
+
     plt = _pyplot()
     docs = one_per_device(docs)
     cols = min(2, len(docs))
     rows = -(-len(docs) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 4.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(8 * cols, 6.2 * rows), squeeze=False)
     for ax in axes.flat[len(docs):]:
         ax.set_visible(False)
+    colors = list(plt.cm.tab10.colors) + list(plt.cm.Dark2.colors)  # 18 lines before a colour repeats
     for ax, doc in zip(axes.flat, docs):
+        ax.set_prop_cycle(color=colors)
         threads = min(doc["grid"]["threads"])
+        ends = []
         for m in doc["models"]:
             pts = sorted((c["seq_len"], c["p50_ms"]) for c in m["latency"] if c["threads"] == threads and c["batch"] == 1)
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, lw=1.2,
-                        label=f"{m['name']} ({m['runtime']})")
-                ax.annotate(m["name"].replace("student-", ""), pts[-1], fontsize=5, xytext=(3, 0),
-                            textcoords="offset points", va="center")  # each line named at its end, not only in the legend
+                line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, lw=1.2,
+                                label=f"{m['name']} ({m['runtime']})")
+                ends.append((pts[-1], m["name"].replace("student-", ""), line.get_color()))
+        if ends:  # each line named at its end (not only in the legend), labels spread so none covers another
+            lows = [y for (_, y), _, _ in ends]
+            span = math.log10(max(lows) / min(lows)) if len(lows) > 1 else 1.0
+            placed = _spread(lows, max(0.04, 0.03 * max(span, 1.0)))
+            for ((x, y), name, color), ly in zip(ends, placed):
+                ax.annotate(name, (x, y), xytext=(x * 1.18, ly), textcoords="data", fontsize=6, va="center", color=color,
+                            arrowprops={"arrowstyle": "-", "color": color, "lw": 0.5, "alpha": 0.6})
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        from matplotlib.ticker import FuncFormatter
-
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}" if str(f"{y:g}")[0] in "25" else ""))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: f"{y:g}" if f"{y:.0e}"[0] in "25" else ""))
         seqs = sorted(doc["grid"]["seq_lens"])
         ax.set_xticks(seqs, [str(s) for s in seqs])
+        ax.set_xlim(seqs[0] / 1.15, seqs[-1] * 2.6)  # room on the right for the end labels
         ax.set_xlabel("sequence length (tokens)")
         ax.set_ylabel("p50 latency, batch 1 (ms)")
         emulated = " — EMULATED, relative only" if doc["device"].get("emulated") else ""
         ax.set_title(f"{device_label(doc)}, {threads} thread{emulated}", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)  # below: hides nothing
     return _save(fig, plt, path)
 
 

@@ -10,9 +10,9 @@ from compress.export.base import Exporter
 
 
 def _registry() -> list[Exporter]:
-    from compress.export import onnx, ort_optimize, tflite
+    from compress.export import executorch, onnx, ort_optimize, tflite
 
-    return [onnx.EXPORTER, ort_optimize.EXPORTER, tflite.EXPORTER]
+    return [onnx.EXPORTER, ort_optimize.EXPORTER, tflite.EXPORTER, executorch.EXPORTER]
 
 
 def exporters() -> list[Exporter]:

@@ -20,11 +20,13 @@ class ExportConfig(_Strict):
     tflite_buckets: list[int] | None = None
     """Sequence lengths the .tflite is converted for (one signature each); default 32, 64, 128 below
     data.max_length. data.max_length itself is always one. A device pads each text to the smallest bucket that holds it."""
+    executorch: Literal["auto", "on", "off"] = "auto"
+    """ExecuTorch .pte with the XNNPACK delegate (the `executorch` extra): auto exports when executorch is installed."""
     ort_format: bool = True
     """The android-ort / ios-ort bundles ship their string-in model in ONNX Runtime's .ort format (which its mobile
     and minimal builds load too) instead of .onnx, when it converts and gives the same outputs on dev."""
 
-    @field_validator("tflite", mode="before")
+    @field_validator("tflite", "executorch", mode="before")
     @classmethod
     def _yaml_booleans(cls, value):
         """YAML reads a bare on / off as a boolean."""

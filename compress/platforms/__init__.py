@@ -10,10 +10,10 @@ from compress.platforms.base import Platform
 
 
 def _registry() -> list[Platform]:
-    from compress.platforms import android_litert, android_ort, ios_litert, ios_ort, pi, web
+    from compress.platforms import android_executorch, android_litert, android_ort, ios_litert, ios_ort, pi, web
 
     return [pi.PLATFORM, android_litert.PLATFORM, ios_litert.PLATFORM, android_ort.PLATFORM, ios_ort.PLATFORM,
-            web.PLATFORM]
+            web.PLATFORM, android_executorch.PLATFORM]
 
 
 def platforms() -> list[Platform]:

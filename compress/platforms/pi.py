@@ -28,6 +28,8 @@ from targets.bundle import RUNNER_FILES
 from targets.runtime import SESSION_CONFIG
 
 
+BUNDLED_RUNTIMES = RUNNER_RUNTIMES = ("onnxruntime", "litert", "executorch")
+"""What the pi bundle's runner runs without torch (a .pte through ExecuTorch's C++ libraries: targets.executorch_native)."""
 SAME_SPEED = 1.1  # a p50 within 10% of the fastest counts as as fast: bench cells move by a few % between runs
 
 
@@ -37,11 +39,11 @@ def choose_models(results: dict, wanted: list[str] | None) -> dict[str, list[dic
     artifact, fastest first, except that files within SAME_SPEED of the fastest go first smallest first (an int8
     file dequantized at load runs at fp32 speed: it is as fast and a fraction of the size). The first of a list
     that passes a platform's check is bundled; the others are its fallbacks."""
-    artifacts = {a["name"]: a for a in results["artifacts"] if a["runtime"] in ("onnxruntime", "litert")}
+    artifacts = {a["name"]: a for a in results["artifacts"] if a["runtime"] in BUNDLED_RUNTIMES}
     if wanted:
         unknown = [n for n in wanted if n not in artifacts]
         if unknown:
-            raise UserError(f"bundle.artifacts names {', '.join(unknown)}, not a shipped ONNX / TFLite artifact; "
+            raise UserError(f"bundle.artifacts names {', '.join(unknown)}, not a shipped ONNX / TFLite / .pte artifact; "
                             f"shipped: {', '.join(artifacts) or 'none'}")
         chosen: dict[str, list[dict]] = {}
         for n in wanted:
@@ -49,7 +51,7 @@ def choose_models(results: dict, wanted: list[str] | None) -> dict[str, list[dic
         return chosen
     seq, threads = reference_cell(results["bench"])
     chosen = {}
-    for runtime in ("onnxruntime", "litert"):
+    for runtime in BUNDLED_RUNTIMES:
         options = [a for a in artifacts.values() if a["runtime"] == runtime]
         if options:
             p50 = {a["name"]: p50_at(a["latency"], seq, threads) or float("inf") for a in options}
@@ -57,7 +59,7 @@ def choose_models(results: dict, wanted: list[str] | None) -> dict[str, list[dic
             chosen[runtime] = sorted(options, key=lambda a: (0, a["size_bytes"]) if p50[a["name"]] <= fastest * SAME_SPEED
                                      else (1, p50[a["name"]]))
     if not chosen:
-        raise UserError("no verified ONNX or TFLite artifact to bundle: re-run export (and quantize)")
+        raise UserError("no verified ONNX, TFLite or .pte artifact to bundle: re-run export (and quantize)")
     return chosen
 
 
@@ -66,6 +68,9 @@ def _io(artifact: Artifact, task, input_names: list[str], num_labels: int) -> tu
     if artifact.runtime == "litert":  # batch-1 signatures; litert-torch names the outputs output_0, output_1, ...
         ins = [{"name": n, "dtype": "int32", "shape": [1, "bucket"]} for n in sorted(input_names)]
         outs = [{"name": f"output_{i}", "dtype": "float32", "shape": [1, *shape[1:]]} for i in range(len(artifact.outputs))]
+    elif artifact.runtime == "executorch":  # batch 1, positional inputs; a dynamic sequence axis or bucket methods
+        ins = [{"name": n, "dtype": "int64", "shape": [1, "bucket" if artifact.buckets else "sequence"]} for n in input_names]
+        outs = [{"name": n, "dtype": "float32", "shape": [1, *shape[1:]]} for n in artifact.outputs]
     else:
         ins = [{"name": n, "dtype": "int64", "shape": ["batch", "sequence"]} for n in input_names]
         outs = [{"name": n, "dtype": "float32", "shape": shape} for n in artifact.outputs]
@@ -169,6 +174,8 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
         return True
 
     for runtime, options in inp.candidates.items():
+        if runtime not in RUNNER_RUNTIMES:
+            continue
         for i, art in enumerate(options):
             if i:
                 info(f"[yellow]bundle[/] pi: trying the next-fastest {runtime} artifact, {art['name']}")
@@ -215,6 +222,8 @@ def _model_meta(file_name: str, art: Artifact, measured: dict, task, input_names
         "file": file_name, "runtime": RUNTIME_OF_SUFFIX[path.suffix], "format": path.suffix.lstrip("."), "artifact": art.name,
         "precision": art.precision, "inputs": ins, "outputs": outs,
         **({"buckets": art.buckets, "signatures": [f"seq_{b}" for b in art.buckets]} if art.buckets else {}),
+        **({"methods": [f"seq_{b}" for b in art.buckets] if art.buckets else ["forward"],
+            "portable_ops": art.portable_ops or {}} if art.runtime == "executorch" else {}),
         "size_bytes": path.stat().st_size, "sha256": file_digest(path, None),
         "test_accuracy": measured["accuracy"], "verification": {"max_abs_diff": v.max_abs_diff, "label_agreement": v.label_agreement,
                                                                 "on": f"dev ({v.rows} rows)"},

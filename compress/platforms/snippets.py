@@ -131,3 +131,32 @@ def ort_snippet(platform: str, embedding: bool, model_file: str, text_input: str
             f"    return data.withUnsafeBytes {{ Array($0.bindMemory(to: Float.self)) }}  // {what}",
             "}",
             "```", "", NOT_RUN.format(os="iOS", other="Python")]
+
+
+def executorch_snippet(model_file: str, methods: list[str], inputs: list[str], embedding: bool, tokens: bool) -> list[str]:
+    """Kotlin for ExecuTorch's Android library: ids in (the app's WordPiece), the task output out."""
+    dynamic = methods == ["forward"]
+    call = ("module.forward(*feeds)" if dynamic else
+            "module.execute(\"seq_$bucket\", *feeds)  // bucket: the smallest of " + ", ".join(m.split("_", 1)[1] for m in methods)
+            + " that holds ids.size")
+    length = "ids.size" if dynamic else "bucket"
+    use = ("val vector = out  // the sentence vector" if embedding else
+           "val tags = out.toList().chunked(out.size / " + length + ")  // one row of tag logits per token" if tokens else
+           "val label = labels[out.indices.maxBy { out[it] }]")
+    feeds = {"input_ids": "ids", "attention_mask": "LongArray(ids.size) { 1L }", "token_type_ids": "LongArray(ids.size)"}
+    body = [
+        "import org.pytorch.executorch.EValue",
+        "import org.pytorch.executorch.Module",
+        "import org.pytorch.executorch.Tensor",
+        "",
+        f"val module = Module.load(File(context.filesDir, \"{model_file}\").absolutePath)  // copied out of assets/ first",
+        "val ids: LongArray = wordPiece(\"a gripping, beautifully acted film\")  // [CLS] ... [SEP], vocab.txt",
+        *([] if dynamic else ["// pad ids (0) and the mask (0) to the bucket's length"]),
+        "val feeds = arrayOf(" + ", ".join(f"EValue.from(Tensor.fromBlob({feeds[n]}, longArrayOf(1, {length}.toLong())))"
+                                           for n in inputs) + ")",
+        f"val out = {call}[0].toTensor().dataAsFloatArray",
+        use,
+    ]
+    return ["## Kotlin (Android)", "", "```kotlin",
+            "// build.gradle: implementation(\"org.pytorch:executorch-android:<the release that wrote the .pte>\")",
+            *body, "```", "", NOT_RUN.format(os="Android", other="Python")]

@@ -14,10 +14,10 @@ from compress.quantize.base import ARTIFACT_SUFFIX, Backend, Context, Settings, 
 
 
 def _registry() -> dict[str, Backend]:
-    from compress.quantize import litert, nncf_ptq, ort_dynamic, ort_static, torchao_ptq
+    from compress.quantize import executorch_xnnpack, litert, nncf_ptq, ort_dynamic, ort_static, torchao_ptq
 
     return {b.name: b for b in (ort_dynamic.BACKEND, ort_static.BACKEND, nncf_ptq.BACKEND, torchao_ptq.BACKEND,
-                                litert.DYNAMIC_BACKEND, litert.STATIC_BACKEND)}
+                                litert.DYNAMIC_BACKEND, litert.STATIC_BACKEND, executorch_xnnpack.BACKEND)}
 
 
 def backend(name: str) -> Backend:

@@ -49,19 +49,25 @@ class Context:
     """What a backend reports beyond the artifact (e.g. the QAD training history); the guard records it."""
     tflite: Path | None = None
     """The verified fp32 .tflite (bucket signatures), when the export wrote one."""
+    pte: Path | None = None
+    """The verified fp32 ExecuTorch .pte, when the export wrote one."""
+    max_length: int = 128
+    """data.max_length: the longest sequence a lowered .pte takes."""
+    buckets: list[int] = field(default_factory=lambda: [32, 64, 128])
+    """The sequence buckets a .pte falls back to when its sequence axis cannot stay dynamic."""
 
 
 @dataclass(frozen=True)
 class Backend:
     name: str
-    runtime: str  # "onnxruntime" | "litert" | "pytorch": how the artifact is loaded and timed
+    runtime: str  # "onnxruntime" | "litert" | "executorch" | "pytorch": how the artifact is loaded and timed
     settings: type[Settings]
     quantize: Callable[[Settings, Context, Path], Path]
     fallbacks: Callable[[Settings], list[Settings]]
     description: str
 
 
-ARTIFACT_SUFFIX = {"onnxruntime": ".onnx", "litert": ".tflite", "pytorch": ".pt"}
+ARTIFACT_SUFFIX = {"onnxruntime": ".onnx", "litert": ".tflite", "executorch": ".pte", "pytorch": ".pt"}
 
 
 def require_module(module: str) -> Any:

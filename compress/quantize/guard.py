@@ -7,6 +7,7 @@ the report says what was shipped and why the others were not.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,12 +54,18 @@ def run_guard(
 ) -> list[Attempt]:
     attempts: list[Attempt] = []
     taken: set[str] = set()
+    made: dict[tuple[str, str], str] = {}  # (backend, settings) -> the attempt that made that file already
     for raw in candidates:
         backend, settings = parse_candidate(raw)
         name = candidate_name(raw, taken)
         taken.add(name)
         chain = [settings] + (backend.fallbacks(settings) if use_fallbacks else [])
         for i, s in enumerate(chain):
+            key = (backend.name, json.dumps(s.model_dump(), sort_keys=True, default=str))
+            if key in made:  # e.g. an int4 candidate's int8 fallback when int8 is a candidate of its own
+                info(f"quantize {name}: {s.describe()} is {made[key]}'s setting; not made twice")
+                break
+            made[key] = f"{name}{'' if i == 0 else f'-fallback{i}'}"
             suffix = "" if i == 0 else f"-fallback{i}"
             dst = out_dir / f"{name}{suffix}{ARTIFACT_SUFFIX[backend.runtime]}"
             t0 = time.perf_counter()

@@ -84,6 +84,11 @@ def prepare(recipe: Recipe, out: Path, *, force: bool, whole_run: bool, resume: 
     from compress import distributed
 
     distributed.check_batch_sizes(recipe, command, distributed.world().size)
+    if whole_run or command == "export":  # a format asked for (`on`) whose package is missing: one line now, not after training
+        from compress.export import exporters
+
+        for exporter in exporters():
+            exporter.wanted(recipe)
     run = load_run(recipe, out, resume, command)
     for note in run.data.notes:
         info(f"[yellow]note[/]: {note}")

@@ -87,6 +87,7 @@ def run(run, force: bool = False) -> dict:
     from compress.export.verify import device_logits
     from compress.quantize import Context, backend as find_backend
     from compress.quantize.guard import Measured, run_guard
+    from compress.recipe import tflite_buckets
     from compress.tokens.metrics import max_abs_diff
     from targets.runtime import load_model
 
@@ -112,15 +113,23 @@ def run(run, force: bool = False) -> dict:
     fused = paths.get("student-onnx-fp32-ort-opt")
     tflite = paths.get("student-tflite-fp32")
     tflite = tflite if tflite is not None and tflite.is_file() else None
+    pte = paths.get("student-pte-fp32")
+    pte = pte if pte is not None and pte.is_file() else None
+    # LiteRT quantizers start from the fp32 .tflite, ExecuTorch ones lower like the fp32 .pte: without that file
+    # (the format is off or its package missing) they have nothing to do
+    missing = {"litert": (tflite, "fp32 .tflite", "tflite"), "executorch": (pte, "fp32 .pte", "executorch")}
     candidates, skipped = cfg.candidates, []
-    if tflite is None:  # LiteRT quantizers start from the fp32 .tflite: without one they have nothing to do
-        skipped = [c for c in candidates if find_backend(c["backend"]).runtime == "litert"]
-        candidates = [c for c in candidates if c not in skipped]
-        if skipped:
-            info(f"[yellow]note[/]: skipping {', '.join(c['backend'] for c in skipped)}: there is no fp32 .tflite export")
-        if not candidates:
-            raise UserError("quantize: every candidate is a LiteRT quantizer and there is no .tflite export: "
-                            "install the tflite extra (pip install 'bert-compress[tflite]') and re-run export")
+    for runtime, (made, what, extra) in missing.items():
+        if made is not None:
+            continue
+        gone = [c for c in candidates if find_backend(c["backend"]).runtime == runtime]
+        if gone:
+            info(f"[yellow]note[/]: skipping {', '.join(c['backend'] for c in gone)}: there is no {what} export")
+            skipped += [c | {"_reason": f"no {what} export"} for c in gone]
+            candidates = [c for c in candidates if c not in gone]
+            if not candidates:
+                raise UserError(f"quantize: every candidate needs the {what} export, which is missing: install the "
+                                f"{extra} extra (pip install 'bert-compress[{extra}]') and re-run export")
 
     def evaluate(backend, settings, path: Path) -> Measured:
         if backend.runtime == "pytorch":
@@ -137,7 +146,8 @@ def run(run, force: bool = False) -> dict:
          f"{len(calibration_rows)} calibration rows")
     with atomic_dir(run.layout.quantized) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as work:
         ctx = Context(plain, fused if fused is not None and fused.is_file() else None, calibration_rows, run.layout.student,
-                      Path(work), qad_trainer(run, tokenizer), tflite=tflite)
+                      Path(work), qad_trainer(run, tokenizer), tflite=tflite, pte=pte, max_length=recipe.data.max_length,
+                      buckets=tflite_buckets(recipe.export, recipe.data.max_length))
         attempts = run_guard(candidates, ctx, tmp, evaluate, fp32_accuracy, cfg.max_accuracy_drop,
                              cfg.min_label_agreement, cfg.fallbacks, run.task.metric_name, run.task.agreement_name)
         if not any(a.measured for a in attempts):  # every backend failed to run: nothing was quantized at all
@@ -166,10 +176,11 @@ def run(run, force: bool = False) -> dict:
             verification=Verification(m.max_abs_diff, m.label_agreement, len(dev), True, None, cfg.min_label_agreement,
                                       run.task.agreement_name),
             description=f"{a.backend}: " + ", ".join(f"{k}={v}" for k, v in a.settings.items()),
-            quantization=q, buckets=buckets if runtime == "litert" else None, outputs=run.task.output_names))
+            quantization=q, buckets=buckets if runtime == "litert" else a.extra.get("pte_buckets"),
+            portable_ops=a.extra.get("portable_ops") if runtime == "executorch" else None, outputs=run.task.output_names))
     if not artifacts:
         info(f"[yellow]quantize[/]: no candidate kept the dev {run.task.metric_name} within the tolerance; only fp32 "
              "artifacts ship")
     return {"artifacts": [a.to_dict() for a in artifacts], "rejected": rejected, "fp32_dev_accuracy": fp32_accuracy,
             "metric": run.task.metric_name, "tolerance_points": cfg.max_accuracy_drop, "measured_on": measured_on,
-            "skipped": [{"backend": c["backend"], "reason": "no fp32 .tflite export"} for c in skipped]}
+            "skipped": [{"backend": c["backend"], "reason": c["_reason"]} for c in skipped]}
