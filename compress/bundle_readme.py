@@ -73,7 +73,8 @@ def render(meta: dict) -> str:
         *([f"- `{pte['file']}`: ExecuTorch (XNNPACK delegate; operators XNNPACK does not take run on ExecuTorch's "
             "portable kernels, listed in `metadata.json`). Method "
             + ", ".join(f"`{m}`" for m in pte.get("methods", ["forward"]))
-            + ": batch 1, int64 inputs `input_ids`, `attention_mask`, `token_type_ids` of the text's own length; output "
+            + ": batch 1, int64 inputs " + ", ".join(f"`{i['name']}`" for i in pte["inputs"])
+            + " of the text's own length; output "
             "float32 [1, labels]. The runner calls ExecuTorch's C++ libraries from the `executorch` wheel through a small "
             "library it compiles once with g++ (`runner/targets/pte_native.cc`): no PyTorch."] if pte else []),
         (f"- `vocab.txt` (one word piece per line, line number = id; {tok['vocab_size']:,} pieces) and "

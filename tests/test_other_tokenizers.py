@@ -19,7 +19,7 @@ teacher: {{epochs: 1, lr: 1.0e-3, batch_size: 16}}
 student: {{num_layers: 1}}
 distill: {{epochs: 1, lr: 1.0e-3, batch_size: 16}}
 data: {{max_length: 64}}
-export: {{tflite: {tflite}, tflite_buckets: [32, 64]}}
+export: {{tflite: {tflite}, executorch: off, tflite_buckets: [32, 64]}}
 quantize:
   max_accuracy_drop: 100
   min_label_agreement: 0.01

@@ -38,19 +38,20 @@ def check_report(report: dict, seq_lens, threads):
     assert report["summary"]["onnx_teacher_p50_ms"] > 0
     fp32 = [a for a in report["artifacts"] if not a.get("quantization")]
     names = [a["name"] for a in fp32]
-    assert names in (["student-onnx-fp32", "student-onnx-fp32-ort-opt"],
-                     ["student-onnx-fp32", "student-onnx-fp32-ort-opt", "student-tflite-fp32"]), report.get("rejected_artifacts")
+    # the portable ONNX and its fused variant always; TFLite and ExecuTorch when the recipe and the extras allow them
+    assert names[:2] == ["student-onnx-fp32", "student-onnx-fp32-ort-opt"], report.get("rejected_artifacts")
+    assert names[2:] in ([], ["student-tflite-fp32"], ["student-pte-fp32"], ["student-tflite-fp32", "student-pte-fp32"])
 
     for art in report["artifacts"]:
         if art.get("quantization"):  # shipped only within the guard's tolerance
             q = art["quantization"]
             assert q["drop_points"] <= 1.0 and art["label_agreement"] >= 0.99
-            assert q["backend"] in ("ort-dynamic", "ort-static", "litert-dynamic")
+            assert q["backend"] in ("ort-dynamic", "ort-static", "litert-dynamic", "executorch-xnnpack")
             check_timed(art, seq_lens, threads)
     for art in fp32:
         for field in ("name", "format", "path", "size_bytes", "accuracy", "max_abs_diff", "label_agreement", "latency"):
             assert field in art
-        assert art["format"] in ("onnx", "tflite") and art["max_abs_diff"] < 1e-3 and art["label_agreement"] >= 0.999
+        assert art["format"] in ("onnx", "tflite", "pte") and art["max_abs_diff"] < 1e-3 and art["label_agreement"] >= 0.999
         check_timed(art, seq_lens, threads)
         # the exported model is the student: same test accuracy (one row may flip on a near-tie)
         assert art["accuracy"] == pytest.approx(report["student"]["accuracy"], abs=1 / 48 + 1e-9)
@@ -112,7 +113,7 @@ def test_stage_commands_and_teacher_reuse(tmp_path, tiny_teacher, tiny_data, tin
 
 def test_export_mismatch_stops_the_run(tmp_path, tiny_teacher, tiny_data, tiny_recipe, capsys):
     strict = tmp_path / "strict.yaml"
-    strict.write_text(tiny_recipe.read_text() + "export: {atol: 1.0e-12}\n")
+    strict.write_text(tiny_recipe.read_text() + "export: {atol: 1.0e-12, executorch: off}\n")
     out = tmp_path / "out"
     code = main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(strict), "--out", str(out)])
     assert code == 1
@@ -154,6 +155,7 @@ def test_tinybert_two_stage_run_with_general_distillation(tmp_path, tiny_teacher
 teacher: {{epochs: 1, lr: 1.0e-3, batch_size: 16}}
 student: {{num_layers: 1, hidden_size: 16, num_attention_heads: 2, intermediate_size: 24}}
 data: {{max_length: 64}}
+export: {{executorch: off}}
 distill:
   batch_size: 16
   general: {{data: {unlabeled}, epochs: 1}}
@@ -192,6 +194,7 @@ def test_albert_style_student_end_to_end(tmp_path, tiny_teacher, tiny_data, shar
 teacher: {{epochs: 1, lr: 1.0e-3, batch_size: 16}}
 student: {{num_layers: 2, embedding_size: 8, sharing: {sharing}}}
 data: {{max_length: 64}}
+export: {{executorch: off}}
 distill:
   batch_size: 16
   stages:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import needs_tflite, run_torch_free
+from tests.conftest import HAS_EXECUTORCH, needs_tflite, run_torch_free
 
 @pytest.mark.slow
 @needs_tflite
@@ -81,7 +81,8 @@ def test_bundle_holds_everything_an_app_needs(bundled):
     b = bundled / "bundle" / "pi"
     meta = json.loads((b / "metadata.json").read_text())
     files = {m["file"] for m in meta["models"]}
-    assert files == {"model.onnx", "model.tflite"}  # the .ort is the mobile bundles' (bundle/android-ort)
+    # the .ort is the mobile bundles' (bundle/android-ort); the .pte runs through ExecuTorch's C++ libraries
+    assert files == {"model.onnx", "model.tflite"} | ({"model.pte"} if HAS_EXECUTORCH else set())
     for name in ("vocab.txt", "tokenizer.json", "labels.txt", "README.md", "runner/targets/tokenizer.py", "runner/targets/pyproject.toml"):
         assert (b / name).is_file(), name
     assert (b / "labels.txt").read_text().split() == meta["labels"] == ["negative", "positive"]

@@ -113,6 +113,7 @@ def test_task_vocabulary_student_end_to_end(tmp_path, tiny_teacher, tiny_data):
 teacher: {epochs: 1, lr: 1.0e-3, batch_size: 16}
 student: {num_layers: 2, embedding_size: 8, sharing: all, vocabulary: task}
 data: {max_length: 64}
+export: {executorch: off}
 distill:
   batch_size: 16
   stages:
