@@ -49,8 +49,6 @@ PLACEHOLDERS = (
     (re.compile(r"/tmp/(?:full\d*|h192|h3)\b"), "OUT"),
     (re.compile(r"/tmp/(?:am_\w+|mx|tp\d+)\b"), "WORK"),
     (re.compile(r"/tmp/tiers\b"), "WORK"),
-    (re.compile(r"/work/etx/default\b"), "OUT"),
-    (re.compile(r"/work/etx/\w+\b"), "WORK"),
 )
 
 # /proc/cpuinfo flags -> instruction-set names, in the order they are printed

@@ -167,26 +167,14 @@ class LiteRTModel:
         raise ValueError(f"{length} tokens do not fit the largest bucket ({self.max_length})")
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        mask = np.asarray(feeds["attention_mask"])
-        rows = []
-        for r in range(mask.shape[0]):
-            used = int(mask[r].nonzero()[0].max()) + 1 if mask[r].any() else 1
-            bucket = self.bucket_for(used)
-            inputs = {}
-            for n in self.input_names:
-                row = np.zeros((1, bucket), dtype=self.input_dtypes[n])
-                row[0, :used] = np.asarray(feeds[n])[r, :used]
-                inputs[n] = row
-            out = next(iter(self._runners[f"seq_{bucket}"](**inputs).values()))[0]
-            if self._dequant[bucket]:
-                scale, zero = self._dequant[bucket]
-                out = (out.astype(np.float32) - zero) * scale
-            if out.ndim == 2:  # a tag per token: the fed positions, as an ONNX model gives them (not the bucket's)
-                full = np.zeros((mask.shape[1], out.shape[-1]), dtype=np.float32)
-                full[:used] = out[:used]
-                out = full
-            rows.append(out)
-        return np.stack(rows).astype(np.float32)
+        return one_row_per_call(feeds, self.input_names, self.input_dtypes, self.bucket_for, self._run_bucket)
+
+    def _run_bucket(self, bucket: int, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        out = next(iter(self._runners[f"seq_{bucket}"](**inputs).values()))[0]
+        if self._dequant[bucket]:
+            scale, zero = self._dequant[bucket]
+            out = (out.astype(np.float32) - zero) * scale
+        return out
 
 
 class ExecuTorchModel:
@@ -276,28 +264,41 @@ class ExecuTorchModel:
         return self._methods[method].execute([torch.from_numpy(a) for a in inputs])[0].numpy()
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        mask = np.asarray(feeds["attention_mask"])
-        rows = []
-        for r in range(mask.shape[0]):
-            used = int(mask[r].nonzero()[0].max()) + 1 if mask[r].any() else 1
-            width, method = used, "forward"
-            if not self.dynamic:
-                width = next((b for b in self.buckets if used <= b), None)
-                if width is None:
-                    raise ValueError(f"{used} tokens do not fit the largest bucket ({self.buckets[-1]})")
-                method = f"seq_{width}"
-            inputs = []
-            for n in self.input_names:
-                row = np.zeros((1, width), dtype=np.int64)
-                row[0, :used] = np.asarray(feeds[n])[r, :used]
-                inputs.append(row)
-            out = self._execute(method, inputs)[0]
-            if out.ndim == 2:  # a tag per token: the fed positions, as an ONNX model gives them
-                full = np.zeros((mask.shape[1], out.shape[-1]), dtype=np.float32)
-                full[:used] = out[:used]
-                out = full
-            rows.append(out)
-        return np.stack(rows).astype(np.float32)
+        return one_row_per_call(feeds, self.input_names, dict.fromkeys(self.input_names, np.int64), self._width,
+                                lambda width, inputs: self._execute("forward" if self.dynamic else f"seq_{width}",
+                                                                    [inputs[n] for n in self.input_names])[0])
+
+    def _width(self, used: int) -> int:
+        """The fed length: the text's own (a dynamic axis), else the smallest bucket method that holds it."""
+        if self.dynamic:
+            return used
+        width = next((b for b in self.buckets if used <= b), None)
+        if width is None:
+            raise ValueError(f"{used} tokens do not fit the largest bucket ({self.buckets[-1]})")
+        return width
+
+
+def one_row_per_call(feeds: dict[str, np.ndarray], names: list[str], dtypes: dict, width_for, run) -> np.ndarray:
+    """A batch-1 runtime over a batch: each row cut to its used length, zero-padded to `width_for(length)`, run as
+    `run(width, {name: [1, width] array})` -> that row's output. A tag per token comes back at the fed positions,
+    as an ONNX model gives them (not the bucket's)."""
+    mask = np.asarray(feeds["attention_mask"])
+    rows = []
+    for r in range(mask.shape[0]):
+        used = int(mask[r].nonzero()[0].max()) + 1 if mask[r].any() else 1
+        width = width_for(used)
+        inputs = {}
+        for n in names:
+            row = np.zeros((1, width), dtype=dtypes[n])
+            row[0, :used] = np.asarray(feeds[n])[r, :used]
+            inputs[n] = row
+        out = run(width, inputs)
+        if out.ndim == 2:
+            full = np.zeros((mask.shape[1], out.shape[-1]), dtype=np.float32)
+            full[:used] = out[:used]
+            out = full
+        rows.append(out)
+    return np.stack(rows).astype(np.float32)
 
 
 def _torch_missing() -> bool:
