@@ -157,7 +157,9 @@ def test_search_ranks_the_near_duplicate_first(built):
     hits = emb.search("the cat sat on a mat", docs, top_k=2)
     assert len(hits) == 2 and hits[0][0] == 1 and hits[0][1] > hits[1][1]
     vectors = emb.embed(docs)
-    assert emb.search("the cat sat on a mat", vectors, top_k=None) == pytest.approx(emb.search("the cat sat on a mat", docs, None))
+    by_vectors, by_texts = emb.search("the cat sat on a mat", vectors, top_k=None), emb.search("the cat sat on a mat", docs, None)
+    assert [i for i, _ in by_vectors] == [i for i, _ in by_texts]
+    assert [s for _, s in by_vectors] == pytest.approx([s for _, s in by_texts])
     scaled = emb.search("the cat sat on a mat", vectors * 3.0, top_k=1)  # cosine: the vectors' lengths do not count
     assert scaled[0][0] == 1 and scaled[0][1] == pytest.approx(hits[0][1], abs=1e-5)
     with pytest.raises(ValueError, match="shape"):

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -137,7 +138,10 @@ def test_teacher_with_a_matching_head_is_not_finetuned(tmp_path, tiny_data, tiny
 
 
 def test_console_script_and_module_entry_points(tmp_path):
-    for cmd in (["bert-compress", "recipes"], [sys.executable, "-m", "compress", "recipes"]):
+    # the console script sits beside the interpreter (a virtual environment need not be activated)
+    script = Path(sys.executable).with_name("bert-compress")
+    assert script.is_file(), f"no console script {script}: install the package with pip"
+    for cmd in ([str(script), "recipes"], [sys.executable, "-m", "compress", "recipes"]):
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0 and "default" in proc.stdout
 
