@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from compress.fsutil import write_json, write_text  # noqa: E402
 from compress.recipe import load_recipe_data, resolve_recipe  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from readme_tables import MATRIX_TARGETS, seed_spread  # noqa: E402
+from readme_tables import MATRIX_TARGETS, data_matrix_rows, seed_spread  # noqa: E402
 
 KD = {"distilbert_soft": {"weight": 5.0, "temperature": 2.0}, "hard_ce": {"weight": 2.0}}
 MINILM = {"minilm_relation": {"weight": 1.0, "relation_heads": 8}}
@@ -68,6 +69,25 @@ POINTS: dict[str, tuple[dict, dict, str]] = {
 }
 EPOCHS_OF = {"l3-h128-a4-pruned-kd-minilm-e10": 10, "l3-h192-a6-pruned-kd-minilm-e10": 10}  # the rest: EPOCHS
 
+# What the student is distilled on (issue 34): a point named "<point>+<data>" is <point> distilled on this data with
+# DATA_SCHEDULE instead of EPOCHS: the same number of steps for every data method (a fixed budget, as the default's
+# time limit is), so a method wins by what its rows teach, not by more training. These points stop after distillation
+# and measure the student itself (PyTorch fp32) on test beside the teacher: the question is what the data teaches;
+# what int8 costs on top is measured by the default runs. The transfer rows depend on the seed (augmentation draws),
+# so the teacher's outputs are cached per (data, seed) and shared by the shapes, then deleted.
+DATA: dict[str, tuple[dict, str]] = {
+    "none": ({}, "the labelled rows only"),
+    "aug": ({"augment": {"copies": 4}}, "TinyBERT-style augmentation: 4 variants per labelled row (p 0.4, GloVe / teacher "
+                                         "embedding neighbours)"),
+    "unlabeled": ({"unlabeled": ["auto"], "max_unlabeled": 20000},
+                  "unlabeled text: the data's own unlabeled file (plot summaries) and Wikipedia lead extracts, 20,000 "
+                  "segments"),
+    "both": ({"augment": {"copies": 4}, "unlabeled": ["auto"], "max_unlabeled": 20000}, "augmentation and unlabeled text"),
+}
+DATA_STEPS = 2000
+DATA_SCHEDULE = {"epochs": 100, "min_steps": DATA_STEPS, "max_steps": DATA_STEPS, "eval_every": 500, "patience": None,
+                 "max_minutes": None}
+
 CANDIDATES = [{"backend": "ort-dynamic"}, {"backend": "ort-dynamic", "name": "int8-ort-dynamic-emb4", "embedding_bits": 4},
               {"backend": "litert-dynamic"}]
 # the factorized points also try 4-bit LiteRT weights (table bits: the last lever on the LiteRT file's size)
@@ -75,17 +95,31 @@ INT4_LITERT = {"backend": "litert-dynamic", "name": "litert-int4", "weight_bits"
 CANDIDATES_OF = {p: CANDIDATES + [INT4_LITERT] for p in POINTS if "-e64-" in p}
 
 
+def split_point(point: str) -> tuple[str, str | None]:
+    """"<point>+<data>" -> (point, data method); a plain point -> (point, None)."""
+    base, _, data = point.partition("+")
+    if base not in POINTS or (data and data not in DATA):
+        raise SystemExit(f"unknown point {point}: a name of POINTS, optionally +{'|+'.join(DATA)}")
+    return base, data or None
+
+
 def overrides(point: str, seed: int, cache: Path) -> dict:
-    s, losses, _ = POINTS[point]
+    base, data = split_point(point)
+    s, losses, _ = POINTS[base]
     shared_cache = set(losses) <= set(KD | MINILM)  # one cache (logits + the last layer's Q/K/V) serves these
+    schedule = {"epochs": EPOCHS_OF.get(base, EPOCHS)} if data is None else dict(DATA_SCHEDULE)
+    transfer = {"transfer": {"augment": {"copies": 0}, "unlabeled": [], **copy.deepcopy(DATA[data][0])}} if data else {}
+    if data:  # the default's student side: no projections to train (these losses compare logits and relations)
+        schedule |= {"projection": "none"}
+        cache = cache.with_name(f"{cache.name}-{data}-s{seed}")
     return {
         "seed": seed,
         "student": copy.deepcopy(s),
-        "distill": {"epochs": EPOCHS_OF.get(point, EPOCHS), "lr": 3.0e-4, "batch_size": 32, "losses": copy.deepcopy(losses),
-                    "projection": "per_layer", "layer_map": {"strategy": "uniform"},
+        "distill": {"lr": 3.0e-4, "batch_size": 32, "losses": copy.deepcopy(losses),
+                    "projection": "per_layer", "layer_map": {"strategy": "uniform"}, **schedule, **transfer,
                     **({"teacher_cache": {"mode": "on", "path": str(cache)}} if shared_cache else {})},
         "export": {"tflite": "on"},
-        "quantize": {"candidates": CANDIDATES_OF.get(point, CANDIDATES)},
+        "quantize": {"candidates": CANDIDATES_OF.get(base, CANDIDATES)},
         "bench": {"seq_lens": [128], "threads": [1], "batches": [1], "rounds": 2, "runs": 30, "gemm_peak": False},
     }
 
@@ -100,7 +134,7 @@ def merged(base: dict, over: dict) -> dict:
 def one_point(point: str, seed: int, teacher: str, work: Path) -> dict:
     raw, _ = load_recipe_data("default")
     raw = merged(raw, overrides(point, seed, work / "teacher-cache"))
-    raw["distill"]["losses"] = copy.deepcopy(POINTS[point][1])  # replaced, not merged into the default's losses
+    raw["distill"]["losses"] = copy.deepcopy(POINTS[split_point(point)[0]][1])  # replaced, not merged into the default's
     raw["name"] = f"matrix-{point}"
     work.mkdir(parents=True, exist_ok=True)
     recipe_file = work / f"{point}-s{seed}.yaml"
@@ -110,12 +144,38 @@ def one_point(point: str, seed: int, teacher: str, work: Path) -> dict:
     t0 = time.perf_counter()
     # --resume semantics: an interrupted point continues; stages finished with the same settings are kept
     run = api.prepare(recipe, out, force=False, whole_run=True, resume=out.is_dir())
-    for stage in ("finetune", "distill", "export", "quantize", "bench"):
+    data = split_point(point)[1]
+    for stage in ("finetune", "distill") if data else ("finetune", "distill", "export", "quantize", "bench"):
         api.run_stage(run, stage)
-    report = json.loads((out / "report.json").read_text())  # the run's view: teacher, student, artifacts, references
     distill = json.loads((out / "stages" / "distill.json").read_text())
+    if data:
+        tested = student_on_test(run)
+        seconds = {"distill": round(distill["seconds"], 1), "test": tested.pop("seconds")}
+        return data_row(point, seed, recipe, distill, tested, seconds, round(time.perf_counter() - t0, 1))
+    report = json.loads((out / "report.json").read_text())  # the run's view: teacher, student, artifacts, references
     seconds = {k: round(v, 1) for k, v in report["stage_seconds"].items()}
     return row(point, seed, recipe, distill, report, seconds, round(time.perf_counter() - t0, 1), out)
+
+
+def student_on_test(run) -> dict:
+    """The teacher's and the distilled student's test accuracy (PyTorch fp32), with the paired bootstrap interval of
+    the student's share of the teacher's: what the bench stage measures for them, without artifacts and timings."""
+    from compress.evaluate import predict_logits
+    from compress.metrics import retained_interval
+
+    t0 = time.perf_counter()
+    teacher = run.load_teacher("bench")
+    test = run.encode("test")
+    t_out = predict_logits(teacher, test, description="teacher on test")
+    del teacher
+    student = run.load_student("bench")
+    s_test = run.encode("test", run.student_tokenizer())
+    s_out = predict_logits(student, s_test, description="student on test")
+    metric = run.task.metric
+    interval = retained_interval(metric, (s_out, s_test.labels), (t_out, test.labels))
+    return {"teacher": {"accuracy": metric(t_out, test.labels)},
+            "student": {"accuracy": metric(s_out, s_test.labels), "retained_interval": list(interval) if interval else None},
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _p50(entry: dict) -> float | None:
@@ -130,18 +190,28 @@ def row(point, seed, recipe, distill, res, seconds, total, out) -> dict:
     models = []
     for entry in [stud, *res["artifacts"]]:
         ms = _p50(entry)
+        interval = entry.get("retained_interval")
         models.append({"name": entry.get("name", "student (pytorch)"), "runtime": entry.get("runtime", "pytorch"),
                        "precision": entry.get("precision", "fp32"), "size_bytes": entry["size_bytes"],
                        "test_accuracy": entry["accuracy"], "pct_of_teacher": round(100 * entry["accuracy"] / teacher["accuracy"], 2),
+                       "pct_interval": [round(100 * x, 2) for x in interval] if interval else None,
+                       "shipped": entry.get("name") == res["summary"]["best_artifact"],
                        "p50_ms": ms, "x_eager_teacher": round(t_eager / ms, 2) if ms else None,
                        "x_onnx_teacher": round(t_onnx / ms, 2) if ms else None,
                        "x_smaller": round(teacher["size_bytes"] / entry["size_bytes"], 2)})
     s = recipe.student
-    return {"point": point, "question": POINTS[point][2], "seed": seed,
+    base, data = split_point(point)
+    stage = distill["stages"][-1]
+    distilled_on = distill.get("data") or {}
+    extra = {"data": data, "transfer": distilled_on.get("transfer"),
+             "rows_distilled": ((distilled_on.get("transfer") or {}).get("rows") or {}).get("total", distilled_on.get("labelled")),
+             "schedule": {k: stage.get(k) for k in ("steps", "planned_steps", "stopped", "best_step")}} if data else {}
+    return {"point": point, "question": POINTS[base][2] + (f"; data: {DATA[data][1]}" if data else ""), "seed": seed,
             "shape": f"{s.num_layers}L/{s.hidden_size}H/{s.num_attention_heads}A/FFN{s.intermediate_size}"
                      + (f"/E{s.embedding_size}" if s.embedding_size else ""),
-            "init": s.init, "vocabulary": s.vocabulary, "losses": list(POINTS[point][1]),
-            "epochs": EPOCHS_OF.get(point, EPOCHS), "build": distill.get("build"), "dev_accuracy": distill["dev_accuracy"],
+            "init": s.init, "vocabulary": s.vocabulary, "losses": list(POINTS[base][1]),
+            "epochs": recipe.distill.epochs, **extra,
+            "build": distill.get("build"), "dev_accuracy": distill["dev_accuracy"],
             "teacher": {"test_accuracy": teacher["accuracy"], "size_bytes": teacher["size_bytes"], "p50_ms_eager": t_eager,
                         "p50_ms_onnx_fp32": t_onnx},
             "models": models, "stage_seconds": seconds, "seconds": total,
@@ -152,31 +222,59 @@ def render(result: dict) -> str:
     env = result["environment"]
     lines = [f"# Compression matrix ({env['cpu']}, int8 ISA {env.get('int8_isa', '?')})", "",
              *[f"`{c}`" for c in result.get("commands", [result["command"]])], "",
-             f"Teacher: `{result['teacher']}` (fine-tuned all-MiniLM-L6-v2). Every point: {EPOCHS} epochs (unless its "
-             "name ends in -eN: N) of one distillation stage at lr 3e-4, batch 32; export, quantize (guarded), bench at seq 128, batch 1, 1 thread, "
-             "beside the teacher in PyTorch eager and ONNX Runtime fp32 in the same bench run. Targets (issue 21): "
-             "≥ 20× the eager teacher, ≥ 8× the ONNX fp32 teacher, ≥ 98% of the teacher's test accuracy; the LiteRT "
-             "artifact ≥ 30× smaller than the teacher's fp32 weights.", "",
-             "| point | seed | shape | init | vocab | losses | epochs | model | MB | × smaller | test acc % | % of teacher | p50 ms | "
-             "× eager teacher | × ONNX teacher | meets |",
-             "|---|---:|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in result["rows"]:
-        for m in r["models"]:
-            wanted = [k for k in MATRIX_TARGETS if k != "x_smaller" or m["runtime"] == "litert"]  # size: LiteRT only
-            ok = [(m[k] or 0) >= MATRIX_TARGETS[k] for k in wanted]
-            lines.append(f"| {r['point']} | {r['seed']} | {r['shape']} | {r['init']} | {r['vocabulary']} | {'+'.join(r['losses'])} | {r['epochs']} | "
-                         f"{m['name']} | {m['size_bytes'] / 1e6:.2f} | {m['x_smaller']} | {100 * m['test_accuracy']:.2f} | "
-                         f"{m['pct_of_teacher']} | {m['p50_ms']} | {m['x_eager_teacher']} | {m['x_onnx_teacher']} | "
-                         f"{'all' if all(ok) else 'no'} |")
-    lines += ["", "Teacher per point (the same weights; latency from that point's own bench run):", "",
-              "| point | seed | teacher test acc % | teacher eager p50 ms | teacher ONNX fp32 p50 ms | distill s | whole point s |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in result["rows"]:
-        t = r["teacher"]
-        lines.append(f"| {r['point']} | {r['seed']} | {100 * t['test_accuracy']:.2f} | {t['p50_ms_eager']} | {t['p50_ms_onnx_fp32']} | "
-                     f"{r['stage_seconds']['distill']} | {r['whole_point_seconds']} |")
-    lines += seed_spread(result["rows"])  # the same table as in benchmarks/README.md
+             f"Teacher: `{result['teacher']}` (fine-tuned all-MiniLM-L6-v2)."]
+    full = [r for r in result["rows"] if not r.get("data")]  # points that went through export, quantize and bench
+    if full:
+        lines += ["", f"Every point: {EPOCHS} epochs (unless its "
+                  "name ends in -eN: N) of one distillation stage at lr 3e-4, batch 32; export, quantize (guarded), bench at seq 128, batch 1, 1 thread, "
+                  "beside the teacher in PyTorch eager and ONNX Runtime fp32 in the same bench run. Targets (issue 21): "
+                  "≥ 20× the eager teacher, ≥ 8× the ONNX fp32 teacher, ≥ 98% of the teacher's test accuracy; the LiteRT "
+                  "artifact ≥ 30× smaller than the teacher's fp32 weights.", "",
+                  "| point | seed | shape | init | vocab | losses | epochs | model | MB | × smaller | test acc % | % of teacher | p50 ms | "
+                  "× eager teacher | × ONNX teacher | meets |",
+                  "|---|---:|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in full:
+            for m in r["models"]:
+                wanted = [k for k in MATRIX_TARGETS if k != "x_smaller" or m["runtime"] == "litert"]  # size: LiteRT only
+                ok = [(m[k] or 0) >= MATRIX_TARGETS[k] for k in wanted]
+                lines.append(f"| {r['point']} | {r['seed']} | {r['shape']} | {r['init']} | {r['vocabulary']} | {'+'.join(r['losses'])} | {r['epochs']} | "
+                             f"{m['name']} | {m['size_bytes'] / 1e6:.2f} | {m['x_smaller']} | {100 * m['test_accuracy']:.2f} | "
+                             f"{m['pct_of_teacher']} | {m['p50_ms']} | {m['x_eager_teacher']} | {m['x_onnx_teacher']} | "
+                             f"{'all' if all(ok) else 'no'} |")
+        lines += ["", "Teacher per point (the same weights; latency from that point's own bench run):", "",
+                  "| point | seed | teacher test acc % | teacher eager p50 ms | teacher ONNX fp32 p50 ms | distill s | whole point s |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in full:
+            t = r["teacher"]
+            lines.append(f"| {r['point']} | {r['seed']} | {100 * t['test_accuracy']:.2f} | {t['p50_ms_eager']} | {t['p50_ms_onnx_fp32']} | "
+                         f"{r['stage_seconds']['distill']} | {r['whole_point_seconds']} |")
+        lines += seed_spread(full)  # the same table as in benchmarks/README.md
+    lines += data_table(result["rows"])
     return "\n".join(lines) + "\n"
+
+
+def data_row(point, seed, recipe, distill, tested, seconds, total) -> dict:
+    base, data = split_point(point)
+    s, stage, distilled_on = recipe.student, distill["stages"][-1], distill.get("data") or {}
+    t_acc, s_acc = tested["teacher"]["accuracy"], tested["student"]["accuracy"]
+    interval = tested["student"].get("retained_interval")
+    return {"point": point, "question": POINTS[base][2] + f"; data: {DATA[data][1]}", "seed": seed, "data": data,
+            "shape": f"{s.num_layers}L/{s.hidden_size}H/{s.num_attention_heads}A/FFN{s.intermediate_size}"
+                     + (f"/E{s.embedding_size}" if s.embedding_size else ""),
+            "losses": list(POINTS[base][1]), "transfer": distilled_on.get("transfer"),
+            "rows_distilled": ((distilled_on.get("transfer") or {}).get("rows") or {}).get("total", distilled_on.get("labelled")),
+            "schedule": {k: stage.get(k) for k in ("steps", "planned_steps", "stopped", "best_step")},
+            "dev_accuracy": distill["dev_accuracy"], "teacher": {"test_accuracy": t_acc},
+            "student": {"test_accuracy": s_acc, "pct_of_teacher": round(100 * s_acc / t_acc, 2),
+                        "pct_interval": [round(100 * x, 2) for x in interval] if interval else None},
+            "stage_seconds": seconds, "seconds": total, "whole_point_seconds": total}
+
+
+def data_table(rows: list[dict]) -> list[str]:
+    table = data_matrix_rows(rows)
+    return ["", f"By the data the student was distilled on ({DATA_STEPS} steps of 32 rows each; the distilled student in "
+            "PyTorch fp32; % of the teacher's test accuracy per seed, with its 95% bootstrap interval over the test rows):",
+            "", *table] if table else []
 
 
 def main() -> int:
@@ -200,8 +298,10 @@ def main() -> int:
         result["commands"].append(command)
     done = {(r["point"], r["seed"]) for r in result["rows"]}
     work = Path(args.work)
-    for point in args.points.split(","):
-        for seed in (int(s) for s in args.seeds.split(",")):
+    # seeds outermost: the points of one seed share the teacher's outputs on each data method's rows (DATA), and
+    # those caches (GBs) are deleted when the seed is done
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for point in args.points.split(","):
             if (point, seed) in done:
                 continue
             r = one_point(point, seed, args.teacher, work) | {"command": command}
@@ -209,6 +309,8 @@ def main() -> int:
             print(json.dumps({k: r[k] for k in ("point", "seed", "dev_accuracy", "seconds")}), flush=True)
             write_json(out_json, result)  # after every point: an interrupted matrix keeps what it measured
             write_text(out_json.with_suffix(".md"), render(result))
+        for cache in work.glob(f"teacher-cache-*-s{seed}"):
+            shutil.rmtree(cache, ignore_errors=True)
     print(render(result))
     return 0
 

@@ -218,13 +218,26 @@ def models_of(doc: dict) -> list[dict]:
         e = doc.get(role)
         if e:
             out.append({"label": _arch_name(role, e), "role": role, "runtime": "pytorch", "precision": "fp32",
-                        "size": e.get("size_bytes"), "accuracy": e.get("accuracy"), "latency": e.get("latency") or []})
+                        "size": e.get("size_bytes"), "accuracy": e.get("accuracy"), "latency": e.get("latency") or [],
+                        "interval": e.get("retained_interval")})
     for a in doc.get("artifacts", []):
         out.append({"label": f"`{a.get('name', '?')}`" + (" (bundled)" if a.get("name") in bundled else ""),
                     "role": "artifact", "runtime": a.get("runtime"),
                     "precision": a.get("precision") or _precision_from_quantization(a.get("quantization")),
-                    "size": a.get("size_bytes"), "accuracy": a.get("accuracy"), "latency": a.get("latency") or []})
+                    "size": a.get("size_bytes"), "accuracy": a.get("accuracy"), "latency": a.get("latency") or [],
+                    "interval": a.get("retained_interval")})
     return out
+
+
+def _retained_text(acc, t_acc, interval) -> str:
+    """"78.65% (96.4%, 94.1–98.7)": test accuracy, % of the teacher's and, where the file has it, its 95% bootstrap
+    interval over the test rows."""
+    if acc is None:
+        return "—"
+    if not t_acc:
+        return f"{100 * acc:.2f}%"
+    band = f", {100 * interval[0]:.1f}–{100 * interval[1]:.1f}" if interval else ""
+    return f"{100 * acc:.2f}% ({100 * acc / t_acc:.1f}%{band})"
 
 
 def p50(model: dict, seq: int, threads: int, batch: int = 1):
@@ -265,15 +278,15 @@ def render_headline(paths: list[str]) -> list[str]:
     lines = [f"| model | runtime | precision | MB | test accuracy (% of teacher) | {' | '.join(cols)} | {speed} |",
              "|---|---|---|---:|---:|" + "---:|" * len(cols) + "---:|"]
     for m in models:
-        acc = m["accuracy"]
-        acc_text = "—" if acc is None else f"{100 * acc:.2f}%" + (f" ({100 * acc / t_acc:.1f}%)" if t_acc else "")
+        acc_text = _retained_text(m["accuracy"], t_acc, m.get("interval"))
         a1, an = p50(m, seq, one), p50(m, seq, most)
         cells = [ms(a1)] + ([ms(an)] if most != one else [])
         ups = [ratio(t1, a1)] + ([ratio(tn, an)] if most != one else [])
         lines.append(f"| {m['label']} | {RUNTIMES.get(m['runtime'], m['runtime'] or '—')} | {m['precision']} | {mb(m['size'])} | "
                      f"{acc_text} | {' | '.join(cells)} | {' / '.join(ups)} |")
-    note = (f"p50 of batch 1 at sequence length {seq}, full-length inputs; test accuracy on the test split; "
-            "the teacher runs in PyTorch eager fp32 in the same run.")
+    note = (f"p50 of batch 1 at sequence length {seq}, full-length inputs; test accuracy on the test split"
+            + ("; % of the teacher with its 95% paired bootstrap interval over the test rows"
+               if any(m.get("interval") for m in models) else "") + "; the teacher runs in PyTorch eager fp32 in the same run.")
     return lines + ["", f"From `{paths[0]}`. " + env_line(environment_of(doc), commands_of(doc), note)]
 
 
@@ -652,7 +665,7 @@ def render_platforms(paths: list[str]) -> list[str]:
         agree = check.get("agreement")
         lines.append(f"| {pl['title']} | `{pl['platform']}.zip` | {mb(pl['zip_bytes'])} | {ratio(teacher['size_bytes'], pl['zip_bytes'])} | "
                      f"`{pl['model_file']}` (`{pl['artifact']}`) | "
-                     f"{num(acc and 100 * acc, '{:.2f}%')} ({num(acc and 100 * acc / teacher['accuracy'], '{:.1f}%')}) | "
+                     f"{_retained_text(acc, teacher['accuracy'], art.get('retained_interval'))} | "
                      f"{ms(p50(art, 128, 1)) if art else '—'} | {check.get('tool', 'not run here')} | "
                      f"{num(agree and 100 * agree, '{:.2f}%')} ({check.get('agreement_name', '—')}) |")
     rows = doc.get("string_in") or []
@@ -881,6 +894,73 @@ def render_budget(paths: list[str]) -> list[str]:
     return lines + ["", f"From `{paths[0]}`. " + env_line(environment_of(doc), commands_of(doc))]
 
 
+def default_seeds_rows(result: dict) -> list[str]:
+    """One recipe's run over seeds (benchmarks/default_seeds.py): per seed what the teacher reached, what the student
+    was distilled on, what the shipped model keeps of the teacher (with its bootstrap interval), its speed-ups
+    measured in that run's bench, and the run's wall time; then mean and min."""
+    rows = result["rows"]
+    lines = ["| seed | teacher test acc % | teacher dev curve % | rows distilled on | distill steps (stopped by) | "
+             "student fp32 % of teacher (95% interval) | shipped model | shipped % of teacher (95% interval) | "
+             "× eager teacher | × ONNX teacher | × smaller | wall s |",
+             "|---:|---:|---|---:|---|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        iv, siv = r["shipped_pct_interval"], r["student_pct_interval"]
+        lines.append(
+            f"| {r['seed']} | {100 * r['teacher_test_accuracy']:.2f} | "
+            f"{' → '.join(f'{100 * d:.1f}' for d in r['teacher_dev_curve']) or '—'} | {r['rows_distilled']['total']:,} | "
+            f"{', '.join(f'{n:,} ({w})' for n, w in zip(r['distill_steps'], r['distill_stopped']))} | "
+            f"{r['student_pct_of_teacher']:.2f}" + (f" ({siv[0]:.1f}–{siv[1]:.1f})" if siv else "") + f" | `{r['shipped']}` | "
+            f"{r['shipped_pct_of_teacher']:.2f}" + (f" ({iv[0]:.1f}–{iv[1]:.1f})" if iv else "")
+            + f" | {r['x_eager_teacher']} | {r['x_onnx_teacher']} | {r['x_smaller']} | {r['wall_seconds']:.0f} |")
+    pcts = [r["shipped_pct_of_teacher"] for r in rows]
+    return lines + ["", f"Shipped model, % of the teacher's test accuracy: mean {statistics.mean(pcts):.2f}, min {min(pcts):.2f}; "
+                    f"× the eager teacher: min {min(r['x_eager_teacher'] for r in rows)}; × the ONNX Runtime fp32 teacher: "
+                    f"min {min(r['x_onnx_teacher'] for r in rows)} (seq {rows[0]['seq_len']}, batch 1, {rows[0]['threads']} "
+                    f"thread, the teacher timed in each run's own bench); slowest run {max(r['wall_seconds'] for r in rows):.0f} s "
+                    f"({rows[0]['wall_from']})."]
+
+
+def render_default_seeds(paths: list[str]) -> list[str]:
+    out = []
+    for path in paths:
+        d = load(path)
+        out += default_seeds_rows(d) + ["", f"From `{path}` (reports: {', '.join(f'`{r}`' for r in d['reports'])}). "
+                                        + env_line(d["environment"], [d["command"], d["summary_command"]])]
+    return out
+
+
+def data_matrix_rows(rows: list[dict], steps: int | None = None) -> list[str]:
+    """Compression-matrix points distilled on other data (issue 34): the distilled student's test accuracy as % of
+    the teacher's per seed (with its bootstrap interval), mean and min, and what the rows cost."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if r.get("data"):
+            groups.setdefault((r["point"].partition("+")[0], r["data"]), []).append(r)
+    if not groups:
+        return []
+    lines = ["| point | data | rows distilled on | seeds | % of teacher per seed (95% interval) | mean | min | "
+             "dev accuracy % (mean) | distill s (mean) |", "|---|---|---:|---|---|---:|---:|---:|---:|"]
+    for (base, data), rs in groups.items():
+        pcts = [r["student"]["pct_of_teacher"] for r in rs]
+        per_seed = ", ".join(f"{r['student']['pct_of_teacher']:.2f}" + (
+            f" ({r['student']['pct_interval'][0]:.1f}–{r['student']['pct_interval'][1]:.1f})"
+            if r["student"].get("pct_interval") else "") for r in rs)
+        lines.append(f"| {base} | {data} | {rs[0]['rows_distilled']:,} | {', '.join(str(r['seed']) for r in rs)} | {per_seed} | "
+                     f"{sum(pcts) / len(pcts):.2f} | {min(pcts):.2f} | "
+                     f"{100 * sum(r['dev_accuracy'] for r in rs) / len(rs):.2f} | "
+                     f"{sum(r['stage_seconds']['distill'] for r in rs) / len(rs):.0f} |")
+    return lines
+
+
+def render_data_matrix(paths: list[str]) -> list[str]:
+    docs = [load(p) for p in paths]
+    rows = [r for d in docs for r in d["rows"]]
+    teachers = sorted({f"{100 * r['teacher']['test_accuracy']:.2f}%" for r in rows if r.get("data")})
+    note = f"Teacher test accuracy {', '.join(teachers)}; the student in PyTorch fp32 on the test split."
+    env = env_line(docs[0].get("environment"), [c for d in docs for c in d.get("commands", [d.get("command")])], note)
+    return data_matrix_rows(rows) + ["", f"From {', '.join(f'`{p}`' for p in paths)}. " + env]
+
+
 RENDERERS = {
     "budget": render_budget,
     "headline": render_headline,
@@ -891,6 +971,8 @@ RENDERERS = {
     "distill-throughput": render_distill_throughput,
     "distill-matrix": render_distill_matrix,
     "compression-matrix": render_compression_matrix,
+    "data-matrix": render_data_matrix,
+    "default-seeds": render_default_seeds,
     "albert": render_albert,
     "repeatability": render_repeatability,
     "arm64-check": render_arm64_check,

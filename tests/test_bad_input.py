@@ -28,7 +28,25 @@ CASES = {
     "unknown recipe": (lambda t: ["--recipe", "nope"], "unknown recipe 'nope'"),
     "max length above positions": (lambda t: ["--recipe", str(_file(t / "r.yaml", "data: {max_length: 1024}\nbench: {seq_lens: [32]}"))],
                                    "above what teacher default can embed"),
+    "missing unlabeled text": (lambda t: ["--unlabeled", str(t / "nope.txt")], "does not exist"),
+    "empty unlabeled text": (lambda t: ["--unlabeled", str(_file(t / "u.txt", "\n  \n"))], "holds no text"),
+    "binary unlabeled text": (lambda t: ["--unlabeled", str(_bytes(t / "u.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00"))],
+                              "looks binary"),
+    "unlabeled without a text column": (lambda t: ["--unlabeled", str(_file(t / "u.csv", "review,stars\ngood,5\n"))],
+                                        "no text column 'text'; columns found: review, stars"),
+    "unlabeled folder without text files": (lambda t: ["--unlabeled", str(_folder(t / "empty"))], "holds no .txt"),
 }
+
+
+def _bytes(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def _folder(path):
+    path.mkdir()
+    (path / "notes.pdf").write_bytes(b"%PDF")
+    return path
 
 
 def _file(path, text):

@@ -140,7 +140,7 @@ def test_unlabeled_text_formats_and_errors(tmp_path):
     assert [e.text for e in load_unlabeled(str(tmp_path / "u.txt"))] == ["one", "two"]
     (tmp_path / "u.jsonl").write_text('{"plot": "a"}\n{"plot": "b"}\n')
     assert [e.text for e in load_unlabeled(str(tmp_path / "u.jsonl"), "plot", max_rows=1)] == ["a"]
-    with pytest.raises(UserError, match="no 'text' field"):
+    with pytest.raises(UserError, match="no text column 'text'; columns found: plot"):
         load_unlabeled(str(tmp_path / "u.jsonl"))
     (tmp_path / "empty.txt").write_text("\n")
     with pytest.raises(UserError, match="holds no text"):

@@ -14,7 +14,7 @@ def test_quick_run_on_the_default_teacher(tmp_path, capsys):
     assert main(["run", "--quick", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["quick"] is True and report["recipe"] == "default"
-    check_report(report, [32, 128], [1])  # the --quick grid
+    check_report(report, [32, 128], [1], batches=(1,))  # the --quick grid
     t, s = report["teacher"], report["student"]
     assert (t["layers"], t["hidden_size"], s["layers"]) == (6, 384, 3)
     assert t["finetuned"] and s["teacher_layers"] == [1, 3, 5]

@@ -24,17 +24,17 @@ def check_timed(entry: dict, seq_lens, threads, batches=(1, 8)):
     assert entry["load_s"] > 0 and entry["peak_rss_bytes"] > 10e6
 
 
-def check_report(report: dict, seq_lens, threads):
+def check_report(report: dict, seq_lens, threads, batches=(1, 8)):
     for key in ("teacher", "student"):
         entry = report[key]
         for field in ("params", "size_bytes", "accuracy", "latency"):
             assert field in entry, (key, field)
         assert entry["params"] > 0 and entry["size_bytes"] > 0 and 0 <= entry["accuracy"] <= 1
-        check_timed(entry, seq_lens, threads)
+        check_timed(entry, seq_lens, threads, batches)
     assert report["student"]["params"] < report["teacher"]["params"]
     # the teacher in ONNX Runtime fp32: a reference row timed in the same bench run, the same model as the teacher
     (onnx_teacher,) = [r for r in report["references"] if r["name"] == "teacher-onnx-fp32"]
-    check_timed(onnx_teacher, seq_lens, threads)
+    check_timed(onnx_teacher, seq_lens, threads, batches)
     assert onnx_teacher["accuracy"] == pytest.approx(report["teacher"]["accuracy"], abs=1 / 48 + 1e-9)
     assert report["summary"]["onnx_teacher_p50_ms"] > 0
     fp32 = [a for a in report["artifacts"] if not a.get("quantization")]
@@ -48,12 +48,12 @@ def check_report(report: dict, seq_lens, threads):
             q = art["quantization"]
             assert q["drop_points"] <= 1.0 and art["label_agreement"] >= 0.99
             assert q["backend"] in ("ort-dynamic", "ort-static", "litert-dynamic", "executorch-xnnpack")
-            check_timed(art, seq_lens, threads)
+            check_timed(art, seq_lens, threads, batches)
     for art in fp32:
         for field in ("name", "format", "path", "size_bytes", "accuracy", "max_abs_diff", "label_agreement", "latency"):
             assert field in art
         assert art["format"] in ("onnx", "tflite", "pte") and art["max_abs_diff"] < 1e-3 and art["label_agreement"] >= 0.999
-        check_timed(art, seq_lens, threads)
+        check_timed(art, seq_lens, threads, batches)
         # the exported model is the student: same test accuracy (one row may flip on a near-tie)
         assert art["accuracy"] == pytest.approx(report["student"]["accuracy"], abs=1 / 48 + 1e-9)
 

@@ -28,6 +28,7 @@ def _compare(report: dict, entry: dict, seq: int, threads: int) -> dict:
         "speedup_vs_onnx_teacher": round(onnx_ms / ms, 2) if onnx_ms and ms else None,
         "size_ratio": round(t["size_bytes"] / entry["size_bytes"], 2) if entry["size_bytes"] else None,
         "accuracy_retained": round(entry["accuracy"] / t["accuracy"], 4) if t["accuracy"] else None,
+        "retained_interval": entry.get("retained_interval"),
     }
 
 
@@ -58,6 +59,68 @@ def _ratio(a, b) -> str:
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.2f}"
+
+
+def _fit_line(fit: dict, metric: str) -> str:
+    curve = " → ".join(f"{100 * d['dev']:.2f}" for d in fit["dev"])
+    why = {"patience": "stopped early: no better dev metric", "time": "stopped by its time budget"}.get(fit["stopped"])
+    steps = f"{fit['steps']:,} of {fit['planned_steps']:,} planned steps" if fit.get("planned_steps") else "steps"
+    best = f"best at epoch {fit['best_epoch']}" + (f" (step {fit['best_step']:,})" if fit.get("best_step") else "")
+    return f"{steps}{f' ({why})' if why else ''}, {best}; dev {metric} % at each evaluation: {curve} ({fit['seconds']:.0f} s)"
+
+
+def training_section(report: dict, metric: str) -> list[str]:
+    """What the teacher and the student were trained on and how long (report.json `training`)."""
+    training = report.get("training") or {}
+    if not training:
+        return []
+    lines = ["## Training", ""]
+    if "teacher" in training:
+        lines += [f"- Teacher fine-tuned on the {report['data']['rows']['train']:,} labelled rows: "
+                  + _fit_line(training["teacher"], metric) + "."]
+    student = training.get("student")
+    if student and (student.get("data") or {}).get("labelled") is not None:  # a static student records no rows
+        data = student["data"]
+        transfer = data.get("transfer") or {}
+        rows = transfer.get("rows") or {"labelled": data.get("labelled"), "total": data.get("labelled")}
+        parts = [f"{rows['labelled']:,} labelled"]
+        if "augmented" in rows:
+            a = transfer["augment"]
+            parts.append(f"{rows['augmented']:,} augmented ({a['copies']} variant(s) per row{' per epoch' if a['per_epoch'] else ''}, "
+                         f"each word replaced with p {a['p']:g} by one of its {a['top_k']} nearest words from "
+                         f"{', '.join(a['sources'])})")
+        if "unlabeled" in rows:
+            parts.append(f"{rows['unlabeled']:,} unlabeled segments ("
+                         + ", ".join(f"{k} {v:,}" for k, v in transfer["unlabeled"].items()) + ")")
+        cost = [f"{k} {v:.0f} s" for k, v in transfer.get("seconds", {}).items()]
+        if data.get("teacher_labels_seconds") is not None:
+            cost.append(f"the teacher's outputs on them {data['teacher_labels_seconds']:.0f} s")
+        line = f"- Student distilled on {rows['total']:,} rows: " + "; ".join(parts)
+        if "general" in data:
+            line += f"; general distillation first on {data['general']['rows']:,} unlabeled texts ({data['general']['spec']})"
+        lines.append(line + (f". Cost: {', '.join(cost)}." if cost else "."))
+        vocab = student.get("vocabulary") or {}
+        if vocab.get("pieces_without_transfer"):
+            lines.append(f"- Task vocabulary: {vocab['pieces']:,} word pieces, of which {vocab['pieces'] - vocab['pieces_without_transfer']:,} "
+                         f"only for the transfer rows ({vocab['pieces_without_transfer']:,} from the labelled rows alone; "
+                         f"the teacher has {vocab['teacher_pieces']:,}).")
+        for st in student["stages"]:
+            lines.append(f"- Distillation stage `{st['stage']}`: " + _fit_line(st, metric) + ".")
+        for note in transfer.get("notes", []):
+            lines.append(f"- Note: {note}.")
+    return lines + [""]
+
+
+def _interval(x: dict) -> str:
+    interval = x.get("retained_interval")
+    return (f" (95% bootstrap interval over the test rows: {100 * interval[0]:.1f}–{100 * interval[1]:.1f}%)"
+            if interval else "")
+
+
+def _retained(x: dict) -> str:
+    """% of the teacher with its bootstrap interval over the test rows."""
+    interval = x.get("retained_interval")
+    return _pct(x["accuracy_retained"]) + (f" ({100 * interval[0]:.1f}–{100 * interval[1]:.1f})" if interval else "")
 
 
 def render_markdown(report: dict) -> str:
@@ -91,8 +154,8 @@ def render_markdown(report: dict) -> str:
                if b.get("speedup_vs_onnx_teacher") else "") + ", "
             f"**{b['size_ratio']}× smaller** on disk, "
             + (f"fidelity to the teacher **{_pct(b['accuracy_retained'])}%** (mean cosine on held-out text)."
-               if embedding else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test entity F1." if tokens
-               else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test accuracy."),
+               if embedding else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test entity F1{_interval(b)}." if tokens
+               else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test accuracy{_interval(b)}."),
             "",
         ]
     lines += headline_rows(report)
@@ -104,8 +167,9 @@ def render_markdown(report: dict) -> str:
         from compress.tokens.report import entity_section
 
         lines += entity_section(report)
+    lines += training_section(report, "fidelity" if embedding else "entity F1" if tokens else "accuracy")
     lines += ["## Models", "",
-              f"| model | runtime | params | MB on disk | {metric} % | % of teacher | p50 ms (seq {seq}, {thr}t) | "
+              f"| model | runtime | params | MB on disk | {metric} % | % of teacher (95% interval) | p50 ms (seq {seq}, {thr}t) | "
               "× eager teacher | × ONNX teacher |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     onnx_ms = s.get("onnx_teacher_p50_ms")
@@ -114,12 +178,12 @@ def render_markdown(report: dict) -> str:
                  f"{_pct(t['accuracy'])} | 100.00 | {t_ms} | 1.00 | {_ratio(onnx_ms, t_ms)} |")
     vs = s["vs_teacher"]["student (pytorch)"]
     lines.append(f"| student ({st['layers']}L/{st['hidden_size']}) | pytorch eager fp32 | {st['params']:,} | {_mb(st['size_bytes'])} | "
-                 f"{_pct(st['accuracy'])} | {_pct(vs['accuracy_retained'])} | {vs['p50_ms']} | {vs['speedup']} | "
+                 f"{_pct(st['accuracy'])} | {_retained(vs)} | {vs['p50_ms']} | {vs['speedup']} | "
                  f"{_ratio(onnx_ms, vs['p50_ms'])} |")
     for a in report["artifacts"]:
         vs = s["vs_teacher"][a["name"]]
         lines.append(f"| {a['name']} | {a['runtime']} | — | {_mb(a['size_bytes'])} | {_pct(a['accuracy'])} | "
-                     f"{_pct(vs['accuracy_retained'])} | {vs['p50_ms']} | {vs['speedup']} | {_ratio(onnx_ms, vs['p50_ms'])} |")
+                     f"{_retained(vs)} | {vs['p50_ms']} | {vs['speedup']} | {_ratio(onnx_ms, vs['p50_ms'])} |")
     for r in report.get("references", []):
         ms = p50_at(r["latency"], seq, thr)
         retained = r["accuracy"] / t["accuracy"] if r.get("accuracy") is not None and t["accuracy"] else None

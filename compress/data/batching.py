@@ -85,9 +85,10 @@ def collate(enc: Encoded, idx: list[int], pad_to: int | None = None) -> dict[str
     return batch
 
 
-def train_batches(enc: Encoded, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+def train_batches(enc: Encoded, batch_size: int, seed: int, epoch: int, rows: list[int] | None = None) -> list[list[int]]:
+    """One pass's batches of `rows` (default: every row), a pure function of seed and epoch."""
     rng = random.Random(seed * 1000 + epoch)
-    order = list(range(len(enc)))
+    order = list(range(len(enc))) if rows is None else list(rows)
     rng.shuffle(order)
     lengths = enc.lengths
     window = batch_size * 50
@@ -101,7 +102,8 @@ def train_batches(enc: Encoded, batch_size: int, seed: int, epoch: int) -> list[
 
 def eval_batches(enc: Encoded, batch_size: int) -> list[list[int]]:
     """Sorted by length for speed; callers put results back by index."""
-    order = sorted(range(len(enc)), key=lambda i: enc.lengths[i])
+    lengths = enc.lengths  # a list built per call: once, not once per row
+    order = sorted(range(len(enc)), key=lengths.__getitem__)
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 

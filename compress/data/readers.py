@@ -22,11 +22,19 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
 SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "validation", "valid", "val"), "test": ("test",)}
 
 
+UNLABELLED = -1
+"""The label of a row without one (unlabeled or augmented text the teacher labels): no hard-label loss reads it."""
+
+
 @dataclass(frozen=True)
 class Example:
     text: str
     label: int
     text_pair: str | None = None
+
+
+def unlabelled_example(text: str, text_pair: str | None = None) -> Example:
+    return Example(text=text, label=UNLABELLED, text_pair=text_pair)
 
 
 @dataclass

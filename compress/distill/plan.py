@@ -49,6 +49,11 @@ def validate_plan(teacher_config, recipe: Recipe, task=None) -> list[tuple[int, 
                 raise UserError(f"distill stage '{stage_name}': {why}: choose other losses for this task")
             if weight > 0:
                 spec.check_all(ctx, params)
+    transfer = recipe.distill.transfer
+    if transfer.active:
+        from compress.distill.transfer import check
+
+        check(transfer, recipe.data.path)
     if recipe.distill.general is not None:
         from compress.data.unlabeled import load_unlabeled
 

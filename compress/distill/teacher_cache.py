@@ -155,8 +155,17 @@ class TeacherCache:
         return Outputs(logits, hidden, scores, vectors, qkv)
 
 
+def native_bf16(device) -> bool:
+    """Whether `device` multiplies bf16 natively (so bf16 autocast is faster there, not slower)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
 def open_or_build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict, dtype: str,
-                  shared: bool, name: str, batch_size: int = 64) -> TeacherCache:
+                  shared: bool, name: str, batch_size: int = 64, precision: str = "fp32") -> TeacherCache:
     """The cache at `path` when it was made from the same teacher and data and holds what `plan` needs; else
     build it. shared: the user named the directory, so a cache there from other inputs is refused (exit 2)
     instead of being replaced."""
@@ -178,6 +187,8 @@ def open_or_build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity
             problem = f"holds {cached} but this recipe's losses read {plan}"
         elif meta.get("dtype") != dtype:
             problem = f"stores {meta.get('dtype')}, not distill.teacher_cache.dtype {dtype}"
+        elif meta.get("precision", "fp32") != precision:
+            problem = f"holds a {meta.get('precision', 'fp32')} teacher's outputs, not {precision} (distill.teacher_cache.precision)"
         else:
             info(f"teacher cache '{name}': reusing {path} ({meta['bytes'] / 1e6:.0f} MB, {plan})")
             return TeacherCache(path, meta)
@@ -188,11 +199,11 @@ def open_or_build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity
     elif shared and path.is_dir() and any(path.iterdir()) and meta is None:
         raise UserError(f"distill.teacher_cache.path {path} is not empty and holds no teacher cache: "
                         "name an empty or new directory")
-    return _build(path, distiller, enc, plan, identity, dtype, name, batch_size)
+    return _build(path, distiller, enc, plan, identity, dtype, name, batch_size, precision)
 
 
 def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict, dtype: str, name: str,
-           batch_size: int) -> TeacherCache:
+           batch_size: int, precision: str = "fp32") -> TeacherCache:
     world = distributed.world()
     t0 = time.perf_counter()
     teacher_cfg = distiller.teacher.config
@@ -232,9 +243,12 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
     batches = eval_batches(enc, batch_size)[world.rank::world.size]
     device = next(distiller.teacher.parameters()).device
     overflow = False
+    from compress.training import autocast
+
     for idx, batch in track(iterate(enc, batches), f"teacher cache '{name}': teacher outputs for {len(enc)} rows", len(batches)):
         batch = {k: v.to(device) for k, v in batch.items()}
-        out = distiller.teacher_outputs(batch, needs)
+        with autocast(device, precision):
+            out = distiller.teacher_outputs(batch, needs)
         if logits is not None and per_token:
             z = out.logits.cpu().numpy()
             for r, i in enumerate(idx):
@@ -267,7 +281,7 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
     if overflow:
         raise UserError("the teacher's outputs exceed float16's range (65504): set distill.teacher_cache.dtype to float32")
     meta = {"version": CACHE_VERSION, "complete": True, "identity": identity, "plan": asdict(plan), "dtype": dtype,
-            "teacher_layers": teacher_cfg.num_hidden_layers, "rows": len(enc), "token_logits": per_token,
+            "teacher_layers": teacher_cfg.num_hidden_layers, "rows": len(enc), "token_logits": per_token, "precision": precision,
             "build_seconds": round(time.perf_counter() - t0, 2), "processes": world.size}
     distributed.barrier()
     if world.is_main:
@@ -275,5 +289,6 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
         (path / META).write_text(json.dumps(meta, indent=2))
     distributed.barrier()
     meta = json.loads((path / META).read_text())
-    info(f"teacher cache '{name}': {len(enc)} rows, {plan}, {meta['bytes'] / 1e6:.0f} MB in {meta['build_seconds']:.0f} s ({path})")
+    info(f"teacher cache '{name}': {len(enc)} rows, {plan}, {meta['bytes'] / 1e6:.0f} MB in {meta['build_seconds']:.0f} s "
+         f"({precision} teacher; {path})")
     return TeacherCache(path, meta)

@@ -49,7 +49,7 @@ def _read(path: Path, cfg: DataConfig) -> list[tuple[str, str | None]]:
 def _sentences_of(rows: list[tuple[str, str | None]]) -> list[tuple[str, None]]:
     """Each sentence (4 words or more) of every multi-sentence training text, as a text of its own: the teacher gives
     its vector too, and short queries against long documents are what search on a device sends."""
-    from compress.embedding.evaluate import split_sentences
+    from compress.data.sentences import split_sentences
 
     seen = {t for t, _ in rows}
     out = []

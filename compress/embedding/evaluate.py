@@ -19,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from compress.data.sentences import split_sentences  # noqa: F401 (part of this module's API)
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -35,26 +36,6 @@ _CHUNK = 1024  # query rows per block, so the [rows, docs] score matrix stays sm
 
 
 # ---------------------------------------------------------------- sentences and the inverse-cloze set
-
-# A sentence ends at . ! or ?, optionally followed by a closing quote/bracket, then whitespace, then a
-# capital letter, digit or opening quote. Two fixed-width lookbehinds because Python's re allows no
-# variable-width one. Known limits (accepted: this only picks ICT queries): "U.S. Army" or initials split;
-# the few titles below are re-joined.
-_BOUNDARY = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]]))\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-_TITLES = ("Mr.", "Mrs.", "Ms.", "Dr.", "St.", "Jr.", "Sr.", "Prof.", "Lt.", "Sgt.", "Capt.", "Col.", "Gen.", "vs.")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split text into sentences with one regex (see _BOUNDARY); deterministic, no model, no locale."""
-    parts = [p.strip() for p in _BOUNDARY.split(text.strip()) if p.strip()]
-    out: list[str] = []
-    for p in parts:
-        # "Dr. Smith" would otherwise end a sentence at "Dr."
-        if out and out[-1].rsplit(None, 1)[-1] in _TITLES:
-            out[-1] = f"{out[-1]} {p}"
-        else:
-            out.append(p)
-    return out
 
 
 def _sha256(obj) -> str:

@@ -42,6 +42,12 @@ class EmbeddingQuality:
         row = scores.to_dict() | {"relative": scores.relative_to(self.teacher_row)}
         return {"accuracy": scores.fidelity, "embedding": row}
 
+    def evaluated_texts(self) -> list[str]:
+        """Every text the evaluation reads: the transfer set leaves them out (the retrieval passages are not dev / test
+        rows)."""
+        r, p = self.suite.retrieval, self.suite.probe
+        return list(self.suite.held_out) + (r.queries + r.documents if r else []) + (p.test_texts if p else [])
+
     def describe(self) -> dict:
         r, p = self.suite.retrieval, self.suite.probe
         return {"held_out": len(self.suite.held_out), "retrieval_pairs": len(r) if r else 0,

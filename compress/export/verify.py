@@ -18,7 +18,8 @@ def device_logits(run, enc: Encoded, description: str | None = None) -> np.ndarr
     Padded batches would measure another model: a dynamically quantized model scales its activations per call,
     so a text's int8 logits depend on the texts beside it and on the padding; and this machine's int8 kernels
     (AVX2, AVX-512 VNNI, AMX, ARM dot-product) are the ones whose numerics count for the decision made here."""
-    order = sorted(range(len(enc)), key=lambda i: enc.lengths[i])  # similar shapes back to back: fewer re-plans
+    lengths = enc.lengths  # built per call: once
+    order = sorted(range(len(enc)), key=lengths.__getitem__)  # similar shapes back to back: fewer re-plans
     out = None
     items = track(order, description, len(order)) if description else order
     for i in items:
@@ -27,7 +28,7 @@ def device_logits(run, enc: Encoded, description: str | None = None) -> np.ndarr
         if out is None:
             out = _output_array(enc, logits)
         if logits.ndim == 3:  # a tag per token: this row's own tokens (a LiteRT bucket may give more)
-            n = enc.lengths[i]
+            n = lengths[i]
             out[i, :n] = logits[0, :n]
         else:
             out[i] = logits[0]

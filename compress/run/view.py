@@ -43,6 +43,7 @@ def report_of(run) -> dict | None:
         **({"budget": results["budget"]} if results.get("budget") else {}),
         "rejected_artifacts": export.get("rejected", []) + quantize.get("rejected", []),
         "stage_seconds": seconds,
+        "training": training_record(run.stage_record("finetune") or {}, run.stage_record("distill") or {}),
     }
     report["summary"] = summary(report)
     bundle = run.stage_record("bundle")
@@ -51,6 +52,28 @@ def report_of(run) -> dict | None:
                  else {"path": "bundle/", "zip": "bundle.zip"})  # a record from before per-platform bundles
         report["bundle"] = {k: bundle.get(k) for k in ("zip_bytes", "models", "rejected", "checked_on")} | where
     return report
+
+
+def _curve(fit: dict) -> dict:
+    """One training loop's schedule as the report shows it: the dev metric at each evaluation, where it stopped."""
+    return {"steps": fit.get("steps"), "planned_steps": fit.get("planned_steps"), "stopped": fit.get("stopped", "schedule"),
+            "best_epoch": fit.get("best_epoch"), "best_step": fit.get("best_step"),
+            "dev": [{"epoch": h["epoch"], "step": h.get("step"), "dev": round(h["dev_accuracy"], 4)} for h in fit.get("history", [])],
+            "seconds": fit.get("seconds") or round(sum(h.get("seconds", 0) for h in fit.get("history", [])), 1)}
+
+
+def training_record(finetune: dict, distill: dict) -> dict:
+    """How the teacher was fine-tuned (its dev curve) and what the student was distilled on (rows per source, what
+    the rows beyond the labelled ones cost, each stage's dev curve), from the two stages' records."""
+    out: dict = {}
+    if finetune.get("finetuned"):
+        out["teacher"] = _curve(finetune) | {"seconds": round(finetune.get("train_seconds", 0), 1)}
+    if distill:
+        out["student"] = {"data": distill.get("data") or {"labelled": None},
+                          "stages": [{"stage": st["stage"], **_curve(st)} for st in distill.get("stages", [])],
+                          "vocabulary": {k: v for k, v in (distill.get("build") or {}).items()
+                                         if k in ("vocabulary", "pieces", "pieces_without_transfer", "teacher_pieces")}}
+    return out
 
 
 def render_view(run) -> dict | None:

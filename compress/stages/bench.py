@@ -22,10 +22,21 @@ class _Quality:
 
     def __init__(self, run):
         self.run, self.evaluator = run, run.task.quality(run) if run.task.quality else None
+        self.teacher_scored = None  # the teacher's (outputs, labels) on test: the other models' bootstrap pairs with it
 
     def __call__(self, predict, test, tokenizer, teacher: bool = False) -> dict:
         if self.evaluator is None:
-            return {"accuracy": self.run.task.metric(predict(test), test.labels)}
+            from compress.metrics import retained_interval
+
+            outputs = predict(test)
+            measured = {"accuracy": self.run.task.metric(outputs, test.labels)}
+            if teacher:
+                self.teacher_scored = (outputs, test.labels)
+            elif self.teacher_scored is not None:
+                interval = retained_interval(self.run.task.metric, (outputs, test.labels), self.teacher_scored)
+                if interval is not None:
+                    measured["retained_interval"] = [round(x, 4) for x in interval]
+            return measured
         return self.evaluator.teacher(predict, tokenizer) if teacher else self.evaluator.score(predict, tokenizer)
 
 

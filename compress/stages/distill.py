@@ -17,13 +17,15 @@ def _teacher_caches(run, distiller, plan, datasets: dict) -> tuple[dict, dict]:
     """One teacher-output cache per distillation data set ('task', 'general'), built or reused; name -> cache,
     and what the stage record says about them."""
     from compress.data.batching import fingerprint
-    from compress.distill.teacher_cache import estimate_bytes, open_or_build, plan_for
+    from compress.distill.teacher_cache import estimate_bytes, native_bf16, open_or_build, plan_for
 
     cfg = run.recipe.distill.teacher_cache
     if cfg.mode == "off":
         return {}, {"mode": "off"}
     caches, record = {}, {"mode": cfg.mode}
     t_cfg = distiller.teacher.config
+    device = next(distiller.teacher.parameters()).device
+    precision = cfg.precision if cfg.precision != "auto" else "bf16" if native_bf16(device) else "fp32"
     teacher = teacher_identity(run.teacher_location("distill"))
     for name, enc in datasets.items():
         losses = [loss for stage_name, _, loss in plan if (stage_name == "general") == (name == "general")]
@@ -37,10 +39,10 @@ def _teacher_caches(run, distiller, plan, datasets: dict) -> tuple[dict, dict]:
         shared = cfg.path is not None
         path = (Path(cfg.path) if shared else run.layout.teacher_cache) / name
         cache = open_or_build(path, distiller, enc, what, {"teacher": teacher, "data": fingerprint(enc)}, cfg.dtype,
-                              shared, name)
+                              shared, name, precision=precision)
         caches[name] = cache
         record[name] = {"path": str(path), "bytes": cache.meta["bytes"], "build_seconds": cache.meta["build_seconds"],
-                        "holds": str(what), "dtype": cfg.dtype, "rows": len(enc)}
+                        "holds": str(what), "dtype": cfg.dtype, "rows": len(enc), "precision": precision}
     return caches, record
 
 
@@ -64,6 +66,47 @@ def _distill_static(run) -> dict:
             save_static(student, tmp)
             write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "kind": "static"})
     return record
+
+
+def _transfer_set(run, teacher, plan):
+    """The rows the teacher labels beside the labelled ones (compress.distill.transfer), or None."""
+    import math
+
+    cfg = run.recipe.distill
+    if not cfg.transfer.active or not any(name != "general" for name, _, _ in plan):
+        return None
+    from compress.distill.transfer import build
+
+    data = run.data
+    held_out = [t for split in ("dev", "test") for e in data.split(split) for t in (e.text, e.text_pair) if t]
+    if run.task.quality is not None:  # what the task's own evaluation reads beyond dev / test (retrieval passages)
+        held_out += run.task.quality(run).evaluated_texts()
+    passes = 1
+    if cfg.transfer.augment.per_epoch:  # each epoch of the last task stage gets its own variants
+        schedule = cfg.train_config(plan[-1][1])
+        rows = len(data.train) * (1 + cfg.transfer.augment.copies)
+        steps = math.ceil(rows / schedule.batch_size)
+        passes = math.ceil(schedule.planned_steps(steps) / steps)
+    transfer = build(cfg.transfer, task=run.task, train=data.train, held_out=held_out, data_path=run.recipe.data.path,
+                     seed=run.recipe.seed, teacher=teacher, tokenizer=run.tokenizer, checkpoint=run.source.location,
+                     passes=passes)
+    rows = transfer.record["rows"]
+    info("transfer set: " + ", ".join(f"{v:,} {k}" for k, v in rows.items() if k != "total")
+         + f" rows ({rows['total']:,} in all" + "".join(f"; {k} {v} s" for k, v in transfer.record["seconds"].items()) + ")")
+    return transfer
+
+
+def _data_record(run, general: dict, transfer, caches: dict) -> dict:
+    """What the student was distilled on, row counts per source, and what the rows beyond the labelled ones cost."""
+    out = {"labelled": len(run.data.train)}
+    if general:
+        out["general"] = {"rows": len(general["general"]), "spec": run.recipe.distill.general.data}
+    if transfer is not None:
+        out["transfer"] = transfer.record
+    task_cache = caches.get("task") if isinstance(caches, dict) else None
+    if isinstance(task_cache, dict) and "build_seconds" in task_cache:
+        out["teacher_labels_seconds"] = task_cache["build_seconds"]
+    return out
 
 
 def run(run, force: bool = False) -> dict:
@@ -93,15 +136,23 @@ def run(run, force: bool = False) -> dict:
     plan = [(name, st, CombinedLoss(terms)) for name, st, terms in stage_terms(recipe)]
     general = {name: load_unlabeled(st.data, st.text_column, st.max_rows) for name, st, _ in plan if name == "general"}
 
+    transfer = _transfer_set(run, teacher, plan)
+    extra = transfer.examples if transfer is not None else []
+
     source, tokenizer, student_ids, vocab_record = teacher, run.tokenizer, None, {"vocabulary": "full"}
     if recipe.student.vocabulary == "task":
-        texts = run.data.train + [e for rows in general.values() for e in rows]
+        # the student reads every text it is distilled on: the pieces augmentation and unlabeled text bring in too
+        texts = run.data.train + [e for rows in general.values() for e in rows] + extra
         keep = task_vocab.kept_ids(run.tokenizer, task_vocab.used_token_ids(run.tokenizer, texts))
         tokenizer = task_vocab.pruned_tokenizer(run.tokenizer, keep)
         student_ids = task_vocab.id_map(teacher.config.vocab_size, keep, run.tokenizer.unk_token_id)
         source = task_vocab.with_kept_rows(teacher, keep)
         vocab_record = {"vocabulary": "task", "pieces": len(keep), "teacher_pieces": teacher.config.vocab_size,
-                        "from": ["train"] + list(general)}
+                        "from": ["train"] + list(general) + (["transfer"] if extra else [])}
+        if extra:  # what the transfer rows cost in vocabulary (and so in embedding-table size)
+            labelled_only = task_vocab.kept_ids(run.tokenizer, task_vocab.used_token_ids(
+                run.tokenizer, run.data.train + [e for rows in general.values() for e in rows]))
+            vocab_record["pieces_without_transfer"] = len(labelled_only)
     importance = None
     if recipe.student.init == "pruned":
         from compress.student.prune import importance as score_structures
@@ -129,6 +180,8 @@ def run(run, force: bool = False) -> dict:
     distiller.to(device)
     # batches carry teacher ids (the distiller maps them for a pruned student); dev is what the student will read
     train, dev = run.encode("train"), run.eval_split("dev", tokenizer, teacher=teacher)
+    if extra:  # the labelled rows first (the cache and the per-epoch rows index them so), then the transfer rows
+        train = encode(run.tokenizer, run.data.train + extra, recipe.data.max_length)
     datasets = {"task": train} if any(name != "general" for name, _, _ in plan) else {}
     if general:
         datasets["general"] = encode(run.tokenizer, general["general"], recipe.data.max_length)
@@ -139,6 +192,7 @@ def run(run, force: bool = False) -> dict:
         data, cache = datasets[key], caches.get(key)
         info(f"distill stage '{name}' ({len(data)} rows): " + ", ".join(f"{s.name}×{w:g}" for s, w, _ in loss.terms)
              + ("; teacher outputs from the cache" if cache is not None else ""))
+        epoch_rows = transfer.epoch_rows(len(run.data.train)) if transfer is not None and key == "task" else None
         result = fit(
             student,
             lambda batch, loss=loss, cache=cache: distiller.loss(batch, loss, cache),
@@ -152,6 +206,7 @@ def run(run, force: bool = False) -> dict:
             checkpoint=run.checkpoint("distill", f"{i}-{name}"),
             precision=recipe.precision,
             metric=run.task.metric,
+            epoch_rows=epoch_rows,
         )
         history.append({"stage": name, **result})
     student.to("cpu")
@@ -166,6 +221,7 @@ def run(run, force: bool = False) -> dict:
         "best_epoch": history[-1]["best_epoch"],
         "stages": history,
         "teacher_cache": cache_record,
+        "data": _data_record(run, general, transfer, cache_record),
         "processes": distributed.world().size,
         "device": str(device),
         "precision": recipe.precision,

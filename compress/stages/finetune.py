@@ -47,7 +47,11 @@ def run(run, force: bool = False) -> dict:
         return read_json(marker) | {"reused": True, "teacher_path": str(run.layout.teacher)}
 
     device = pick_device(recipe.device)
-    info(f"teacher: fine-tuning {run.source.spec} on {len(run.data.train)} training rows ({recipe.teacher.epochs} epochs, {device})")
+    t = recipe.teacher
+    limits = "".join([f", at least {t.min_steps} steps" if t.min_steps else "", f", at most {t.max_steps} steps" if t.max_steps else "",
+                      f", stopping after {t.patience} evaluation(s) without a better dev {task.metric_name}" if t.patience else "",
+                      f", within {t.max_minutes:g} min" if t.max_minutes else ""])
+    info(f"teacher: fine-tuning {run.source.spec} on {len(run.data.train)} training rows (up to {t.epochs} epochs{limits}, {device})")
     torch.manual_seed(recipe.seed)
     model = task.load_model(run.source.location, run.data.labels, run.source.spec, recipe).to(device)
     train, dev = run.encode("train"), run.encode("dev")
@@ -67,6 +71,7 @@ def run(run, force: bool = False) -> dict:
         "dev_accuracy": result["best_dev_accuracy"],
         "best_epoch": result["best_epoch"],
         "history": result["history"],
+        **{k: result.get(k) for k in ("best_step", "steps", "planned_steps", "stopped")},
         "train_seconds": time.perf_counter() - t0,
         "processes": distributed.world().size,
     }

@@ -45,7 +45,9 @@ def select_layers(n_teacher: int, cfg: StudentConfig) -> list[int]:
 
 
 def student_config(teacher_config, cfg: StudentConfig, num_layers: int):
-    config = copy.deepcopy(teacher_config)
+    from compress.student.albert import with_dropout
+
+    config = copy.deepcopy(with_dropout(teacher_config, cfg.dropout))
     config.num_hidden_layers = num_layers
     config.hidden_size = cfg.hidden_size or teacher_config.hidden_size
     config.num_attention_heads = cfg.num_attention_heads or teacher_config.num_attention_heads

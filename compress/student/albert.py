@@ -46,12 +46,25 @@ def validate(n_layers: int, hidden: int, embedding_size: int | None, sharing: st
         raise UserError("student.groups needs sharing 'all', 'attention' or 'ffn'; with sharing 'none' every layer is its own")
 
 
+def with_dropout(config, dropout: float | None):
+    """A copy of a BERT-family config with every dropout probability set to `dropout` (None: the config itself)."""
+    if dropout is None:
+        return config
+    import copy
+
+    config = copy.deepcopy(config)
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = dropout
+    if getattr(config, "classifier_dropout", None) is not None:
+        config.classifier_dropout = dropout
+    return config
+
+
 def albert_config(teacher_config, n_layers: int, hidden: int, heads: int, ffn: int, embedding_size: int | None,
-                  sharing: str, groups: int):
+                  sharing: str, groups: int, dropout: float | None = None):
     from transformers import AlbertConfig
 
     validate(n_layers, hidden, embedding_size, sharing, groups)
-    t = teacher_config
+    t = with_dropout(teacher_config, dropout)
     config = AlbertConfig(
         vocab_size=t.vocab_size,
         embedding_size=embedding_size or hidden,
@@ -127,6 +140,7 @@ def build_albert_student(teacher, cfg, layers: list[int]) -> tuple[torch.nn.Modu
     config = albert_config(
         t_cfg, cfg.num_layers, hidden, cfg.num_attention_heads or t_cfg.num_attention_heads,
         cfg.intermediate_size or t_cfg.intermediate_size, cfg.embedding_size, cfg.sharing or "none", cfg.groups,
+        cfg.dropout,
     )
     model = model_class(config)
     tie_modules(model)

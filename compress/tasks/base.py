@@ -65,6 +65,14 @@ class Task:
     """TeacherSource -> the labels of the checkpoint's head for this task (None: TeacherSource.head_labels)."""
     check_labels: Callable[[Any, list[str]], None] | None = None
     """(TeacherSource, data labels) -> raises UserError when the checkpoint's head disagrees with the data."""
+    unlabelled: Callable[[str, str | None], Any] | None = None
+    """(text, second text or None) -> a row without a label (augmented or unlabeled text the teacher labels for
+    distillation; compress.distill.transfer); None: compress.data.readers.unlabelled_example."""
+
+    def unlabelled_row(self, text: str, text_pair: str | None = None):
+        from compress.data.readers import unlabelled_example
+
+        return (self.unlabelled or unlabelled_example)(text, text_pair)
 
     def for_labels(self, labels: list[str]) -> "Task":
         """This task with its metric bound to the run's label names (the same task when its metric needs none)."""

@@ -87,6 +87,16 @@ def _metric(labels: list[str]):
     return f
 
 
+def _unlabelled(text: str, text_pair=None):
+    """Untagged text as words (split on whitespace, as a device reads it) whose first pieces carry UNLABELLED: the
+    soft per-token losses score them, the gold-tag loss does not."""
+    from compress.data.readers import UNLABELLED
+    from compress.tokens.data import TokenExample
+
+    words = tuple(text.split())
+    return TokenExample(words=words, tags=(UNLABELLED,) * len(words))
+
+
 TASK = Task(
     name="token-classification",
     description="a BIO tag per word: named entities, PII, slots (AutoModelForTokenClassification)",
@@ -112,4 +122,5 @@ TASK = Task(
     quality=_quality,
     labels_of_head=head_labels,
     check_labels=check_labels,
+    unlabelled=_unlabelled,
 )

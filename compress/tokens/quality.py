@@ -7,15 +7,36 @@ from compress.tokens.metrics import entity_report
 
 
 class TokenQuality:
+    BOOTSTRAP_ROUNDS = 200  # seqeval scores a resample in milliseconds, not microseconds: fewer rounds than accuracy's
+
     def __init__(self, run):
         self.run = run
+        self.teacher_scored = None  # the teacher's (outputs, labels) on test, for the bootstrap interval
 
-    def score(self, predict, tokenizer) -> dict:
+    def _scored(self, predict, tokenizer):
         test = self.run.encode("test", tokenizer)
-        report = entity_report(predict(test), test.labels, self.run.data.labels)
+        return predict(test), test.labels
+
+    def teacher(self, predict, tokenizer) -> dict:
+        self.teacher_scored = self._scored(predict, tokenizer)
+        report = entity_report(*self.teacher_scored, self.run.data.labels)
         return {"accuracy": report["f1"], "entities": report}
 
-    teacher = score
+    def score(self, predict, tokenizer) -> dict:
+        from compress.metrics import retained_interval
+
+        outputs, labels = self._scored(predict, tokenizer)
+        report = entity_report(outputs, labels, self.run.data.labels)
+        out = {"accuracy": report["f1"], "entities": report}
+        if self.teacher_scored is not None:
+            interval = retained_interval(self.run.task.metric, (outputs, labels), self.teacher_scored,
+                                         rounds=self.BOOTSTRAP_ROUNDS)
+            if interval is not None:
+                out["retained_interval"] = [round(x, 4) for x in interval]
+        return out
+
+    def evaluated_texts(self) -> list[str]:
+        return []  # the test split only, which the transfer set leaves out anyway
 
     def describe(self) -> dict:
         test = self.run.data.test

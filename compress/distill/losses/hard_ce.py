@@ -5,8 +5,13 @@ import torch.nn.functional as F
 
 
 def hard_ce(student, teacher, batch, ctx=None):
-    # a token classifier's [B, S, tags] against [B, S] tags; -100 (no tag) is cross_entropy's ignore_index
-    return F.cross_entropy(student.logits.flatten(0, -2), batch["labels"].flatten())
+    # a token classifier's [B, S, tags] against [B, S] tags; rows (tokens) without a gold label carry a negative one:
+    # -100 (no tag: later pieces, padding) or UNLABELLED (text the teacher labels), and are left out
+    logits, labels = student.logits.flatten(0, -2), batch["labels"].flatten()
+    keep = labels >= 0
+    if not bool(keep.any()):  # a batch of unlabelled rows only
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[keep], labels[keep])
 
 
 from compress.distill.losses.base import LossSpec  # noqa: E402
