@@ -200,17 +200,12 @@ def row(point, seed, recipe, distill, res, seconds, total, out) -> dict:
                        "x_onnx_teacher": round(t_onnx / ms, 2) if ms else None,
                        "x_smaller": round(teacher["size_bytes"] / entry["size_bytes"], 2)})
     s = recipe.student
-    base, data = split_point(point)
-    stage = distill["stages"][-1]
-    distilled_on = distill.get("data") or {}
-    extra = {"data": data, "transfer": distilled_on.get("transfer"),
-             "rows_distilled": ((distilled_on.get("transfer") or {}).get("rows") or {}).get("total", distilled_on.get("labelled")),
-             "schedule": {k: stage.get(k) for k in ("steps", "planned_steps", "stopped", "best_step")}} if data else {}
-    return {"point": point, "question": POINTS[base][2] + (f"; data: {DATA[data][1]}" if data else ""), "seed": seed,
+    base = split_point(point)[0]  # a "+data" point never gets here: data_row
+    return {"point": point, "question": POINTS[base][2], "seed": seed,
             "shape": f"{s.num_layers}L/{s.hidden_size}H/{s.num_attention_heads}A/FFN{s.intermediate_size}"
                      + (f"/E{s.embedding_size}" if s.embedding_size else ""),
             "init": s.init, "vocabulary": s.vocabulary, "losses": list(POINTS[base][1]),
-            "epochs": recipe.distill.epochs, **extra,
+            "epochs": recipe.distill.epochs,
             "build": distill.get("build"), "dev_accuracy": distill["dev_accuracy"],
             "teacher": {"test_accuracy": teacher["accuracy"], "size_bytes": teacher["size_bytes"], "p50_ms_eager": t_eager,
                         "p50_ms_onnx_fp32": t_onnx},

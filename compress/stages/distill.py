@@ -142,17 +142,16 @@ def run(run, force: bool = False) -> dict:
     source, tokenizer, student_ids, vocab_record = teacher, run.tokenizer, None, {"vocabulary": "full"}
     if recipe.student.vocabulary == "task":
         # the student reads every text it is distilled on: the pieces augmentation and unlabeled text bring in too
-        texts = run.data.train + [e for rows in general.values() for e in rows] + extra
-        keep = task_vocab.kept_ids(run.tokenizer, task_vocab.used_token_ids(run.tokenizer, texts))
+        labelled = task_vocab.used_token_ids(run.tokenizer, run.data.train + [e for rows in general.values() for e in rows])
+        used_by_transfer = task_vocab.used_token_ids(run.tokenizer, extra) if extra else set()
+        keep = task_vocab.kept_ids(run.tokenizer, labelled | used_by_transfer)
         tokenizer = task_vocab.pruned_tokenizer(run.tokenizer, keep)
         student_ids = task_vocab.id_map(teacher.config.vocab_size, keep, run.tokenizer.unk_token_id)
         source = task_vocab.with_kept_rows(teacher, keep)
         vocab_record = {"vocabulary": "task", "pieces": len(keep), "teacher_pieces": teacher.config.vocab_size,
                         "from": ["train"] + list(general) + (["transfer"] if extra else [])}
         if extra:  # what the transfer rows cost in vocabulary (and so in embedding-table size)
-            labelled_only = task_vocab.kept_ids(run.tokenizer, task_vocab.used_token_ids(
-                run.tokenizer, run.data.train + [e for rows in general.values() for e in rows]))
-            vocab_record["pieces_without_transfer"] = len(labelled_only)
+            vocab_record["pieces_without_transfer"] = len(task_vocab.kept_ids(run.tokenizer, labelled))
     importance = None
     if recipe.student.init == "pruned":
         from compress.student.prune import importance as score_structures
