@@ -20,10 +20,10 @@ EXECUTORCH_HINT = "pip install executorch (the bert-compress[executorch] extra)"
 RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".ort": "onnxruntime", ".tflite": "litert", ".pte": "executorch"}
 
 
-# ONNX Runtime settings every session of this runner gets (and the bundle's .ort files are made with). Measured
-# with onnxruntime 1.32 on x86 at hidden 384, seq 128, one thread: its CPU SkipLayerNormalization kernel takes
-# 410 us where Add + LayerNormalization take 88 us, so the optimizer pass that fuses them is turned off: the
-# default int8 student runs about 20% faster. An app using a .onnx file sets the same config entry (the
+# ONNX Runtime settings every session of this runner gets (and the bundle's .ort files are made with). Its CPU
+# SkipLayerNormalization kernel is slower than the Add + LayerNormalization it fuses, so the optimizer pass that
+# fuses them is turned off: the int8 student runs 1.19-1.20x faster with this setting alone (onnxruntime 1.32,
+# seq 128, one thread, Intel Xeon: benchmarks/results/quantize_ab.json and quantize_matrix.json). An app using a .onnx file sets the same config entry (the
 # bundle README shows how); a .ort file keeps the unfused graph by itself.
 SESSION_CONFIG = {"optimization.disable_specified_optimizers": "SkipLayerNormFusion"}
 

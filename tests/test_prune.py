@@ -36,23 +36,41 @@ def test_full_width_pruning_is_the_teacher():
     torch.testing.assert_close(_logits(student, batch), _logits(teacher, batch))
 
 
-def test_pruned_heads_and_neurons_are_the_teachers_with_the_rest_zeroed():
+def test_pruned_neurons_are_the_teachers_with_the_rest_zeroed():
     teacher = bert(layers=2, hidden=32, heads=4, ffn=64, seed=2)
     imp = importance(teacher, _enc(), 24, 8)
     cfg = StudentConfig(num_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=40, init="pruned")
     with pytest.raises(UserError, match="keeps whole teacher heads of size 8: a hidden size of 32 needs student.num_attention_heads 4"):
         build_student(teacher, cfg, imp)
-    # the same hidden width and head size: drop two heads by hand-made scores and 24 FFN neurons by Taylor's
-    imp.heads = [torch.tensor([0.1, 5.0, 0.2, 3.0]), torch.tensor([4.0, 0.0, 2.0, 0.5])]
+    # the same hidden width: all 4 heads stay and 24 FFN neurons go by Taylor's scores
     cfg = StudentConfig(num_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=40, init="pruned")
     student, _, record = build_student(teacher, cfg, imp)
-    assert record["heads_kept"] == [[0, 1, 2, 3]] * 2  # 4 of 4 heads: all kept; FFN neurons are what was pruned
+    assert record["heads_kept"] == [[0, 1, 2, 3]] * 2
     reference = bert(layers=2, hidden=32, heads=4, ffn=64, seed=2)
     for i, layer in enumerate(reference.bert.encoder.layer):
         dropped = sorted(set(range(64)) - set(torch.topk(imp.ffn[i], 40).indices.tolist()))
         layer.output.dense.weight.data[:, dropped] = 0  # a dropped neuron writes nothing
     batch = batch_with_padding()
     torch.testing.assert_close(_logits(student, batch), _logits(reference, batch), atol=1e-5, rtol=1e-5)
+
+
+def test_heads_are_kept_by_their_scores():
+    teacher = bert(layers=2, hidden=32, heads=4, ffn=64, seed=2)
+    imp = importance(teacher, _enc(), 24, 8)
+    # two of four heads per layer (head size 8: hidden 16), chosen by hand-made scores unlike Taylor's
+    imp.heads = [torch.tensor([0.1, 5.0, 0.2, 3.0]), torch.tensor([4.0, 0.0, 2.0, 0.5])]
+    cfg = StudentConfig(num_layers=2, hidden_size=16, num_attention_heads=2, intermediate_size=40, init="pruned")
+    student, _, record = build_student(teacher, cfg, imp)
+    assert record["heads_kept"] == [[1, 3], [0, 2]]
+    kept = torch.sort(torch.topk(imp.hidden, 16).indices).values
+    for i, heads in enumerate(([1, 3], [0, 2])):
+        rows = torch.cat([torch.arange(h * 8, h * 8 + 8) for h in heads])
+        for name in ("query", "key", "value"):
+            got = getattr(student.bert.encoder.layer[i].attention.self, name).weight
+            want = getattr(teacher.bert.encoder.layer[i].attention.self, name).weight[rows][:, kept]
+            torch.testing.assert_close(got, want)
+        out = teacher.bert.encoder.layer[i].attention.output.dense.weight[kept][:, rows]
+        torch.testing.assert_close(student.bert.encoder.layer[i].attention.output.dense.weight, out)
 
 
 def test_taylor_importance_finds_a_dead_head_and_pruning_drops_it():

@@ -2,6 +2,7 @@
 the accuracy guard falls back and rejects; bad quantization input is one line and exit 2."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -165,7 +166,13 @@ def test_guard_falls_back_through_the_pipeline(exported, tmp_path, tiny_teacher,
     assert code == 0
     record = json.loads((out / "stages/quantize.json").read_text())
     tried = record["rejected"] + record["artifacts"]
-    assert len(tried) >= 1 and all("drop" in (t.get("reason") or t["quantization"]["reason"]) for t in tried)
+    # one candidate: its first try, then each fallback in turn until one passes or none is left
+    assert sorted(t["quantization"]["fallback"] for t in tried) == list(range(len(tried)))
+    assert len(record["artifacts"]) <= 1  # the first that passes is kept and ends the chain
+    assert all(a["quantization"]["fallback"] == len(tried) - 1 for a in record["artifacts"])
+    for t in record["rejected"]:  # each rejection breaks the zero tolerance, by the numbers it records
+        agreement = float(re.search(r"label agreement ([0-9.]+)", t["reason"]).group(1))
+        assert t["quantization"]["drop_points"] > 0 or agreement < 1.0, t["reason"]
     for art in record["artifacts"]:
         assert art["verification"]["label_agreement"] == 1.0 and art["quantization"]["drop_points"] <= 0
     assert (out / "export/model.onnx").is_file()

@@ -2,17 +2,17 @@
 Hugging Face tokenizer's vocabulary, in front of an ids-in model (a string-in model: `text` in, the task's output
 and each token's character span `offset_mapping` out).
 
-The operator alone does not give the Python tokenizer's ids on every text (measured on 2,000 generated texts:
-41.8% with its best option set `strip_accents=1`, though 100% of the dev split): it lower-cases and strips accents
-for Latin-1 only, reads literal special tokens as text, stops at a NUL, and gives a word's matched prefix pieces
-plus `[UNK]` where WordPiece gives one `[UNK]`. So in `exact` mode the text reaches it already normalized the way the
-Hugging Face tokenizer normalizes it, by standard and extensions string operators whose tables are computed from
-that tokenizer itself (its normalizer and pre-tokenizer run on every code point; nothing is typed in by hand):
-NUL kept as a placeholder, special-token literals split out, each character mapped by one LabelEncoder (lower-case,
-accents, deleted and space characters, punctuation and CJK padded with spaces), a word holding a character outside
-the vocabulary turned into one `[UNK]`. Then the ids equal the Python tokenizer's on every text tried (36,835, with
-offsets in characters of the input). A vocabulary that breaks the assumptions this needs falls back to the plain
-operator (`mode` says which).
+The operator alone does not give the Python tokenizer's ids on every text (with its best option set,
+`strip_accents=1`, it matches on the dev split but not on generated text with accents, scripts and symbols): it
+lower-cases and strips accents for Latin-1 only, reads literal special tokens as text, stops at a NUL, and gives a
+word's matched prefix pieces plus `[UNK]` where WordPiece gives one `[UNK]`. So in `exact` mode the text reaches it
+already normalized the way the Hugging Face tokenizer normalizes it, by standard and extensions string operators whose
+tables are computed from that tokenizer itself (its normalizer and pre-tokenizer run on every code point; nothing is
+typed in by hand): NUL kept as a placeholder, special-token literals split out, each character mapped by one
+LabelEncoder (lower-case, accents, deleted and space characters, punctuation and CJK padded with spaces), a word
+holding a character outside the vocabulary turned into one `[UNK]`. Then the ids equal the Python tokenizer's on every
+text tried (36,835, with offsets in characters of the input). A vocabulary that breaks the assumptions this needs
+falls back to the plain operator (`mode` says which).
 
 Truncation happens after the operator, as `truncation=True, max_length=L` does: the first L - 1 ids, then `[SEP]`
 (the operator's own max_length corrupts the offsets it writes). One text per call: the operator reads two strings
