@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import multiprocessing
 import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -299,7 +301,10 @@ def main() -> int:
         for point in args.points.split(","):
             if (point, seed) in done:
                 continue
-            r = one_point(point, seed, args.teacher, work) | {"command": command}
+            # each point in a fresh process: in one process the models and teacher outputs of earlier points are
+            # not all freed (23 GB RSS after about 12 points on 24 GB)
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                r = pool.submit(one_point, point, seed, args.teacher, work).result() | {"command": command}
             result["rows"].append(r)
             print(json.dumps({k: r[k] for k in ("point", "seed", "dev_accuracy", "seconds")}), flush=True)
             write_json(out_json, result)  # after every point: an interrupted matrix keeps what it measured
