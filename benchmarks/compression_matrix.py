@@ -215,10 +215,28 @@ def row(point, seed, recipe, distill, res, seconds, total, out) -> dict:
             "whole_point_seconds": round(sum(seconds.values()), 1), "out": f"WORK/{out.name}"}
 
 
+def requested(command: str) -> set[tuple[str, int]]:
+    """The (point, seed) pairs a recorded command asked for (its --points and --seeds, or their defaults)."""
+    words = command.split()
+    value = {flag: words[words.index(flag) + 1] for flag in ("--points", "--seeds") if flag in words}
+    return {(p, int(seed)) for p in value.get("--points", ",".join(POINTS)).split(",")
+            for seed in value.get("--seeds", "42").split(",")}
+
+
+def not_measured(result: dict) -> list[tuple[str, int]]:
+    """Pairs some command asked for that no row measured and no `not_run` entry explains."""
+    made = {(r["point"], r["seed"]) for r in result["rows"]}
+    explained = {(p, s) for n in result.get("not_run", []) for p in n["points"] for s in n["seeds"]}
+    asked = set().union(*(requested(c) for c in result.get("commands", [result["command"]])))
+    return sorted(asked - made - explained)
+
+
 def render(result: dict) -> str:
     env = result["environment"]
     lines = [f"# Compression matrix ({env['cpu']}, int8 ISA {env.get('int8_isa', '?')})", "",
              *[f"`{c}`" for c in result.get("commands", [result["command"]])], "",
+             *[f"- Asked for and not run: {', '.join(n['points'])} (seeds {', '.join(map(str, n['seeds']))}): {n['why']}"
+               for n in result.get("not_run", [])], *([""] if result.get("not_run") else []),
              f"Teacher: `{result['teacher']}` (fine-tuned all-MiniLM-L6-v2)."]
     full = [r for r in result["rows"] if not r.get("data")]  # points that went through export, quantize and bench
     if full:
@@ -312,6 +330,9 @@ def main() -> int:
         for cache in work.glob(f"teacher-cache-*-s{seed}"):
             shutil.rmtree(cache, ignore_errors=True)
     print(render(result))
+    if missing := not_measured(result):  # an interrupted run: the file must say why before it is committed
+        print(f"not measured: {missing}; run them, or say why in the file's not_run "
+              '([{"points": [...], "seeds": [...], "why": "..."}])', file=sys.stderr)
     return 0
 
 
