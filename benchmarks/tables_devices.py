@@ -1,0 +1,195 @@
+"""Tables of device-side and one-off measurements: repeatability, emulated ARM64 and per-ISA checks, repeated bench
+runs, test tiers, embedding tiers, ExecuTorch attention, device budgets, and the index of every results file."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from tables_common import (DocError, code, command_status, commands_of, env_line, environment_of, environment_status, load,
+                           mb, ms, num, results_files)
+
+
+# ---- repeatability of two runs of one device ------------------------------------------------------------------
+def render_repeatability(paths: list[str]) -> list[str]:
+    if len(paths) != 2:
+        raise DocError("repeatability compares two files")
+    a, b = (load(p) for p in paths)
+    changes = {"p50_ms": [], "p90_ms": [], "p99_ms": []}
+    for ma in a.get("models", []):
+        mb_ = next((m for m in b.get("models", []) if m.get("name") == ma.get("name") and m.get("file") == ma.get("file")), None)
+        for ca in (ma.get("latency") or []) if mb_ else []:
+            cb = next((c for c in mb_["latency"] if (c["seq_len"], c["threads"], c.get("batch", 1)) == (ca["seq_len"], ca["threads"], ca.get("batch", 1))), None)
+            if cb:
+                for k in changes:
+                    changes[k].append(abs(cb[k] / ca[k] - 1))
+    cells = len(changes["p50_ms"])
+    if not cells:
+        raise DocError("the two files share no latency cells")
+    lines = ["| percentile | cells within ±10% | median change | largest change |", "|---|---:|---:|---:|"]
+    for k, v in changes.items():
+        lines.append(f"| {k.removesuffix('_ms')} | {sum(x <= 0.10 for x in v)}/{cells} | {100 * statistics.median(v):.1f}% | {100 * max(v):.1f}% |")
+    peaks = [((d.get("gemm_peak") or {}).get("gflop_s") or {}).get("fp32", {}).get("1") for d in (a, b)]
+    peak = f" fp32 GEMM peak on 1 thread: {peaks[0]} and {peaks[1]} GFLOP/s in the two runs." if all(peaks) else ""
+    return lines + ["", f"From {', '.join(f'`{p}`' for p in paths)}.{peak} "
+                    + env_line(a.get("device"), commands_of(a) + commands_of(b))]
+
+
+# ---- bert-compress arm64 ---------------------------------------------------------------------------------------
+def render_arm64_check(paths: list[str]) -> list[str]:
+    if len(paths) != 1:
+        raise DocError("arm64-check renders one file")
+    doc = load(paths[0])
+    lines = [f"| emulated CPU | model | texts within {doc.get('atol')} of x86 | max abs Δlogit vs x86 | labels equal to x86 | passed |",
+             "|---|---|---:|---:|---:|---|"]
+    for cpu, c in (doc.get("cpus") or {}).items():
+        for model, k in (c.get("checks") or {}).items():
+            lines.append(f"| {cpu} | {model} | {k.get('texts_within_atol')}/{doc.get('texts')} | {num(k.get('max_abs_diff_vs_x86'), '{:.1e}')} | "
+                         f"{num(k.get('label_agreement_vs_x86') and 100 * k['label_agreement_vs_x86'], '{:.0f}%')} | {'yes' if k.get('passed') else 'no'} |")
+    emulators = ", ".join("`{}`".format(c.get("emulator")) for c in (doc.get("cpus") or {}).values())
+    return lines + ["", f"From `{paths[0]}`: the bundle's runner under {emulators} against the same runner on x86. Command: "
+                    + "; ".join(code(c) for c in commands_of(doc)) + "."]
+
+
+
+
+def render_isa_check(paths: list[str]) -> list[str]:
+    """`python -m targets check` of one bundle on several (real or emulated) CPUs, and the bundle stage run on each."""
+    if len(paths) != 1:
+        raise DocError("isa-check renders one file")
+    doc = load(paths[0])
+    lines = ["| where | int8 instruction set | bundle file | artifact | texts | max abs Δlogit vs PyTorch | "
+             "labels equal to PyTorch | passes the bar |", "|---|---|---|---|---:|---:|---:|---|"]
+    for run in doc.get("checks", []):
+        for r in run.get("results", []):
+            lines.append(f"| {run.get('where')} | {r.get('int8_isa')} | {r.get('file')} | `{r.get('artifact')}` | {r.get('rows')} | "
+                         f"{num(r.get('max_abs_diff'), '{:.2e}')} | {num(100 * r['label_agreement'], '{:.2f}%')} | "
+                         f"{'yes' if r.get('passed') else 'no: ' + str(r.get('failure'))} |")
+    stage = doc.get("bundle_stage")
+    if stage:
+        lines += ["", f"The bundle stage itself, run {stage.get('where')} on the same OUT (exit {stage.get('exit_code')}):", "",
+                  "| bundle file | artifact | labels equal to PyTorch | kept |", "|---|---|---:|---|"]
+        for m in stage.get("models", []):
+            rc = m.get("runner_check") or {}
+            lines.append(f"| {m.get('file')} | `{m.get('artifact')}` | "
+                         f"{num(rc.get('label_agreement_vs_pytorch') and 100 * rc['label_agreement_vs_pytorch'], '{:.2f}%')} | yes |")
+        for r in stage.get("rejected", []):
+            lines.append(f"| {r.get('file')} | `{r.get('artifact')}` | — | no: {r.get('reason')} |")
+    emu = doc.get("emulator") or {}
+    return lines + ["", f"From `{paths[0]}`. Bar: the recipe's `quantize.min_label_agreement` "
+                    f"({doc.get('bar')}). Emulator: {emu.get('version')}, `-cpu {emu.get('cpu')}`. "
+                    + env_line(doc.get("environment"), commands_of(doc))]
+
+
+def render_bench_repeats(paths: list[str]) -> list[str]:
+    if len(paths) != 1:
+        raise DocError("bench-repeats renders one file")
+    doc = load(paths[0])
+    runs = doc.get("runs", [])
+    lines = ["| run | artifact | its p50 ms | teacher p50 ms | speed-up | test accuracy, % of teacher |", "|---:|---|---:|---:|---:|---:|"]
+    for i, r in enumerate(runs, 1):
+        lines.append(f"| {i} | `{r.get('best_artifact')}` | {ms(r.get('artifact_p50_ms'))} | {ms(r.get('teacher_p50_ms'))} | "
+                     f"{num(r.get('speedup'), '{:.2f}×')} | {num(r.get('accuracy_retained') and 100 * r['accuracy_retained'], '{:.2f}')} |")
+    ups = [r["speedup"] for r in runs if r.get("speedup")]
+    med = f"median speed-up {statistics.median(ups):.2f}× over {len(ups)} runs. " if ups else ""
+    return lines + ["", f"From `{paths[0]}`: seq 128, batch 1, 1 thread; {med}Command: "
+                    + "; ".join(code(c) for c in commands_of(doc)) + ". The file records no environment."]
+
+
+def render_test_tiers(paths: list[str]) -> list[str]:
+    """benchmarks/test_tiers.py: the wall time of the quick loop and of the whole suite on one machine."""
+    if len(paths) != 1:
+        raise DocError("test-tiers renders one file")
+    doc = load(paths[0])
+    lines = ["| tier | command | tests | wall time |", "|---|---|---|---:|"]
+    for name, t in doc.get("tiers", {}).items():
+        counts = ", ".join(f"{n} {k}" for k, n in t.get("counts", {}).items())
+        lines.append(f"| {name} | {code(t.get('command'))} | {counts} | {num(t.get('wall_seconds'), '{:.0f}')} s |")
+    extra = "with the tflite extra installed" if doc.get("tflite_extra") else "without the tflite extra"
+    return lines + ["", f"From `{paths[0]}`, {extra}. " + env_line(environment_of(doc), commands_of(doc))]
+
+
+def render_embedding_tiers(paths: list[str]) -> list[str]:
+    """benchmarks/embedding_tiers.py: each embedding model's latency beside its retrieval and probe quality, as shares
+    of the teacher measured in the same run, and whether the issue's targets hold."""
+    if len(paths) != 1:
+        raise DocError("embedding-tiers renders one file")
+    doc = load(paths[0])
+
+    def pct(x):
+        return "—" if x is None else f"{100 * x:.1f}"
+
+    lines = ["| tier | model | precision | p50 ms | × eager teacher | × ONNX teacher | MB | MRR@10 % of teacher | "
+             "asym MRR@10 % of teacher | probe % of teacher | fidelity % |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["rows"]:
+        if r["role"] == "student":
+            continue
+        lines.append(f"| {r['tier']} | {r['name']} | {r['precision']} | {ms(r['p50_ms'])} | {num(r['x_eager_teacher'], '{:.2f}')} | "
+                     f"{num(r['x_onnx_teacher'], '{:.2f}')} | {mb(r['size_bytes'])} | {pct(r['mrr_of_teacher'])} | "
+                     f"{pct(r['asym_mrr_of_teacher'])} | {pct(r['probe_of_teacher'])} | {pct(r['fidelity'])} |")
+    lines += ["", "| tier | target | fastest artifact meeting the quality bars | × eager teacher | met |", "|---|---|---|---:|---|"]
+    for tier, v in doc["targets"].items():
+        bars = v["bars"]
+        target = (f"≥ {bars['speedup']:g}× at ≥ {100 * bars['mrr']:g}% MRR@10 and probe"
+                  + (f", asym ≥ {100 * bars['asym_mrr']:g}%" if "asym_mrr" in bars else ""))
+        lines.append(f"| {tier} | {target} | {v['best_meeting_quality'] or 'none'} | {num(v['speedup'], '{:.2f}')} | "
+                     f"{'yes' if v['met'] else 'no'} |")
+    return lines + ["", f"Batch 1, seq 128, 1 thread, p50. From `{paths[0]}`. " + env_line(environment_of(doc), commands_of(doc))]
+
+
+
+
+def render_executorch_attention(paths: list[str]) -> list[str]:
+    """benchmarks/executorch_attention.py: one student lowered to .pte with SDPA and with eager attention."""
+    if len(paths) != 1:
+        raise DocError("executorch-attention renders one file")
+    doc = load(paths[0])
+    variants = doc["variants"]
+    seqs = list(next(iter(variants.values()))["p50_ms"])
+    lines = ["| attention | " + " | ".join(f"p50 ms, seq {s}" for s in seqs) + " | XNNPACK calls | left on portable kernels |",
+             "|---|" + "---:|" * len(seqs) + "---:|---|"]
+    for v in variants.values():
+        ops = ", ".join(f"{k} ×{n}" for k, n in v["portable_ops"].items())
+        lines.append(f"| {v['label']} | " + " | ".join(ms(v["p50_ms"][s]) for s in seqs) + f" | {v['delegate_calls']} | {ops} |")
+    t = doc.get("timing", {})
+    return lines + ["", f"From `{paths[0]}`: {doc.get('interpreter')}, batch {t.get('batch')}, {t.get('threads')} thread, "
+                    f"{t.get('rounds')} interleaved rounds of {t.get('runs_per_round')} calls per cell; the two files' outputs "
+                    f"differ by at most {num(doc.get('max_abs_diff_between_variants'), '{:.1e}')}. "
+                    + env_line(doc.get("environment"), commands_of(doc))]
+
+
+def render_files(paths: list[str]) -> list[str]:
+    lines = ["| file | command | environment |", "|---|---|---|"]
+    for root in paths:
+        for path in results_files(root):
+            doc = load(path)
+            lines.append(f"| `{Path(path).relative_to(root).as_posix()}` | {command_status(doc)} | {environment_status(path, doc)} |")
+    return lines
+
+
+def render_budget(paths: list[str]) -> list[str]:
+    """benchmarks/budget_matrix.py: the cost model's error on held-out shapes per profile, and each budget's chosen
+    student against the shipped recipes the same profile puts within the budget."""
+    if len(paths) != 1:
+        raise DocError("budget renders one file")
+    doc = load(paths[0])
+    lines = ["| profile (device) | shapes | lengths | held-out median error | p90 | max | ≤ 15% median |",
+             "|---|---:|---|---:|---:|---:|---|"]
+    for device, m in doc.get("cost_model", {}).items():
+        h = m["held_out"]
+        lines.append(f"| {device} | {h['shapes']} | {', '.join(map(str, m['seq_lens']))} | {100 * h['median']:.1f}% | "
+                     f"{100 * h['p90']:.1f}% | {100 * h['max']:.1f}% | {'yes' if m['meets_target'] else 'no'} |")
+    if doc.get("budgets"):
+        lines += ["", "| budget (seq 128, 1 thread) | chosen student | expected ms | measured ms (shipped int8, trained) | "
+                      "within budget | student test acc | shipped recipes within budget: test acc | at least every recipe |",
+                  "|---|---|---:|---:|---|---:|---|---|"]
+        for key, b in doc["budgets"].items():
+            shipped = b.get("shipped") or {}
+            recipes = ", ".join(f"`{name}` {100 * r['student_test_accuracy']:.2f}%" for name, r in b["recipes_within_budget"].items())
+            measured = shipped.get("measured_ms")
+            lines.append(f"| {key.replace(' (', ' ms (', 1) if ' (' in key else key + ' ms'} | `{b['chosen']['name']}` | {b['chosen']['expected_ms']:.3f} | {num(measured, '{:.3f}')} | "
+                         f"{'yes' if measured is not None and measured <= b['budget_ms'] else 'no'} | "
+                         f"{100 * b['student_test_accuracy']:.2f}% | {recipes or 'none'} | "
+                         f"{'yes' if b['at_least_every_recipe_within_budget'] else 'no'} |")
+    return lines + ["", f"From `{paths[0]}`. " + env_line(environment_of(doc), commands_of(doc))]
