@@ -177,9 +177,9 @@ def _dispatch(args) -> int:
             kept = "—" if b["accuracy_retained"] is None else f"{100 * b['accuracy_retained']:.1f}"  # a teacher at 0
             interval = b.get("retained_interval")
             spread = f" (95% interval {100 * interval[0]:.1f}–{100 * interval[1]:.1f}%)" if interval else ""
-            quality = (f"fidelity {kept}% (mean cosine to the teacher)" if report.get("task") == "embedding" else
-                       f"{kept}% of its test entity F1{spread}" if report.get("task") == "token-classification" else
-                       f"{kept}% of its test accuracy{spread}")
+            from compress.tasks import task_of
+
+            quality = task_of(report).kept_words.format(kept=kept, spread=spread)
             console.print(
                 f"[bold]{best}[/]: {b['speedup']}× faster than the teacher"
                 + (f" ({b['speedup_vs_onnx_teacher']}× its ONNX Runtime fp32 export)" if b.get("speedup_vs_onnx_teacher") else "")

@@ -193,7 +193,7 @@ def measure(load: Callable[[int], Callable], grid: Grid, timing: Timing, vocab_s
         random.Random(seed * 1000 + threads).shuffle(cells)
         for seq_len, batch in cells:
             feeds = bench_inputs(names, vocab_size, batch, seq_len)
-            times = time_calls(lambda: run(feeds), timing)
+            times = time_calls(lambda: run(feeds), timing)  # noqa: B023, F821 (called here, before `del run`)
             samples[cell_key(threads, seq_len, batch)] = [round(t, 7) for t in times.tolist()]
             _progress(f"bench {label}: {threads} thread(s), seq {seq_len}, batch {batch}: "
                       f"p50 {1000 * float(np.median(times)):.3f} ms ({len(samples)}/{grid.cells})")
@@ -344,7 +344,7 @@ def gemm_peak(threads_list: list[int], n: int = 1024, repeats: int = 7) -> dict:
             session = ort.InferenceSession(str(GEMM_DIR / file), options, providers=["CPUExecutionProvider"])
             for _ in range(2):
                 session.run(None, feeds[precision])
-            best = min(_timed(lambda: session.run(None, feeds[precision])) for _ in range(repeats))
+            best = min(_timed(lambda: session.run(None, feeds[precision])) for _ in range(repeats))  # noqa: B023 (called here)
             out["gflop_s"][precision][str(threads)] = round(2.0 * n ** 3 / best / 1e9, 1)
             _progress(f"GEMM peak {precision}, {threads} thread(s): {out['gflop_s'][precision][str(threads)]} GFLOP/s")
     return out

@@ -284,6 +284,11 @@ class BundleModel:
             feeds["token_type_ids"][r, :n] = e.token_type_ids
         return feeds, encodings
 
+    def outputs(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
+        """The model's raw outputs on `texts`, one text per call (logits, vectors or per-token logits): what a
+        check compares with the PyTorch student."""
+        raise NotImplementedError
+
     def _runs(self, texts: list[str], pairs: list[str] | None, batch_size: int, offsets: bool = False):
         """(encodings, outputs) per call of `batch_size` texts. One text per call by default: a dynamically
         quantized model scales its activations per call, so in a batch a text's outputs would depend on the
@@ -304,6 +309,9 @@ class Classifier(BundleModel):
     def logits(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 1) -> np.ndarray:
         out = [logits for _, logits in self._runs(texts, pairs, batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.bundle.labels)), dtype=np.float32)
+
+    def outputs(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
+        return self.logits(texts, pairs)
 
     def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 1) -> list[Prediction]:
         preds = []
@@ -360,6 +368,9 @@ class Embedder(BundleModel):
                               "as metadata.json's embedding dim says: rebuild the bundle")
         return vectors
 
+    def outputs(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
+        return self.embed(texts)
+
     def search(self, query: str, documents: list[str] | np.ndarray, top_k: int | None = 5) -> list[tuple[int, float]]:
         """The `top_k` documents (None: all) most similar to `query` by cosine similarity, best first, as (index,
         score). Texts are embedded; an array is taken as their vectors (embed them once, search many times).
@@ -396,6 +407,9 @@ class Tagger(BundleModel):
             logits[r, :len(e.input_ids)] = out[:len(e.input_ids)]
         return logits
 
+    def outputs(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
+        return self.logits(texts)
+
     def tag(self, texts: list[str], aggregation: str = "first", batch_size: int = 1) -> list[Tagged]:
         from targets.ner import entities
 
@@ -408,3 +422,17 @@ class Tagger(BundleModel):
                 found = entities(text, z[:len(e.input_ids)], e.offsets, e.word_ids, self.bundle.labels, aggregation)
                 out.append(Tagged(text, found, len(e.input_ids), e.truncated))
         return out
+
+
+MODELS = {cls.POSTPROCESS: cls for cls in (Classifier, Embedder, Tagger)}
+"""post-processing (metadata.json's task.postprocess) -> the class that runs it"""
+
+
+def open_model(bundle: Bundle | str | Path, runtime: str = "auto", threads: int = 0, interpreter: str = "auto") -> BundleModel:
+    """The runner class the bundle's task needs (Classifier, Embedder or Tagger), opened on one of its model files."""
+    bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    postprocess = task_of(bundle).get("postprocess")
+    if postprocess not in MODELS:
+        raise BundleError(f"no runner for post-processing '{postprocess}': use the runner of the bert-compress version "
+                          "that wrote the bundle")
+    return MODELS[postprocess](bundle, runtime, threads, interpreter)

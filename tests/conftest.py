@@ -1,9 +1,8 @@
-"""Shared fixtures: a tiny random BERT checkpoint and a small task data set, both built on the spot."""
+"""Shared fixtures: a tiny random BERT checkpoint and a small task data set, both built on the spot; and the guard
+that keeps whole pipelines out of the quick tier. Helpers that tests import are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 from pathlib import Path
 
@@ -12,52 +11,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from compress.data.readers import default_data_dir  # noqa: E402
 from compress.cli import main as _cli_main  # noqa: E402
-from compress.teacher import default_teacher_dir, quiet_transformers  # noqa: E402
-
-# The tflite extra (litert-torch, ai-edge-litert, ai-edge-quantizer): without it the shared runs export ONNX only
-# and the tests that need LiteRT skip with this reason.
-HAS_TFLITE = all(importlib.util.find_spec(m) is not None for m in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"))
-needs_tflite = pytest.mark.skipif(not HAS_TFLITE, reason="the tflite extra is not installed: pip install -e '.[tflite]'")
-# The executorch extra: without it the shared `bundled` run has no .pte and the ExecuTorch tests skip.
-HAS_EXECUTORCH = importlib.util.find_spec("executorch") is not None
-needs_executorch = pytest.mark.skipif(not HAS_EXECUTORCH, reason="the executorch extra is not installed: pip install -e '.[executorch]'")
-
-
-def make_tiny_bert(path: Path, *, layers: int = 2, hidden: int = 32, heads: int = 2, seed: int = 0, head_labels=None) -> Path:
-    """A random-weight BERT with the default teacher's tokenizer (so real text tokenises normally)."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
-
-    quiet_transformers()
-    torch.manual_seed(seed)
-    tok = AutoTokenizer.from_pretrained(default_teacher_dir())
-    cfg = BertConfig(
-        vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=hidden * 2, max_position_embeddings=128,
-    )
-    if head_labels:
-        cfg.num_labels = len(head_labels)
-        cfg.id2label = dict(enumerate(head_labels))
-        cfg.label2id = {lab: i for i, lab in enumerate(head_labels)}
-        model = BertForSequenceClassification(cfg)
-    else:
-        model = BertModel(cfg)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def rt_rows(split: str, n: int) -> list[dict]:
-    lines = (default_data_dir() / f"{split}.jsonl").read_text().splitlines()
-    return [json.loads(x) for x in lines[:n]]
+from tests.helpers import HAS_EXECUTORCH, HAS_TFLITE, make_tiny_bert, rt_rows, write_jsonl  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -128,72 +83,59 @@ def bundled(tmp_path_factory, tiny_teacher, tiny_data, tiny_recipe):
     return out
 
 
-def make_tiny_roberta(path: Path, *, kind: str = "roberta", seed: int = 0) -> Path:
-    """A random-weight RoBERTa (byte-level BPE) or XLM-R (Unigram, Metaspace) encoder with a real tokenizer trained
-    by the `tokenizers` library on the vendored train text: the non-WordPiece tokenizers a user's teacher may have."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel
 
-    quiet_transformers()
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    texts = [json.loads(x)["text"] for x in (default_data_dir() / "train.jsonl").read_text().splitlines()[:3000]]
-    if kind == "roberta":
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=1500, special_tokens=specials,
-                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-        tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-        config_cls, model_cls = RobertaConfig, RobertaModel
-    elif kind == "xlm-roberta":
-        tok = Tokenizer(models.Unigram())
-        tok.normalizer = normalizers.NFKC()
-        tok.pre_tokenizer = pre_tokenizers.Metaspace()
-        tok.decoder = decoders.Metaspace()
-        tok.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=1500, special_tokens=specials, unk_token="<unk>"))
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
-                                                           special_tokens=[("<s>", 0), ("</s>", 2)])
-        config_cls, model_cls = XLMRobertaConfig, XLMRobertaModel
-    else:
-        raise ValueError(kind)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
-                                   unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
-    cfg = config_cls(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                     max_position_embeddings=130, pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)
-    torch.manual_seed(seed)
-    model_cls(cfg).save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
+# ---- the quick tier builds no whole pipeline -------------------------------------------------------------------
+# Every in-process stage call is counted (the stage table's `run` wrapped once); a test that trains a student and
+# then exports and measures it (distill, export and bench, in its own body or in a fixture it set up) is a whole
+# pipeline and must be marked `slow`, and so must every test that uses a fixture that built one. Runs in
+# subprocesses are not counted: the tests that start them are slow for other reasons (kill and resume, torchrun).
+WHOLE_PIPELINE = {"distill", "export", "bench"}
+_stages_run: list[str] = []
+_whole_pipeline_fixtures: set[str] = set()
 
 
-def run_torch_free(bundle_root: Path, *args, stdin: str | None = None, blocked: tuple[str, ...] = (),
-                   prefix: tuple[str, ...] = (), timeout: int = 120):
-    """The bundle's own runner copy (`python -m targets ARGS`), in a Python where importing torch, transformers and
-    the `blocked` modules fails, as on a device that has only the runner's requirements. `prefix`: an emulator
-    command to run that Python under (e.g. qemu-x86_64-static -cpu Haswell)."""
-    import subprocess
-    import sys
+def _count_stage_calls() -> None:
+    from compress.run import table
 
-    blocked = ("torch", "transformers", *blocked)
-    # the editable install of this project is not on a device: drop its import hook so the bundle's copy is used
-    code = ("import sys; sys.modules.update(dict.fromkeys(sys.argv[2].split(','))); "
-            "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]; "
-            "import targets; assert targets.__file__.startswith(sys.argv[1]), targets.__file__; "
-            "from targets.__main__ import main; sys.exit(main(sys.argv[3:]))")
-    env = dict(os.environ, PYTHONPATH=str(bundle_root / "runner"))
-    return subprocess.run([*prefix, sys.executable, "-c", code, str(bundle_root / "runner"), ",".join(blocked), *args],
-                          capture_output=True, text=True, env=env, input=stdin, timeout=timeout, cwd=bundle_root)
+    for spec in table.STAGES:
+        if getattr(spec.run, "counted", False):
+            continue
+
+        def counted(*args, _name=spec.name, _run=spec.run, **kwargs):
+            _stages_run.append(_name)
+            return _run(*args, **kwargs)
+
+        counted.counted = True
+        object.__setattr__(spec, "run", counted)  # Stage is frozen; the table itself is not ours to change
 
 
-def aarch64_python_or_skip() -> None:
-    """The emulated-ARM64 tests' one network step (Debian mirror, PyPI), once: cached in ~/.cache/bert-compress/arm64.
-    Skips the test with the reason when this machine cannot prepare it."""
-    from compress.bench.arm64 import default_cache, guest_python, prepare_sysroot, prepare_wheels
-    from compress.errors import UserError
+_count_stage_calls()
 
-    try:
-        root = prepare_sysroot(default_cache())
-        prepare_wheels(default_cache(), guest_python(root).name.removeprefix("python"))
-    except UserError as exc:
-        pytest.skip(f"cannot prepare the aarch64 Python here: {exc}")
+
+class _WholePipelineGuard:
+    """A plugin, not conftest hooks: pytest calls a conftest's hooks only for nodes under its folder, and a
+    session-scoped fixture's node is the session itself."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        before = len(_stages_run)
+        try:
+            return (yield)
+        finally:
+            if WHOLE_PIPELINE <= set(_stages_run[before:]):
+                _whole_pipeline_fixtures.add(fixturedef.argname)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item):
+        before = len(_stages_run)
+        result = yield
+        if item.get_closest_marker("slow") is None:
+            built = sorted(set(item.fixturenames) & _whole_pipeline_fixtures)
+            if built or WHOLE_PIPELINE <= set(_stages_run[before:]):
+                pytest.fail(f"{item.nodeid} runs a whole pipeline ({', '.join(built) or 'in its body'}): mark it "
+                            "@pytest.mark.slow, or test the part it checks on something smaller", pytrace=False)
+        return result
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_WholePipelineGuard(), "whole-pipeline-guard")

@@ -55,7 +55,7 @@ def _file(path, text):
 
 
 def _truncated(t):
-    from tests.conftest import make_tiny_bert
+    from tests.helpers import make_tiny_bert
 
     path = make_tiny_bert(t / "cut")
     weights = path / "model.safetensors"

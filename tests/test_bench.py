@@ -265,7 +265,7 @@ def test_arm64_outputs_match_x86_under_qemu(bundled, tmp_path):
     """The bundle's models on emulated Cortex-A72: logits equal x86 within 1e-4, timings marked emulated.
     Needs the Debian mirror and PyPI once (the aarch64 Python is cached under ~/.cache/bert-compress/arm64)."""
     from targets.bench import load_results
-    from tests.conftest import aarch64_python_or_skip
+    from tests.helpers import aarch64_python_or_skip
 
     aarch64_python_or_skip()
     models = json.loads((bundled / "bundle/pi/metadata.json").read_text())["models"]

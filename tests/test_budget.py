@@ -21,7 +21,7 @@ from compress.budget import quality
 from compress.budget.latency_model import FEATURES, features, fit, held_out_error, points
 from compress.budget.shapes import Shape
 from compress.cli import main
-from tests.conftest import make_tiny_bert, run_torch_free
+from tests.helpers import make_tiny_bert, run_torch_free
 
 
 # ---- the cost model and the prior, on their own ---------------------------------------------------------
@@ -145,6 +145,7 @@ def _expected(doc: dict, seq: int) -> dict[str, float]:
     return {r["name"]: max(model.predict(r["arch"], seq), r["latency"][str(seq)]["p50_ms"]) for r in doc["candidates"]}
 
 
+@pytest.mark.slow  # a whole budget run (every stage) in its body
 def test_budget_run_distils_the_best_shape_that_fits_and_reports_it(profiled, tiny_teacher, tiny_data, tiny_recipe):
     doc = json.loads((profiled / "device.json").read_text())
     expected = _expected(doc, 32)
@@ -253,6 +254,7 @@ def test_profile_refuses_what_is_not_a_candidates_archive(tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "not a candidates archive" in proc.stderr
 
 
+@pytest.mark.slow  # a whole budget run (every stage) in its body
 def test_without_a_profile_this_machine_is_profiled_on_the_spot_and_cached(tmp_path, tiny_data, tiny_recipe, monkeypatch,
                                                                           capsys):
     # a teacher wide enough for the default grid's narrowest shapes (2 layers x 128, head width 32)
@@ -277,7 +279,7 @@ def test_arm64_profiles_a_candidates_archive_under_emulation(profiled, tmp_path)
     """`bert-compress arm64 CANDS`: the archive's runner times candidates under qemu -> an emulated profile the
     budget accepts (same identity as the archive)."""
     from targets.profile import load_profile
-    from tests.conftest import aarch64_python_or_skip
+    from tests.helpers import aarch64_python_or_skip
 
     aarch64_python_or_skip()
     out = tmp_path / "arm"
@@ -292,7 +294,7 @@ def test_arm64_profiles_a_candidates_archive_under_emulation(profiled, tmp_path)
 @pytest.mark.slow
 def test_litert_candidates_are_bucketed_int8_tflite_files_the_runner_profiles(tmp_path, tiny_teacher, tiny_data,
                                                                              tiny_recipe):
-    from tests.conftest import HAS_TFLITE
+    from tests.helpers import HAS_TFLITE
 
     if not HAS_TFLITE:
         pytest.skip("the tflite extra is not installed: pip install -e '.[tflite]'")

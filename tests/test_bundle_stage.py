@@ -132,7 +132,7 @@ def test_the_bundle_rechecks_itself_on_the_device_cpu(tiny_run, tmp_path):
     logits it carries; under qemu-x86_64 as an AVX2-only Haswell (no AVX-512, no VNNI: other int8 kernels) too."""
     import shutil as sh
 
-    from tests.conftest import run_torch_free
+    from tests.helpers import run_torch_free
 
     b = tiny_run / "bundle" / "pi"
     r = run_torch_free(b, "check", str(b), "--json")

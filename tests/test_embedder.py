@@ -15,7 +15,7 @@ import pytest
 
 from targets.__main__ import main
 from targets.bundle import RUNNER_FILES, Bundle, BundleError, Classifier, Embedder, sha256
-from tests.conftest import run_torch_free
+from tests.helpers import run_torch_free
 
 WORDS = ("a the good bad film movie great terrible cat dog sat on mat stocks fell sharply today markets rose "
          "weather is sunny rainy and very i love hate this it was ##s ##ing play").split()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from compress.cli import main
-from tests.conftest import make_tiny_bert, needs_tflite, rt_rows, write_jsonl
+from tests.helpers import make_tiny_bert, needs_tflite, rt_rows, write_jsonl
 
 
 def make_st_teacher(path, *, pooling: str = "mean", normalize: bool = True, hidden: int = 32):
@@ -83,6 +83,7 @@ def _texts():
             "He finds a clue in the old house.", ""]
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_student_loads_with_sentence_transformers_and_matches_the_exports(embedded):
     from sentence_transformers import SentenceTransformer
 
@@ -108,6 +109,7 @@ def test_student_loads_with_sentence_transformers_and_matches_the_exports(embedd
     np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_onnx_outputs_the_pooled_normalised_sentence_embedding(embedded):
     import onnx
 
@@ -118,6 +120,7 @@ def test_onnx_outputs_the_pooled_normalised_sentence_embedding(embedded):
     assert len(dims) == 2 and dims[1] == 32 and isinstance(dims[0], str)
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_records_and_report_speak_the_embedding_metrics(embedded):
     report = json.loads((embedded / "report.json").read_text())
     assert report["task"] == "embedding"
@@ -141,6 +144,7 @@ def test_records_and_report_speak_the_embedding_metrics(embedded):
     assert bench["task"] == "embedding" and {m["role"] for m in bench["models"]} >= {"teacher", "student", "artifact", "reference"}
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_bundle_embeds_and_checks_itself(embedded):
     from targets.bundle import Bundle, Embedder
     from targets.check import CheckSet, check_model
@@ -159,6 +163,7 @@ def test_bundle_embeds_and_checks_itself(embedded):
     assert results and all(r.passed and r.mean_cosine > 0.99 for r in results)
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_teacher_cache_holds_the_sentence_vectors(embedded):
     meta = json.loads((embedded / "cache" / "teacher" / "task" / "meta.json").read_text())
     assert meta["plan"]["sentence_embedding"] is True and meta["plan"]["logits"] is False
@@ -258,6 +263,7 @@ def static_run(tmp_path_factory, st_teacher, text_data):
     return _pipeline(tmp_path_factory, "static", STATIC_RECIPE, st_teacher, text_data)
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_static_tier_runs_through_the_pipeline(static_run):
     """model2vec's table + the fitted map: a Gather/mean ONNX the runner runs, equal to sentence-transformers' load of
     OUT/student; model2vec's own distillation is the peer row."""
@@ -320,6 +326,7 @@ def test_default_teacher_quick_embedding_run(tmp_path):
     assert report["teacher"]["embedding"]["mrr@10"] > 0.3  # the real teacher retrieves: the suite is not noise
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 @pytest.mark.parametrize("raw", [{"backend": "nncf"}, {"backend": "torchao", "scheme": "int8-dynamic"}], ids=["nncf", "torchao"])
 def test_every_quantizer_takes_the_embedding_student(embedded, tmp_path, raw):
     """NNCF on the ONNX file, torchao on the PyTorch student: both give vectors close to the fp32 student's."""
@@ -359,6 +366,7 @@ def _string_in_vectors(path, texts):
     return np.concatenate([session.run(["sentence_embedding"], {"text": np.array([t], dtype=object)})[0] for t in texts])
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_embedding_platform_bundles_take_strings(embedded):
     """The string-in ONNX of an embedding student (tokenizer in the graph) gives the vectors of the artifact it wraps
     fed Hugging Face's ids; without a TFLite export the LiteRT bundles are skipped with that reason."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import needs_executorch, run_torch_free
+from tests.helpers import needs_executorch, run_torch_free
 
 pytestmark = needs_executorch
 
@@ -83,6 +83,7 @@ def test_a_model_that_cannot_keep_a_dynamic_axis_gets_bucket_methods(tiny_classi
         pte(_feeds(70))
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_the_pipeline_ships_verified_pte_files_benches_them_and_bundles_one(bundled):
     report = json.loads((bundled / "report.json").read_text())
     arts = {a["name"]: a for a in report["artifacts"]}
@@ -125,6 +126,7 @@ def test_the_pipeline_ships_verified_pte_files_benches_them_and_bundles_one(bund
         assert np.abs(row - want).max() < 1e-5
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_the_bundled_pte_answers_raw_text_like_the_pytorch_student(bundled):
     """Outside the pipeline: the bundle's own files (tokenizer.json, model.pte) through the runner's tokenizer and
     ExecuTorch, against the PyTorch student, on texts the check did not see."""

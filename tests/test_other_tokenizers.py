@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from compress.cli import main
-from tests.conftest import make_tiny_roberta, run_torch_free
+from tests.helpers import make_tiny_roberta, run_torch_free
 
 pytestmark = pytest.mark.slow  # whole runs of the pipeline (or of training, killed and resumed)
 

@@ -66,6 +66,7 @@ def finished_run(tmp_path_factory, tiny_teacher, tiny_data, tiny_recipe):
     return out
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_run_writes_every_output(finished_run):
     out = finished_run
     for rel in ("teacher/config.json", "teacher/model.safetensors", "student/config.json", "student/model.safetensors",
@@ -84,6 +85,7 @@ def test_run_writes_every_output(finished_run):
     assert not list(out.rglob(".tmp-*")), "temporary files left behind"
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_existing_out_is_refused_without_force(finished_run, tiny_teacher, tiny_data, tiny_recipe, capsys):
     before = (finished_run / "report.json").read_bytes()
     code = main(["run", "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(tiny_recipe), "--out", str(finished_run)])
@@ -125,7 +127,7 @@ def test_export_mismatch_stops_the_run(tmp_path, tiny_teacher, tiny_data, tiny_r
 
 @pytest.mark.slow
 def test_teacher_with_a_matching_head_is_not_finetuned(tmp_path, tiny_data, tiny_recipe, capsys):
-    from conftest import make_tiny_bert
+    from tests.helpers import make_tiny_bert
 
     teacher = make_tiny_bert(tmp_path / "headed", head_labels=["positive", "negative"])
     out = tmp_path / "out"
@@ -151,7 +153,7 @@ def test_tinybert_two_stage_run_with_general_distillation(tmp_path, tiny_teacher
     """A narrower student, projections, general + two task stages; the exported student holds no projection."""
     import onnx
     import torch
-    from conftest import write_jsonl
+    from tests.helpers import write_jsonl
 
     unlabeled = write_jsonl(tmp_path / "plots.jsonl", [{"text": f"a film about {w} and more {w}"} for w in ("cats", "war", "love", "space")] * 8)
     recipe = tmp_path / "tb.yaml"

@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.conftest import HAS_EXECUTORCH, HAS_TFLITE, needs_tflite
+from tests.helpers import HAS_EXECUTORCH, HAS_TFLITE, needs_tflite
 
 TEXTS = ["a gripping, beautifully acted film", "dull, lifeless and far too long.", "It's OK!", "",
          "the plot... WAS 100% predictable :(", " ".join(["a remarkably tedious and overlong film"] * 40)]
@@ -34,6 +34,7 @@ def _hf_ids(out, texts, max_length, pad_to=None):
     return [tok(t, truncation=True, max_length=pad_to or max_length, padding=padding, return_tensors="np") for t in texts]
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_every_platform_has_a_folder_and_a_zip_of_exactly_its_files(bundled):
     platforms = {p["platform"]: p for p in _report(bundled)["bundle"]["platforms"]}
     assert set(platforms) == {"pi", "android-litert", "ios-litert", "android-ort", "ios-ort", "web", "android-executorch"}
@@ -66,6 +67,7 @@ def test_every_platform_has_a_folder_and_a_zip_of_exactly_its_files(bundled):
     assert (pi / "runner" / "targets" / "runtime.py").is_file() and not (pi / "model.ort").exists()
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 @needs_tflite
 def test_mediapipe_reads_the_android_litert_model_from_a_string(bundled):
     """MediaPipe Tasks' TextClassifier, strings in: the same probabilities as the same .tflite fed the Python
@@ -91,6 +93,7 @@ def test_mediapipe_reads_the_android_litert_model_from_a_string(bundled):
         assert abs(row.sum() - 1) < 1e-4  # probabilities: MediaPipe's scores
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_the_string_in_onnx_runs_in_onnxruntime_with_the_extensions(bundled):
     """The android-ort model loaded the way an app loads it (onnxruntime + the extensions library, a string in) gives
     the logits of the ids-in artifact it wraps fed Hugging Face's ids, truncation included; offsets come out too."""
@@ -117,6 +120,7 @@ def test_the_string_in_onnx_runs_in_onnxruntime_with_the_extensions(bundled):
     assert _hf_ids(bundled, [long], max_length)[0]["input_ids"].shape[1] == max_length  # the long text was cut
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_the_web_folder_runs_in_transformers_js(bundled):
     from compress.platforms.web import run_check, transformers_js_missing
 
@@ -139,6 +143,7 @@ def test_the_web_folder_runs_in_transformers_js(bundled):
     assert got["meta"]["model_max_length"] == json.loads((folder / "tokenizer_config.json").read_text())["model_max_length"]
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_the_report_names_what_to_ship_per_platform(bundled):
     md = (bundled / "report.md").read_text()
     assert "### What to ship, per platform" in md and "## Tokenizer in the graph" in md
@@ -150,6 +155,7 @@ def test_the_report_names_what_to_ship_per_platform(bundled):
     assert all(c["batch"] == 1 for r in string_in for c in r["text_latency"])
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_a_platform_that_cannot_take_the_model_is_skipped_with_its_reason(bundled, tmp_path, capsys):
     """A tokenizer the TFLite metadata and the in-graph tokenizer cannot describe: those bundles are skipped with one
     line each (in the output and the report); the others are built."""

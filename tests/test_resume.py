@@ -16,7 +16,7 @@ import pytest
 
 from compress.checkpoint import Checkpoint
 from compress.cli import main
-from tests.conftest import make_tiny_bert
+from tests.helpers import make_tiny_bert
 
 pytestmark = pytest.mark.slow  # whole runs of the pipeline (or of training, killed and resumed)
 
@@ -140,7 +140,7 @@ def test_same_seed_same_weights_and_another_seed_differs(prepared, tmp_path):
     base, reference, recipe_file = prepared
     again = tmp_path / "again"
     shutil.copytree(base, again)
-    code, err = _finish(_cli("distill", "--out", str(again)))  # same thread count as the reference (see README)
+    code, err = _finish(_cli("distill", "--out", str(again)))  # same thread count as the reference (docs/cli.md, Determinism)
     assert code == 0, err
     assert _max_diff(_weights(again), _weights(reference)) == 0.0
     other = tmp_path / "other"

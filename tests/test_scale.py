@@ -21,7 +21,7 @@ from compress.distill.distiller import Distiller
 from compress.distill.losses import CombinedLoss
 from compress.distill.teacher_cache import open_or_build, plan_for
 from compress.errors import UserError
-from tests.conftest import make_tiny_bert, write_jsonl
+from tests.helpers import make_tiny_bert, write_jsonl
 
 # Example-level losses, equal shards (batch 16 over 2 processes) and no dropout: DDP's averaged gradient is the
 # 1-process gradient up to the order of float sums, so 2 processes must reach the 1-process dev accuracy.

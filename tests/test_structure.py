@@ -179,3 +179,12 @@ def test_every_task_loss_and_quantizer_module_is_registered(folder, registry):
     else:
         registered = {spec.fn.__module__.rpartition(".")[2] for spec in reg.REGISTRY.values()}
     assert files == registered
+
+
+def test_the_quick_tier_guard_watches_every_stage(pytestconfig):
+    """tests/conftest.py counts every in-process stage call and fails a test outside the slow tier that ran a whole
+    pipeline (or used a fixture that did): the quick tier stays quick by construction, not by convention."""
+    from compress.run import table
+
+    assert all(getattr(spec.run, "counted", False) for spec in table.STAGES)
+    assert pytestconfig.pluginmanager.get_plugin("whole-pipeline-guard") is not None

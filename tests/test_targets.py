@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import HAS_EXECUTORCH, needs_tflite, run_torch_free
+from tests.helpers import HAS_EXECUTORCH, needs_tflite, run_torch_free
 
 @pytest.mark.slow
 @needs_tflite

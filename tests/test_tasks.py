@@ -3,7 +3,6 @@ that every stage builds and reads one way."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -46,10 +45,10 @@ def test_a_loss_reading_an_output_the_task_lacks_is_refused_before_training(tiny
     recipe = build_recipe({"student": {"num_layers": 1}, "distill": {"losses": {"distilbert_soft": {}, "tinybert_hidden": {}}}}, "test")
     config = AutoConfig.from_pretrained(tiny_teacher)
     validate_plan(config, recipe, get("sequence-classification"))  # the classifier gives hidden states
-    logits_only = replace(get("sequence-classification"), name="logits-only", loss_outputs=frozenset({"logits"}))
+    logits_only = get("sequence-classification").bound(name="logits-only", loss_outputs=frozenset({"logits"}))
     with pytest.raises(UserError, match="loss 'tinybert_hidden' reads hidden_states, which a logits-only model does not give"):
         validate_plan(config, recipe, logits_only)
-    unlabeled = replace(get("sequence-classification"), name="unlabeled", has_labels=False)
+    unlabeled = get("sequence-classification").bound(name="unlabeled", has_labels=False)
     recipe = build_recipe({"student": {"num_layers": 1}, "distill": {"losses": {"hard_ce": {}}}}, "test")
     with pytest.raises(UserError, match="loss 'hard_ce' needs labels"):
         validate_plan(config, recipe, unlabeled)

@@ -16,10 +16,10 @@ from compress.data.config import DataConfig
 from compress.errors import UserError
 from compress.teacher import default_teacher_dir
 from compress.data.batching import encode
-from compress.tokens.align import IGNORE
-from compress.tokens.data import TokenExample, load_token_data
-from compress.tokens.metrics import entity_f1, entity_report, token_agreement
-from conftest import make_tiny_bert, rt_rows, run_torch_free
+from compress.token_classification.align import IGNORE
+from compress.token_classification.data import TokenExample, load_token_data
+from compress.token_classification.metrics import entity_f1, entity_report, token_agreement
+from tests.helpers import make_tiny_bert, rt_rows, run_torch_free
 
 SENTENCES = [
     ("Barack Obama visited New York .", "B-person I-person O B-geo-loc I-geo-loc O"),
@@ -60,7 +60,7 @@ def test_conll_jsonl_and_character_entities_give_the_same_data(tmp_path):
     text = "Barack Obama visited New York."
     ents = [{"start": 0, "end": 12, "label": "person"}, {"start": 21, "end": 29, "label": "geo-loc"}]
     (tmp_path / "c.jsonl").write_text(json.dumps({"text": text, "entities": ents}) + "\n")
-    from compress.tokens.data import read_sentences
+    from compress.token_classification.data import read_sentences
 
     a = read_sentences(tmp_path / "a" / "train.conll")
     b = read_sentences(tmp_path / "b" / "train.jsonl")
@@ -243,6 +243,7 @@ bench: {seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, rounds
     return out
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_tiny_run_scores_entities_and_ships_a_tagger(ner_run):
     report = json.loads((ner_run / "report.json").read_text())
     assert report["task"] == "token-classification"
@@ -267,6 +268,7 @@ def test_tiny_run_scores_entities_and_ships_a_tagger(ner_run):
     assert meta["task"]["postprocess"] == "token-tags" and meta["models"][0]["outputs"][0]["shape"][1] == "sequence"
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_bundle_tags_raw_text_without_torch(ner_run):
     pi = ner_run / "bundle" / "pi"
     text = "Barack Obama visited New York ."
@@ -282,6 +284,7 @@ def test_bundle_tags_raw_text_without_torch(ner_run):
     assert wrong.returncode == 2 and "targets ner" in wrong.stderr and "Traceback" not in wrong.stderr
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_string_in_model_gives_tags_and_offsets(ner_run):
     pytest.importorskip("onnxruntime_extensions")
     from targets.runtime import OnnxModel
@@ -298,6 +301,7 @@ def test_string_in_model_gives_tags_and_offsets(ner_run):
     assert text[spans[1][0]:spans[1][1]] == "Taylor"
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_teacher_token_head_with_other_tags_is_refused(tmp_path, ner_run, capsys):
     from transformers import BertConfig, BertForTokenClassification
 
@@ -318,6 +322,7 @@ def test_teacher_token_head_with_other_tags_is_refused(tmp_path, ner_run, capsys
     assert not out.exists()
 
 
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_bad_conll_line_exits_2_before_out_is_touched(tmp_path, tiny_teacher, ner_run, capsys):
     path = tmp_path / "train.conll"
     path.write_text("Obama\tB-person\nsaid\n")

@@ -27,7 +27,7 @@ from compress.data.readers import default_data_dir  # noqa: E402
 from compress.teacher import default_teacher_dir  # noqa: E402
 from targets import tokenizer as tk  # noqa: E402
 from targets.tokenizer import LibraryTokenizer, TokenizerError, WordPieceTokenizer, load_tokenizer  # noqa: E402
-from tokenizer_tables import CODE_POINTS, word_tokenizer  # noqa: E402  (tests/ is on sys.path)
+from tests.tokenizer_tables import CODE_POINTS, word_tokenizer  # noqa: E402
 
 BATCH = 25
 ANY_CHAR = st.characters(exclude_categories=("Cs",))  # every category, every plane; no lone surrogates (Rust has none)

@@ -5,7 +5,6 @@ losses."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,7 +177,7 @@ def test_unlabelled_token_rows_are_scored_softly_but_not_by_the_gold_loss(teache
     from compress.data.batching import collate, encode
     from compress.distill.distiller import Outputs
     from compress.distill.losses import REGISTRY
-    from compress.tokens.data import TokenExample
+    from compress.token_classification.data import TokenExample
 
     _, tok = teacher
     row = get("token-classification").unlabelled_row("Paris is nice")

@@ -392,7 +392,7 @@ def _check_and_time(b, bundle: Path, out: Path, cpus: list[str], cache: Path, te
             results.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
             record["cpus"][cpu] = {"checks": checks, "results": results.name, "emulator": guest.label}
         write_json(tmp / "arm64_check.json", record)
-    for cpu, r in record["cpus"].items():
+    for r in record["cpus"].values():
         r["results"] = str(out / r["results"])
     return record
 

@@ -4,12 +4,7 @@ records) and the bench results; imports nothing of compress.platforms (the repor
 
 from __future__ import annotations
 
-from compress.bench.results import cell
-
-
-def p50_at(latency: list[dict], seq_len: int, threads: int, batch: int = 1) -> float | None:
-    c = cell({"latency": latency}, seq_len, threads, batch)
-    return c["p50_ms"] if c else None
+from compress.bench.cells import p50_at
 
 
 def _mb(n: int | None) -> str:
@@ -42,15 +37,17 @@ def headline_rows(report: dict) -> list[str]:
     s = report["summary"]
     seq, thr = s["seq_len"], s["threads"]
     teacher = report["teacher"]
-    embedding = report.get("task") == "embedding"
-    quality = "fidelity" if embedding else "entity F1" if report.get("task") == "token-classification" else "test acc"
+    from compress.tasks import task_of
+
+    task = task_of(report)
+    quality = task.quality_column
     lines = ["### What to ship, per platform", "",
              f"Latency: the model's p50 in the bench matrix (seq {seq}, batch 1, {thr} thread(s), this CPU)"
              + (", plus what the in-graph tokenizer adds" if report.get("string_in") else "")
-             + f"; {'accuracy' if quality == 'test acc' else quality}: test split. Size ratio: the teacher's fp32 weights "
+             + f"; {task.metric_name}: test split. Size ratio: the teacher's fp32 weights "
              f"({_mb(teacher['size_bytes'])} MB) over the zip.", "",
              f"| platform | take | zip MB | × smaller than teacher | model | p50 ms | {quality} % "
-             f"| % of teacher | checked with | dev {'cosine' if embedding else 'agreement'} |",
+             f"| % of teacher | checked with | dev {task.agreement_column} |",
              "|---|---|---:|---:|---|---:|---:|---:|---|---:|"]
     for p in platforms:
         if p.get("skipped"):

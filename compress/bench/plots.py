@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compress.bench.results import cell, device_key, device_label, pareto_front, quality, quality_label, reference_cell
+from compress.bench.cells import cell
+from compress.bench.results import device_key, device_label, pareto_front, quality, quality_label, reference_cell
 
 
 def _pyplot():

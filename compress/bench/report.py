@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compress.bench.bundle_report import headline_rows, p50_at, platform_section, string_in_section
+from compress.bench.bundle_report import headline_rows, platform_section, string_in_section
+from compress.bench.cells import p50_at
 from compress.bench.results import bench_document, device_sections, reference_cell
 
 
@@ -124,10 +125,10 @@ def _retained(x: dict) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    embedding = report.get("task") == "embedding"
-    tokens = report.get("task") == "token-classification"
-    # the task metric the `accuracy` fields hold
-    metric = "fidelity" if embedding else "entity F1 (test)" if tokens else "test acc"
+    from compress.tasks import task_of
+
+    task = task_of(report)
+    metric = task.quality_column  # the task metric the `accuracy` fields hold
     s = report["summary"]
     t, st = report["teacher"], report["student"]
     seq, thr = s["seq_len"], s["threads"]
@@ -153,21 +154,12 @@ def render_markdown(report: dict) -> str:
             + (f", **{b['speedup_vs_onnx_teacher']}×** faster than the teacher in ONNX Runtime fp32 ({s['onnx_teacher_p50_ms']} ms)"
                if b.get("speedup_vs_onnx_teacher") else "") + ", "
             f"**{b['size_ratio']}× smaller** on disk, "
-            + (f"fidelity to the teacher **{_pct(b['accuracy_retained'])}%** (mean cosine on held-out text)."
-               if embedding else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test entity F1{_interval(b)}." if tokens
-               else f"**{_pct(b['accuracy_retained'])}%** of the teacher's test accuracy{_interval(b)}."),
+            + task.kept_sentence(_pct(b["accuracy_retained"]), _interval(b)),
             "",
         ]
     lines += headline_rows(report)
-    if embedding:
-        from compress.embedding.report import embedding_section
-
-        lines += embedding_section(report, seq, thr)
-    if tokens:
-        from compress.tokens.report import entity_section
-
-        lines += entity_section(report)
-    lines += training_section(report, "fidelity" if embedding else "entity F1" if tokens else "accuracy")
+    lines += task.report_sections(report, seq, thr)
+    lines += training_section(report, task.metric_name)
     lines += ["## Models", "",
               f"| model | runtime | params | MB on disk | {metric} % | % of teacher (95% interval) | p50 ms (seq {seq}, {thr}t) | "
               "× eager teacher | × ONNX teacher |",
@@ -190,8 +182,7 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {r['name']} (reference, not shipped) | {r['runtime']} | — | {_mb(r['size_bytes'])} | "
                      f"{_pct(r.get('accuracy'))} | {_pct(retained)} | {ms} | {_ratio(t_ms, ms)} | {_ratio(onnx_ms, ms)} |")
     lines += ["", "## Verification against the PyTorch student", "",
-              f"| artifact | format | max abs Δ{'vector' if embedding else 'logit'} | "
-              f"{'mean cosine' if embedding else 'token agreement' if tokens else 'label agreement'} | checked on |",
+              f"| artifact | format | max abs Δ{task.output_unit} | {task.agreement_name} | checked on |",
               "|---|---|---:|---:|---|"]
     for a in report["artifacts"]:
         lines.append(f"| {a['name']} | {a['format']} | {a['max_abs_diff']:.2e} | {_pct(a['label_agreement'])}% | {a['verified_on']} |")
@@ -200,8 +191,7 @@ def render_markdown(report: dict) -> str:
     quantized = [a for a in report["artifacts"] if a.get("quantization")]
     rejected_q = [r for r in report.get("rejected_artifacts", []) if r.get("quantization")]
     if quantized or rejected_q:
-        guard = "fidelity" if embedding else "entity F1" if tokens else "accuracy"
-        lines += ["", f"## Quantization (guarded by dev {guard} against the fp32 student)", "",
+        lines += ["", f"## Quantization (guarded by dev {task.metric_name} against the fp32 student)", "",
                   "Each candidate is measured the way a device runs it (one text per call at its own length) on the CPU "
                   "named in the row: int8 kernels and their rounding differ between instruction sets, so a decision holds "
                   "for that instruction set and is re-checked by the bundle stage on the machine that builds the bundle.", "",
@@ -226,15 +216,11 @@ def render_markdown(report: dict) -> str:
                   "call) against the PyTorch student" + (f", on {bundle['checked_on']['int8_isa']} "
                                                           f"({bundle['checked_on']['cpu']})" if bundle.get("checked_on") else "")
                   + ". A file that failed was replaced by the next-fastest verified artifact of its runtime.", "",
-                  "| file | artifact | runtime | precision | MB | max abs Δ | " + (
-                      "mean cosine | — |" if embedding else "token agreement | dev word-tag acc % |" if tokens
-                      else "label agreement | dev acc % |"),
+                  "| file | artifact | runtime | precision | MB | max abs Δ | " + task.runner_columns,
                   "|---|---|---|---|---:|---:|---:|---:|"]
         for m in bundle["models"]:
             rc = m["runner_check"]
-            agree = (f"{rc['mean_cosine_vs_pytorch']:.6f} | — |" if embedding else
-                     f"{_pct(rc['label_agreement_vs_pytorch'])}% | "
-                     f"{_pct(rc.get('dev_accuracy', rc.get('dev_word_tag_accuracy')))} |")
+            agree = task.runner_cells(rc, _pct)
             lines.append(f"| {m['file']} | {m['artifact']} | {m['runtime']} | {m['precision']} | {_mb(m['size_bytes'])} | "
                          f"{rc['max_abs_diff_vs_pytorch']:.2e} | {agree}")
         for r in bundle["rejected"]:

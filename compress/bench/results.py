@@ -11,18 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from compress.bench.cells import cell
 
 STABLE_WITHIN = 0.10  # the issue's target: percentiles within ±10% between two runs on an idle machine
 
 
 # ---- lookups --------------------------------------------------------------------------------------------
-def cell(model: dict, seq: int, threads: int, batch: int = 1) -> dict | None:
-    for c in model["latency"]:
-        if c["seq_len"] == seq and c["threads"] == threads and c.get("batch", 1) == batch:
-            return c
-    return None
-
-
 def reference_cell(doc: dict) -> tuple[int, int]:
     """The headline point: seq 128 on 1 thread when measured, else the longest seq and fewest threads."""
     seqs, threads = doc["grid"]["seq_lens"], doc["grid"]["threads"]
@@ -38,17 +32,17 @@ def device_label(doc: dict) -> str:
 
 
 def quality(doc: dict, model: dict) -> float | None:
-    """What a model is judged on in the tables and the Pareto plot: test accuracy (the task metric); for an embedding
-    model, retrieval MRR@10 (what search on the device gets), which a static model without the teacher's space has too."""
-    if doc.get("task") == "embedding":
-        return (model.get("embedding") or {}).get("mrr@10")
-    return model.get("accuracy")
+    """What a model is judged on in the tables and the Pareto plot: its task's ranked quality (the task metric on
+    test; for an embedding model, retrieval MRR@10)."""
+    from compress.tasks import task_of
+
+    return task_of(doc).ranked_quality(model)
 
 
 def quality_label(doc: dict) -> str:
-    task = doc.get("task")
-    return ("retrieval MRR@10 (%)" if task == "embedding" else "test entity F1 (%)" if task == "token-classification"
-            else "test accuracy (%)")
+    from compress.tasks import task_of
+
+    return task_of(doc).quality_axis
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:

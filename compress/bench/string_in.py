@@ -7,7 +7,7 @@ tokenizer_graph, kept in OUT/cache/string-in/), and the pairs are timed in the s
 
 from __future__ import annotations
 
-from compress.bench.report import p50_at
+from compress.bench.cells import p50_at
 from compress.bench.results import reference_cell
 from compress.errors import first_line
 from compress.progress import info

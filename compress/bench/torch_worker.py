@@ -18,14 +18,10 @@ def _load_model(spec: dict):
 
     quiet_transformers()
     kind, task = spec["kind"], spec.get("task", "sequence-classification")
-    if kind == "teacher" and task == "embedding":
-        from compress.embedding.model import Pooling, load_encoder
-
-        return load_encoder(spec["path"], spec["path"], Pooling(**spec["pooling"]))
     if kind == "teacher":  # with the task's own head (a token classifier's scores every token)
         from compress.tasks import get
 
-        return get(task).load_model(spec["path"], spec["labels"], spec["path"], None)
+        return get(task).load_timed_teacher(spec)
     if kind == "student":
         from compress.tasks import get
 

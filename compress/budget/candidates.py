@@ -44,7 +44,7 @@ makes the profile what ships."""
 def quantizer_for(recipe, runtime: str) -> tuple[object, object]:
     """(backend, settings): the recipe's first quantize candidate for the runtime (else the backend's defaults),
     with PROFILED's settings."""
-    from compress.quantize import backend, parse_candidate
+    from compress.quantize import parse_candidate
 
     if runtime not in RUNTIME_BACKEND:
         raise UserError(f"--runtime {runtime}: choose {' or '.join(RUNTIME_BACKEND)}")
@@ -147,7 +147,7 @@ def make_candidates(recipe, out: Path, grid: CandidateGrid, runtime: str = "onnx
     cands = candidate_list(recipe, run.source.config, grid)
     sources = Sources(run)
     input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in run.tokenizer.model_input_names]
-    head = run.task.name != "embedding"
+    head = run.task.labelled_outputs  # a classification head on top of the encoder (an embedding model has none)
     info(f"candidates: {len(cands)} students ({sum(c.kind == 'grid' for c in cands)} grid shapes, "
          f"{sum(c.kind == 'recipe' for c in cands)} shipped recipes) for {runtime} ({backend.name}); untrained: "
          "latency does not depend on the weights")

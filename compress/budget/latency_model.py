@@ -21,14 +21,14 @@ FEATURES = ("dense_macs", "attention_macs", "softmax_elements", "hidden_elements
 
 
 def features(arch: dict, seq: int) -> np.ndarray:
-    L, H, I = arch["layers"], arch["hidden_size"], arch["intermediate_size"]
+    L, H, FF = arch["layers"], arch["hidden_size"], arch["intermediate_size"]
     A = arch.get("heads") or max(1, H // 64)
     E = arch.get("embedding_size") or H
     C = arch.get("num_labels", 2)
     head = (H * H + H * C) if arch.get("head", True) else 0
-    dense = seq * L * (4 * H * H + 2 * H * I) + (seq * E * H if E != H else 0) + head
+    dense = seq * L * (4 * H * H + 2 * H * FF) + (seq * E * H if E != H else 0) + head
     return np.array([dense / 1e6, L * 2 * seq * seq * H / 1e6, L * A * seq * seq / 1e6, seq * L * H / 1e6,
-                     seq * L * I / 1e6, L, L * A, 1.0], dtype=np.float64)
+                     seq * L * FF / 1e6, L, L * A, 1.0], dtype=np.float64)
 
 
 @dataclass

@@ -282,7 +282,7 @@ def _this_machine(recipe, run, chosen: Row, seq: int, cache: Path, threads: int)
     arch = next((r["arch"] for r in p["candidates"] if r["name"] == chosen.name), None)
     if arch is None:
         arch = chosen.shape.arch(int(p["identity"]["vocab_size"]), int(p["identity"]["num_labels"]),
-                                 run.task.name != "embedding")
+                                 run.task.labelled_outputs)
     return {"predicted_ms": round(m.predict(arch, seq), 4), "profile": str(cache), "device": device_label(p["device"])}
 
 

@@ -23,8 +23,9 @@ def device_label(device: dict) -> str:
 
 
 def _cell(entry: dict, seq: int, threads: int) -> dict | None:
-    return next((c for c in entry.get("latency", []) if c["seq_len"] == seq and c["threads"] == threads
-                 and c.get("batch", 1) == 1), None)
+    from compress.bench.cells import cell
+
+    return cell({"latency": entry.get("latency", [])}, seq, threads)
 
 
 def shipped_entry(entries: list[dict], runtime: str, seq: int, threads: int, key=lambda e: e) -> dict | None:
@@ -106,7 +107,7 @@ def merged_lines(docs: list[dict]) -> list[str]:
             measured = _cell(m, b["seq_len"], b["threads"])["p50_ms"]
             pred = b["predicted_on_profile_device_ms"]
             if not lines:
-                lines = ["", f"## Latency budget on the profiled device", "",
+                lines = ["", "## Latency budget on the profiled device", "",
                          "| device | budget (ms) | model | predicted p50 (ms) | measured p50 (ms) | error | within budget |",
                          "|---|---|---|---|---|---|---|"]
             lines.append(f"| {device_label(other.get('device') or {})} | {b['budget_ms']:g} at seq {b['seq_len']} | {m['name']} | {pred} | {measured} | "

@@ -32,7 +32,7 @@ class Encoded:
 
 def encode(tokenizer, examples: list[Example], max_length: int) -> Encoded:
     if examples and getattr(examples[0], "words", None) is not None:  # token classification: a tag per word
-        from compress.tokens.align import encode_words
+        from compress.token_classification.align import encode_words
 
         features, tags = encode_words(tokenizer, examples, max_length)
         return Encoded(features, tags, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
@@ -75,8 +75,8 @@ def collate(enc: Encoded, idx: list[int], pad_to: int | None = None) -> dict[str
             arr[r, : len(row)] = row
         batch[name] = torch.from_numpy(arr)
     labels = enc.labels[idx]
-    if labels.ndim == 2 and labels.dtype == np.int64:  # a tag per token (compress.tokens.align): cut to the batch
-        from compress.tokens.align import IGNORE
+    if labels.ndim == 2 and labels.dtype == np.int64:  # a tag per token (compress.token_classification.align): cut to the batch
+        from compress.token_classification.align import IGNORE
 
         cut = np.full((len(idx), width), IGNORE, dtype=np.int64)
         cut[:, : min(width, labels.shape[1])] = labels[:, :width]

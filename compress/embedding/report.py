@@ -13,10 +13,9 @@ def _ratio(x) -> str:
 
 
 def p50_at(latency: list[dict], seq: int, threads: int) -> float | None:
-    from compress.bench.results import cell
+    from compress.bench.cells import p50_at as lookup
 
-    c = cell({"latency": latency}, seq, threads, 1)
-    return c["p50_ms"] if c else None
+    return lookup(latency, seq, threads)
 
 
 def embedding_section(report: dict, seq: int, threads: int) -> list[str]:

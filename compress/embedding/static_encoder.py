@@ -7,7 +7,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import torch
-import torch.nn.functional as F
 
 from compress.embedding.model import EmbeddingOutput
 from compress.embedding.static import NORM_EPS, StaticStudent

@@ -38,7 +38,7 @@ def device_logits(run, enc: Encoded, description: str | None = None) -> np.ndarr
 def compare(reference: np.ndarray, candidate: np.ndarray, atol: float, min_label_agreement: float, task=None) -> Verification:
     """max |Δ| within atol and the task's agreement (label agreement; embeddings: mean cosine) at least the bar."""
     from compress.metrics import label_agreement
-    from compress.tokens.metrics import max_abs_diff
+    from compress.token_classification.metrics import max_abs_diff
 
     diff = max_abs_diff(reference, candidate)
     agree = (task.agreement if task is not None else label_agreement)(reference, candidate)

@@ -62,7 +62,7 @@ def run_texts(path: Path, inp: BundleInput) -> tuple[np.ndarray, float, int]:
 def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     import shutil
 
-    from compress.tokens.metrics import max_abs_diff
+    from compress.token_classification.metrics import max_abs_diff
 
     reason = skip_reason(inp)
     if reason:
@@ -89,7 +89,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     shutil.copy2(inp.tokenizer_dir / "tokenizer.json", folder / "tokenizer.json")
     if (inp.tokenizer_dir / "vocab.txt").is_file():
         shutil.copy2(inp.tokenizer_dir / "vocab.txt", folder / "vocab.txt")
-    if not inp.embedding:
+    if inp.task.labelled_outputs:
         write_text(folder / "labels.txt", "".join(f"{lab}\n" for lab in inp.label_names))
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in inp.input_names]
     methods = ["forward"] if not typed.buckets else [f"seq_{b}" for b in typed.buckets]
@@ -99,8 +99,8 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
             "sequence": (f"any L from 2 to {inp.max_length} (dynamic axis)" if not typed.buckets else
                          f"pad to the smallest bucket of {typed.buckets} that holds the text (zeros, mask 0)"),
             "output": {"name": inp.run.task.output_names[0], "dtype": "float32",
-                       "shape": [1, *(["L"] if inp.tokens else []), int(inp.reference.shape[-1])]},
-            "labels": None if inp.embedding else inp.label_names, "max_length": inp.max_length,
+                       "shape": [1, *(["L"] if inp.task.per_token else []), int(inp.reference.shape[-1])]},
+            "labels": inp.label_names if inp.task.labelled_outputs else None, "max_length": inp.max_length,
             "precision": typed.precision, "portable_ops": typed.portable_ops or {},
             "tokenizer": {"vocab": "vocab.txt" if (folder / "vocab.txt").is_file() else None,
                           "tokenizer_json": "tokenizer.json"}}
@@ -116,9 +116,7 @@ def readme(inp: BundleInput, made: PlatformBundle, spec: dict) -> str:
     from compress.platforms.snippets import executorch_snippet
 
     c = made.check
-    out = ("the sentence vector" if inp.embedding else
-           "the tag logits of every token ([1, L, tags], tags in `labels.txt`; a word's tag is its first piece's)"
-           if inp.tokens else f"the logits, one per label in `labels.txt` ({', '.join(inp.label_names)})")
+    out = inp.task.outputs_in_words(inp.label_names, "L")
     portable = spec["portable_ops"]
     return "\n".join([
         "# Android bundle: ExecuTorch (XNNPACK)",
@@ -137,7 +135,7 @@ def readme(inp: BundleInput, made: PlatformBundle, spec: dict) -> str:
         f"{100 * c.agreement:.2f}%" + (f", dev score {100 * c.dev_accuracy:.2f}%" if c.dev_accuracy is not None else "")
         + f", max abs Δ {c.max_abs_diff:.1e}; {c.ms_per_text:.2f} ms per text on the build machine (one thread).",
         "",
-        *executorch_snippet(MODEL_FILE, spec["methods"], [i["name"] for i in spec["inputs"]], inp.embedding, inp.tokens),
+        *executorch_snippet(MODEL_FILE, spec["methods"], [i["name"] for i in spec["inputs"]], inp.task),
         "",
     ])
 

@@ -32,9 +32,8 @@ def skip_reason(inp: BundleInput) -> str | None:
 
     if inp.meta.get("static"):
         return "a static-embedding model has no transformer for the TFLite task libraries"
-    if inp.tokens:
-        return ("MediaPipe Tasks has no token-classification (NER) task to read the file's metadata; the pi bundle's "
-                "model.tflite runs in LiteRT directly (runner/targets/ner.py decodes its tags)")
+    if inp.task.mediapipe_api is None:
+        return inp.task.mediapipe_unsupported
     if inp.pairs is not None:
         return "text-pair classification: MediaPipe's TextClassifier takes one text"
     if "litert" not in inp.candidates:
@@ -53,14 +52,12 @@ def skip_reason(inp: BundleInput) -> str | None:
 
 def _runner_outputs(inp: BundleInput):
     """The pi bundle's LiteRT file through the runner (bucketed signatures, the runner's tokenizer), on dev."""
-    from targets.bundle import Classifier, Embedder
+    from targets.bundle import open_model
 
     pi = inp.built.get("pi", (None,))[0]
     if pi is None or not (pi / "model.tflite").is_file():
         return None
-    if inp.embedding:
-        return Embedder(pi, runtime="litert", threads=1).embed(inp.texts)
-    return Classifier(pi, runtime="litert", threads=1).logits(inp.texts, None)
+    return open_model(pi, runtime="litert", threads=1).outputs(inp.texts, None)
 
 
 def build(inp: BundleInput, folder: Path) -> PlatformBundle:
@@ -82,16 +79,17 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     runner = _runner_outputs(inp)
     width = inp.reference.shape[-1]
     model = folder / MODEL_FILE
+    embedder = inp.task.mediapipe_api == "TextEmbedder"  # else a TextClassifier: softmax scores over the labels
     with tempfile.TemporaryDirectory() as work:
-        fp32 = convert_single(inp.student, inp.embedding, inp.max_length, Path(work) / "single-fp32.tflite")
+        fp32 = convert_single(inp.student, embedder, inp.max_length, Path(work) / "single-fp32.tflite")
         info(f"bundle android-litert: one signature [1, {inp.max_length}] int32, "
-             f"{'sentence vector' if inp.embedding else 'probabilities'} out (litert-torch)")
+             f"{'sentence vector' if embedder else 'probabilities'} out (litert-torch)")
 
         def attempt(art: dict) -> ModelCheck:
             typed = inp.typed[art["name"]]
             quantized = quantize_like(fp32, typed.quantization, Path(work) / f"{art['name']}.tflite")
-            write_metadata(quantized, vocab, None if inp.embedding else inp.label_names, model)
-            outputs, ms, tool = run_mediapipe(model, inp.texts, inp.embedding, width)
+            write_metadata(quantized, vocab, None if embedder else inp.label_names, model)
+            outputs, ms, tool = run_mediapipe(model, inp.texts, embedder, width)
             inp.same_shape(outputs, tool)
             # MediaPipe's tokenizer lower-cases ASCII only and strips no accents (see readme()): the bar is for the
             # texts it reads as the student's tokenizer does; the agreement on every text is a note beside it
@@ -104,7 +102,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
                      f"{int(ascii_rows.sum())} ASCII-only texts, which MediaPipe tokenizes as the student does"]
             if runner is not None:
                 notes.append(f"{inp.agreement_name} with the runner's bucketed {art['name']}: {inp.agreement(outputs, runner):.4f}")
-            expected = inp.reference if inp.embedding else softmax(inp.reference)  # MediaPipe's scores: probabilities
+            expected = inp.reference if embedder else softmax(inp.reference)  # a TextClassifier's scores: probabilities
             check = ModelCheck(tool, len(outputs), agreement, f"{inp.agreement_name} (ASCII texts)", bar, agreement >= bar,
                                float(abs(outputs - expected).max()), inp.accuracy(outputs), ms, notes)
             accuracy = f", dev accuracy {100 * check.dev_accuracy:.2f}%" if check.dev_accuracy is not None else ""
@@ -126,16 +124,17 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
 def readme(inp: BundleInput, check: ModelCheck, precision: str, platform: str = "android") -> str:
     from compress.platforms.snippets import litert_snippet
 
-    what = "TextEmbedder" if inp.embedding else "TextClassifier"
+    what = inp.task.mediapipe_api
+    embedder = what == "TextEmbedder"
     return "\n".join([
         f"# {'Android' if platform == 'android' else 'iOS'} bundle: MediaPipe Tasks {what} (LiteRT)",
         "",
         f"`{MODEL_FILE}` ({precision}) takes a string: the WordPiece vocabulary"
-        + ("" if inp.embedding else " and the labels") + " are inside the file as TFLite metadata, so "
+        + ("" if embedder else " and the labels") + " are inside the file as TFLite metadata, so "
         f"MediaPipe Tasks' `{what}` (and the TFLite Task Library's BERT APIs) tokenize for you. "
         f"Texts longer than {inp.max_length} tokens are truncated (the model's fixed input length).",
         "",
-        (f"Outputs: one vector of {inp.reference.shape[-1]} floats per text." if inp.embedding else
+        (f"Outputs: one vector of {inp.reference.shape[-1]} floats per text." if embedder else
          f"Outputs: one score per label ({', '.join(inp.label_names)}), the softmax probabilities."),
         "",
         f"Checked here: {check.tool} on the {check.rows} dev texts, raw strings in: {check.agreement_name} with the "
@@ -147,7 +146,7 @@ def readme(inp: BundleInput, check: ModelCheck, precision: str, platform: str = 
         "\"ΟΔΟΣ\" become `[UNK]` where the student saw \"naive cafe\", \"οδος\" pieces; such texts may score "
         "differently.",
         "",
-        *litert_snippet(platform, inp.embedding, MODEL_FILE),
+        *litert_snippet(platform, what, MODEL_FILE),
         "",
     ])
 

@@ -61,13 +61,13 @@ def run_texts(path: Path, texts: list[str]) -> tuple[np.ndarray, float]:
 def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     from compress.platforms.tokenizer_graph import (OFFSETS_OUTPUT, TEXT_INPUT, id_agreement, offset_agreement,
                                                     string_in_model)
-    from compress.tokens.metrics import max_abs_diff
+    from compress.token_classification.metrics import max_abs_diff
 
     reason = skip_reason(inp)
     if reason:
         return PlatformBundle("android-ort", PLATFORM.title, skipped=reason)
     ids = id_agreement(inp.tokenizer_dir, inp.texts, inp.max_length)
-    spans = offset_agreement(inp.tokenizer_dir, inp.texts, inp.max_length) if inp.tokens else None
+    spans = offset_agreement(inp.tokenizer_dir, inp.texts, inp.max_length) if inp.task.per_token else None
     model, made_with = folder / MODEL_FILE, {}
 
     def attempt(art: dict) -> ModelCheck:
@@ -95,7 +95,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     model_file = MODEL_FILE
     if inp.run.recipe.export.ort_format:  # ONNX Runtime's own format: loads in its mobile (minimal) builds too
         model_file = _as_ort(inp, folder, outputs, check)
-    if not inp.embedding:
+    if inp.task.labelled_outputs:
         write_text(folder / "labels.txt", "".join(f"{lab}\n" for lab in inp.label_names))
     made = PlatformBundle("android-ort", PLATFORM.title, model_file=model_file, artifact=art["name"],
                           precision=typed.precision, string_in=True, check=check, rejected=rejected,
@@ -104,13 +104,13 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
                                    **({"dev_offsets_as_huggingface": spans} if spans is not None else {})})
     write_json(folder / "model.json", {"file": model_file, "input": {"name": TEXT_INPUT, "dtype": "string", "shape": [1]},
                                         "output": {"name": made.details["output"], "dtype": "float32",
-                                                   "shape": [1, *(["tokens"] if inp.tokens else []),
+                                                   "shape": [1, *(["tokens"] if inp.task.per_token else []),
                                                              int(inp.reference.shape[-1])]},
                                         **({"offsets": {"name": OFFSETS_OUTPUT, "dtype": "int64", "shape": ["tokens", 2],
                                                         "meaning": "each token's [start, end) in the text's "
                                                                    "characters; [0, 0] for [CLS] / [SEP]"}}
-                                           if inp.tokens else {}),
-                                        "labels": None if inp.embedding else inp.label_names,
+                                           if inp.task.per_token else {}),
+                                        "labels": inp.label_names if inp.task.labelled_outputs else None,
                                         "max_length": inp.max_length, "precision": typed.precision,
                                         "session_config": _session_config()})
     write_text(folder / "README.md", readme(inp, made))
@@ -157,11 +157,9 @@ def readme(inp: BundleInput, made: PlatformBundle, platform: str = "android") ->
     from compress.platforms.snippets import ort_snippet
 
     c = made.check
-    out = ("the sentence vector" if inp.embedding else
-           "the tag logits of every token ([1, tokens, tags], tags in `labels.txt`), and `offset_mapping`, each token's "
-           "character span in the text ([0, 0] for [CLS] / [SEP]): a word's entity tag is its first piece's, and the "
-           "spans cut the entity out of the text" if inp.tokens else
-           f"the logits, one per label in `labels.txt` ({', '.join(inp.label_names)})")
+    out = inp.task.outputs_in_words(inp.label_names, "tokens") + (
+        ", and `offset_mapping`, each token's character span in the text ([0, 0] for [CLS] / [SEP]): the spans cut "
+        "the entity out of the text" if inp.task.per_token else "")
     return "\n".join([
         f"# {'Android' if platform == 'android' else 'iOS'} bundle: ONNX Runtime, string in",
         "",
@@ -176,8 +174,7 @@ def readme(inp: BundleInput, made: PlatformBundle, platform: str = "android") ->
         f"The in-graph token ids equal Hugging Face's on {100 * made.details['dev_ids_as_huggingface']:.2f}% of the dev texts. "
         "`model.json` names the input, output, labels and the session config entry below.",
         "",
-        *ort_snippet(platform, inp.embedding, made.model_file, made.details["text_input"], made.details["output"],
-                     tokens=inp.tokens),
+        *ort_snippet(platform, inp.task, made.model_file, made.details["text_input"], made.details["output"]),
         "",
     ])
 

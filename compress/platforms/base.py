@@ -30,10 +30,9 @@ class BundleInput:
     candidates: dict[str, list[dict]]  # runtime -> measured artifacts to try, fastest first (choose_models)
     texts: list[str]  # the dev split's texts
     pairs: list[str] | None  # their second texts (text-pair classification)
-    labels: np.ndarray  # dev labels (empty for embeddings)
-    reference: np.ndarray  # the PyTorch student's outputs on `texts` (logits or sentence vectors)
+    labels: np.ndarray  # dev labels as the task's metric reads them (empty when the task has none)
+    reference: np.ndarray  # the PyTorch student's outputs on `texts` (logits, sentence vectors, per-token logits)
     label_names: list[str]
-    embedding: bool
     tokenizer_dir: Path  # the student's folder (config.json, tokenizer files)
     input_names: list[str]  # the exported graphs' inputs
     max_length: int
@@ -46,23 +45,14 @@ class BundleInput:
         return self.run.recipe.quantize.min_label_agreement if quantized else FP32_MIN_AGREEMENT
 
     @property
-    def tokens(self) -> bool:
-        """A token classifier: outputs are [texts, tokens, tags], labels [texts, tokens] (-100: no tag)."""
-        return self.run.task.postprocess == "token-tags"
+    def task(self):
+        """The run's task (compress.tasks.base.Task): what the platforms ask instead of branching on which it is."""
+        return self.run.task
 
     def agreement(self, outputs: np.ndarray, reference: np.ndarray | None = None) -> float:
-        """Label agreement (classifier), mean cosine (embedding) or token agreement (token classifier) of `outputs`
-        with the PyTorch student's (or with `reference`, another file's outputs on the same texts)."""
-        ref = self.reference if reference is None else reference
-        if self.tokens:
-            from compress.tokens.metrics import token_agreement
-
-            return token_agreement(ref, outputs)
-        if self.embedding:
-            a = outputs / np.maximum(np.linalg.norm(outputs, axis=-1, keepdims=True), 1e-12)
-            b = ref / np.maximum(np.linalg.norm(ref, axis=-1, keepdims=True), 1e-12)
-            return float((a * b).sum(-1).mean())
-        return float((outputs.argmax(-1) == ref.argmax(-1)).mean())
+        """The task's agreement (label agreement, mean cosine, token agreement) of `outputs` with the PyTorch
+        student's (or with `reference`, another file's outputs on the same texts)."""
+        return float(self.task.agreement(self.reference if reference is None else reference, outputs))
 
     def same_shape(self, outputs: np.ndarray, tool: str) -> np.ndarray:
         """`outputs` if they are one row of the task's width per dev text; else the check fails here, not by chance."""
@@ -76,12 +66,8 @@ class BundleInput:
         return self.run.task.agreement_name
 
     def accuracy(self, outputs: np.ndarray) -> float | None:
-        """Dev accuracy of a classifier; a token classifier's: entity F1 (its metric)."""
-        if self.embedding or not len(self.labels):
-            return None
-        if self.tokens:
-            return float(self.run.task.metric(outputs, self.labels))
-        return float((outputs.argmax(-1) == self.labels).mean())
+        """The task's metric on the dev labels (accuracy, entity F1; None for a task without labels)."""
+        return self.task.dev_quality(outputs, self.labels)
 
 
 @dataclass

@@ -14,10 +14,9 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 
 from compress.artifacts import Artifact
-from compress.bench.report import p50_at
+from compress.bench.cells import p50_at
 from compress.bench.results import reference_cell
 from compress.errors import StageFailed, UserError, first_line
 from compress.fsutil import file_digest, write_json, write_text
@@ -80,18 +79,15 @@ def _io(artifact: Artifact, task, input_names: list[str], num_labels: int) -> tu
 def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     import targets
     from targets.bundle import BUNDLE_FORMAT, SCHEMA_VERSION, Bundle
-    from targets.check import CHECK_FILE, CheckSet, check_model
+    from targets.check import CHECK_FILE, MEASURES, CheckSet, check_model
     from targets.tokenizer import TokenizerError, load_tokenizer
 
     run, tmp = inp.run, folder
     typed, tokenizer_dir = inp.typed, inp.tokenizer_dir
-    if inp.embedding:
-        checks = CheckSet(inp.texts, None, np.array([], dtype=np.int64), inp.reference, run.recipe.export.atol,
-                          fp32_min_cosine=inp.bar(False), quantized_min_cosine=inp.bar(True))
-    else:
-        checks = CheckSet(inp.texts, inp.pairs, inp.labels, inp.reference, run.recipe.export.atol,
-                          inp.bar(False), inp.bar(True))
-    width = inp.reference.shape[-1] if inp.embedding else len(inp.label_names)
+    measure = MEASURES[run.task.postprocess]  # how the runner holds this task's outputs against the student's
+    checks = CheckSet(inp.texts, inp.pairs, inp.labels, inp.reference, run.recipe.export.atol,
+                      **{f"fp32_{measure.bar}": inp.bar(False), f"quantized_{measure.bar}": inp.bar(True)})
+    width = inp.reference.shape[-1]  # labels, tags or the vector's size
     if not (tokenizer_dir / "tokenizer.json").is_file():
         raise StageFailed(f"the student in {tokenizer_dir} has no tokenizer.json (a fast tokenizer): the bundle needs one")
     shutil.copy2(tokenizer_dir / "tokenizer.json", tmp / "tokenizer.json")
@@ -145,25 +141,13 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
         except Exception as exc:  # the runner cannot load or run this file: the others may still ship
             entry["runner_check"], failure = None, f"the runner failed: {type(exc).__name__}: {first_line(exc)}"
         else:
-            if inp.tokens:
-                info(f"bundle pi/{file_name} ({art['name']}) through the torch-free runner: max |Δlogit| vs PyTorch "
-                     f"{result.max_abs_diff:.2e}, token agreement {result.label_agreement:.4f}, dev word-tag accuracy "
-                     f"{100 * result.accuracy:.2f}%")
-                entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
-                                         "token_agreement_vs_pytorch": result.label_agreement,
-                                         "label_agreement_vs_pytorch": result.label_agreement,
-                                         "dev_word_tag_accuracy": result.accuracy}
-            elif inp.embedding:
-                info(f"bundle pi/{file_name} ({art['name']}) through the torch-free runner: max |Δ| vs PyTorch "
-                     f"{result.max_abs_diff:.2e}, mean cosine {result.mean_cosine:.6f}")
-                entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
-                                         "mean_cosine_vs_pytorch": result.mean_cosine}
-            else:
-                info(f"bundle pi/{file_name} ({art['name']}) through the torch-free runner: max |Δlogit| vs PyTorch "
-                     f"{result.max_abs_diff:.2e}, label agreement {result.label_agreement:.4f}, dev accuracy "
-                     f"{100 * result.accuracy:.2f}%")
-                entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
-                                         "label_agreement_vs_pytorch": result.label_agreement, "dev_accuracy": result.accuracy}
+            score = getattr(result, measure.field)
+            dev = "" if result.accuracy is None else f", dev accuracy {100 * result.accuracy:.2f}%"
+            info(f"bundle pi/{file_name} ({art['name']}) through the torch-free runner: max |Δ{measure.diff}| vs "
+                 f"PyTorch {result.max_abs_diff:.2e}, {measure.name} {score:.{measure.digits}f}{dev}")
+            entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
+                                     f"{measure.field}_vs_pytorch": score,
+                                     **({} if result.accuracy is None else {"dev_accuracy": result.accuracy})}
             failure = result.failure and f"runner output does not match the PyTorch student on dev: {result.failure}"
         if failure:
             dst.unlink()
@@ -189,14 +173,13 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     meta["models"] = kept
     meta["rejected"] = rejected
     write_json(tmp / "metadata.json", meta)
-    write_text(tmp / "README.md", app_readme(meta))
+    write_text(tmp / "README.md", run.task.bundle_readme(meta))
     first = kept[0]
     rc = first["runner_check"]
     check = ModelCheck(
         "the bundle's runner (runner/targets: pure-Python tokenizer, " + first["runtime"] + ")", rc["rows"],
-        rc["mean_cosine_vs_pytorch"] if inp.embedding else rc["label_agreement_vs_pytorch"], inp.agreement_name,
-        inp.bar(first["precision"] != "fp32"), True, rc["max_abs_diff_vs_pytorch"],
-        rc.get("dev_accuracy", rc.get("dev_word_tag_accuracy")))
+        rc[f"{measure.field}_vs_pytorch"], inp.agreement_name, inp.bar(first["precision"] != "fp32"), True,
+        rc["max_abs_diff_vs_pytorch"], rc.get("dev_accuracy"))
     return PlatformBundle(
         "pi", PLATFORM.title, model_file=first["file"], artifact=first["artifact"], precision=first["precision"],
         check=check, rejected=rejected,
@@ -243,16 +226,6 @@ def _onnx_operators(path: Path) -> str:
     if "com.microsoft" in domains:
         return "ONNX Runtime contrib operators (com.microsoft): runs in ONNX Runtime / ONNX Runtime Mobile only"
     return "standard ONNX operators"
-
-
-def app_readme(meta: dict) -> str:
-    if meta["task"]["postprocess"] == "token-tags":
-        from compress.tokens.bundle_readme import render
-    elif meta["task"]["postprocess"] == "embedding":
-        from compress.embedding.bundle_readme import render
-    else:
-        from compress.bundle_readme import render
-    return render(meta)
 
 
 PLATFORM = Platform("pi", "Raspberry Pi / Linux / desktop (Python, the torch-free runner)", build)

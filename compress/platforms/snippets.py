@@ -10,7 +10,9 @@ NOT_RUN = ("This snippet was **not run here** (no {os} toolchain on the build ma
            "checked with the same library's {other} build, as written above.")
 
 
-def litert_snippet(platform: str, embedding: bool, model_file: str) -> list[str]:
+def litert_snippet(platform: str, api: str, model_file: str) -> list[str]:
+    """api: the MediaPipe Tasks API that runs the file (TextClassifier or TextEmbedder)."""
+    embedding = api == "TextEmbedder"
     stem, ext = model_file.rsplit(".", 1)
     if platform == "android":
         if embedding:
@@ -66,9 +68,10 @@ def _kotlin_ort_session(model_file: str) -> list[str]:
             f"val session = env.createSession(context.assets.open(\"{model_file}\").readBytes(), options)"]
 
 
-def ort_snippet(platform: str, embedding: bool, model_file: str, text_input: str, output: str,
-                tokens: bool = False) -> list[str]:
-    """tokens: a token classifier's string-in model: tag logits per token and each token's character span."""
+def ort_snippet(platform: str, task, model_file: str, text_input: str, output: str) -> list[str]:
+    """task: what the outputs are (labelled_outputs: scores over labels, else a vector; per_token: a token
+    classifier's string-in model, tag logits per token and each token's character span)."""
+    embedding, tokens = not task.labelled_outputs, task.per_token
     stem, ext = model_file.rsplit(".", 1)
     what = "vector" if embedding else "logits, labels.txt order"
     if platform == "android" and tokens:
@@ -133,8 +136,9 @@ def ort_snippet(platform: str, embedding: bool, model_file: str, text_input: str
             "```", "", NOT_RUN.format(os="iOS", other="Python")]
 
 
-def executorch_snippet(model_file: str, methods: list[str], inputs: list[str], embedding: bool, tokens: bool) -> list[str]:
+def executorch_snippet(model_file: str, methods: list[str], inputs: list[str], task) -> list[str]:
     """Kotlin for ExecuTorch's Android library: ids in (the app's WordPiece), the task output out."""
+    embedding, tokens = not task.labelled_outputs, task.per_token
     dynamic = methods == ["forward"]
     call = ("module.forward(*feeds)" if dynamic else
             "module.execute(\"seq_$bucket\", *feeds)  // bucket: the smallest of " + ", ".join(m.split("_", 1)[1] for m in methods)

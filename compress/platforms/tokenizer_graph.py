@@ -230,7 +230,7 @@ def _build(hf, max_length, exact, opset=OPSET):
             if c in punct or c in hf_cjk: return " " + (ch if c in V1 else MARK) + " "
             return ch if c in V1 else MARK
         keys, vals = ["", ], ["", ]
-        for name, (t, s_) in specials.items():
+        for t, s_ in specials.values():
             if t in added: keys.append(t); vals.append(" " + s_ + " ")
         for c in _codepoints():
             ch = chr(c)

@@ -54,7 +54,7 @@ def _config(inp: BundleInput) -> dict:
     labels a text-classification pipeline returns)."""
     src = inp.tokenizer_dir / "config.json"
     config = json.loads(src.read_text(encoding="utf-8"))
-    if not inp.embedding:
+    if inp.task.labelled_outputs:
         config["id2label"] = {str(i): lab for i, lab in enumerate(inp.label_names)}
         config["label2id"] = {lab: i for i, lab in enumerate(inp.label_names)}
     return config
@@ -82,9 +82,8 @@ def run_check(folder: Path, texts: list[str], dtype: str, task: str, timeout: fl
 
 
 def _check(inp: BundleInput, folder: Path, dtype: str, quantized: bool) -> ModelCheck:
-    task = "feature-extraction" if inp.embedding else "text-classification"
-    got = run_check(folder, inp.texts, dtype, task)
-    key = "sentence_embedding" if inp.embedding else "logits"
+    got = run_check(folder, inp.texts, dtype, inp.task.transformers_js_pipeline)
+    key = inp.task.transformers_js_output
     outputs = inp.same_shape(np.array([r[key] for r in got["results"]], dtype=np.float32), "transformers.js")
     agreement, bar = inp.agreement(outputs), inp.bar(quantized)
     m = got["meta"]
@@ -104,10 +103,8 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
                               "architecture (its ONNX is a lookup table); use the pi or android-ort bundle")
     if not (inp.tokenizer_dir / "tokenizer.json").is_file():
         return PlatformBundle("web", PLATFORM.title, skipped="the student has no tokenizer.json for transformers.js")
-    if inp.tokens:
-        return PlatformBundle("web", PLATFORM.title, skipped="token classification: the transformers.js "
-                              "token-classification check is not built yet; the android-ort string-in model (ONNX "
-                              "Runtime Web runs it) gives tags and character offsets")
+    if inp.task.transformers_js_pipeline is None:
+        return PlatformBundle("web", PLATFORM.title, skipped=inp.task.web_unsupported)
     write_json(folder / "config.json", _config(inp))
     for name in TOKENIZER_FILES:
         if (inp.tokenizer_dir / name).is_file():
@@ -167,7 +164,7 @@ def readme(inp: BundleInput, dtype: str, check: ModelCheck | None, notes: list[s
     ran = (f"The snippet below was run here under Node with {check.tool} on the {check.rows} dev texts "
            f"({check.agreement_name} with the PyTorch student {100 * check.agreement:.2f}%)."
            if check else "The snippet below was **not run here** (" + "; ".join(notes) + ").")
-    if inp.embedding:
+    if inp.task.transformers_js_pipeline == "feature-extraction":  # the model's own sentence_embedding output
         js = [f"const extractor = await AutoModel.from_pretrained('{name}', {{ dtype: '{dtype}' }});",
               f"const tokenizer = await AutoTokenizer.from_pretrained('{name}');",
               "const inputs = tokenizer(['a gripping, beautifully acted film'], { padding: true, truncation: true });",

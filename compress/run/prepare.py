@@ -117,16 +117,14 @@ def load_run(recipe: Recipe, out: Path, resume: bool = False, command: str = "ru
     from compress.distill.plan import validate_plan
 
     task = get_task(recipe.task)
-    if task.check_inputs is not None:
-        task.check_inputs(source, recipe)
+    task.check_inputs(source, recipe)
     if recipe.student.kind != "static":  # a static student is made by model2vec: no layers, losses or layer map
         validate_plan(source.config, recipe, task)
     data = task.load_data(recipe.data)
     head = task.head_labels(source)
     if head and sorted(head) == sorted(data.labels) and head != data.labels and recipe.data.labels is None:
         data = _reorder_labels(data, head)
-    if task.check_labels is not None:
-        task.check_labels(source, data.labels)
+    task.check_labels(source, data.labels)
     run = Run(recipe=recipe, out=Path(out), source=source, data=data, resume=resume, command=command)
     _ = run.tokenizer  # a tokenizer that does not fit the weights is bad input too: fail before writing
     if recipe.student.vocabulary == "task":

@@ -21,7 +21,7 @@ class _Quality:
     retrieval, the probe), through predict(encoded split) -> outputs."""
 
     def __init__(self, run):
-        self.run, self.evaluator = run, run.task.quality(run) if run.task.quality else None
+        self.run, self.evaluator = run, run.task.quality(run)
         self.teacher_scored = None  # the teacher's (outputs, labels) on test: the other models' bootstrap pairs with it
 
     def __call__(self, predict, test, tokenizer, teacher: bool = False) -> dict:
@@ -102,7 +102,7 @@ def run(run, force: bool = False) -> dict:
         static = getattr(student, "kind", None) == "static"
         del student
         artifacts = []
-        for art, stage in listed:
+        for art, _ in listed:
             path = art.file(run.out)
             if art.runtime == "pytorch":
                 from compress.evaluate import predict_logits
@@ -111,14 +111,14 @@ def run(run, force: bool = False) -> dict:
 
                 q = art.quantization
                 model = load(path, backend(q.backend).settings(**q.settings), run.layout.student)
-                measured = quality(lambda enc: predict_logits(model, enc, batch_size=1, description=f"{art.name} quality on test"),
+                measured = quality(lambda enc: predict_logits(model, enc, batch_size=1, description=f"{art.name} quality on test"),  # noqa: B023 (called here)
                                    student_test, student_tokenizer)
                 del model
                 jobs.append(torch_job({"kind": "torchao", "path": str(path), "settings": q.settings,
                                        "student_dir": str(run.layout.student)}, b, vocab, art.name, arch, names))
             else:
                 runtime = load_model(path)
-                measured = quality(lambda enc: device_logits(runtime, enc, description=f"{art.name} quality on test"),
+                measured = quality(lambda enc: device_logits(runtime, enc, description=f"{art.name} quality on test"),  # noqa: B023 (called here)
                                    student_test, student_tokenizer)
                 jobs.append(runtime_job(path, b, vocab, art.name, arch))
             artifacts.append(measured_entry(art, path.stat().st_size, measured, arch))
@@ -129,7 +129,7 @@ def run(run, force: bool = False) -> dict:
         for ref in reference_models(run, teacher, run.layout.root / "cache" / "references"):
             enc = run.encode("test", ref.tokenizer)
             runtime = load_model(ref.path)
-            measured = quality(lambda e: device_logits(runtime, e, description=f"{ref.name} quality on test"), enc,
+            measured = quality(lambda e: device_logits(runtime, e, description=f"{ref.name} quality on test"), enc,  # noqa: B023
                                ref.tokenizer)
             references.append({"name": ref.name, "format": "onnx", "runtime": "onnxruntime", "path": run.layout.rel(ref.path),
                                "description": ref.description, "size_bytes": ref.path.stat().st_size, **measured,

@@ -41,7 +41,6 @@ def run(run, force: bool = False) -> dict:
     dev_rows = run.data.split("dev")
     pairs = [e.text_pair for e in dev_rows] if dev_rows and dev_rows[0].text_pair is not None else None
     student = run.load_student("bundle")
-    embedding = run.task.postprocess == "embedding"
     # fp32 files must match as the export did; quantized ones as the quantization guard asked, on this machine
     dev = run.encode("dev", run.student_tokenizer())
     reference = predict_logits(student, dev, description="student outputs on dev")
@@ -51,7 +50,7 @@ def run(run, force: bool = False) -> dict:
         "task": {"name": run.task.name, "outputs": list(run.task.output_names), "postprocess": run.task.postprocess},
         "labels": run.data.labels,
         "max_length": run.recipe.data.max_length,
-        **({"embedding": _embedding_meta(student)} if embedding else {}),
+        **run.task.bundle_metadata(student),
         "teacher": {"checkpoint": run.source.spec, "test_accuracy": results["teacher"]["accuracy"],
                     "layers": results["teacher"]["layers"], "hidden_size": results["teacher"]["hidden_size"],
                     "size_bytes": results["teacher"]["size_bytes"]},
@@ -66,9 +65,9 @@ def run(run, force: bool = False) -> dict:
     inp = BundleInput(
         run=run, results=results, typed={a.name: a for a in run.artifacts("export", "quantize")},
         candidates=candidates, texts=[e.text for e in dev_rows], pairs=pairs,
-        labels=dev.labels if run.task.postprocess == "token-tags" else  # a tag per token, as the metric reads them
-        np.array([] if embedding else [e.label for e in dev_rows], dtype=np.int64), reference=reference,
-        label_names=run.data.labels, embedding=embedding, tokenizer_dir=run.layout.student,
+        # as the task's metric reads them (a tag per token for a token classifier); none for a task without labels
+        labels=dev.labels if run.task.has_labels else np.array([], dtype=np.int64), reference=reference,
+        label_names=run.data.labels, tokenizer_dir=run.layout.student,
         input_names=export["input_names"], max_length=run.recipe.data.max_length, meta=meta, student=student)
 
     built: list[PlatformBundle] = []
@@ -100,13 +99,6 @@ def run(run, force: bool = False) -> dict:
             "platforms": [b.to_dict() for b in built],
             # the pi bundle's models (what the device benchmarks and `python -m targets` run)
             "models": pi.details["models"], "rejected": pi.rejected, "zip": pi.zip, "zip_bytes": pi.zip_bytes}
-
-
-def _embedding_meta(student) -> dict:
-    """What an app needs to know of the vectors (targets.bundle.Embedder reads it)."""
-    if getattr(student, "kind", None) == "static":
-        return {"dim": student.dim, "normalized": student.normalize, "pooling": "static-mean"}
-    return {"dim": student.dim, "normalized": student.normalize, "pooling": student.pooling}
 
 
 def _versions() -> dict:

@@ -79,8 +79,8 @@ def _transfer_set(run, teacher, plan):
 
     data = run.data
     held_out = [t for split in ("dev", "test") for e in data.split(split) for t in (e.text, e.text_pair) if t]
-    if run.task.quality is not None:  # what the task's own evaluation reads beyond dev / test (retrieval passages)
-        held_out += run.task.quality(run).evaluated_texts()
+    if (quality := run.task.quality(run)) is not None:  # what the task's own evaluation reads beyond dev / test
+        held_out += quality.evaluated_texts()  # (retrieval passages)
     passes = 1
     if cfg.transfer.augment.per_epoch:  # each epoch of the last task stage gets its own variants
         schedule = cfg.train_config(plan[-1][1])

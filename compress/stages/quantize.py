@@ -88,7 +88,7 @@ def run(run, force: bool = False) -> dict:
     from compress.quantize import Context, backend as find_backend
     from compress.quantize.guard import Measured, run_guard
     from compress.recipe import tflite_buckets
-    from compress.tokens.metrics import max_abs_diff
+    from compress.token_classification.metrics import max_abs_diff
     from targets.runtime import load_model
 
     recipe, metric = run.recipe, run.task.metric

@@ -24,6 +24,11 @@ def get(name: str) -> Task:
     return registry[name]
 
 
+def task_of(record: dict) -> Task:
+    """The task a report, results or bundle record names (records written before tasks were recorded: the default)."""
+    return get(record.get("task") or DEFAULT)
+
+
 def detect_task(teacher: str | None, data: str | None) -> str | None:
     """'token-classification' when no task was named and the data tags words (CoNLL / BIO files, JSONL with tokens
     and tags); 'embedding' when the teacher is a sentence-transformers checkpoint (it has modules.json)

@@ -1,48 +1,38 @@
-"""What a task is: everything the pipeline asks a task instead of assuming sequence classification.
+"""What a task is: everything the pipeline, the bench, the report, the CLI and the platforms ask a task instead of
+assuming sequence classification.
 
-A task module builds one `Task` and the registry (compress.tasks) lists it. Stages read the task from the run
-(`run.task`): which head the teacher needs and how it gets one, the data reader, which model outputs the
-distillation losses may read, the metric that selects checkpoints and guards quantization, the exported outputs
-and their names, and which post-processing the device runner applies to them.
+A task module defines one subclass of `Task` and the registry (compress.tasks) lists an instance. Stages read the
+task from the run (`run.task`): which head the teacher needs and how it gets one, the data reader, which model
+outputs the distillation losses may read, the metric that selects checkpoints and guards quantization, the
+exported outputs and their names, which post-processing the device runner applies to them, and how the report and
+the bundles put its quality and its outputs into words. Nothing outside compress/tasks/ branches on which task it
+is: it asks the task.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Callable
+import copy
+from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(ABC):
     name: str
     description: str
     head: str
     """The head a teacher needs, in words (error messages, the report)."""
-    has_head: Callable[[Any, list[str]], bool]
-    """(TeacherSource, task labels) -> the checkpoint already has this task's head for these labels."""
-    load_model: Callable[[str, list[str], str, Any], Any]
-    """(location, labels, spec, recipe) -> the model with this task's head (a new head when the checkpoint has none)."""
-    train_loss: Callable[[Any, dict], Any]
-    """(model, batch) -> the loss that fine-tunes the teacher on the task's labels."""
-    load_data: Callable[[Any], Any]
-    """DataConfig -> compress.data.TaskData."""
     loss_outputs: frozenset[str]
     """The model outputs distillation losses may read (logits, hidden_states, attention_scores, ...)."""
     has_labels: bool
     """Whether rows carry labels (losses with needs_labels, e.g. hard_ce, need them)."""
     metric_name: str
-    metric: Callable[[np.ndarray, np.ndarray], float]
-    """(outputs, labels) -> the task's quality, higher is better: checkpoint selection and the quantization guard."""
+    """The metric in words ("accuracy", "fidelity", "entity F1")."""
     output_names: tuple[str, ...]
     """The exported graph's outputs, in order."""
-    output_shape: Callable[[int], list]
-    """width (number of labels, or the vector size) -> the shape of the first output, 'batch' for the batch axis."""
     postprocess: str
     """How the device runner turns outputs into answers (targets.bundle.POSTPROCESS names it)."""
-    agreement: Callable[[np.ndarray, np.ndarray], float] = None  # type: ignore[assignment]
-    """(reference outputs, candidate outputs) -> how far an artifact agrees with the PyTorch student, 1 = fully."""
     agreement_name: str = "label agreement"
     targets_from_teacher: bool = False
     """True: the metric's 'labels' are the teacher's outputs on the same rows (embeddings: fidelity to the teacher)."""
@@ -50,38 +40,143 @@ class Task:
     """The named recipe `--task NAME` starts from when no --recipe is given."""
     default_losses: dict | None = None
     """The distillation losses when a recipe of this task names none."""
-    load_student: Callable[[Any], Any] = None  # type: ignore[assignment]
-    """OUT/student/ -> the PyTorch student (eval mode)."""
-    save_student: Callable[[Any, Any, Any, int], None] = None  # type: ignore[assignment]
-    """(student, tokenizer, directory, max_length) -> writes OUT/student/ in the task's own format."""
-    check_inputs: Callable[[Any, Any], None] | None = None
-    """(TeacherSource, recipe) -> raises UserError for a teacher the task cannot use (checked before OUT is touched)."""
-    quality: Callable[[Any], Any] | None = None
-    """run -> what the bench stage measures beyond the metric on test (embeddings: retrieval, the probe); None: the
-    metric on the test split is the quality."""
-    metric_for_labels: Callable[[list[str]], Callable[[np.ndarray, np.ndarray], float]] | None = None
-    """label names -> the metric, for a metric that reads the names (entity F1 groups B- and I- tags): for_labels."""
-    labels_of_head: Callable[[Any], list[str] | None] | None = None
-    """TeacherSource -> the labels of the checkpoint's head for this task (None: TeacherSource.head_labels)."""
-    check_labels: Callable[[Any, list[str]], None] | None = None
-    """(TeacherSource, data labels) -> raises UserError when the checkpoint's head disagrees with the data."""
-    unlabelled: Callable[[str, str | None], Any] | None = None
-    """(text, second text or None) -> a row without a label (augmented or unlabeled text the teacher labels for
-    distillation; compress.distill.transfer); None: compress.data.readers.unlabelled_example."""
 
-    def unlabelled_row(self, text: str, text_pair: str | None = None):
-        from compress.data.readers import unlabelled_example
+    # ---- how the report, the CLI and the bundles put it into words -----------------------------------------------
+    quality_column: str = "test acc"
+    """The column of the task's quality on the test split (report and bundle tables)."""
+    quality_axis: str = "test accuracy (%)"
+    """The quality the Pareto plot and the tables rank models by, with its unit."""
+    kept_words: str = "{kept}% of its test accuracy{spread}"
+    """What the CLI's last line says the best artifact keeps of the teacher ({kept}: a share in %, {spread}: its
+    interval or nothing)."""
+    agreement_column: str = "agreement"
+    """The bundle table's column of a platform check's agreement with the PyTorch student."""
+    output_unit: str = "logit"
+    """What one number of the output is ('max abs Δlogit' in the verification table)."""
+    runner_columns: str = "label agreement | dev acc % |"
+    """The runner-bundle table's last two columns (the report); `runner_cells` fills them."""
+    transformers_js_pipeline: str | None = "text-classification"
+    """The transformers.js pipeline the web bundle's check runs (None: no web bundle for this task)."""
+    transformers_js_output: str = "logits"
+    """The output the web check reads from transformers.js."""
+    web_unsupported: str = ("the transformers.js check for this task is not built yet; the android-ort string-in "
+                            "model (ONNX Runtime Web runs it) serves the web")
+    mediapipe_api: str | None = "TextClassifier"
+    """The MediaPipe Tasks API that runs this task's .tflite, TextClassifier (softmax scores over labels) or
+    TextEmbedder (a vector); None: the android-litert bundle is skipped, saying `mediapipe_unsupported`."""
+    mediapipe_unsupported: str = "MediaPipe Tasks has no task for this model's outputs"
+    labelled_outputs: bool = True
+    """The outputs have one column per label (bundles ship labels.txt and the config's id2label)."""
+    per_token: bool = False
+    """The outputs have a row per token (a [texts, tokens, width] output; the device returns character spans)."""
 
-        return (self.unlabelled or unlabelled_example)(text, text_pair)
+    # ---- the teacher -------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def has_head(self, source, labels: list[str]) -> bool:
+        """(TeacherSource, task labels) -> the checkpoint already has this task's head for these labels."""
 
-    def for_labels(self, labels: list[str]) -> "Task":
-        """This task with its metric bound to the run's label names (the same task when its metric needs none)."""
-        if self.metric_for_labels is None:
-            return self
-        return replace(self, metric=self.metric_for_labels(list(labels)))
+    @abstractmethod
+    def load_model(self, location: str, labels: list[str], spec: str, recipe=None):
+        """(location, labels, spec, recipe) -> the model with this task's head (a new head when it has none)."""
+
+    def train_loss(self, model, batch):
+        """The loss that fine-tunes the teacher on the task's labels (the head's own loss)."""
+        from compress.evaluate import model_inputs
+
+        return model(**model_inputs(batch), labels=batch["labels"]).loss
+
+    def load_timed_teacher(self, spec: dict):
+        """The fine-tuned teacher in a bench worker process, from its job spec (path, labels, what the task adds)."""
+        return self.load_model(spec["path"], spec["labels"], spec["path"], None)
 
     def head_labels(self, source) -> list[str] | None:
-        return self.labels_of_head(source) if self.labels_of_head is not None else source.head_labels()
+        """The labels of the checkpoint's head for this task (None: it has none)."""
+        return source.head_labels()
+
+    def check_inputs(self, source, recipe) -> None:
+        """Raises UserError for a teacher the task cannot use (checked before OUT is touched)."""
+        return None  # any teacher with the task's head, or one it can be given
+
+    def check_labels(self, source, labels: list[str]) -> None:
+        """Raises UserError when the checkpoint's head disagrees with the data's labels."""
+        return None  # has_head decides: a head for other labels is replaced by fine-tuning
+
+    # ---- data and students -----------------------------------------------------------------------------------------
+    @abstractmethod
+    def load_data(self, cfg):
+        """DataConfig -> compress.data.TaskData."""
+
+    def unlabelled_row(self, text: str, text_pair: str | None = None):
+        """A row without a label (augmented or unlabeled text the teacher labels for distillation)."""
+        from compress.data.readers import unlabelled_example
+
+        return unlabelled_example(text, text_pair)
+
+    def load_student(self, directory):
+        """OUT/student/ -> the PyTorch student (eval mode)."""
+        from compress.student.albert import load_student
+
+        return load_student(directory)
+
+    def save_student(self, model, tokenizer, directory, max_length: int) -> None:
+        """Writes OUT/student/ in the task's own format."""
+        from compress.student.albert import save_student
+        from compress.vocab import save_tokenizer
+
+        save_student(model, directory)
+        save_tokenizer(tokenizer, directory)
+
+    # ---- quality -----------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def metric(self, outputs: np.ndarray, labels: np.ndarray) -> float:
+        """The task's quality, higher is better: checkpoint selection and the quantization guard."""
+
+    @abstractmethod
+    def agreement(self, reference: np.ndarray, candidate: np.ndarray) -> float:
+        """How far an artifact's outputs agree with the PyTorch student's, 1 = fully."""
+
+    def for_labels(self, labels: list[str]) -> Task:
+        """This task with its metric bound to the run's label names (the same task when its metric needs none)."""
+        return self
+
+    def quality(self, run) -> Any:
+        """What the bench stage measures beyond the metric on test (embeddings: retrieval, the probe); None: the
+        metric on the test split is the quality."""
+        return None
+
+    def dev_quality(self, outputs: np.ndarray, labels: np.ndarray) -> float | None:
+        """A platform check's quality on the dev split from its outputs (None: the task has no labels there)."""
+        return float(self.metric(outputs, labels)) if len(labels) else None
+
+    def ranked_quality(self, model: dict) -> float | None:
+        """What a model is judged on in the tables and the Pareto plot (a bench results entry)."""
+        return model.get("accuracy")
+
+    def kept_sentence(self, pct: str, interval: str) -> str:
+        """The report headline's words for what the best artifact keeps of the teacher."""
+        return f"**{pct}%** of the teacher's {self.quality_column.replace('test acc', 'test accuracy')}{interval}."
+
+    def runner_cells(self, check: dict, pct) -> str:
+        """The runner-bundle table's `runner_columns` for one model's runner check (pct formats a share)."""
+        return f"{pct(check['label_agreement_vs_pytorch'])}% | {pct(check.get('dev_accuracy'))} |"
+
+    def outputs_in_words(self, label_names: list[str], tokens_axis: str = "L") -> str:
+        """What the exported model returns, for bundle READMEs (tokens_axis: the sequence axis's name there)."""
+        return f"the logits, one per label in `labels.txt` ({', '.join(label_names)})"
+
+    def bundle_metadata(self, student) -> dict:
+        """What the bundles' metadata.json says of the model's outputs beyond the task and labels."""
+        return {}
+
+    def bundle_readme(self, meta: dict) -> str:
+        """The pi bundle's README.md from its metadata.json."""
+        from compress.bundle_readme import render
+
+        return render(meta)
+
+    def report_sections(self, report: dict, seq: int, threads: int) -> list[str]:
+        """What the report adds for this task after the headline (embeddings: retrieval; entities: per type)."""
+        return []
 
     def check_losses(self, needs: frozenset[str], needs_labels: bool, what: str) -> str | None:
         """Why a loss cannot be used for this task (None: it can)."""
@@ -92,3 +187,16 @@ class Task:
         if needs_labels and not self.has_labels:
             return f"{what} needs labels, which {self.name} data does not have"
         return None
+
+    # ---- exported outputs --------------------------------------------------------------------------------------------
+    @abstractmethod
+    def output_shape(self, width: int) -> list:
+        """width (number of labels, or the vector size) -> the shape of the first output, 'batch' for the batch
+        axis."""
+
+    def bound(self, **changes) -> Task:
+        """A copy with some attributes replaced (a task bound to a run's labels)."""
+        task = copy.copy(self)
+        for key, value in changes.items():
+            setattr(task, key, value)
+        return task

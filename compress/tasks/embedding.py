@@ -15,10 +15,6 @@ from compress.tasks.base import Task
 CLASSIFIER_ONLY = ("distilbert_soft", "hard_ce", "tinybert_prediction")
 
 
-def _has_head(source, labels) -> bool:
-    return True  # pooling is the head; it is read (or chosen) and never trained on the teacher
-
-
 def pooling_of(location: str, spec: str, cfg):
     """The teacher's pooling: what its modules.json says, the recipe's `embedding` settings on top."""
     from compress.embedding.model import Pooling, read_pooling
@@ -34,79 +30,117 @@ def pooling_of(location: str, spec: str, cfg):
     return Pooling(mode, normalize, "recipe" if changed else "modules.json")
 
 
-def _check_inputs(source, recipe) -> None:
-    """The pooling must be readable (or chosen) and fit the teacher; a static table cannot be wider than it."""
-    from compress.errors import UserError
+class Embedding(Task):
+    name = "embedding"
+    description = "a vector per text in the teacher's space (sentence-transformers models; cosine search)"
+    head = "pooling"
+    loss_outputs = frozenset({"sentence_embedding", "hidden_states", "attention_scores", "qkv"})
+    has_labels = False
+    metric_name = "fidelity"
+    output_names = ("sentence_embedding",)
+    postprocess = "embedding"
+    metric = staticmethod(mean_cosine)
+    agreement = staticmethod(mean_cosine)
+    agreement_name = "mean cosine"
+    targets_from_teacher = True
+    default_recipe = "embedding"
+    default_losses = {"embedding_mse": {"weight": 1.0}, "embedding_cosine": {"weight": 1.0}}
+    quality_column = "fidelity"
+    quality_axis = "retrieval MRR@10 (%)"
+    kept_words = "fidelity {kept}% (mean cosine to the teacher)"
+    agreement_column = "cosine"
+    output_unit = "vector"
+    runner_columns = "mean cosine | — |"
+    transformers_js_pipeline = "feature-extraction"
+    transformers_js_output = "sentence_embedding"
+    mediapipe_api = "TextEmbedder"
+    labelled_outputs = False
 
-    pooling_of(source.location, source.spec, recipe.embedding)
-    hidden = source.config.hidden_size
-    if recipe.student.kind == "static" and recipe.student.pca_dims is not None and recipe.student.pca_dims > hidden:
-        raise UserError(f"student.pca_dims {recipe.student.pca_dims} is more than the teacher's {hidden} dimensions: "
-                        f"use at most {hidden}, or null to keep them all")
+    def has_head(self, source, labels) -> bool:
+        return True  # pooling is the head; it is read (or chosen) and never trained on the teacher
+
+    def check_inputs(self, source, recipe) -> None:
+        """The pooling must be readable (or chosen) and fit the teacher; a static table cannot be wider than it."""
+        from compress.errors import UserError
+
+        pooling_of(source.location, source.spec, recipe.embedding)
+        hidden = source.config.hidden_size
+        if recipe.student.kind == "static" and recipe.student.pca_dims is not None and recipe.student.pca_dims > hidden:
+            raise UserError(f"student.pca_dims {recipe.student.pca_dims} is more than the teacher's {hidden} "
+                            f"dimensions: use at most {hidden}, or null to keep them all")
+
+    def load_model(self, location: str, labels, spec: str, recipe=None):
+        from compress.embedding.model import load_encoder
+
+        return load_encoder(location, spec, pooling_of(location, spec, recipe.embedding))
+
+    def load_timed_teacher(self, spec: dict):
+        from compress.embedding.model import Pooling, load_encoder
+
+        return load_encoder(spec["path"], spec["path"], Pooling(**spec["pooling"]))  # the pooling the bench recorded
+
+    def train_loss(self, model, batch):
+        raise NotImplementedError("an embedding teacher is never fine-tuned")  # has_head is always True
+
+    def load_data(self, cfg):
+        from compress.embedding.data import load_texts
+
+        return load_texts(cfg)
+
+    def load_student(self, directory):
+        from compress.embedding.static_encoder import StaticEncoder, is_static
+
+        if is_static(directory):
+            from compress.embedding.static import load_static
+
+            return StaticEncoder(load_static(directory)).eval()
+        from compress.embedding.model import load_sentence_encoder
+
+        return load_sentence_encoder(directory)
+
+    def save_student(self, model, tokenizer, directory, max_length: int) -> None:
+        from compress.embedding.model import save_sentence_transformer
+
+        save_sentence_transformer(model, tokenizer, directory, max_length)
+
+    def quality(self, run):
+        from compress.embedding.quality import EmbeddingQuality
+
+        return EmbeddingQuality(run)
+
+    def dev_quality(self, outputs, labels) -> float | None:
+        return None  # no labels: the check's agreement (mean cosine) is its quality
+
+    def ranked_quality(self, model: dict) -> float | None:
+        # retrieval MRR@10: what search on the device gets, which a static model without the teacher's space has too
+        return (model.get("embedding") or {}).get("mrr@10")
+
+    def kept_sentence(self, pct: str, interval: str) -> str:
+        return f"fidelity to the teacher **{pct}%** (mean cosine on held-out text)."
+
+    def runner_cells(self, check: dict, pct) -> str:
+        return f"{check['mean_cosine_vs_pytorch']:.6f} | — |"
+
+    def outputs_in_words(self, label_names: list[str], tokens_axis: str = "L") -> str:
+        return "the sentence vector"
+
+    def bundle_metadata(self, student) -> dict:
+        """What an app needs to know of the vectors (targets.bundle.Embedder reads it)."""
+        pooling = "static-mean" if getattr(student, "kind", None) == "static" else student.pooling
+        return {"embedding": {"dim": student.dim, "normalized": student.normalize, "pooling": pooling}}
+
+    def bundle_readme(self, meta: dict) -> str:
+        from compress.embedding.bundle_readme import render
+
+        return render(meta)
+
+    def report_sections(self, report: dict, seq: int, threads: int) -> list[str]:
+        from compress.embedding.report import embedding_section
+
+        return embedding_section(report, seq, threads)
+
+    def output_shape(self, width: int) -> list:
+        return ["batch", width]
 
 
-def _load_model(location: str, labels, spec: str, recipe):
-    from compress.embedding.model import load_encoder
-
-    return load_encoder(location, spec, pooling_of(location, spec, recipe.embedding))
-
-
-def _train_loss(model, batch):
-    raise NotImplementedError("an embedding teacher is never fine-tuned")  # _has_head is always True
-
-
-def _load_data(cfg):
-    from compress.embedding.data import load_texts
-
-    return load_texts(cfg)
-
-
-def _load_student(directory):
-    from compress.embedding.static_encoder import StaticEncoder, is_static
-
-    if is_static(directory):
-        from compress.embedding.static import load_static
-
-        return StaticEncoder(load_static(directory)).eval()
-    from compress.embedding.model import load_sentence_encoder
-
-    return load_sentence_encoder(directory)
-
-
-def _save_student(model, tokenizer, directory, max_length: int) -> None:
-    from compress.embedding.model import save_sentence_transformer
-
-    save_sentence_transformer(model, tokenizer, directory, max_length)
-
-
-def _quality(run):
-    from compress.embedding.quality import EmbeddingQuality
-
-    return EmbeddingQuality(run)
-
-
-TASK = Task(
-    name="embedding",
-    description="a vector per text in the teacher's space (sentence-transformers models; cosine search)",
-    head="pooling",
-    has_head=_has_head,
-    load_model=_load_model,
-    train_loss=_train_loss,
-    load_data=_load_data,
-    loss_outputs=frozenset({"sentence_embedding", "hidden_states", "attention_scores", "qkv"}),
-    has_labels=False,
-    metric_name="fidelity",
-    metric=mean_cosine,
-    output_names=("sentence_embedding",),
-    output_shape=lambda dim: ["batch", dim],
-    postprocess="embedding",
-    agreement=mean_cosine,
-    agreement_name="mean cosine",
-    targets_from_teacher=True,
-    default_recipe="embedding",
-    default_losses={"embedding_mse": {"weight": 1.0}, "embedding_cosine": {"weight": 1.0}},
-    load_student=_load_student,
-    save_student=_save_student,
-    quality=_quality,
-    check_inputs=_check_inputs,
-)
+TASK = Embedding()

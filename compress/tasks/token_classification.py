@@ -1,8 +1,8 @@
 """Token classification (named entities, PII redaction, slot filling): a BIO tag per word, logits per word piece.
 
 The teacher is a `*ForTokenClassification` checkpoint whose labels are the data's tags, or any BERT-family encoder
-fine-tuned first (a new head). Data: CoNLL or JSONL (compress.tokens.data); the first piece of each word carries its
-tag (compress.tokens.align). The metric is entity-level F1 (seqeval); the quantization guard also reads the
+fine-tuned first (a new head). Data: CoNLL or JSONL (compress.token_classification.data); the first piece of each word carries its
+tag (compress.token_classification.align). The metric is entity-level F1 (seqeval); the quantization guard also reads the
 token-level agreement with the fp32 student. The device runner decodes entities with character spans
 (targets.ner).
 """
@@ -12,9 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 from compress.tasks.base import Task
-# a token classifier trains (the head's own loss ignores -100), saves and loads as a sequence classifier does
-from compress.tasks.sequence_classification import _load_student, _save_student, _train_loss
-from compress.tokens.metrics import entity_f1, token_agreement
+from compress.token_classification.metrics import entity_f1, token_agreement
 
 
 def head_labels(source) -> list[str] | None:
@@ -25,11 +23,7 @@ def head_labels(source) -> list[str] | None:
     return [id2label[i] for i in sorted(id2label, key=int)]
 
 
-def _has_head(source, labels: list[str]) -> bool:
-    return head_labels(source) == labels
-
-
-def _check_inputs(source, recipe) -> None:
+def check_inputs(source, recipe) -> None:
     """A token classifier with other tags than the data's is refused (a new head would throw its training away);
     a sequence classifier is refused too: its head is for texts, not words."""
     from compress.errors import UserError
@@ -52,75 +46,113 @@ def check_labels(source, labels: list[str]) -> None:
                         "with its tags (or set data.labels to them), or a teacher without a token-classification head")
 
 
-def _load_model(location: str, labels: list[str], spec: str, recipe=None):
-    import torch
-    from transformers import AutoModelForTokenClassification
-
-    from compress.errors import UserError
-    from compress.teacher import first_line, quiet_transformers
-
-    quiet_transformers()
-    try:
-        model = AutoModelForTokenClassification.from_pretrained(
-            location, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={lab: i for i, lab in enumerate(labels)}, ignore_mismatched_sizes=True, dtype=torch.float32)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise UserError(f"cannot load the weights of teacher {spec}: {first_line(exc, 1000)}") from None
-    return model.eval()
-
-
-def _load_data(cfg):
-    from compress.tokens.data import load_token_data
-
-    return load_token_data(cfg)
-
-
-def _quality(run):
-    from compress.tokens.quality import TokenQuality
-
-    return TokenQuality(run)
-
-
 def _metric(labels: list[str]):
     f = partial(entity_f1, names=labels)
     f.label = "entity F1"
     return f
 
 
-def _unlabelled(text: str, text_pair=None):
-    """Untagged text as words (split on whitespace, as a device reads it) whose first pieces carry UNLABELLED: the
-    soft per-token losses score them, the gold-tag loss does not."""
-    from compress.data.readers import UNLABELLED
-    from compress.tokens.data import TokenExample
+class TokenClassification(Task):
+    """Trains (the head's own loss ignores -100), saves and loads as a sequence classifier does (Task's defaults)."""
 
-    words = tuple(text.split())
-    return TokenExample(words=words, tags=(UNLABELLED,) * len(words))
+    name = "token-classification"
+    description = "a BIO tag per word: named entities, PII, slots (AutoModelForTokenClassification)"
+    head = "a token-classification head"
+    loss_outputs = frozenset({"logits", "hidden_states", "attention_scores", "qkv"})
+    has_labels = True
+    metric_name = "entity F1"
+    output_names = ("logits",)
+    postprocess = "token-tags"
+    agreement = staticmethod(token_agreement)
+    agreement_name = "token agreement"
+    default_recipe = "ner"
+    quality_column = "entity F1"
+    quality_axis = "test entity F1 (%)"
+    kept_words = "{kept}% of its test entity F1{spread}"
+    runner_columns = "token agreement | dev word-tag acc % |"
+    transformers_js_pipeline = None
+    web_unsupported = ("token classification: the transformers.js token-classification check is not built yet; the "
+                       "android-ort string-in model (ONNX Runtime Web runs it) gives tags and character offsets")
+    mediapipe_api = None
+    mediapipe_unsupported = ("MediaPipe Tasks has no token-classification (NER) task to read the file's metadata; the "
+                             "pi bundle's model.tflite runs in LiteRT directly (runner/targets/ner.py decodes its tags)")
+    per_token = True
+
+    def metric(self, outputs, labels) -> float:
+        raise RuntimeError("entity F1 reads the tag names: use the task bound to the run's labels (for_labels)")
+
+    def for_labels(self, labels: list[str]) -> Task:
+        return self.bound(metric=_metric(list(labels)))
+
+    def has_head(self, source, labels: list[str]) -> bool:
+        return head_labels(source) == labels
+
+    def head_labels(self, source) -> list[str] | None:
+        return head_labels(source)
+
+    def check_inputs(self, source, recipe) -> None:
+        check_inputs(source, recipe)
+
+    def check_labels(self, source, labels: list[str]) -> None:
+        check_labels(source, labels)
+
+    def load_model(self, location: str, labels: list[str], spec: str, recipe=None):
+        import torch
+        from transformers import AutoModelForTokenClassification
+
+        from compress.errors import UserError
+        from compress.teacher import first_line, quiet_transformers
+
+        quiet_transformers()
+        try:
+            model = AutoModelForTokenClassification.from_pretrained(
+                location, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={lab: i for i, lab in enumerate(labels)}, ignore_mismatched_sizes=True, dtype=torch.float32)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise UserError(f"cannot load the weights of teacher {spec}: {first_line(exc, 1000)}") from None
+        return model.eval()
+
+    def load_data(self, cfg):
+        from compress.token_classification.data import load_token_data
+
+        return load_token_data(cfg)
+
+    def quality(self, run):
+        from compress.token_classification.quality import TokenQuality
+
+        return TokenQuality(run)
+
+    def unlabelled_row(self, text: str, text_pair=None):
+        """Untagged text as words (split on whitespace, as a device reads it) whose first pieces carry UNLABELLED:
+        the soft per-token losses score them, the gold-tag loss does not."""
+        from compress.data.readers import UNLABELLED
+        from compress.token_classification.data import TokenExample
+
+        words = tuple(text.split())
+        return TokenExample(words=words, tags=(UNLABELLED,) * len(words))
+
+    def kept_sentence(self, pct: str, interval: str) -> str:
+        return f"**{pct}%** of the teacher's test entity F1{interval}."
+
+    def runner_cells(self, check: dict, pct) -> str:
+        return f"{pct(check['label_agreement_vs_pytorch'])}% | {pct(check.get('dev_accuracy', check.get('dev_word_tag_accuracy')))} |"
+
+    def outputs_in_words(self, label_names: list[str], tokens_axis: str = "L") -> str:
+        return (f"the tag logits of every token ([1, {tokens_axis}, tags], tags in `labels.txt`; a word's tag is its "
+                "first piece's)")
+
+    def bundle_readme(self, meta: dict) -> str:
+        from compress.token_classification.bundle_readme import render
+
+        return render(meta)
+
+    def report_sections(self, report: dict, seq: int, threads: int) -> list[str]:
+        from compress.token_classification.report import entity_section
+
+        return entity_section(report)
+
+    def output_shape(self, width: int) -> list:
+        return ["batch", "sequence", width]
 
 
-TASK = Task(
-    name="token-classification",
-    description="a BIO tag per word: named entities, PII, slots (AutoModelForTokenClassification)",
-    head="a token-classification head",
-    has_head=_has_head,
-    load_model=_load_model,
-    train_loss=_train_loss,
-    load_data=_load_data,
-    loss_outputs=frozenset({"logits", "hidden_states", "attention_scores", "qkv"}),
-    has_labels=True,
-    metric_name="entity F1",
-    metric=None,  # type: ignore[arg-type]  (bound to the run's tags: Task.for_labels)
-    metric_for_labels=_metric,
-    output_names=("logits",),
-    output_shape=lambda num_labels: ["batch", "sequence", num_labels],
-    postprocess="token-tags",
-    agreement=token_agreement,
-    agreement_name="token agreement",
-    default_recipe="ner",
-    load_student=_load_student,
-    save_student=_save_student,
-    check_inputs=_check_inputs,
-    quality=_quality,
-    labels_of_head=head_labels,
-    check_labels=check_labels,
-    unlabelled=_unlabelled,
-)
+TASK = TokenClassification()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def _check(rc: dict) -> str:
     return (f"max Δ {rc.get('max_abs_diff_vs_pytorch', float('nan')):.1e}, "
-            f"token agreement {rc.get('token_agreement_vs_pytorch', float('nan')):.4f}")
+            f"token agreement {rc.get('label_agreement_vs_pytorch', rc.get('token_agreement_vs_pytorch', float('nan'))):.4f}")
 
 
 def render(meta: dict) -> str:

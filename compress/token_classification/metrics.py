@@ -1,12 +1,12 @@
 """Entity-level scores with seqeval (conlleval's rules: an entity counts when its type and every word match) and
 token-level agreement between two models' outputs. Outputs are [rows, tokens, tags]; labels [rows, tokens] with
-compress.tokens.align.IGNORE where no word starts."""
+compress.token_classification.align.IGNORE where no word starts."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from compress.tokens.align import IGNORE
+from compress.token_classification.align import IGNORE
 
 
 def tag_sequences(outputs: np.ndarray, labels: np.ndarray, names: list[str]) -> tuple[list[list[str]], list[list[str]]]:

@@ -3,7 +3,7 @@ every task) and seqeval's precision, recall and F1 per entity type (`entities`),
 
 from __future__ import annotations
 
-from compress.tokens.metrics import entity_report
+from compress.token_classification.metrics import entity_report
 
 
 class TokenQuality:

@@ -69,7 +69,7 @@ def scored_logits(batch, *logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return logits
     labels = batch.get("labels")
     if labels is not None and labels.shape == logits[0].shape[:2]:
-        keep = labels != -100  # compress.tokens.align.IGNORE
+        keep = labels != -100  # compress.token_classification.align.IGNORE
     else:
         keep = batch["attention_mask"].bool()
     return tuple(x[keep] for x in logits)

@@ -86,7 +86,7 @@ class Augmenter:
         if contextual:
             mlm: MaskedLM = next(s for s in self.sources if s.contextual)
             filled = mlm.fill([c[3] for c in contextual], self.top_k)
-            for (row, to_fill, pieces, _), predictions in zip(contextual, filled):
+            for (_, to_fill, pieces, _), predictions in zip(contextual, filled):
                 for (start, end, word, pick), options in zip(to_fill, predictions):
                     if options:
                         pieces.append((start, end, cased(options[pick % len(options)], word)))
