@@ -116,7 +116,7 @@ def main() -> int:
                 save_student(student, tmp / "student")
                 fp32 = export_onnx(student, names, tmp / "fp32.onnx", 18)
                 # ONNX Runtime dynamic int8 (the pipeline's ort-dynamic backend, portable graph); shared weights once
-                int8 = int8_backend.quantize(int8_settings, Context(fp32, None, None, tmp / "student", tmp), tmp / "int8.onnx")
+                int8 = int8_backend.quantize(int8_settings, Context({"onnxruntime": fp32}, None, tmp / "student", tmp), tmp / "int8.onnx")
                 row = {
                     "sharing": sharing, "embedding_size": e, "vocab_size": student.config.vocab_size,
                     "embedding_bits": args.embedding_bits,

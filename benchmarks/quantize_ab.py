@@ -76,7 +76,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         quantize_dynamic(str(plain), str(work / "baseline.onnx"))
-        ctx = Context(plain, fused, None, run.layout.student, work, None)
+        ctx = Context({"onnxruntime": plain, "onnxruntime/fused": fused}, None, run.layout.student, work)
         quantize(Settings(), ctx, work / "fused.onnx")
         quantize(Settings(per_channel=True), ctx, work / "fused_pc.onnx")
         models = [(BASELINE, OnnxModel(work / "baseline.onnx", 1, session_config={})),

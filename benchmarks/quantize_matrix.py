@@ -32,7 +32,7 @@ from targets.bench import Grid, Job, Timing, bench_many, measure  # noqa: E402
 from compress.evaluate import accuracy, predict_logits  # noqa: E402
 from compress.export.verify import device_logits  # noqa: E402
 from compress.fsutil import write_json, write_text  # noqa: E402
-from compress.quantize import ARTIFACT_SUFFIX, Context, parse_candidate  # noqa: E402
+from compress.quantize import Context, parse_candidate  # noqa: E402
 from compress.recipe import resolve_recipe  # noqa: E402
 from targets.runtime import OnnxModel, load_model  # noqa: E402
 
@@ -141,13 +141,13 @@ def main() -> int:
                 rows.append(row("quantize_dynamic defaults, runner session config", dst, "onnxruntime", dev_logits, test_logits,
                                 seconds, {"backend": "onnxruntime.quantization.quantize_dynamic",
                                           "session_config": OnnxModel(dst, 1).session_config}))
-        ctx = Context(plain, fused, api.calibration(run, tok), student_dir, work, api.qad_trainer(run, tok),
-                      tflite=tflite if tflite.is_file() else None)
+        ctx = Context({"onnxruntime": plain, "onnxruntime/fused": fused, "litert": tflite if tflite.is_file() else None},
+                      api.calibration(run, tok), student_dir, work, api.qad_trainer(run, tok), recipe=run.recipe)
         for i, (label, raw) in enumerate(GRID.items()):
             if not want(label):
                 continue
             backend, settings = parse_candidate(raw)
-            dst = work / f"q{i}{ARTIFACT_SUFFIX[backend.runtime]}"
+            dst = work / f"q{i}{backend.artifact_suffix}"
             t0 = time.perf_counter()
             try:
                 backend.quantize(settings, ctx, dst)

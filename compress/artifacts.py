@@ -89,11 +89,11 @@ class Artifact:
     verification: Verification
     description: str = ""
     quantization: Quantization | None = None
-    buckets: list[int] | None = None  # a .tflite's sequence-length signatures (batch 1)
-    fused_ops: dict | None = None
+    buckets: list[int] | None = None  # the sequence-length signatures / methods of a batch-1 file (LiteRT, .pte)
     outputs: tuple[str, ...] = ("logits",)
-    portable_ops: dict | None = None  # a .pte's operators XNNPACK did not take (run on ExecuTorch's portable kernels)
-    dynamic_fallback: str | None = None  # why a .pte has bucket methods instead of a dynamic sequence axis
+    extras: dict = field(default_factory=dict)
+    """What the format alone knows of its file (the fused operators of an optimized ONNX graph, a .pte's operators
+    XNNPACK did not take, why it has bucket methods): the exporter or quantizer says, the platforms read."""
 
     def file(self, out: Path) -> Path:
         return Path(out) / self.path
@@ -107,7 +107,7 @@ class Artifact:
         d["verification"] = asdict(self.verification)
         d["quantization"] = self.quantization.to_dict() if self.quantization else None
         d["outputs"] = list(self.outputs)
-        return {k: v for k, v in d.items() if v is not None or k == "quantization"}
+        return {k: v for k, v in d.items() if (v is not None and v != {}) or k == "quantization"}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Artifact":
@@ -122,9 +122,13 @@ class Artifact:
         return cls(name=d["name"], task=d.get("task", DEFAULT_TASK), format=d["format"], runtime=d["runtime"],
                    path=d["path"], precision=precision, compute=compute,
                    verification=Verification.from_dict(d["verification"]), description=d.get("description", ""),
-                   quantization=q, buckets=d.get("buckets"), fused_ops=d.get("fused_ops"),
-                   outputs=tuple(d.get("outputs", ("logits",))), portable_ops=d.get("portable_ops"),
-                   dynamic_fallback=d.get("dynamic_fallback"))
+                   quantization=q, buckets=d.get("buckets"), outputs=tuple(d.get("outputs", ("logits",))),
+                   # records written before `extras` kept a format's facts as top-level keys: read them into it
+                   extras=dict(d.get("extras") or {}) | {k: v for k, v in d.items() if k not in _FIELDS and v is not None})
+
+
+_FIELDS = {"name", "task", "format", "runtime", "path", "precision", "compute", "verification", "description",
+           "quantization", "buckets", "outputs", "extras"}
 
 
 def artifacts_of(record: dict | None) -> list[Artifact]:

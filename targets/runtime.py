@@ -44,6 +44,17 @@ class OnnxModel:
 
     runtime = "onnxruntime"
 
+    @staticmethod
+    def io(input_names: list[str], output_names: list[str], shape: list, buckets: list[int] | None) -> tuple[list, list]:
+        """What an app feeds this runtime's file and gets back (a bundle's metadata.json lists it)."""
+        return ([{"name": n, "dtype": "int64", "shape": ["batch", "sequence"]} for n in input_names],
+                [{"name": n, "dtype": "float32", "shape": shape} for n in output_names])
+
+    @staticmethod
+    def bundle_fields(buckets: list[int] | None, extras: dict) -> dict:
+        """What metadata.json says of this runtime's file beyond its inputs and outputs."""
+        return {}
+
     def __init__(self, path: str | Path, threads: int = 0, session_config: dict[str, str] | None = None):
         try:
             import onnxruntime as ort
@@ -125,6 +136,14 @@ class LiteRTModel:
 
     runtime = "litert"
 
+    @staticmethod
+    def io(input_names: list[str], output_names: list[str], shape: list, buckets: list[int] | None) -> tuple[list, list]:
+        # batch-1 signatures, inputs by name in sorted order; litert-torch names the outputs output_0, output_1, ...
+        return ([{"name": n, "dtype": "int32", "shape": [1, "bucket"]} for n in sorted(input_names)],
+                [{"name": f"output_{i}", "dtype": "float32", "shape": [1, *shape[1:]]} for i in range(len(output_names))])
+
+    bundle_fields = OnnxModel.bundle_fields
+
     def __init__(self, path: str | Path, threads: int = 0, interpreter: str = "auto"):
         if interpreter not in ("auto", "ai-edge-litert", "tflite-runtime"):
             raise RuntimeLoadError(f"unknown TFLite interpreter '{interpreter}': use auto, ai-edge-litert or tflite-runtime")
@@ -185,6 +204,17 @@ class ExecuTorchModel:
     runs); `python` its Python bindings (which link libtorch and take torch tensors); `auto` the first that works."""
 
     runtime = "executorch"
+
+    @staticmethod
+    def io(input_names: list[str], output_names: list[str], shape: list, buckets: list[int] | None) -> tuple[list, list]:
+        # batch 1, positional inputs; a dynamic sequence axis, or bucket methods
+        return ([{"name": n, "dtype": "int64", "shape": [1, "bucket" if buckets else "sequence"]} for n in input_names],
+                [{"name": n, "dtype": "float32", "shape": [1, *shape[1:]]} for n in output_names])
+
+    @staticmethod
+    def bundle_fields(buckets: list[int] | None, extras: dict) -> dict:
+        return {"methods": [f"seq_{b}" for b in buckets] if buckets else ["forward"],
+                "portable_ops": extras.get("portable_ops") or {}}
 
     def __init__(self, path: str | Path, threads: int = 0, engine: str = "auto"):
         import os
@@ -315,6 +345,10 @@ def _torch_missing() -> bool:
 
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
 """The order every exporter gives the graph's inputs (compress.export.onnx.INPUT_ORDER)."""
+
+
+RUNTIMES = {cls.runtime: cls for cls in (OnnxModel, LiteRTModel, ExecuTorchModel)}
+"""runtime name -> its session class (what a file of that runtime takes and gives: `io`, `bundle_fields`)"""
 
 
 def load_model(path: str | Path, threads: int = 0, interpreter: str = "auto"):

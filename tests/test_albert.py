@@ -144,7 +144,7 @@ def test_int8_quantization_keeps_one_copy_of_shared_weights(tmp_path, candidate)
         student = albert(teacher, embedding_size=16, sharing=sharing)
         fp32 = export_onnx(student, ["input_ids", "attention_mask", "token_type_ids"], tmp_path / f"{sharing}.onnx", 18)
         assert shares_weights(fp32) == (sharing == "all")
-        int8 = backend.quantize(settings, Context(fp32, None, calibration, tmp_path, tmp_path), tmp_path / f"{sharing}-int8.onnx")
+        int8 = backend.quantize(settings, Context({"onnxruntime": fp32}, calibration, tmp_path, tmp_path), tmp_path / f"{sharing}-int8.onnx")
         sizes[sharing] = (fp32.stat().st_size, int8.stat().st_size)
     layer_fp32 = 4 * (4 * 64 * 64 + 2 * 64 * 256)  # bytes of one layer's matrices
     # all-shared: three layers fewer in fp32, and in int8 about a quarter of that
@@ -163,7 +163,7 @@ def test_torchao_quantizes_shared_layers_once_and_reloads(tmp_path, sharing):
     student = albert(teacher, embedding_size=16, sharing=sharing)
     save_student(student, tmp_path / "student")
     backend, settings = parse_candidate({"backend": "torchao", "scheme": "int8-dynamic"})
-    path = backend.quantize(settings, Context(None, None, None, tmp_path / "student", tmp_path), tmp_path / "q.pt")
+    path = backend.quantize(settings, Context({}, None, tmp_path / "student", tmp_path), tmp_path / "q.pt")
     batch = batch_with_padding()
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     again = load(path, settings, tmp_path / "student")

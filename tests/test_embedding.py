@@ -344,7 +344,7 @@ def test_every_quantizer_takes_the_embedding_student(embedded, tmp_path, raw):
     tok = AutoTokenizer.from_pretrained(embedded / "student")
     enc = encode(tok, [Example(t, -1) for t in [e["text"] for e in rt_rows("dev", 32)]], 64)
     backend, settings = parse_candidate(raw)
-    ctx = Context(embedded / "export" / "model.onnx", None, enc, embedded / "student", tmp_path)
+    ctx = Context({"onnxruntime": embedded / "export" / "model.onnx"}, enc, embedded / "student", tmp_path)
     dst = backend.quantize(settings, ctx, tmp_path / ("q.onnx" if backend.runtime == "onnxruntime" else "q.pt"))
     reference = predict_logits(load_any_student(embedded / "student"), enc)
     if backend.runtime == "pytorch":

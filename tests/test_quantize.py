@@ -102,7 +102,7 @@ def test_guard_tries_fallbacks_and_rejects_an_impossible_tolerance(exported, tmp
         calls.append((backend.name, settings.per_channel, settings.exclude, path.stat().st_size))
         return Measured(accuracy=0.5, label_agreement=1.0, max_abs_diff=0.0)
 
-    ctx = Context(exported / "export/model.onnx", exported / "export/model.ort-opt.onnx",
+    ctx = Context({"onnxruntime": exported / "export/model.onnx", "onnxruntime/fused": exported / "export/model.ort-opt.onnx"},
                   run.encode("train"), exported / "student", tmp_path)
     attempts = run_guard([{"backend": "ort-dynamic"}], ctx, tmp_path, evaluate, fp32_accuracy=0.5,
                          max_drop_points=-1.0, min_label_agreement=0.99)
@@ -140,7 +140,7 @@ def test_guard_keeps_the_first_fallback_that_passes(exported, tmp_path):
         # the strict bar: per-tensor weights count as disagreeing everywhere; what happens next is the guard's
         return m if settings.per_channel else replace(m, label_agreement=0.0)
 
-    ctx = Context(exported / "export/model.onnx", exported / "export/model.ort-opt.onnx",
+    ctx = Context({"onnxruntime": exported / "export/model.onnx", "onnxruntime/fused": exported / "export/model.ort-opt.onnx"},
                   run.encode("train"), exported / "student", tmp_path / "work")
     out = tmp_path / "kept"
     out.mkdir()
@@ -231,3 +231,54 @@ def test_a_model_no_backend_can_quantize(exported, tmp_path, tiny_teacher, tiny_
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "no backend could quantize this model" in err[-1]
     assert not (out / "quantized").exists() and (out / "export/model.onnx").read_bytes() == b"not an onnx model"
+
+
+@pytest.mark.slow  # export, quantize and bench of a copied run
+def test_a_format_and_a_quantizer_registered_by_a_test_flow_through_export_quantize_and_bench(exported, tmp_path, tiny_teacher,
+                                                                                            tiny_data):
+    """A new format is its exporter (what runtime's fp32 file it hands on, its extras) and a new quantizer asks for
+    that file by what it is: neither the stages nor the artifact record nor the quantize context learn its name."""
+    from compress import export, quantize
+    from compress.export.base import Exporter, Made
+    from compress.quantize.base import Backend, Precision, Settings
+
+    seen = {}
+
+    def make(inp):
+        dst = inp.directory / "model.copy.onnx"
+        shutil.copy2(inp.made["student-onnx-fp32"], dst)  # starts from an earlier exporter's file, as fusions do
+        return Made(dst, "a copy of the portable ONNX", extras={"copied_from": "model.onnx"})
+
+    class CopySettings(Settings):
+        def precision(self):
+            return Precision("fp32 (a copy)", "fp32")
+
+    def copy_quantize(settings, ctx, dst):
+        source = ctx.require("onnxruntime/copy")
+        seen["source"] = (source.path.name, source.extras)
+        shutil.copy2(source.path, dst)
+        return Made(dst, "", extras={"copy_of": source.path.name})
+
+    exporter = Exporter("student-onnx-copy", make, "copy failed", "onnxruntime", variant="copy", what="copied ONNX")
+    backend = Backend("copy", "onnxruntime", CopySettings, copy_quantize, lambda s: [], "copies the copy",
+                      starts_from="onnxruntime/copy")
+    out = tmp_path / "out"
+    shutil.copytree(exported, out)
+    recipe = tmp_path / "q.yaml"
+    base = (exported / "recipe.yaml").read_text()
+    recipe.write_text(base.split("\nquantize:")[0] + "\nquantize:\n  max_accuracy_drop: 100\n  min_label_agreement: 0.01\n"
+                      "  fallbacks: false\n  candidates: [{backend: copy}]\nbench:" + base.split("\nbench:")[1])
+    with export.registered(exporter), quantize.registered(backend):
+        for stage in ("export", "quantize", "bench"):
+            assert main([stage, "--teacher", str(tiny_teacher), "--data", str(tiny_data), "--recipe", str(recipe),
+                         "--out", str(out), "--force"]) == 0, stage
+    exported_arts = {a["name"]: a for a in json.loads((out / "stages/export.json").read_text())["artifacts"]}
+    assert exported_arts["student-onnx-copy"]["extras"] == {"copied_from": "model.onnx"}
+    assert seen["source"] == ("model.copy.onnx", {"copied_from": "model.onnx"})
+    quantized = json.loads((out / "stages/quantize.json").read_text())["artifacts"]
+    assert [(a["name"], a["extras"]) for a in quantized] == [("student-int8-copy", {"copy_of": "model.copy.onnx"})]
+    report = json.loads((out / "report.json").read_text())
+    measured = {a["name"]: a for a in report["artifacts"]}
+    assert {"student-onnx-copy", "student-int8-copy"} <= set(measured)
+    assert all(measured[n]["latency"] and measured[n]["accuracy"] is not None for n in ("student-onnx-copy", "student-int8-copy"))
+    assert export.provider("onnxruntime/copy") is None and "copy" not in quantize.backends()  # gone after the block

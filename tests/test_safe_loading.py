@@ -105,7 +105,7 @@ def test_torchao_artifact_reloads_with_only_its_own_classes_allowed(student_dir,
     from compress.quantize.torchao_ptq import convert, load
 
     backend, settings = parse_candidate({"backend": "torchao", **candidate})
-    path = backend.quantize(settings, Context(None, None, None, student_dir, tmp_path), tmp_path / "q.pt")
+    path = backend.quantize(settings, Context({}, None, student_dir, tmp_path), tmp_path / "q.pt")
     with torch.no_grad():
         want = convert(load_student(student_dir), settings)(**_inputs()).logits
     added = torch.serialization.get_safe_globals()
@@ -141,7 +141,7 @@ def test_a_torchao_artifact_of_other_settings_is_refused(student_dir, tmp_path):
     from compress.quantize.torchao_ptq import load
 
     backend, int4 = parse_candidate({"backend": "torchao", "scheme": "int4-weight", "group_size": 16})
-    path = backend.quantize(int4, Context(None, None, None, student_dir, tmp_path), tmp_path / "q.pt")
+    path = backend.quantize(int4, Context({}, None, student_dir, tmp_path), tmp_path / "q.pt")
     _, int8 = parse_candidate({"backend": "torchao", "scheme": "int8-dynamic"})
     with pytest.raises(UserError, match="does not fit the student"):
         load(path, int8, student_dir)

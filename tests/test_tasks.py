@@ -121,3 +121,58 @@ def test_the_artifact_record_round_trips_and_reads_records_of_earlier_versions()
     assert again == art and again.to_dict()["precision"] == "int8 weights, fp32 activations"
     fp32 = Artifact.from_dict({k: v for k, v in LEGACY_QUANTIZED.items() if k != "quantization"} | {"format": "onnx"})
     assert (fp32.precision, fp32.compute, fp32.quantization) == ("fp32", "fp32", None)
+
+
+@pytest.mark.slow  # a whole quick run with its bundles
+def test_a_task_defined_only_in_a_test_runs_every_stage_and_ships_a_pi_bundle(tmp_path):
+    """A fourth task, defined here and nowhere else: sentiment judged by balanced accuracy, in its own words. The
+    stages, the report, the quantization guard and the bundles ask it; nothing outside compress/tasks knows it."""
+    import json
+
+    from compress import tasks
+    from compress.tasks.sequence_classification import SequenceClassification
+    from tests.helpers import run_torch_free
+
+    def balanced_accuracy(logits, labels):
+        labels = np.asarray(labels)
+        picked = np.asarray(logits).argmax(-1)
+        return float(np.mean([(picked[labels == c] == c).mean() for c in np.unique(labels)]))
+
+    class BalancedSentiment(SequenceClassification):
+        name = "balanced-sentiment"
+        description = "a label per text, judged by balanced accuracy (the mean of each class's recall)"
+        metric_name = "balanced accuracy"
+        metric = staticmethod(balanced_accuracy)
+        quality_column = "balanced acc"
+        quality_axis = "test balanced accuracy (%)"
+        kept_words = "{kept}% of its balanced accuracy{spread}"
+        mediapipe_api = None
+        mediapipe_unsupported = "not for this test's task"
+        transformers_js_pipeline = None
+        web_unsupported = "not for this test's task"
+
+    # the default recipe, with PyTorch models timed in this process: a task registered here is unknown to a fresh
+    # bench worker process (a task in compress/tasks/ is known everywhere)
+    import yaml
+
+    from compress.recipe import load_recipe_data
+
+    raw, _ = load_recipe_data("default")
+    raw["bench"]["isolate"] = False
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    with tasks.registered(BalancedSentiment()):
+        assert main(["run", "--quick", "--task", "balanced-sentiment", "--recipe", str(recipe), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["task"] == "balanced-sentiment"
+    assert json.loads((out / "stages/quantize.json").read_text())["metric"] == "balanced accuracy"
+    text = (out / "report.md").read_text()
+    assert "| balanced acc % |" in text and "guarded by dev balanced accuracy" in text
+    platforms = {p["platform"]: p for p in report["bundle"]["platforms"]}
+    assert platforms["android-litert"]["skipped"] == platforms["web"]["skipped"] == "not for this test's task"
+    meta = json.loads((out / "bundle/pi/metadata.json").read_text())
+    assert meta["task"]["name"] == "balanced-sentiment" and meta["models"]
+    proc = run_torch_free(out / "bundle" / "pi", "predict", str(out / "bundle" / "pi"), "a gripping, beautifully acted film")
+    assert proc.returncode == 0 and any(label in proc.stdout for label in meta["labels"]), proc.stderr
+    assert "balanced-sentiment" not in tasks.names()  # gone after the block

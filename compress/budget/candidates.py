@@ -104,22 +104,27 @@ class Sources:
 
 def build_file(student, input_names: list[str], recipe, runtime: str, backend, settings, work: Path, output_names) -> Path:
     """The student exported and quantized as the pipeline ships it for `runtime`; returns the quantized file."""
-    from compress.export import onnx as onnx_export, ort_optimize, tflite
-    from compress.export.base import ExportInput
-    from compress.quantize.base import ARTIFACT_SUFFIX, Context
+    from compress.export import exporters
+    from compress.export.base import ExportInput, Made
+    from compress.quantize.base import Context, Fp32File
 
     inp = ExportInput(student, input_names, recipe, work, output_names=output_names)
-    if runtime == "onnxruntime":
-        plain = onnx_export.EXPORTER.make(inp).path
-        inp.made[onnx_export.EXPORTER.name] = plain
+    source = backend.source  # the fp32 file it starts from: every fp32 file of that runtime is made, as export does
+    fp32 = {}
+    for exporter in exporters():
+        if source is None or exporter.runtime != source.split("/")[0]:
+            continue
         try:
-            fused = ort_optimize.EXPORTER.make(inp).path
-        except Exception:  # the pipeline ships the unfused graph then, too
-            fused = None
-        ctx = Context(plain, fused, None, work, work)
-    else:
-        ctx = Context(work / "none.onnx", None, None, work, work, tflite=tflite.EXPORTER.make(inp).path)
-    return backend.quantize(settings, ctx, work / f"quantized{ARTIFACT_SUFFIX[runtime]}")
+            made = exporter.make(inp)
+        except Exception:  # e.g. the fused graph: the pipeline ships the unfused one then, too
+            if exporter.hands_on == source:
+                raise
+            continue
+        inp.made[exporter.name] = made.path
+        fp32[exporter.hands_on] = Fp32File(made.path, exporter.runtime, made.buckets, dict(made.extras))
+    written = backend.quantize(settings, Context(fp32, None, work, work, recipe=recipe),
+                               work / f"quantized{backend.artifact_suffix}")
+    return written.path if isinstance(written, Made) else written
 
 
 def make_candidates(recipe, out: Path, grid: CandidateGrid, runtime: str = "onnxruntime", force: bool = False,

@@ -25,9 +25,12 @@ class ExportInput:
 
 @dataclass(frozen=True)
 class Made:
+    """A file an exporter (or a quantizer) wrote, and what only its format knows of it."""
+
     path: Path
     description: str
-    extra: dict = field(default_factory=dict)  # Artifact fields the format has (buckets, fused_ops)
+    buckets: list[int] | None = None  # batch-1 signatures / methods per sequence length (LiteRT, .pte)
+    extras: dict = field(default_factory=dict)  # the artifact's `extras` (fused operators, portable operators, ...)
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,20 @@ class Exporter:
     """Write the file; an exception means this format cannot take this model (recorded as not shipped)."""
     failure: str
     """What a failed `make` is called in the record ('optimizer failed', 'litert-torch conversion failed')."""
+    runtime: str
+    """The runtime that loads its file (targets.runtime): what it hands on is 'the fp32 file of runtime X'."""
+    variant: str = ""
+    """Another fp32 file of the same runtime ('fused': ONNX Runtime's fused graph): handed on as 'runtime/variant'."""
+    what: str = ""
+    """The file in words, for messages ('fp32 .tflite')."""
+    install: str = ""
+    """What to install when its package is missing (for messages)."""
     wanted: Callable[[Any], bool] = lambda recipe: True
     """recipe -> whether to write it; may raise UserError (asked for but impossible) before any model loads."""
     required: bool = False
     """True: the stage stops when it fails (the portable ONNX every other artifact starts from)."""
+
+    @property
+    def hands_on(self) -> str:
+        """The key quantizers ask for its file by: the runtime, or 'runtime/variant'."""
+        return f"{self.runtime}/{self.variant}" if self.variant else self.runtime

@@ -181,7 +181,7 @@ def _make(inp: ExportInput) -> Made:
     lowered = lower_to_pte(LogitsOnly(inp.student), inp.input_names, inp.directory / "model.pte", max_length,
                            tflite_buckets(inp.recipe.export, max_length))
     report(lowered)
-    return Made(lowered.path, f"ExecuTorch fp32, XNNPACK, {lowered.describe()}", extra(lowered))
+    return Made(lowered.path, f"ExecuTorch fp32, XNNPACK, {lowered.describe()}", lowered.buckets, extras(lowered))
 
 
 def report(lowered: Lowered) -> None:
@@ -192,11 +192,12 @@ def report(lowered: Lowered) -> None:
     info(f"export: {lowered.path.name}: {lowered.delegate_calls} XNNPACK delegate call(s); {lowered.portable_line()}")
 
 
-def extra(lowered: Lowered) -> dict:
-    """The Artifact fields a .pte has."""
-    return {"buckets": lowered.buckets, "portable_ops": lowered.portable_ops,
+def extras(lowered: Lowered) -> dict:
+    """What only a .pte has: the operators XNNPACK did not take, why it has bucket methods (when it has)."""
+    return {"portable_ops": lowered.portable_ops,
             **({"dynamic_fallback": lowered.fallback_reason} if lowered.fallback_reason else {})}
 
 
 # ExecuTorch cannot lower every model: the ONNX and TFLite artifacts still ship
-EXPORTER = Exporter("student-pte-fp32", _make, "ExecuTorch lowering failed", wanted=_wanted)
+EXPORTER = Exporter("student-pte-fp32", _make, "ExecuTorch lowering failed", "executorch", what="fp32 .pte",
+                    install=EXECUTORCH_EXTRA, wanted=_wanted)

@@ -183,4 +183,4 @@ def _make(inp: ExportInput) -> Made:
     return Made(path, "portable ONNX, standard ops only")
 
 
-EXPORTER = Exporter("student-onnx-fp32", _make, "the ONNX export failed", required=True)
+EXPORTER = Exporter("student-onnx-fp32", _make, "the ONNX export failed", "onnxruntime", what="fp32 ONNX", required=True)

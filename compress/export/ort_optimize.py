@@ -189,9 +189,11 @@ def _make(inp: ExportInput) -> Made:
     info("export: ONNX Runtime transformer fusions (Attention, BiasGelu; ONNX Runtime only)")
     dst = inp.directory / "model.ort-opt.onnx"
     fused = optimize_for_ort(inp.made["student-onnx-fp32"], dst, inp.student.config)
-    return Made(dst, "fused for ONNX Runtime: " + ", ".join(f"{k}×{v}" for k, v in fused.items()), {"fused_ops": fused})
+    return Made(dst, "fused for ONNX Runtime: " + ", ".join(f"{k}×{v}" for k, v in fused.items()),
+                extras={"fused_ops": fused})
 
 
 # best-effort: an unfused graph is still a valid artifact
 # a static-embedding student has no attention or FFN to fuse
-EXPORTER = Exporter("student-onnx-fp32-ort-opt", _make, "optimizer failed", wanted=lambda recipe: recipe.student.kind != "static")
+EXPORTER = Exporter("student-onnx-fp32-ort-opt", _make, "optimizer failed", "onnxruntime", variant="fused",
+                    what="fused fp32 ONNX", wanted=lambda recipe: recipe.student.kind != "static")

@@ -93,8 +93,9 @@ def _make(inp: ExportInput) -> Made:
     buckets = tflite_buckets(inp.recipe.export, inp.recipe.data.max_length)
     info(f"export: TFLite fp32 via litert-torch, one signature per sequence bucket {buckets} (batch 1, int32 inputs)")
     path = export_tflite(inp.student, inp.input_names, inp.directory / "model.tflite", buckets)
-    return Made(path, "LiteRT fp32, signatures " + ", ".join(signature_name(b) for b in buckets), {"buckets": buckets})
+    return Made(path, "LiteRT fp32, signatures " + ", ".join(signature_name(b) for b in buckets), buckets)
 
 
 # litert-torch cannot lower every model: the ONNX artifacts still ship
-EXPORTER = Exporter("student-tflite-fp32", _make, "litert-torch conversion failed", wanted=_wanted)
+EXPORTER = Exporter("student-tflite-fp32", _make, "litert-torch conversion failed", "litert", what="fp32 .tflite",
+                    install=TFLITE_EXTRA, wanted=_wanted)

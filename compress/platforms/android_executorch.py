@@ -101,13 +101,13 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
             "output": {"name": inp.run.task.output_names[0], "dtype": "float32",
                        "shape": [1, *(["L"] if inp.task.per_token else []), int(inp.reference.shape[-1])]},
             "labels": inp.label_names if inp.task.labelled_outputs else None, "max_length": inp.max_length,
-            "precision": typed.precision, "portable_ops": typed.portable_ops or {},
+            "precision": typed.precision, "portable_ops": typed.extras.get("portable_ops") or {},
             "tokenizer": {"vocab": "vocab.txt" if (folder / "vocab.txt").is_file() else None,
                           "tokenizer_json": "tokenizer.json"}}
     write_json(folder / "model.json", spec)
     made = PlatformBundle("android-executorch", PLATFORM.title, model_file=MODEL_FILE, artifact=art["name"],
                           precision=typed.precision, check=check, rejected=rejected,
-                          details={"methods": methods, "inputs": names, "portable_ops": typed.portable_ops or {}})
+                          details={"methods": methods, "inputs": names, "portable_ops": typed.extras.get("portable_ops") or {}})
     write_text(folder / "README.md", readme(inp, made, spec))
     return made
 

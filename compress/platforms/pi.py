@@ -62,20 +62,6 @@ def choose_models(results: dict, wanted: list[str] | None) -> dict[str, list[dic
     return chosen
 
 
-def _io(artifact: Artifact, task, input_names: list[str], num_labels: int) -> tuple[list, list]:
-    shape = task.output_shape(num_labels)
-    if artifact.runtime == "litert":  # batch-1 signatures; litert-torch names the outputs output_0, output_1, ...
-        ins = [{"name": n, "dtype": "int32", "shape": [1, "bucket"]} for n in sorted(input_names)]
-        outs = [{"name": f"output_{i}", "dtype": "float32", "shape": [1, *shape[1:]]} for i in range(len(artifact.outputs))]
-    elif artifact.runtime == "executorch":  # batch 1, positional inputs; a dynamic sequence axis or bucket methods
-        ins = [{"name": n, "dtype": "int64", "shape": [1, "bucket" if artifact.buckets else "sequence"]} for n in input_names]
-        outs = [{"name": n, "dtype": "float32", "shape": [1, *shape[1:]]} for n in artifact.outputs]
-    else:
-        ins = [{"name": n, "dtype": "int64", "shape": ["batch", "sequence"]} for n in input_names]
-        outs = [{"name": n, "dtype": "float32", "shape": shape} for n in artifact.outputs]
-    return ins, outs
-
-
 def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     import targets
     from targets.bundle import BUNDLE_FORMAT, SCHEMA_VERSION, Bundle
@@ -189,7 +175,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
 
 def _model_meta(file_name: str, art: Artifact, measured: dict, task, input_names: list[str], num_labels: int,
                 root: Path) -> dict:
-    from targets.runtime import RUNTIME_OF_SUFFIX
+    from targets.runtime import RUNTIME_OF_SUFFIX, RUNTIMES
 
     path = root / file_name
     if file_name.endswith((".onnx", ".ort")):  # the graph's own inputs (a static-embedding graph takes no token_type_ids)
@@ -198,15 +184,15 @@ def _model_meta(file_name: str, art: Artifact, measured: dict, task, input_names
         source = path if file_name.endswith(".onnx") else root / "model.onnx"  # the .ort is made from model.onnx
         graph_inputs = {i.name for i in onnx.load(str(source), load_external_data=False).graph.input}
         input_names = [n for n in input_names if n in graph_inputs]
-    ins, outs = _io(art, task, input_names, num_labels)
+    session = RUNTIMES[art.runtime]  # what that runtime's file takes and gives (targets.runtime)
+    ins, outs = session.io(input_names, list(art.outputs), task.output_shape(num_labels), art.buckets)
     seq_latency = {f"seq{e['seq_len']}_{e['threads']}t": e["p50_ms"] for e in measured["latency"] if e.get("batch", 1) == 1}
     v = art.verification
     return {
         "file": file_name, "runtime": RUNTIME_OF_SUFFIX[path.suffix], "format": path.suffix.lstrip("."), "artifact": art.name,
         "precision": art.precision, "inputs": ins, "outputs": outs,
         **({"buckets": art.buckets, "signatures": [f"seq_{b}" for b in art.buckets]} if art.buckets else {}),
-        **({"methods": [f"seq_{b}" for b in art.buckets] if art.buckets else ["forward"],
-            "portable_ops": art.portable_ops or {}} if art.runtime == "executorch" else {}),
+        **session.bundle_fields(art.buckets, art.extras),
         "size_bytes": path.stat().st_size, "sha256": file_digest(path, None),
         "test_accuracy": measured["accuracy"], "verification": {"max_abs_diff": v.max_abs_diff, "label_agreement": v.label_agreement,
                                                                 "on": f"dev ({v.rows} rows)"},

@@ -11,6 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from compress.quantize.base import ARTIFACT_SUFFIX, Backend, Context, Settings, require_module  # noqa: F401 (the public names)
+from compress.registry import Registered
+
+_REGISTERED = Registered()
+registered = _REGISTERED.register
+"""with registered(backend): one more backend while the block runs (a test's own)."""
 
 
 def _registry() -> dict[str, Backend]:
@@ -20,8 +25,13 @@ def _registry() -> dict[str, Backend]:
                                 litert.DYNAMIC_BACKEND, litert.STATIC_BACKEND, executorch_xnnpack.BACKEND)}
 
 
+def backends() -> dict[str, Backend]:
+    """Every backend: the built-in ones, then any registered while a block runs."""
+    return _registry() | {b.name: b for b in _REGISTERED.items}
+
+
 def backend(name: str) -> Backend:
-    registry = _registry()
+    registry = backends()
     if name not in registry:
         raise ValueError(f"unknown quantization backend '{name}'; known: {', '.join(registry)}")
     return registry[name]

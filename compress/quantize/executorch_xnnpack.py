@@ -30,14 +30,16 @@ class Settings(_Settings):
         return Precision("int8 weights, int8 activations (quantized per call)", "int8")
 
 
-def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
+def quantize(settings: Settings, ctx: Context, dst: Path):
     import torch
 
-    from compress.export.executorch import executorch_available, lower_to_pte, report
+    from compress.export.base import Made
+    from compress.export.config import tflite_buckets
+    from compress.export.executorch import executorch_available, extras, lower_to_pte, report
     from compress.export.onnx import LogitsOnly
     from compress.tasks import load_any_student
 
-    if ctx.pte is None or not executorch_available():
+    if ctx.file("executorch") is None or not executorch_available():
         raise RuntimeError("no verified fp32 .pte export (export.executorch is off, or executorch is not installed)")
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
     from torchao.quantization.granularity import PerAxis, PerGroup
@@ -49,12 +51,11 @@ def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
     wrapper = LogitsOnly(load_any_student(ctx.student_dir)).eval()
     linear = lambda m, fqn: isinstance(m, torch.nn.Linear) and (not int4 or m.in_features % settings.group_size == 0)  # noqa: E731
     quantize_(wrapper, config, filter_fn=linear)
-    lowered = lower_to_pte(wrapper, list(ctx.calibration.features), dst, ctx.max_length, ctx.buckets)
+    max_length = ctx.recipe.data.max_length  # lowered as the fp32 .pte was (compress.export.executorch)
+    lowered = lower_to_pte(wrapper, list(ctx.calibration.features), dst, max_length,
+                           tflite_buckets(ctx.recipe.export, max_length))
     report(lowered)
-    ctx.notes["portable_ops"] = lowered.portable_ops
-    if lowered.buckets:
-        ctx.notes["pte_buckets"] = lowered.buckets
-    return dst
+    return Made(dst, "", lowered.buckets, extras(lowered))
 
 
 def fallbacks(settings: Settings) -> list[Settings]:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from compress.errors import first_line
+from compress.export.base import Made
 from compress.progress import info
 from compress.quantize import candidate_name, parse_candidate
-from compress.quantize.base import ARTIFACT_SUFFIX, Backend, Context, Settings
+from compress.quantize.base import Backend, Context, Settings
 
 
 @dataclass
@@ -37,7 +38,8 @@ class Attempt:
     measured: Measured | None = None
     seconds: float = 0.0
     fallback: int = 0  # 0: as configured; n: the n-th fallback
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # the backend's notes (the QAD history): in the quantization record
+    made: Any = None  # the backend's compress.export.base.Made (buckets, extras), when it returned one
 
 
 def run_guard(
@@ -67,13 +69,14 @@ def run_guard(
                 break
             made[key] = f"{name}{'' if i == 0 else f'-fallback{i}'}"
             suffix = "" if i == 0 else f"-fallback{i}"
-            dst = out_dir / f"{name}{suffix}{ARTIFACT_SUFFIX[backend.runtime]}"
+            dst = out_dir / f"{name}{suffix}{backend.artifact_suffix}"
             t0 = time.perf_counter()
             attempt = Attempt(f"{name}{suffix}", backend.name, s.model_dump(), None, False, "", fallback=i)
             attempts.append(attempt)
             ctx.notes.clear()
             try:
-                backend.quantize(s, ctx, dst)
+                written = backend.quantize(s, ctx, dst)
+                attempt.made = written if isinstance(written, Made) else None
                 attempt.extra = dict(ctx.notes)
                 m = evaluate(backend, s, dst)
             except Exception as exc:  # a backend that cannot quantize this model: recorded, next candidate

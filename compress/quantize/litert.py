@@ -48,9 +48,9 @@ class StaticSettings(_Settings):
 
 
 def _require_tflite(ctx: Context) -> Path:
-    if ctx.tflite is None or not ctx.tflite.is_file():
+    if ctx.file("litert") is None or not ctx.file("litert").is_file():
         raise RuntimeError("no fp32 .tflite export to quantize (export.tflite is off or litert-torch is missing)")
-    return ctx.tflite
+    return ctx.file("litert")
 
 
 @contextlib.contextmanager

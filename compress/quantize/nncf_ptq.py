@@ -45,7 +45,7 @@ def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
     from compress.quantize.ort_dynamic import preprocessed
 
     with tempfile.TemporaryDirectory(dir=ctx.work) as tmp:
-        src = preprocessed(ctx.plain_onnx, Path(tmp))
+        src = preprocessed(ctx.require("onnxruntime").path, Path(tmp))
         feeds = calibration_feeds(ctx.calibration, input_names(src))
         smooth = settings.smooth_quant == "on" or (settings.smooth_quant == "auto" and not shares_weights(src))
         advanced = None if smooth else AdvancedQuantizationParameters(

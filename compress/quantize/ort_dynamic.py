@@ -34,7 +34,8 @@ class Settings(_Settings):
 
 
 def source_model(settings, ctx: Context) -> Path:
-    return ctx.fused_onnx if settings.graph == "fused" and ctx.fused_onnx is not None else ctx.plain_onnx
+    fused = ctx.file("onnxruntime/fused")
+    return fused if settings.graph == "fused" and fused is not None else ctx.require("onnxruntime").path
 
 
 def preprocessed(src: Path, work: Path) -> Path:

@@ -48,7 +48,7 @@ def quantize(settings: Settings, ctx: Context, dst: Path) -> Path:
     qtype = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}
     with tempfile.TemporaryDirectory(dir=ctx.work) as tmp:
         # the portable graph: static QDQ placement and ORT's own QDQ fusions need standard ops
-        model = preprocessed(ctx.plain_onnx, Path(tmp))
+        model = preprocessed(ctx.require("onnxruntime").path, Path(tmp))
         feeds = calibration_feeds(ctx.calibration, input_names(model), same_length=settings.calibration != "minmax")
         quantize_static(
             str(model), str(dst), _Reader(feeds),

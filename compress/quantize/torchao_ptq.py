@@ -187,4 +187,4 @@ def fallbacks(settings: Settings) -> list[Settings]:
 
 
 BACKEND = Backend("torchao", "pytorch", Settings, quantize, fallbacks,
-                  "torchao quantized PyTorch student (PTQ or quantization-aware distillation)")
+                  "torchao quantized PyTorch student (PTQ or quantization-aware distillation)", starts_from=None)

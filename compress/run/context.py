@@ -48,6 +48,16 @@ class Run:
             raise UserError(f"{needed_by} needs the {stage} stage: run `bert-compress {stage} --out {self.out}` first")
         return None
 
+    def distiller(self, teacher, student, losses=()):
+        """The distill stage's Distiller again (layer map, the task vocabulary's id map, the trained projections):
+        what quantization-aware distillation trains with."""
+        from compress.distill.build import build_distiller
+        from compress.vocab import KEPT_IDS_FILE, id_map
+
+        kept = self.layout.student / KEPT_IDS_FILE
+        ids = id_map(teacher.config.vocab_size, read_json(kept), self.tokenizer.unk_token_id) if kept.is_file() else None
+        return build_distiller(self.recipe, teacher, student, ids, losses, self.layout.projections)
+
     def artifacts(self, *stages: str) -> list[Artifact]:
         """The verified artifacts the given stages (export, quantize) made, in stage order."""
         return [a for stage in stages for a in artifacts_of(self.stage_record(stage))]

@@ -117,9 +117,8 @@ def run(run, force: bool = False) -> dict:
     from compress import distributed
     from compress.data.batching import encode
     from compress.data.unlabeled import load_unlabeled
-    from compress.distill.distiller import Distiller
+    from compress.distill.build import build_distiller
     from compress.distill.losses import CombinedLoss
-    from compress.distill.mapping import build_layer_map
     from compress.distill.plan import stage_terms
     from compress import vocab as task_vocab
     from compress.student import build_student, count_params
@@ -163,10 +162,8 @@ def run(run, force: bool = False) -> dict:
     torch.manual_seed(recipe.seed)
     student, layers, build_info = build_student(source, recipe.student, importance)
     del source
-    layer_map = build_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers, cfg.layer_map)
-    distiller = Distiller(teacher, student, layer_map, cfg.projection, student_ids)
-    for _, _, loss in plan:
-        distiller.check(loss)
+    distiller = build_distiller(recipe, teacher, student, student_ids, [loss for _, _, loss in plan])
+    layer_map = distiller.layer_map
     info(
         f"student: {student.config.num_hidden_layers} layers × {student.config.hidden_size} "
         f"({student.config.num_attention_heads} heads, FFN {student.config.intermediate_size}), "

@@ -28,7 +28,7 @@ def run(run, force: bool = False) -> dict:
     reference = predict_logits(student, dev, description="student logits on dev")
     artifacts, rejected = [], []
 
-    def verify(name: str, path: Path, description: str, **extra):
+    def verify(name: str, path: Path, description: str, buckets: list[int] | None, extras: dict):
         model = load_model(path)
         candidate = device_logits(model, dev, description=f"verify {path.name} on dev")
         check = compare(reference, candidate, recipe.export.atol, recipe.export.min_label_agreement, run.task)
@@ -38,7 +38,8 @@ def run(run, force: bool = False) -> dict:
         )
         entry = Artifact(name=name, task=run.task.name, format=path.suffix.lstrip("."), runtime=model.runtime,
                          path=run.layout.rel(run.layout.export / path.name), precision="fp32", compute="fp32",
-                         verification=check, description=description, outputs=run.task.output_names, **extra)
+                         verification=check, description=description, outputs=run.task.output_names,
+                         buckets=buckets, extras=dict(extras))
         return check, entry
 
     with atomic_dir(run.layout.export) as tmp:
@@ -51,7 +52,7 @@ def run(run, force: bool = False) -> dict:
                     raise
                 rejected.append({"name": exporter.name, "reason": f"{exporter.failure}: {type(exc).__name__}: {first_line(exc)}"})
                 continue
-            check, entry = verify(exporter.name, made.path, made.description, **made.extra)
+            check, entry = verify(exporter.name, made.path, made.description, made.buckets, made.extras)
             if check.passed:
                 artifacts.append(entry)
                 inp.made[exporter.name] = made.path

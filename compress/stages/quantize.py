@@ -10,7 +10,7 @@ from pathlib import Path
 from compress.artifacts import Artifact, Quantization, Verification
 from compress.distributed import pick_device
 from compress.errors import UserError
-from compress.fsutil import atomic_dir, read_json
+from compress.fsutil import atomic_dir
 from compress.progress import info
 from compress.stages.common import require_absent
 
@@ -43,29 +43,17 @@ def calibration(run, tokenizer):
 
 def qad_trainer(run, tokenizer):
     """Quantization-aware distillation: distil a fake-quantized student with the last stage's losses."""
-    import torch
-
-    from compress.distill.distiller import Distiller
     from compress.distill.losses import CombinedLoss
-    from compress.distill.mapping import build_layer_map
     from compress.distill.plan import stage_terms
     from compress.training import fit
-    from compress.vocab import KEPT_IDS_FILE, id_map
 
     def train(student, epochs: int, lr: float | None) -> None:
         recipe = run.recipe
         teacher = run.load_teacher("quantize")
         device = pick_device(recipe.device)
         name, stage, terms = stage_terms(recipe)[-1]
-        layer_map = build_layer_map(student.config.num_hidden_layers, teacher.config.num_hidden_layers, recipe.distill.layer_map)
-        kept = run.layout.student / KEPT_IDS_FILE
-        ids = id_map(teacher.config.vocab_size, read_json(kept), run.tokenizer.unk_token_id) if kept.is_file() else None
-        distiller = Distiller(teacher, student, layer_map, recipe.distill.projection, ids)
-        saved = run.layout.projections
-        if len(distiller.projections) and saved.is_file():
-            distiller.projections.load_state_dict(torch.load(saved))
         loss = CombinedLoss(terms)
-        distiller.check(loss)
+        distiller = run.distiller(teacher, student, [loss])  # as the distill stage built it, its projections loaded
         distiller.to(device)
         stage = stage.model_copy(update={"epochs": epochs, **({"lr": lr} if lr else {})})
         info(f"quantization-aware distillation: {epochs} epoch(s) of stage '{name}' losses on a fake-quantized student")
@@ -85,9 +73,9 @@ def run(run, force: bool = False) -> dict:
     from compress.bench.env import machine_identity
     from compress.evaluate import predict_logits
     from compress.export.verify import device_logits
+    from compress.export import fp32_files, provider
     from compress.quantize import Context, backend as find_backend
     from compress.quantize.guard import Measured, run_guard
-    from compress.recipe import tflite_buckets
     from compress.token_classification.metrics import max_abs_diff
     from targets.runtime import load_model
 
@@ -105,31 +93,27 @@ def run(run, force: bool = False) -> dict:
     reference = predict_logits(student, dev, description="fp32 student logits on dev")
     fp32_accuracy = metric(reference, dev.labels)
     del student
-    exported = {a.name: a for a in run.artifacts("export")}
-    paths = {name: a.file(run.out) for name, a in exported.items()}
-    plain = paths.get("student-onnx-fp32")
-    if plain is None or not plain.is_file():
-        raise UserError(f"quantize needs the verified fp32 ONNX export: re-run `bert-compress export --out {run.out} --force`")
-    fused = paths.get("student-onnx-fp32-ort-opt")
-    tflite = paths.get("student-tflite-fp32")
-    tflite = tflite if tflite is not None and tflite.is_file() else None
-    pte = paths.get("student-pte-fp32")
-    pte = pte if pte is not None and pte.is_file() else None
-    # LiteRT quantizers start from the fp32 .tflite, ExecuTorch ones lower like the fp32 .pte: without that file
-    # (the format is off or its package missing) they have nothing to do
-    missing = {"litert": (tflite, "fp32 .tflite", "tflite"), "executorch": (pte, "fp32 .pte", "executorch")}
-    candidates, skipped = cfg.candidates, []
-    for runtime, (made, what, extra) in missing.items():
-        if made is not None:
+    # each backend starts from the fp32 file of a runtime (what an exporter hands on), or from the student itself;
+    # a backend whose file the export did not write (the format is off, its package missing) has nothing to do
+    fp32 = fp32_files(run.artifacts("export"), run.out)
+    candidates, skipped = [], []
+    for c in cfg.candidates:
+        source = find_backend(c["backend"]).source
+        if source is None or source in fp32:
+            candidates.append(c)
             continue
-        gone = [c for c in candidates if find_backend(c["backend"]).runtime == runtime]
-        if gone:
-            info(f"[yellow]note[/]: skipping {', '.join(c['backend'] for c in gone)}: there is no {what} export")
-            skipped += [c | {"_reason": f"no {what} export"} for c in gone]
-            candidates = [c for c in candidates if c not in gone]
-            if not candidates:
-                raise UserError(f"quantize: every candidate needs the {what} export, which is missing: install the "
-                                f"{extra} extra (pip install 'bert-compress[{extra}]') and re-run export")
+        exporter = provider(source)
+        what = exporter.what if exporter is not None and exporter.what else f"fp32 {source}"
+        if exporter is not None and exporter.required:
+            raise UserError(f"quantize needs the verified {what} export: re-run `bert-compress export --out {run.out} --force`")
+        info(f"[yellow]note[/]: skipping {c['backend']}: there is no {what} export")
+        skipped.append(c | {"_reason": f"no {what} export",
+                            "_install": exporter.install if exporter is not None else ""})
+    if not candidates:
+        raise UserError("quantize: every candidate needs an export that is missing ("
+                        + "; ".join(f"{c['backend']}: {c['_reason']}" for c in skipped) + "): "
+                        + (", ".join(sorted({c['_install'] for c in skipped if c['_install']})) or "enable the format")
+                        + ", and re-run export")
 
     def evaluate(backend, settings, path: Path) -> Measured:
         if backend.runtime == "pytorch":
@@ -145,16 +129,13 @@ def run(run, force: bool = False) -> dict:
     info(f"quantize: {len(candidates)} candidate(s), tolerance {cfg.max_accuracy_drop:g} dev {run.task.metric_name} points; "
          f"{len(calibration_rows)} calibration rows")
     with atomic_dir(run.layout.quantized) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as work:
-        ctx = Context(plain, fused if fused is not None and fused.is_file() else None, calibration_rows, run.layout.student,
-                      Path(work), qad_trainer(run, tokenizer), tflite=tflite, pte=pte, max_length=recipe.data.max_length,
-                      buckets=tflite_buckets(recipe.export, recipe.data.max_length))
+        ctx = Context(fp32, calibration_rows, run.layout.student, Path(work), qad_trainer(run, tokenizer), recipe=recipe)
         attempts = run_guard(candidates, ctx, tmp, evaluate, fp32_accuracy, cfg.max_accuracy_drop,
                              cfg.min_label_agreement, cfg.fallbacks, run.task.metric_name, run.task.agreement_name)
         if not any(a.measured for a in attempts):  # every backend failed to run: nothing was quantized at all
             raise UserError(f"quantize: no backend could quantize this model ({attempts[0].reason}); "
                             "the fp32 artifacts are unchanged")
     artifacts, rejected = [], []
-    buckets = exported["student-tflite-fp32"].buckets if "student-tflite-fp32" in exported else None
     measured_on = machine_identity()
     for a in attempts:
         q = Quantization.from_dict({"backend": a.backend, "settings": a.settings, "fallback": a.fallback, "reason": a.reason,
@@ -167,8 +148,11 @@ def run(run, force: bool = False) -> dict:
             rejected.append({"name": name, "reason": a.reason, "quantization": q.to_dict()})
             continue
         m = a.measured
-        runtime = find_backend(a.backend).runtime
+        backend = find_backend(a.backend)
+        runtime, source = backend.runtime, fp32.get(backend.source)
         precision = q.precision()
+        # what the quantizer said of its file, else what it inherits from the fp32 file it started from
+        buckets = a.made.buckets if a.made is not None else (source.buckets if source is not None else None)
         artifacts.append(Artifact(
             name=name, task=run.task.name, format="pytorch" if runtime == "pytorch" else a.path.suffix.lstrip("."),
             runtime=runtime, path=run.layout.rel(run.layout.quantized / a.path.name), precision=precision.label,
@@ -176,8 +160,8 @@ def run(run, force: bool = False) -> dict:
             verification=Verification(m.max_abs_diff, m.label_agreement, len(dev), True, None, cfg.min_label_agreement,
                                       run.task.agreement_name),
             description=f"{a.backend}: " + ", ".join(f"{k}={v}" for k, v in a.settings.items()),
-            quantization=q, buckets=buckets if runtime == "litert" else a.extra.get("pte_buckets"),
-            portable_ops=a.extra.get("portable_ops") if runtime == "executorch" else None, outputs=run.task.output_names))
+            quantization=q, buckets=buckets, extras=dict(a.made.extras) if a.made is not None else {},
+            outputs=run.task.output_names))
     if not artifacts:
         info(f"[yellow]quantize[/]: no candidate kept the dev {run.task.metric_name} within the tolerance; only fp32 "
              "artifacts ship")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from compress.registry import Registered
 from compress.tasks.base import Task
 
 DEFAULT = "sequence-classification"
+
+_REGISTERED = Registered()
+registered = _REGISTERED.register
+"""with registered(task): one more task while the block runs (a test's own)."""
 
 
 def _registry() -> dict[str, Task]:
     from compress.tasks import embedding, sequence_classification, token_classification
 
-    return {t.name: t for t in (sequence_classification.TASK, embedding.TASK, token_classification.TASK)}
+    return {t.name: t for t in (sequence_classification.TASK, embedding.TASK, token_classification.TASK,
+                                *_REGISTERED.items)}
 
 
 def names() -> list[str]:
