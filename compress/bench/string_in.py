@@ -13,15 +13,15 @@ from compress.errors import first_line
 from compress.progress import info
 
 
-def skip_reason(run, student_static: bool) -> str | None:
+def skip_reason(run, special_tokens: bool) -> str | None:
     import importlib.util
 
     from compress.platforms.tokenizer_graph import EXTENSIONS_HINT, unsupported_tokenizer
 
     if importlib.util.find_spec("onnxruntime_extensions") is None:
         return f"onnxruntime-extensions is not installed ({EXTENSIONS_HINT})"
-    if student_static:
-        return "a static-embedding model reads word pieces without [CLS] / [SEP]"
+    if not special_tokens:
+        return "the student reads word pieces without [CLS] / [SEP] (a static-embedding model)"
     if run.recipe.data.text_pair_column:
         return "text pairs: the string-in graph takes one text"
     return unsupported_tokenizer(run.layout.student)

@@ -10,10 +10,21 @@ import torch
 
 from compress.embedding.model import EmbeddingOutput
 from compress.embedding.static import NORM_EPS, StaticStudent
+from compress.student.kind import StudentKind
+
+STATIC = StudentKind("static", special_tokens=False, transformer=False, exports_itself=True,
+                     not_a_transformer="a static-embedding model (a table lookup and a mean) has no transformer layers")
 
 
 class StaticEncoder(torch.nn.Module):
     kind = "static"
+    student_kind = STATIC
+
+    def export_onnx(self, path):
+        """Its own small graph: Gather + masked mean + linear map + L2 norm (compress.embedding.static)."""
+        from compress.embedding.static import export_static_onnx
+
+        return export_static_onnx(self.static, path)
 
     def __init__(self, student: StaticStudent):
         super().__init__()

@@ -172,11 +172,11 @@ def _rename_inputs(graph, rename: dict[str, str]) -> None:
 
 
 def _make(inp: ExportInput) -> Made:
-    if getattr(inp.student, "kind", None) == "static":  # a static-embedding student: its own small graph
-        from compress.embedding.static import export_static_onnx
+    from compress.student.kind import kind_of
 
-        info("export: ONNX fp32 static embeddings (Gather + masked mean + linear map + L2 norm)")
-        path = export_static_onnx(inp.student.static, inp.directory / "model.onnx")
+    if kind_of(inp.student).exports_itself:  # e.g. a static-embedding student: its own small graph
+        info(f"export: ONNX fp32 of the {kind_of(inp.student).name} student (its own graph)")
+        path = inp.student.export_onnx(inp.directory / "model.onnx")
         return Made(path, "portable ONNX, standard ops only: table lookup and mean, no attention")
     info("export: ONNX fp32 (dynamic batch and sequence axes)")
     path = export_onnx(inp.student, inp.input_names, inp.directory / "model.onnx", inp.recipe.export.opset, inp.output_names)

@@ -26,8 +26,8 @@ MODEL_FILE = "model.pte"
 def skip_reason(inp: BundleInput) -> str | None:
     if "executorch" not in inp.candidates:
         return "no verified ExecuTorch .pte (export.executorch is off, or executorch is not installed: pip install 'bert-compress[executorch]')"
-    if inp.meta.get("static"):
-        return "a static-embedding model has no .pte export"
+    if not inp.kind.transformer:
+        return f"{inp.kind.not_a_transformer}: no .pte export"
     return None
 
 

@@ -30,8 +30,8 @@ def skip_reason(inp: BundleInput) -> str | None:
     from compress.platforms.tflite_task import MEDIAPIPE_HINT, unsupported_tokenizer
     from targets.tokenizer import load_tokenizer
 
-    if inp.meta.get("static"):
-        return "a static-embedding model has no transformer for the TFLite task libraries"
+    if not inp.kind.transformer:
+        return f"{inp.kind.not_a_transformer} for the TFLite task libraries"
     if inp.task.mediapipe_api is None:
         return inp.task.mediapipe_unsupported
     if inp.pairs is not None:

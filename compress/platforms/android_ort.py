@@ -28,8 +28,8 @@ def skip_reason(inp: BundleInput) -> str | None:
 
     from compress.platforms.tokenizer_graph import EXTENSIONS_HINT, unsupported_tokenizer
 
-    if inp.meta.get("static"):
-        return "a static-embedding model reads word pieces without [CLS] / [SEP]; its tokenizer is not in-graph yet"
+    if not inp.kind.special_tokens:
+        return "the student reads word pieces without [CLS] / [SEP] (a static-embedding model); that tokenizer is not in-graph yet"
     if inp.pairs is not None:
         return "text-pair classification: the string-in graph takes one text"
     if "onnxruntime" not in inp.candidates:

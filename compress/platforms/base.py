@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from compress.student.kind import TRANSFORMER, StudentKind
+
 FP32_MIN_AGREEMENT = 0.999
 """fp32 files must agree with the PyTorch student on this share of dev labels (or reach this mean cosine)."""
 
@@ -38,6 +40,7 @@ class BundleInput:
     max_length: int
     meta: dict  # what every bundle's metadata says of the run (teacher, student, recipe, versions, checked_on)
     student: Any = None  # the PyTorch student (loaded once by the stage; the task-library .tflite converts it)
+    kind: StudentKind = TRANSFORMER  # what kind of model it is (a static-embedding table has no transformer)
     built: dict = field(default_factory=dict)  # platform -> (its folder, its PlatformBundle), as they are built
 
     def bar(self, quantized: bool) -> float:

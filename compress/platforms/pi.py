@@ -95,11 +95,10 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     for name in RUNNER_FILES:
         if (src / name).is_file():
             shutil.copy2(src / name, runner / name)
-    static = inp.meta.get("static", False)
     meta = {
         "format": BUNDLE_FORMAT,
         "schema_version": SCHEMA_VERSION,
-        **{k: v for k, v in inp.meta.items() if k != "static"},
+        **inp.meta,
         "labels_file": "labels.txt",
         "check_file": CHECK_FILE,
         "tokenizer": {"type": tokenizer.kind, "vocab": "vocab.txt" if wordpiece else None,
@@ -109,8 +108,8 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
                       "runs_on": "pure Python (runner/targets/tokenizer.py)" if wordpiece
                       else "the Hugging Face tokenizers package (pip install tokenizers)",
                       "text_pairs": inp.pairs is not None,
-                      # a static-embedding model reads word pieces only, no [CLS] / [SEP]
-                      **({"add_special_tokens": False} if static else {})},
+                      # e.g. a static-embedding model reads word pieces only, no [CLS] / [SEP]
+                      **({} if inp.kind.special_tokens else {"add_special_tokens": False})},
         "models": [],
     }
 

@@ -98,9 +98,9 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     fp32 = inp.typed.get("student-onnx-fp32")
     if fp32 is None:
         return PlatformBundle("web", PLATFORM.title, skipped="no verified fp32 ONNX export (student-onnx-fp32)")
-    if inp.meta.get("static"):
-        return PlatformBundle("web", PLATFORM.title, skipped="a static-embedding model is no transformers.js "
-                              "architecture (its ONNX is a lookup table); use the pi or android-ort bundle")
+    if not inp.kind.transformer:
+        return PlatformBundle("web", PLATFORM.title, skipped=f"{inp.kind.not_a_transformer}: no transformers.js "
+                              "architecture runs it; use the pi bundle")
     if not (inp.tokenizer_dir / "tokenizer.json").is_file():
         return PlatformBundle("web", PLATFORM.title, skipped="the student has no tokenizer.json for transformers.js")
     if inp.task.transformers_js_pipeline is None:

@@ -99,7 +99,9 @@ def run(run, force: bool = False) -> dict:
         vocab, arch = student.config.vocab_size, architecture(student.config)
         jobs.append(torch_job({"kind": "student", "path": str(run.layout.student), "task": run.task.name}, b, vocab,
                               "student", arch, names))
-        static = getattr(student, "kind", None) == "static"
+        from compress.student.kind import kind_of
+
+        special_tokens = kind_of(student).special_tokens
         del student
         artifacts = []
         for art, _ in listed:
@@ -141,7 +143,7 @@ def run(run, force: bool = False) -> dict:
         for entry, measured in zip([teacher_entry, student_entry, *artifacts, *references], timed):
             entry |= measured
         gemm = best_peak(gemm_before, gemm_peak(b.thread_counts())) if b.gemm_peak else None
-        string_in_skipped = tokenizer_cost.skip_reason(run, static)
+        string_in_skipped = tokenizer_cost.skip_reason(run, special_tokens)
         string_in = [] if string_in_skipped else tokenizer_cost.measure(run, artifacts, {"grid": vars(b.grid())}, b, vocab)
         if string_in_skipped:
             info(f"[yellow]bench[/]: no string-in timing: {string_in_skipped}")

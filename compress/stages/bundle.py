@@ -23,6 +23,7 @@ from compress.platforms import platforms
 from compress.platforms.base import BundleInput, PlatformBundle
 from compress.platforms.pi import choose_models
 from compress.progress import info
+from compress.student.kind import kind_of
 
 
 def run(run, force: bool = False) -> dict:
@@ -44,7 +45,6 @@ def run(run, force: bool = False) -> dict:
     # fp32 files must match as the export did; quantized ones as the quantization guard asked, on this machine
     dev = run.encode("dev", run.student_tokenizer())
     reference = predict_logits(student, dev, description="student outputs on dev")
-    static = getattr(student, "kind", None) == "static"
     meta = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": {"name": run.task.name, "outputs": list(run.task.output_names), "postprocess": run.task.postprocess},
@@ -60,7 +60,6 @@ def run(run, force: bool = False) -> dict:
         "recipe": run.recipe.name,
         "versions": _versions(),
         "checked_on": machine_identity(),
-        "static": static,
     }
     inp = BundleInput(
         run=run, results=results, typed={a.name: a for a in run.artifacts("export", "quantize")},
@@ -68,7 +67,8 @@ def run(run, force: bool = False) -> dict:
         # as the task's metric reads them (a tag per token for a token classifier); none for a task without labels
         labels=dev.labels if run.task.has_labels else np.array([], dtype=np.int64), reference=reference,
         label_names=run.data.labels, tokenizer_dir=run.layout.student,
-        input_names=export["input_names"], max_length=run.recipe.data.max_length, meta=meta, student=student)
+        input_names=export["input_names"], max_length=run.recipe.data.max_length, meta=meta, student=student,
+        kind=kind_of(student))
 
     built: list[PlatformBundle] = []
     with atomic_dir(bundle_dir) as tmp:

@@ -126,7 +126,9 @@ class Embedding(Task):
 
     def bundle_metadata(self, student) -> dict:
         """What an app needs to know of the vectors (targets.bundle.Embedder reads it)."""
-        pooling = "static-mean" if getattr(student, "kind", None) == "static" else student.pooling
+        from compress.student.kind import kind_of
+
+        pooling = student.pooling if kind_of(student).transformer else f"{kind_of(student).name}-mean"
         return {"embedding": {"dim": student.dim, "normalized": student.normalize, "pooling": pooling}}
 
     def bundle_readme(self, meta: dict) -> str:
