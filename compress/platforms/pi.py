@@ -16,50 +16,18 @@ from pathlib import Path
 
 
 from compress.artifacts import Artifact
-from compress.bench.cells import p50_at
-from compress.bench.results import reference_cell
-from compress.errors import StageFailed, UserError, first_line
+from compress.errors import StageFailed, first_line
 from compress.fsutil import file_digest, write_json, write_text
 from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle
+from compress.platforms.choice import BUNDLED_RUNTIMES
 from compress.progress import info
 from compress.vocab import write_vocab_txt
 from targets.bundle import RUNNER_FILES
 from targets.runtime import SESSION_CONFIG
 
 
-BUNDLED_RUNTIMES = RUNNER_RUNTIMES = ("onnxruntime", "litert", "executorch")
+RUNNER_RUNTIMES = BUNDLED_RUNTIMES
 """What the pi bundle's runner runs without torch (a .pte through ExecuTorch's C++ libraries: targets.executorch_native)."""
-SAME_SPEED = 1.1  # a p50 within 10% of the fastest counts as as fast: bench cells move by a few % between runs
-
-
-def choose_models(results: dict, wanted: list[str] | None) -> dict[str, list[dict]]:
-    """The measured artifacts to try (the bench stage's results, or a report.json holding them), per runtime in
-    the order tried: those named (no fallback: the user chose them), else every verified ONNX and every TFLite
-    artifact, fastest first, except that files within SAME_SPEED of the fastest go first smallest first (an int8
-    file dequantized at load runs at fp32 speed: it is as fast and a fraction of the size). The first of a list
-    that passes a platform's check is bundled; the others are its fallbacks."""
-    artifacts = {a["name"]: a for a in results["artifacts"] if a["runtime"] in BUNDLED_RUNTIMES}
-    if wanted:
-        unknown = [n for n in wanted if n not in artifacts]
-        if unknown:
-            raise UserError(f"bundle.artifacts names {', '.join(unknown)}, not a shipped ONNX / TFLite / .pte artifact; "
-                            f"shipped: {', '.join(artifacts) or 'none'}")
-        chosen: dict[str, list[dict]] = {}
-        for n in wanted:
-            chosen.setdefault(artifacts[n]["runtime"], []).append(artifacts[n])
-        return chosen
-    seq, threads = reference_cell(results["bench"])
-    chosen = {}
-    for runtime in BUNDLED_RUNTIMES:
-        options = [a for a in artifacts.values() if a["runtime"] == runtime]
-        if options:
-            p50 = {a["name"]: p50_at(a["latency"], seq, threads) or float("inf") for a in options}
-            fastest = min(p50.values())
-            chosen[runtime] = sorted(options, key=lambda a: (0, a["size_bytes"]) if p50[a["name"]] <= fastest * SAME_SPEED
-                                     else (1, p50[a["name"]]))
-    if not chosen:
-        raise UserError("no verified ONNX, TFLite or .pte artifact to bundle: re-run export (and quantize)")
-    return chosen
 
 
 def build(inp: BundleInput, folder: Path) -> PlatformBundle:

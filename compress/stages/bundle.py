@@ -21,7 +21,7 @@ from compress.errors import UserError
 from compress.fsutil import atomic_dir
 from compress.platforms import platforms
 from compress.platforms.base import BundleInput, PlatformBundle
-from compress.platforms.pi import choose_models
+from compress.platforms.choice import choose_models
 from compress.progress import info
 from compress.student.kind import kind_of
 
