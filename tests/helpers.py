@@ -23,6 +23,15 @@ HAS_EXECUTORCH = importlib.util.find_spec("executorch") is not None
 needs_executorch = pytest.mark.skipif(not HAS_EXECUTORCH, reason="the executorch extra is not installed: pip install -e '.[executorch]'")
 
 
+def benchmark_script(name: str):
+    """benchmarks/<name>.py as a module (the scripts are not a package): what the tests of its functions import."""
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location(name, root / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def make_tiny_bert(path: Path, *, layers: int = 2, hidden: int = 32, heads: int = 2, seed: int = 0, head_labels=None) -> Path:
     """A random-weight BERT with the default teacher's tokenizer (so real text tokenises normally)."""
     import torch

@@ -18,18 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import benchmark_script
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def _tables():
-    spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "benchmarks" / "readme_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tables = _tables()
+tables = benchmark_script("readme_tables")
 
 
 def _results_files() -> list[Path]:

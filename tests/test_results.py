@@ -3,24 +3,18 @@ or the file's `not_run` says why it has none."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import benchmark_script
+
 ROOT = Path(__file__).resolve().parents[1]
 MATRICES = sorted((ROOT / "benchmarks" / "results").glob("compression_matrix*.json"))
 
 
-def _matrix_script():
-    spec = importlib.util.spec_from_file_location("compression_matrix", ROOT / "benchmarks" / "compression_matrix.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-matrix = _matrix_script()
+matrix = benchmark_script("compression_matrix")
 
 
 @pytest.mark.parametrize("path", MATRICES, ids=lambda p: p.name)
