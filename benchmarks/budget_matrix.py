@@ -115,8 +115,8 @@ def cmd_budgets(args) -> None:
         plan, report = json.loads((out / "budget.json").read_text()), json.loads((out / "report.json").read_text())
         b = report["budget"]
         row = {"budget_ms": budget, "seq_len": plan["seq_len"], "threads": plan["threads"], "chosen": plan["chosen"],
-               "run_seconds": secs, "label": args.label, "student_test_accuracy": report["student"]["accuracy"],
-               "teacher_test_accuracy": report["teacher"]["accuracy"], "shipped": b.get("this_machine"),
+               "run_seconds": secs, "label": args.label, "student_test_accuracy": report["student"]["quality"],
+               "teacher_test_accuracy": report["teacher"]["quality"], "shipped": b.get("this_machine"),
                "met_on_profile_device": b.get("met_on_profile_device"), "recipes_within_budget": {}}
         for name in plan["recipes_within_budget"]:
             recipe = name.removeprefix("recipe-")

@@ -180,27 +180,24 @@ def student_on_test(run) -> dict:
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def _p50(entry: dict) -> float | None:
-    cells = [c for c in entry.get("latency", []) if c.get("seq_len") == 128 and c.get("threads") == 1 and c.get("batch", 1) == 1]
-    return cells[0]["p50_ms"] if cells else None
-
-
 def row(point, seed, recipe, distill, res, seconds, total, out) -> dict:
-    teacher, stud = res["teacher"], res["student"]
-    onnx_teacher = next(r for r in res["references"] if r["name"] == "teacher-onnx-fp32")
-    t_eager, t_onnx = _p50(teacher), _p50(onnx_teacher)
+    from compress.bench.record import BenchResults
+
+    measured = BenchResults.from_dict(res)
+    teacher = measured.teacher
+    t_eager, t_onnx = teacher.p50(128, 1), measured.onnx_teacher.p50(128, 1)
     models = []
-    for entry in [stud, *res["artifacts"]]:
-        ms = _p50(entry)
+    for entry in [measured.student, *measured.artifacts]:
+        ms = entry.p50(128, 1)
         interval = entry.get("retained_interval")
-        models.append({"name": entry.get("name", "student (pytorch)"), "runtime": entry.get("runtime", "pytorch"),
-                       "precision": entry.get("precision", "fp32"), "size_bytes": entry["size_bytes"],
-                       "test_accuracy": entry["accuracy"], "pct_of_teacher": round(100 * entry["accuracy"] / teacher["accuracy"], 2),
+        models.append({"name": entry.name, "runtime": entry.runtime,
+                       "precision": entry.precision, "size_bytes": entry.size_bytes,
+                       "test_accuracy": entry.quality, "pct_of_teacher": round(100 * entry.retained(teacher), 2),
                        "pct_interval": [round(100 * x, 2) for x in interval] if interval else None,
-                       "shipped": entry.get("name") == res["summary"]["best_artifact"],
+                       "shipped": entry.name == res["summary"]["best_artifact"],
                        "p50_ms": ms, "x_eager_teacher": round(t_eager / ms, 2) if ms else None,
                        "x_onnx_teacher": round(t_onnx / ms, 2) if ms else None,
-                       "x_smaller": round(teacher["size_bytes"] / entry["size_bytes"], 2)})
+                       "x_smaller": round(teacher.size_bytes / entry.size_bytes, 2)})
     s = recipe.student
     base = split_point(point)[0]  # a "+data" point never gets here: data_row
     return {"point": point, "question": POINTS[base][2], "seed": seed,
@@ -208,8 +205,8 @@ def row(point, seed, recipe, distill, res, seconds, total, out) -> dict:
                      + (f"/E{s.embedding_size}" if s.embedding_size else ""),
             "init": s.init, "vocabulary": s.vocabulary, "losses": list(POINTS[base][1]),
             "epochs": recipe.distill.epochs,
-            "build": distill.get("build"), "dev_accuracy": distill["dev_accuracy"],
-            "teacher": {"test_accuracy": teacher["accuracy"], "size_bytes": teacher["size_bytes"], "p50_ms_eager": t_eager,
+            "build": distill.get("build"), "dev_accuracy": distill["dev_quality"],
+            "teacher": {"test_accuracy": teacher.quality, "size_bytes": teacher.size_bytes, "p50_ms_eager": t_eager,
                         "p50_ms_onnx_fp32": t_onnx},
             "models": models, "stage_seconds": seconds, "seconds": total,
             "whole_point_seconds": round(sum(seconds.values()), 1), "out": f"WORK/{out.name}"}
@@ -279,7 +276,7 @@ def data_row(point, seed, recipe, distill, tested, seconds, total) -> dict:
             "losses": list(POINTS[base][1]), "transfer": distilled_on.get("transfer"),
             "rows_distilled": ((distilled_on.get("transfer") or {}).get("rows") or {}).get("total", distilled_on.get("labelled")),
             "schedule": {k: stage.get(k) for k in ("steps", "planned_steps", "stopped", "best_step")},
-            "dev_accuracy": distill["dev_accuracy"], "teacher": {"test_accuracy": t_acc},
+            "dev_accuracy": distill["dev_quality"], "teacher": {"test_accuracy": t_acc},
             "student": {"test_accuracy": s_acc, "pct_of_teacher": round(100 * s_acc / t_acc, 2),
                         "pct_interval": [round(100 * x, 2) for x in interval] if interval else None},
             "stage_seconds": seconds, "seconds": total, "whole_point_seconds": total}

@@ -102,7 +102,7 @@ def main() -> int:
                 "shape": f"{student.config.num_hidden_layers}L/{student.config.hidden_size}H/{student.config.num_attention_heads}A/FFN{student.config.intermediate_size}",
                 "params": count_params(student),
                 "stages": [{"name": s["stage"], "epochs": len(s["history"]), "losses": list(s["history"][0]["loss_terms"])} for s in rec["stages"]],
-                "dev_accuracy": rec["dev_accuracy"], "test_accuracy": acc,
+                "dev_accuracy": rec["dev_quality"], "test_accuracy": acc,
                 "pct_of_teacher": round(100 * acc / teacher["accuracy"], 2),
                 "train_seconds": round(sum(h["seconds"] for s in rec["stages"] for h in s["history"]), 1),
             })

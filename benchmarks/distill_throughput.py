@@ -78,7 +78,7 @@ def distill_cell(work: Path, base: Path, recipe: Path, nproc: int, tag: str) -> 
         "cache_holds": {k: c.get("holds") for k, c in cache.items()},
         "stage_seconds": record["seconds"],
         "process_wall_seconds": wall,
-        "dev_accuracy": record["dev_accuracy"],
+        "dev_accuracy": record["dev_quality"],
         "processes": record["processes"],
     }
     shutil.rmtree(out)

@@ -1,16 +1,22 @@
 """What every table of the docs shares: the repository root, loading a results file, number formats, the line under
 a table (CPU, instruction sets, versions, command), and what each results file records (its command, its machine).
 
-Only the standard library: `python benchmarks/readme_tables.py --check` runs anywhere the repository is checked out.
+Only the standard library and compress's leaf modules (number formats, the results record): `python
+benchmarks/readme_tables.py --check` runs anywhere the repository is checked out.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from compress.bench import fmt  # noqa: E402 (one way to write a number, shared with report.md)
+from compress.bench.fmt import mb, ms  # noqa: E402, F401 (the tables import them from here)
 
 # Scratch directories of the machines the results were made on, as the docs name them. The JSON files keep
 # the paths as they were run; Markdown never shows a temp-dir path (tests/test_docs.py checks it). A path not
@@ -62,22 +68,13 @@ def load(path: str) -> dict:
         raise DocError(f"{path} is not valid JSON ({exc})") from None
 
 
-def num(x, fmt: str = "{:.1f}", none: str = "—") -> str:
-    return none if x is None else fmt.format(x)
+def num(x, form: str = "{:.1f}", none: str = "—") -> str:
+    """compress.bench.fmt.num with the tables' default of one decimal."""
+    return fmt.num(x, form, none)
 
 
-def mb(n) -> str:
-    return "—" if not n else f"{n / 1e6:.1f}"
+ratio = fmt.times  # the tables write ratios as speed-ups: '12.34×'
 
-
-def ms(x) -> str:
-    if x is None:
-        return "—"
-    return f"{x:.2f}" if x < 100 else f"{x:.0f}"
-
-
-def ratio(a, b) -> str:
-    return f"{a / b:.2f}×" if a and b else "—"
 
 
 def isa_names(env: dict) -> list[str] | None:

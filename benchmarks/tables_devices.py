@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from tables_common import fmt  # noqa: E402 (compress.bench.fmt)
 from tables_common import (DocError, code, command_status, commands_of, env_line, environment_of, environment_status, load,
                            mb, ms, num, results_files)
 
@@ -117,7 +118,7 @@ def render_embedding_tiers(paths: list[str]) -> list[str]:
     doc = load(paths[0])
 
     def pct(x):
-        return "—" if x is None else f"{100 * x:.1f}"
+        return fmt.pct(x, 1)
 
     lines = ["| tier | model | precision | p50 ms | × eager teacher | × ONNX teacher | MB | MRR@10 % of teacher | "
              "asym MRR@10 % of teacher | probe % of teacher | fidelity % |",

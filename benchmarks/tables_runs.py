@@ -5,13 +5,12 @@ sequence length."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
-from tables_common import ROOT, RUNTIMES, DocError, code, commands_of, env_line, environment_of, load, mb, ms, num, ratio
+from tables_common import RUNTIMES, DocError, code, commands_of, env_line, environment_of, load, mb, ms, num, ratio
 
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from compress.bench.cells import p50_at  # noqa: E402
+from compress.bench.record import BenchResults, Measured  # noqa: E402
 from compress.run.table import STAGE_NAMES  # noqa: E402
 
 
@@ -23,18 +22,6 @@ def _arch_name(role: str, entry: dict) -> str:
     return f"{role}{shape}"
 
 
-def _precision_from_quantization(q: dict | None) -> str:
-    if not q:
-        return "fp32"
-    s = q.get("settings") or {}
-    text = " ".join(str(v) for v in s.values())
-    bits = "int4" if "int4" in text else "int8"
-    backend = q.get("backend", "?")
-    if s.get("weight_only") or s.get("scheme") in ("int8-weight", "int4-weight"):
-        return f"{bits} weights, fp32 compute ({backend})"
-    return f"{bits} ({backend})"
-
-
 def _precision_from_bench(m: dict) -> str:
     p = m.get("precision") or "fp32"
     found = re.match(r"quantized \((.+)\)", p)
@@ -44,33 +31,29 @@ def _precision_from_bench(m: dict) -> str:
     return f"int8 ({backend})" if m.get("compute", "int8") == "int8" else f"int8 weights, fp32 compute ({backend})"
 
 
+def _row(m: Measured, label: str, role: str, precision: str) -> dict:
+    return {"label": label, "role": role, "runtime": m.runtime, "precision": precision, "size": m.size_bytes,
+            "quality": m.quality, "latency": m.latency, "interval": m.get("retained_interval"), "measured": m}
+
+
 def models_of(doc: dict) -> list[dict]:
-    """Teacher, student and artifacts of either schema as {label, role, runtime, precision, size, accuracy, latency}."""
+    """Teacher, student and artifacts of either schema (a pipeline's report.json through its typed record
+    compress.bench.record; a device's results document) as {label, role, runtime, precision, size, quality, latency}."""
     if doc.get("schema") == "bert-compress-bench":
         if "merged" in doc:
             raise DocError("a merged report: render one of its inputs instead")
         out = []
-        for m in doc.get("models", []):
-            role = m.get("role", "artifact")
-            label = _arch_name(role, m) if role in ("teacher", "student") else f"`{m.get('name', '?')}`"
-            out.append({"label": label + (" (bundled)" if m.get("shipped") else ""), "role": role,
-                        "runtime": m.get("runtime"), "precision": _precision_from_bench(m), "size": m.get("size_bytes"),
-                        "accuracy": m.get("accuracy"), "latency": m.get("latency") or []})
+        for entry in doc.get("models", []):
+            m, role = Measured.from_dict(entry, entry.get("name", "?")), entry.get("role", "artifact")
+            label = _arch_name(role, entry) if role in ("teacher", "student") else f"`{m.name}`"
+            out.append(_row(m, label + (" (bundled)" if entry.get("shipped") else ""), role, _precision_from_bench(entry)))
         return out
+    results = BenchResults.from_dict(doc)
     bundled = {m.get("artifact") for m in (doc.get("bundle") or {}).get("models", [])}
-    out = []
-    for role in ("teacher", "student"):
-        e = doc.get(role)
-        if e:
-            out.append({"label": _arch_name(role, e), "role": role, "runtime": "pytorch", "precision": "fp32",
-                        "size": e.get("size_bytes"), "accuracy": e.get("accuracy"), "latency": e.get("latency") or [],
-                        "interval": e.get("retained_interval")})
-    for a in doc.get("artifacts", []):
-        out.append({"label": f"`{a.get('name', '?')}`" + (" (bundled)" if a.get("name") in bundled else ""),
-                    "role": "artifact", "runtime": a.get("runtime"),
-                    "precision": a.get("precision") or _precision_from_quantization(a.get("quantization")),
-                    "size": a.get("size_bytes"), "accuracy": a.get("accuracy"), "latency": a.get("latency") or [],
-                    "interval": a.get("retained_interval")})
+    out = [_row(results.teacher, _arch_name("teacher", doc["teacher"]), "teacher", "fp32"),
+           _row(results.student, _arch_name("student", doc["student"]), "student", "fp32")]
+    for a in results.artifacts:
+        out.append(_row(a, f"`{a.name}`" + (" (bundled)" if a.name in bundled else ""), "artifact", a.precision))
     return out
 
 
@@ -86,10 +69,8 @@ def _retained_text(acc, t_acc, interval) -> str:
 
 
 def p50(model: dict, seq: int, threads: int, batch: int = 1):
-    for c in model["latency"]:
-        if c.get("seq_len") == seq and c.get("threads") == threads and c.get("batch", 1) == batch:
-            return c.get("p50_ms")
-    return None
+    """A row's p50 (models_of), or a report's entry's, through the one cell lookup."""
+    return p50_at(model.get("latency") or [], seq, threads, batch)
 
 
 def reference(models: list[dict]) -> tuple[int, list[int]]:
@@ -111,7 +92,7 @@ def render_headline(paths: list[str]) -> list[str]:
     seq, threads = reference(models)
     one, most = (1 if 1 in threads else threads[0]), threads[-1]
     teacher = next((m for m in models if m["role"] == "teacher"), None)
-    t_acc = teacher and teacher["accuracy"]
+    t_acc = teacher and teacher["quality"]
     t1, tn = (p50(teacher, seq, one), p50(teacher, seq, most)) if teacher else (None, None)
     cols = [f"p50 ms, {one} thread" + ("" if one == 1 else "s")]
     if most != one:
@@ -120,7 +101,7 @@ def render_headline(paths: list[str]) -> list[str]:
     lines = [f"| model | runtime | precision | MB | test accuracy (% of teacher) | {' | '.join(cols)} | {speed} |",
              "|---|---|---|---:|---:|" + "---:|" * len(cols) + "---:|"]
     for m in models:
-        acc_text = _retained_text(m["accuracy"], t_acc, m.get("interval"))
+        acc_text = _retained_text(m["quality"], t_acc, m.get("interval"))
         a1, an = p50(m, seq, one), p50(m, seq, most)
         cells = [ms(a1)] + ([ms(an)] if most != one else [])
         ups = [ratio(t1, a1)] + ([ratio(tn, an)] if most != one else [])
@@ -148,8 +129,8 @@ def render_students(paths: list[str]) -> list[str]:
         t_ms = p50(teacher, seq, one) if teacher else None
         if timed:
             a_ms, best = min(timed, key=lambda t: t[0])
-            acc = best["accuracy"]
-            acc_text = "—" if acc is None else f"{100 * acc:.2f}%" + (f" ({100 * acc / teacher['accuracy']:.1f}%)" if teacher and teacher["accuracy"] else "")
+            acc = best["quality"]
+            acc_text = "—" if acc is None else f"{100 * acc:.2f}%" + (f" ({100 * acc / teacher['quality']:.1f}%)" if teacher and teacher["quality"] else "")
             best_text, a_text, up, size = best["label"], ms(a_ms), ratio(t_ms, a_ms), mb(best["size"])
         else:
             best_text = a_text = up = acc_text = size = "—"
@@ -219,8 +200,8 @@ def render_platforms(paths: list[str]) -> list[str]:
     platforms = (doc.get("bundle") or {}).get("platforms")
     if not platforms:
         raise DocError(f"{paths[0]} has no bundle.platforms section")
-    teacher = doc["teacher"]
-    artifacts = {a["name"]: a for a in doc["artifacts"]}
+    results = BenchResults.from_dict(doc)
+    teacher = results.teacher
     lines = ["| platform | zip | MB | × smaller than the teacher's fp32 weights | model (artifact) | test accuracy (% of teacher) "
              "| p50 ms, seq 128, 1 thread | checked from raw dev text with | dev agreement with PyTorch |",
              "|---|---|---:|---:|---|---:|---:|---|---:|"]
@@ -228,14 +209,14 @@ def render_platforms(paths: list[str]) -> list[str]:
         if pl.get("skipped"):
             lines.append(f"| {pl['title']} | — | — | — | — | — | — | not built: {pl['skipped']} | — |")
             continue
-        art = artifacts.get(pl["artifact"], {})
-        acc = art.get("accuracy")
+        art = results.artifact(pl["artifact"])
+        acc = art.quality if art else None
         check = pl.get("check") or {}
         agree = check.get("agreement")
-        lines.append(f"| {pl['title']} | `{pl['platform']}.zip` | {mb(pl['zip_bytes'])} | {ratio(teacher['size_bytes'], pl['zip_bytes'])} | "
+        lines.append(f"| {pl['title']} | `{pl['platform']}.zip` | {mb(pl['zip_bytes'])} | {ratio(teacher.size_bytes, pl['zip_bytes'])} | "
                      f"`{pl['model_file']}` (`{pl['artifact']}`) | "
-                     f"{_retained_text(acc, teacher['accuracy'], art.get('retained_interval'))} | "
-                     f"{ms(p50(art, 128, 1)) if art else '—'} | {check.get('tool', 'not run here')} | "
+                     f"{_retained_text(acc, teacher.quality, art.get('retained_interval') if art else None)} | "
+                     f"{ms(art.p50(128, 1)) if art else '—'} | {check.get('tool', 'not run here')} | "
                      f"{num(agree and 100 * agree, '{:.2f}%')} ({check.get('agreement_name', '—')}) |")
     rows = doc.get("string_in") or []
     if rows:

@@ -19,18 +19,22 @@ class Verification:
     """How the artifact's outputs compared with the PyTorch student on dev, as the device runs it."""
 
     max_abs_diff: float
-    label_agreement: float
+    agreement: float
+    """The task's agreement with the PyTorch student (label agreement, token agreement; embeddings: mean cosine)."""
     rows: int
     passed: bool
     atol: float | None  # None: a quantized artifact, judged by the quantization guard instead of a tolerance
-    min_label_agreement: float
-    agreement: str = "label agreement"
-    """What `label_agreement` measures: the task's agreement (label agreement; embeddings: mean cosine)."""
+    min_agreement: float
+    agreement_name: str = "label agreement"
 
     @classmethod
     def from_dict(cls, d: dict) -> "Verification":
-        return cls(float(d["max_abs_diff"]), float(d["label_agreement"]), int(d["rows"]), bool(d["passed"]),
-                   d.get("atol"), float(d["min_label_agreement"]), d.get("agreement", "label agreement"))
+        if isinstance(d.get("agreement", 0.0), str) or "label_agreement" in d:  # written before the names said what they hold
+            d = {k: v for k, v in d.items() if k not in ("agreement", "label_agreement", "min_label_agreement")} | {
+                "agreement": d["label_agreement"], "min_agreement": d["min_label_agreement"],
+                "agreement_name": d.get("agreement", "label agreement")}
+        return cls(float(d["max_abs_diff"]), float(d["agreement"]), int(d["rows"]), bool(d["passed"]),
+                   d.get("atol"), float(d["min_agreement"]), d.get("agreement_name", "label agreement"))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -46,16 +50,18 @@ class Quantization:
     reason: str
     seconds: float
     measured_on: dict | None = None  # compress.bench.env.machine_identity(): the int8 ISA the decision holds for
-    dev_accuracy: float | None = None
-    fp32_dev_accuracy: float | None = None
+    dev_quality: float | None = None  # the task's dev metric (accuracy, entity F1, fidelity) of the file
+    fp32_dev_quality: float | None = None  # ... and of the fp32 student it was made from
     drop_points: float | None = None
     extra: dict = field(default_factory=dict)  # backend notes (e.g. the QAD training history)
 
-    FIELDS = ("backend", "settings", "fallback", "reason", "seconds", "measured_on", "dev_accuracy", "fp32_dev_accuracy",
+    FIELDS = ("backend", "settings", "fallback", "reason", "seconds", "measured_on", "dev_quality", "fp32_dev_quality",
               "drop_points")
+    OLD_NAMES = {"dev_accuracy": "dev_quality", "fp32_dev_accuracy": "fp32_dev_quality"}  # records of earlier versions
 
     @classmethod
     def from_dict(cls, d: dict) -> "Quantization":
+        d = {cls.OLD_NAMES.get(k, k): v for k, v in d.items()}
         known = {k: d.get(k) for k in cls.FIELDS}
         known["fallback"] = int(known["fallback"] or 0)
         known["reason"] = known["reason"] or ""

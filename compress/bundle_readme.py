@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 
+def test_quality(entry: dict) -> float:
+    """The task's metric on test as the bundle's metadata holds it (`test_accuracy` in bundles of earlier versions)."""
+    return entry.get("test_quality", entry.get("test_accuracy"))
+
+
 def _classifier_check(rc: dict) -> str:
     return (f"max Δlogit {rc.get('max_abs_diff_vs_pytorch', float('nan')):.1e}, "
             f"labels {100 * rc.get('label_agreement_vs_pytorch', float('nan')):.2f}%")
 
 
 def _model_lines(meta: dict, quality: str = "test accuracy", check=_classifier_check) -> list[str]:
-    """The bundle's model files; `quality` names what `test_accuracy` holds, `check` words the runner check."""
+    """The bundle's model files; `quality` names what `test_quality` holds, `check` words the runner check."""
     lines = [f"| file | runtime | precision | inputs | MB | {quality} | runner check (dev) |", "|---|---|---|---|---:|---:|---|"]
     for m in meta["models"]:
         shape = f"[1, bucket] int32, buckets {m['buckets']}" if m.get("buckets") else "[batch, sequence] int64"
         lines.append(f"| `{m['file']}` | {m['runtime']} | {m['precision']} | {shape} | {m['size_bytes'] / 1e6:.2f} | "
-                     f"{100 * m['test_accuracy']:.2f}% | {check(m.get('runner_check', {}))} |")
+                     f"{100 * test_quality(m):.2f}% | {check(m.get('runner_check', {}))} |")
     return lines
 
 
@@ -49,7 +54,7 @@ def render(meta: dict) -> str:
         "# Text classifier bundle (bert-compress)",
         "",
         f"Labels (index order of the logits): {', '.join(f'{i} = `{lab}`' for i, lab in enumerate(labels))}. "
-        f"Teacher: `{meta['teacher']['checkpoint']}` ({100 * meta['teacher']['test_accuracy']:.2f}% test accuracy); "
+        f"Teacher: `{meta['teacher']['checkpoint']}` ({100 * test_quality(meta['teacher']):.2f}% test accuracy); "
         f"student {meta['student']['layers']} layers × {meta['student']['hidden_size']}. Made {meta['created']} "
         f"by bert-compress {meta['versions']['bert_compress']} (recipe `{meta['recipe']}`).",
         "",

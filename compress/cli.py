@@ -175,7 +175,7 @@ def _dispatch(args) -> int:
         best = s["best_artifact"]
         if best:
             b = s["vs_teacher"][best]
-            kept = "—" if b["accuracy_retained"] is None else f"{100 * b['accuracy_retained']:.1f}"  # a teacher at 0
+            kept = "—" if b["quality_retained"] is None else f"{100 * b['quality_retained']:.1f}"  # a teacher at 0
             interval = b.get("retained_interval")
             spread = f" (95% interval {100 * interval[0]:.1f}–{100 * interval[1]:.1f}%)" if interval else ""
             from compress.tasks import task_of

@@ -60,7 +60,20 @@ def autocast(device: torch.device, precision: str):
     return nullcontext()
 
 
-def dev_accuracy(model, dev: Encoded, metric: Callable | None = None) -> float:
+OLD_NAMES = {"dev_accuracy": "dev_quality", "best_dev_accuracy": "best_dev_quality"}
+"""What a checkpoint of an earlier version called the task's dev metric (it held F1 or fidelity for other tasks too)."""
+
+
+def renamed(record):
+    """A checkpoint's loop position or result with the names of today (nested dicts and lists included)."""
+    if isinstance(record, dict):
+        return {OLD_NAMES.get(k, k): renamed(v) for k, v in record.items()}
+    if isinstance(record, list):
+        return [renamed(v) for v in record]
+    return record
+
+
+def dev_quality(model, dev: Encoded, metric: Callable | None = None) -> float:
     """The task's dev metric (accuracy unless the task gives another); under torchrun each process predicts its
     share of the rows and the counts are summed (accuracy), or every process scores all of dev (other metrics)."""
     world = distributed.world()
@@ -153,7 +166,7 @@ def fit(
     pos = {"epoch": 1, "batch": 0, "step": 0, "running": 0.0, "parts_sum": {}, "segment_seconds": 0.0, "samples": 0,
            "batches": 0, "total": decay.total, "planned": decay.total, "replanned": False, "seconds": 0.0,
            "bad_evals": 0, "history": [], "stopped": "schedule",
-           "best": {"dev_accuracy": -1.0, "epoch": 0, "step": 0, "state": None}}
+           "best": {"dev_quality": -1.0, "epoch": 0, "step": 0, "state": None}}
 
     def save(complete: bool = False, result: dict | None = None) -> None:
         """Every rank calls this at the same step (it gathers each rank's RNG state); rank 0 writes."""
@@ -176,10 +189,10 @@ def fit(
         if saved["complete"]:
             info(f"{name}: finished earlier; restored from {checkpoint.path}")
             model.eval()
-            return saved["result"]
+            return renamed(saved["result"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        pos = saved["pos"]
+        pos = renamed(saved["pos"])
         decay.total = pos["total"]
         ranks = saved.get("rng_ranks") or [saved["rng"]]
         set_rng_state(ranks[world.rank] if world.rank < len(ranks) else ranks[0])
@@ -206,14 +219,14 @@ def fit(
         nonlocal eval_seconds
         train_seconds = time.perf_counter() - t0
         e0 = time.perf_counter()
-        dev_acc = dev_accuracy(model, dev, metric)
+        dev_acc = dev_quality(model, dev, metric)
         n = max(1, pos["batches"])
         record = {
             "epoch": pos["epoch"],
             "step": pos["step"],
             "train_loss": pos["running"] / n,
             "loss_terms": {k: v / n for k, v in pos["parts_sum"].items()},
-            "dev_accuracy": dev_acc,
+            "dev_quality": dev_acc,
             "seconds": train_seconds + time.perf_counter() - e0,
             "train_seconds": train_seconds,
             "samples_per_second": pos["samples"] / max(train_seconds, 1e-9),
@@ -226,9 +239,9 @@ def fit(
              f"({record['seconds']:.0f} s, {record['samples_per_second']:.0f} samples/s"
              + (f" over {world.size} processes" if world.distributed else "") + ")")
         if not select_best:
-            pos["best"] = {"dev_accuracy": dev_acc, "epoch": pos["epoch"], "step": pos["step"], "state": None}
-        elif dev_acc > pos["best"]["dev_accuracy"]:
-            pos["best"] = {"dev_accuracy": dev_acc, "epoch": pos["epoch"], "step": pos["step"],
+            pos["best"] = {"dev_quality": dev_acc, "epoch": pos["epoch"], "step": pos["step"], "state": None}
+        elif dev_acc > pos["best"]["dev_quality"]:
+            pos["best"] = {"dev_quality": dev_acc, "epoch": pos["epoch"], "step": pos["step"],
                            "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
             pos["bad_evals"] = 0
         else:
@@ -336,7 +349,7 @@ def fit(
              + ("no better dev metric in the last " + f"{cfg.patience} evaluations" if pos["stopped"] == "patience"
                 else f"the time budget of {cfg.max_minutes:g} min") + f"); best: step {best['step']}")
     result = {"history": pos["history"], "best_epoch": best["epoch"], "best_step": best["step"],
-              "best_dev_accuracy": best["dev_accuracy"], "steps": pos["step"], "planned_steps": pos["planned"],
+              "best_dev_quality": best["dev_quality"], "steps": pos["step"], "planned_steps": pos["planned"],
               "steps_per_epoch": steps_per_epoch, "stopped": pos["stopped"], "seconds": round(pos["seconds"], 1)}
     if checkpoint:
         pos["best"] = {k: v for k, v in best.items() if k != "state"}  # the weights above are the best ones

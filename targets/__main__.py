@@ -213,9 +213,9 @@ def _info(args) -> int:
     print(f"bundle {b.root}: {what}; max length {m['max_length']}; teacher {(m.get('teacher') or {}).get('checkpoint')}")
     for e in m["models"]:
         shape = f"buckets {e['buckets']}" if e.get("buckets") else "dynamic batch × sequence"
-        acc = e.get("test_accuracy")
+        score = e.get("test_quality", e.get("test_accuracy"))  # the task's metric on test (older bundles: test_accuracy)
         print(f"  {e['file']}: {e['runtime']}, {e['precision']}, {shape}, {e['size_bytes'] / 1e6:.2f} MB"
-              + (f", test accuracy {100 * acc:.2f}%" if acc is not None else ""))
+              + (f", test {task_of(b).get('metric', 'accuracy')} {100 * score:.2f}%" if score is not None else ""))
     return 0
 
 
@@ -274,8 +274,8 @@ def _bench(args) -> int:
         name = f"{e['file']} ({e['artifact']})" if e.get("artifact") else e["file"]
         models.append({"name": name, "artifact": e.get("artifact"), "file": e["file"], "role": "artifact", "shipped": True,
                        "runtime": e["runtime"], "format": e["format"], "precision": e.get("precision"),
-                       "compute": e.get("compute", "fp32"), "accuracy": e.get("test_accuracy"),
-                       "accuracy_measured_on": "the build machine (bundle metadata)", "arch": arch,
+                       "compute": e.get("compute", "fp32"), "quality": e.get("test_quality", e.get("test_accuracy")),
+                       "quality_measured_on": "the build machine (bundle metadata)", "arch": arch,
                        **quality.get(e["file"], {}), **timed})
     gemm = None if args.no_gemm_peak else best_peak(gemm_before, gemm_peak(grid.threads))
     device = environment() | {"name": args.device, "emulated": args.emulated}

@@ -144,7 +144,7 @@ def test_device_runner_bench_measures_every_model(bundled, device_results):
     assert doc["device"]["name"] == "test-device" and doc["device"]["emulated"] is None
     assert doc["grid"]["seq_lens"] == [16, 32]  # 128 is above the bundle's max length (64): left out
     for m in doc["models"]:
-        assert m["shipped"] and m["accuracy"] is not None and m["peak_rss_bytes"] > 10e6
+        assert m["shipped"] and m["quality"] is not None and m["peak_rss_bytes"] > 10e6
         assert {(c["seq_len"], c["batch"]) for c in m["latency"]} == {(16, 1), (16, 2), (32, 1), (32, 2)}
         assert all(c["achieved_gflop_s"] > 0 and c["runs"] >= 5 for c in m["latency"])
         if m["file"].endswith(".tflite"):

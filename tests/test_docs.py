@@ -124,7 +124,7 @@ def test_headline_from_a_report_json_with_missing_fields(tmp_path, monkeypatch):
     }
     lines = tables.render_headline([_write(tmp_path, monkeypatch, report)])
     text = "\n".join(lines)
-    assert "| `student-int8-litert-dynamic` (bundled) | LiteRT | int8 (litert-dynamic) | 20.0 | 80.80% (101.0%) | 5.00 | 4.00 | 10.00× / 7.50× |" in text
+    assert "| `student-int8-litert-dynamic` (bundled) | LiteRT | int8 weights, fp32 activations (quantized per call) | 20.0 | 80.80% (101.0%) | 5.00 | 4.00 | 10.00× / 7.50× |" in text
     assert "| `student-onnx-fp32` | — | fp32 | — | — | — | — | — / — |" in text
     assert "| student, 3 layers / 384 | PyTorch eager | fp32 | 70.0 | 82.00% (102.5%) | 25.00 | — | 2.00× / — |" in text
     assert "CPU: AMD EPYC 7B13 (x86_64, 2 cores; AVX, AVX2, FMA; int8 kernels: AVX2)" in text

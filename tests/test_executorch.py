@@ -92,7 +92,7 @@ def test_the_pipeline_ships_verified_pte_files_benches_them_and_bundles_one(bund
     for name, a in pte.items():
         assert a["format"] == "pte" and a["latency"], name  # timed through the runner beside the other formats
         # quantized files too: on this tiny student int8 and int4 weights move its logits by about 1e-3
-        assert a["label_agreement"] >= 0.95 and a["max_abs_diff"] < 0.05, name
+        assert a["agreement"] >= 0.95 and a["max_abs_diff"] < 0.05, name
     assert arts["student-pte-fp32"]["max_abs_diff"] < 1e-3
     assert arts["student-int4-executorch-int4"]["precision"].startswith("int4 weights")
     platforms = {p["platform"]: p for p in report["bundle"]["platforms"]}

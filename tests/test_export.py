@@ -23,15 +23,15 @@ def test_onnx_matches_torch_at_other_shapes(tiny_classifier, tmp_path):
             ref = tiny_classifier(**{k: torch.from_numpy(v) for k, v in feeds.items()}).logits.numpy()
         got = session(feeds)
         assert got.shape == (batch, 3)
-        check = compare(ref, got, atol=1e-4, min_label_agreement=1.0)
+        check = compare(ref, got, atol=1e-4, min_agreement=1.0)
         assert check.passed, check
 
 
 def test_compare_flags_a_mismatch():
     ref = np.array([[1.0, 0.0], [0.0, 1.0]])
-    assert not compare(ref, ref + 0.01, atol=1e-3, min_label_agreement=0.5).passed
-    assert not compare(ref, ref[:, ::-1], atol=10, min_label_agreement=0.99).passed
-    assert compare(ref, ref + 1e-5, atol=1e-3, min_label_agreement=1.0).passed
+    assert not compare(ref, ref + 0.01, atol=1e-3, min_agreement=0.5).passed
+    assert not compare(ref, ref[:, ::-1], atol=10, min_agreement=0.99).passed
+    assert compare(ref, ref + 1e-5, atol=1e-3, min_agreement=1.0).passed
 
 
 def test_runtime_refuses_a_broken_file(tmp_path):

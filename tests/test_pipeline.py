@@ -27,15 +27,15 @@ def check_timed(entry: dict, seq_lens, threads, batches=(1, 8)):
 def check_report(report: dict, seq_lens, threads, batches=(1, 8)):
     for key in ("teacher", "student"):
         entry = report[key]
-        for field in ("params", "size_bytes", "accuracy", "latency"):
+        for field in ("params", "size_bytes", "quality", "latency"):
             assert field in entry, (key, field)
-        assert entry["params"] > 0 and entry["size_bytes"] > 0 and 0 <= entry["accuracy"] <= 1
+        assert entry["params"] > 0 and entry["size_bytes"] > 0 and 0 <= entry["quality"] <= 1
         check_timed(entry, seq_lens, threads, batches)
     assert report["student"]["params"] < report["teacher"]["params"]
     # the teacher in ONNX Runtime fp32: a reference row timed in the same bench run, the same model as the teacher
     (onnx_teacher,) = [r for r in report["references"] if r["name"] == "teacher-onnx-fp32"]
     check_timed(onnx_teacher, seq_lens, threads, batches)
-    assert onnx_teacher["accuracy"] == pytest.approx(report["teacher"]["accuracy"], abs=1 / 48 + 1e-9)
+    assert onnx_teacher["quality"] == pytest.approx(report["teacher"]["quality"], abs=1 / 48 + 1e-9)
     assert report["summary"]["onnx_teacher_p50_ms"] > 0
     fp32 = [a for a in report["artifacts"] if not a.get("quantization")]
     names = [a["name"] for a in fp32]
@@ -46,16 +46,16 @@ def check_report(report: dict, seq_lens, threads, batches=(1, 8)):
     for art in report["artifacts"]:
         if art.get("quantization"):  # shipped only within the guard's tolerance
             q = art["quantization"]
-            assert q["drop_points"] <= 1.0 and art["label_agreement"] >= 0.99
+            assert q["drop_points"] <= 1.0 and art["agreement"] >= 0.99
             assert q["backend"] in ("ort-dynamic", "ort-static", "litert-dynamic", "executorch-xnnpack")
             check_timed(art, seq_lens, threads, batches)
     for art in fp32:
-        for field in ("name", "format", "path", "size_bytes", "accuracy", "max_abs_diff", "label_agreement", "latency"):
+        for field in ("name", "format", "path", "size_bytes", "quality", "max_abs_diff", "agreement", "latency"):
             assert field in art
-        assert art["format"] in ("onnx", "tflite", "pte") and art["max_abs_diff"] < 1e-3 and art["label_agreement"] >= 0.999
+        assert art["format"] in ("onnx", "tflite", "pte") and art["max_abs_diff"] < 1e-3 and art["agreement"] >= 0.999
         check_timed(art, seq_lens, threads, batches)
         # the exported model is the student: same test accuracy (one row may flip on a near-tie)
-        assert art["accuracy"] == pytest.approx(report["student"]["accuracy"], abs=1 / 48 + 1e-9)
+        assert art["quality"] == pytest.approx(report["student"]["quality"], abs=1 / 48 + 1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -227,4 +227,4 @@ bench: {{seq_lens: [16], threads: [1], warmup: 1, runs: 3, min_seconds: 0, round
     unique_bytes = sum(t.numel() * t.element_size() for t in unique_state_dict(student).values())
     assert (out / "export/model.onnx").stat().st_size <= unique_bytes * 1.05 + 64 * 1024
     report = json.loads((out / "report.json").read_text())
-    assert report["artifacts"][0]["label_agreement"] >= 0.999
+    assert report["artifacts"][0]["agreement"] >= 0.999

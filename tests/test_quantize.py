@@ -57,7 +57,7 @@ def test_each_backend_gives_a_smaller_artifact_that_agrees(case, exported, tmp_p
     path = out / art["path"]
     fp32 = out / "export/model.onnx"
     assert path.is_file() and path.stat().st_size < 0.6 * fp32.stat().st_size
-    assert art["verification"]["label_agreement"] >= 0.9, art
+    assert art["verification"]["agreement"] >= 0.9, art
     if "embedding_bits: 4" in BACKENDS[case]:  # the vocabulary table in 4-bit blocks: under a quarter of its fp32 bytes
         import onnx
 
@@ -100,12 +100,12 @@ def test_guard_tries_fallbacks_and_rejects_an_impossible_tolerance(exported, tmp
 
     def evaluate(backend, settings, path):
         calls.append((backend.name, settings.per_channel, settings.exclude, path.stat().st_size))
-        return Measured(accuracy=0.5, label_agreement=1.0, max_abs_diff=0.0)
+        return Measured(quality=0.5, agreement=1.0, max_abs_diff=0.0)
 
     ctx = Context({"onnxruntime": exported / "export/model.onnx", "onnxruntime/fused": exported / "export/model.ort-opt.onnx"},
                   run.encode("train"), exported / "student", tmp_path)
-    attempts = run_guard([{"backend": "ort-dynamic"}], ctx, tmp_path, evaluate, fp32_accuracy=0.5,
-                         max_drop_points=-1.0, min_label_agreement=0.99)
+    attempts = run_guard([{"backend": "ort-dynamic"}], ctx, tmp_path, evaluate, fp32_quality=0.5,
+                         max_drop_points=-1.0, min_agreement=0.99)
     assert [c[:3] for c in calls] == [("ort-dynamic", False, "none"), ("ort-dynamic", True, "none"), ("ort-dynamic", True, "sensitive"),
                                       ("ort-dynamic", True, "sensitive+ffn-out")]
     assert [a.name for a in attempts] == ["ort-dynamic", "ort-dynamic-fallback1", "ort-dynamic-fallback2", "ort-dynamic-fallback3"]
@@ -138,21 +138,21 @@ def test_guard_keeps_the_first_fallback_that_passes(exported, tmp_path):
         m = Measured(accuracy(logits, dev.labels), float((logits.argmax(-1) == reference.argmax(-1)).mean()),
                      float(abs(logits - reference).max()))
         # the strict bar: per-tensor weights count as disagreeing everywhere; what happens next is the guard's
-        return m if settings.per_channel else replace(m, label_agreement=0.0)
+        return m if settings.per_channel else replace(m, agreement=0.0)
 
     ctx = Context({"onnxruntime": exported / "export/model.onnx", "onnxruntime/fused": exported / "export/model.ort-opt.onnx"},
                   run.encode("train"), exported / "student", tmp_path / "work")
     out = tmp_path / "kept"
     out.mkdir()
     ctx.work.mkdir()
-    attempts = run_guard([{"backend": "ort-dynamic"}], ctx, out, evaluate, fp32_accuracy=accuracy(reference, dev.labels),
-                         max_drop_points=100, min_label_agreement=0.5)
+    attempts = run_guard([{"backend": "ort-dynamic"}], ctx, out, evaluate, fp32_quality=accuracy(reference, dev.labels),
+                         max_drop_points=100, min_agreement=0.5)
     assert [(a.name, a.fallback, a.passed) for a in attempts] == [("ort-dynamic", 0, False), ("ort-dynamic-fallback1", 1, True)], \
         [a.reason for a in attempts]
     first, kept = attempts
     assert first.settings["per_channel"] is False and kept.settings == first.settings | {"per_channel": True}
     assert "label agreement 0.0000 (needs 0.5)" in first.reason and first.path is None and first.measured is not None
-    assert kept.measured.label_agreement >= 0.5 and f"label agreement {kept.measured.label_agreement:.4f}" in kept.reason
+    assert kept.measured.agreement >= 0.5 and f"label agreement {kept.measured.agreement:.4f}" in kept.reason
     # two real, different models were built; only the kept one is left, under the fallback's name
     assert [s for s, _ in built] == [first.settings, kept.settings] and built[0][1] != built[1][1]
     assert kept.path == out / "ort-dynamic-fallback1.onnx" and kept.path.read_bytes() == built[1][1]
@@ -174,7 +174,7 @@ def test_guard_falls_back_through_the_pipeline(exported, tmp_path, tiny_teacher,
         agreement = float(re.search(r"label agreement ([0-9.]+)", t["reason"]).group(1))
         assert t["quantization"]["drop_points"] > 0 or agreement < 1.0, t["reason"]
     for art in record["artifacts"]:
-        assert art["verification"]["label_agreement"] == 1.0 and art["quantization"]["drop_points"] <= 0
+        assert art["verification"]["agreement"] == 1.0 and art["quantization"]["drop_points"] <= 0
     assert (out / "export/model.onnx").is_file()
 
 
@@ -187,7 +187,7 @@ def test_quantized_artifacts_are_benchmarked_and_reported(exported, tmp_path, ti
     by_name = {a["name"]: a for a in report["artifacts"]}
     assert {"student-onnx-fp32", "student-int8-ort-dynamic", "student-int8-torchao"} <= set(by_name)
     q = by_name["student-int8-ort-dynamic"]
-    assert q["quantization"]["backend"] == "ort-dynamic" and q["latency"] and 0 <= q["accuracy"] <= 1
+    assert q["quantization"]["backend"] == "ort-dynamic" and q["latency"] and 0 <= q["quality"] <= 1
     assert by_name["student-int8-torchao"]["runtime"] == "pytorch"
     assert "Quantization" in (out / "report.md").read_text()
 
@@ -280,5 +280,5 @@ def test_a_format_and_a_quantizer_registered_by_a_test_flow_through_export_quant
     report = json.loads((out / "report.json").read_text())
     measured = {a["name"]: a for a in report["artifacts"]}
     assert {"student-onnx-copy", "student-int8-copy"} <= set(measured)
-    assert all(measured[n]["latency"] and measured[n]["accuracy"] is not None for n in ("student-onnx-copy", "student-int8-copy"))
+    assert all(measured[n]["latency"] and measured[n]["quality"] is not None for n in ("student-onnx-copy", "student-int8-copy"))
     assert export.provider("onnxruntime/copy") is None and "copy" not in quantize.backends()  # gone after the block

@@ -63,7 +63,7 @@ def test_patience_stops_when_the_dev_metric_stops_improving():
     scores = iter([0.5, 0.6, 0.55, 0.58, 0.9, 0.9])
     result = _fit(TrainConfig(epochs=6, batch_size=8, patience=2), metric=lambda o, y: next(scores))
     assert result["stopped"] == "patience" and result["steps"] == 20 and result["best_epoch"] == 2
-    assert result["best_dev_accuracy"] == 0.6 and result["planned_steps"] == 30
+    assert result["best_dev_quality"] == 0.6 and result["planned_steps"] == 30
 
 
 def test_time_budget_cuts_the_plan_so_the_schedule_still_ends():

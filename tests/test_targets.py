@@ -21,7 +21,7 @@ def test_tflite_export_has_one_signature_per_bucket_and_matches_pytorch(bundled)
     export = json.loads((bundled / "stages/export.json").read_text())
     tfl = next(a for a in export["artifacts"] if a["name"] == "student-tflite-fp32")
     assert tfl["buckets"] == [16, 32, 64]  # the recipe's buckets plus data.max_length
-    assert tfl["verification"]["passed"] and tfl["verification"]["label_agreement"] >= 0.999
+    assert tfl["verification"]["passed"] and tfl["verification"]["agreement"] >= 0.999
     assert tfl["verification"]["max_abs_diff"] < 1e-4
     model = LiteRTModel(bundled / tfl["path"])
     assert model.buckets == [16, 32, 64] and model.input_dtypes["input_ids"] == np.int32
@@ -50,7 +50,7 @@ def test_litert_quantizers_ship_smaller_verified_models(bundled):
     int8, int4 = dyn["student-int8-litert-dynamic"], dyn["student-int4-litert-int4"]
     assert int8["format"] == "tflite" and int8["buckets"] == [16, 32, 64]
     assert (bundled / int4["path"]).stat().st_size < (bundled / int8["path"]).stat().st_size < 0.6 * fp32
-    assert int8["verification"]["label_agreement"] >= 0.9
+    assert int8["verification"]["agreement"] >= 0.9
     # full integer: ships or is rejected with its measured reason; either way it was built and measured
     static = [a for a in quantize["artifacts"] + quantize["rejected"] if a["quantization"]["backend"] == "litert-static"]
     assert len(static) == 1 and "dev accuracy" in static[0]["quantization"]["reason"]
@@ -94,9 +94,9 @@ def test_bundle_holds_everything_an_app_needs(bundled):
     assert meta["max_length"] == 64 and meta["tokenizer"]["lowercase"] is True
     vocab = (b / "vocab.txt").read_text().split("\n")
     assert {k: vocab[v] for k, v in meta["tokenizer"]["special_tokens"].items()} == {t: t for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]")}
-    assert meta["teacher"]["test_accuracy"] is not None and meta["versions"]["onnxruntime"]
+    assert meta["teacher"]["test_quality"] is not None and meta["versions"]["onnxruntime"]
     for m in meta["models"]:
-        assert m["runner_check"]["rows"] == 48 and m["sha256"] and m["test_accuracy"] is not None
+        assert m["runner_check"]["rows"] == 48 and m["sha256"] and m["test_quality"] is not None
     readme = (b / "README.md").read_text()
     assert "```kotlin" in readme and "```swift" in readme and "were not run here" in readme
     with zipfile.ZipFile(bundled / "bundle" / "pi.zip") as zf:

@@ -80,7 +80,7 @@ def test_fit_picks_the_best_epoch_by_the_tasks_metric(tiny_teacher, tiny_data):
 
     result = fit(model, lambda b: (task.train_loss(model, b), {}), train, dev, TrainConfig(epochs=3, batch_size=16),
                  0, "metric-test", metric=first_is_best)
-    assert len(calls) == 3 and result["best_epoch"] == 1 and result["best_dev_accuracy"] == 1.0
+    assert len(calls) == 3 and result["best_epoch"] == 1 and result["best_dev_quality"] == 1.0
     assert isinstance(model, torch.nn.Module)
 
 

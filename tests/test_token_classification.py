@@ -249,7 +249,7 @@ def test_tiny_run_scores_entities_and_ships_a_tagger(ner_run):
     assert report["task"] == "token-classification"
     for model in [report["teacher"], report["student"], *report["artifacts"]]:
         ents = model["entities"]
-        assert model["accuracy"] == ents["f1"] and 0 <= ents["f1"] <= 1
+        assert model["quality"] == ents["f1"] and 0 <= ents["f1"] <= 1
         assert set(ents["types"]) <= {"person", "geo-loc", "product", "company"}
     assert report["teacher"]["entities"]["f1"] > 0.5  # ten epochs on six repeated sentences: learned
     names = [a["name"] for a in report["artifacts"]]

@@ -5,18 +5,8 @@ records) and the bench results; imports nothing of compress.platforms (the repor
 from __future__ import annotations
 
 from compress.bench.cells import p50_at
-
-
-def _mb(n: int | None) -> str:
-    return "—" if n is None else f"{n / 1e6:.1f}"
-
-
-def _pct(x: float | None, digits: int = 2) -> str:
-    return "—" if x is None else f"{100 * x:.{digits}f}"
-
-
-def _artifact(report: dict, name: str | None) -> dict | None:
-    return next((a for a in report["artifacts"] if a["name"] == name), None)
+from compress.bench.fmt import mb as _mb, pct as _pct
+from compress.bench.record import BenchResults
 
 
 def tokenizer_cost(report: dict, artifact: str | None, seq: int, threads: int) -> float | None:
@@ -36,7 +26,8 @@ def headline_rows(report: dict) -> list[str]:
         return []
     s = report["summary"]
     seq, thr = s["seq_len"], s["threads"]
-    teacher = report["teacher"]
+    results = BenchResults.from_dict(report)
+    teacher = results.teacher
     from compress.tasks import task_of
 
     task = task_of(report)
@@ -45,7 +36,7 @@ def headline_rows(report: dict) -> list[str]:
              f"Latency: the model's p50 in the bench matrix (seq {seq}, batch 1, {thr} thread(s), this CPU)"
              + (", plus what the in-graph tokenizer adds" if report.get("string_in") else "")
              + f"; {task.metric_name}: test split. Size ratio: the teacher's fp32 weights "
-             f"({_mb(teacher['size_bytes'])} MB) over the zip.", "",
+             f"({_mb(teacher.size_bytes)} MB) over the zip.", "",
              f"| platform | take | zip MB | × smaller than teacher | model | p50 ms | {quality} % "
              f"| % of teacher | checked with | dev {task.agreement_column} |",
              "|---|---|---:|---:|---|---:|---:|---:|---|---:|"]
@@ -53,18 +44,18 @@ def headline_rows(report: dict) -> list[str]:
         if p.get("skipped"):
             lines.append(f"| {p['title']} | — | — | — | — | — | — | — | not built: {p['skipped']} | — |")
             continue
-        art = _artifact(report, p["artifact"])
+        art = results.artifact(p["artifact"])
         fixed = (p.get("details") or {}).get("fixed_length")  # a task-library .tflite runs every text at that length
-        at = fixed if fixed and art and p50_at(art["latency"], fixed, thr) is not None else seq
-        ms = p50_at(art["latency"], at, thr) if art else None
+        at = fixed if fixed and art and art.p50(fixed, thr) is not None else seq
+        ms = art.p50(at, thr) if art else None
         extra = tokenizer_cost(report, p["artifact"], seq, thr) if p.get("string_in") and p["platform"].endswith("-ort") else None
         latency = "—" if ms is None else (f"{ms:.2f}" + (f" + {extra:.2f}" if extra else "") + (f" (seq {at})" if at != seq else ""))
-        acc = art["accuracy"] if art else None
-        retained = acc / teacher["accuracy"] if acc is not None and teacher["accuracy"] else None
+        acc = art.quality if art else None
+        retained = art.retained(teacher) if art else None
         check = p.get("check") or {}
         lines.append(
             f"| {p['title']} | `{p['zip']}` | {_mb(p['zip_bytes'])} | "
-            f"{teacher['size_bytes'] / p['zip_bytes']:.1f} | `{p['model_file']}` ({p['precision']}) | {latency} | "
+            f"{teacher.size_bytes / p['zip_bytes']:.1f} | `{p['model_file']}` ({p['precision']}) | {latency} | "
             f"{_pct(acc)} | {_pct(retained, 1)} | {check.get('tool', 'not checked here')} | {_pct(check.get('agreement'))}% |")
     return lines + [""]
 

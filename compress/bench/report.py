@@ -5,61 +5,41 @@ from __future__ import annotations
 from pathlib import Path
 
 from compress.bench.bundle_report import headline_rows, platform_section, string_in_section
-from compress.bench.cells import p50_at
-from compress.bench.results import bench_document, device_sections, reference_cell
+from compress.bench.fmt import mb as _mb, pct as _pct, ratio as _ratio
+from compress.bench.record import BenchResults, Measured
+from compress.bench.results import bench_document, device_sections
 
 
-def reference_point(report: dict) -> tuple[int, int]:
-    """Headline comparison point: the same as the results documents' (seq 128 on 1 thread when measured)."""
-    return reference_cell(report["bench"])
-
-
-def onnx_teacher(report: dict) -> dict | None:
-    """The teacher in ONNX Runtime fp32 (a reference row of the bench stage), when it was measured."""
-    return next((r for r in report.get("references", []) if r["name"] == "teacher-onnx-fp32"), None)
-
-
-def _compare(report: dict, entry: dict, seq: int, threads: int) -> dict:
-    t, onnx = report["teacher"], onnx_teacher(report)
-    t_ms, ms = p50_at(t["latency"], seq, threads), p50_at(entry["latency"], seq, threads)
-    onnx_ms = p50_at(onnx["latency"], seq, threads) if onnx else None
+def _compare(results: BenchResults, entry: Measured, seq: int, threads: int) -> dict:
+    t, onnx = results.teacher, results.onnx_teacher
+    t_ms, ms = t.p50(seq, threads), entry.p50(seq, threads)
+    onnx_ms = onnx.p50(seq, threads) if onnx else None
+    retained = entry.retained(t)
     return {
         "p50_ms": ms,
         "speedup": round(t_ms / ms, 2) if t_ms and ms else None,
         "speedup_vs_onnx_teacher": round(onnx_ms / ms, 2) if onnx_ms and ms else None,
-        "size_ratio": round(t["size_bytes"] / entry["size_bytes"], 2) if entry["size_bytes"] else None,
-        "accuracy_retained": round(entry["accuracy"] / t["accuracy"], 4) if t["accuracy"] else None,
+        "size_ratio": round(t.size_bytes / entry.size_bytes, 2) if entry.size_bytes else None,
+        "quality_retained": None if retained is None else round(retained, 4),  # the task metric, share of the teacher's
         "retained_interval": entry.get("retained_interval"),
     }
 
 
-def summary(report: dict) -> dict:
-    seq, threads = reference_point(report)
-    rows = {"student (pytorch)": _compare(report, report["student"], seq, threads)}
-    for art in report["artifacts"]:
-        rows[art["name"]] = _compare(report, art, seq, threads)
-    onnx = onnx_teacher(report)
-    best = min(report["artifacts"], key=lambda a: p50_at(a["latency"], seq, threads) or float("inf"), default=None)
+def summary(results: BenchResults) -> dict:
+    seq, threads = results.point
+    rows = {"student (pytorch)": _compare(results, results.student, seq, threads)}
+    for art in results.artifacts:
+        rows[art.name] = _compare(results, art, seq, threads)
+    onnx = results.onnx_teacher
+    best = min(results.artifacts, key=lambda a: a.p50(seq, threads) or float("inf"), default=None)
     return {
         "seq_len": seq,
         "threads": threads,
-        "teacher_p50_ms": p50_at(report["teacher"]["latency"], seq, threads),
-        "onnx_teacher_p50_ms": p50_at(onnx["latency"], seq, threads) if onnx else None,
-        "best_artifact": best["name"] if best else None,
+        "teacher_p50_ms": results.teacher.p50(seq, threads),
+        "onnx_teacher_p50_ms": onnx.p50(seq, threads) if onnx else None,
+        "best_artifact": best.name if best else None,
         "vs_teacher": rows,
     }
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f}"
-
-
-def _ratio(a, b) -> str:
-    return f"{a / b:.2f}" if a and b else "—"
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.2f}"
 
 
 def _fit_line(fit: dict, metric: str) -> str:
@@ -121,16 +101,17 @@ def _interval(x: dict) -> str:
 def _retained(x: dict) -> str:
     """% of the teacher with its bootstrap interval over the test rows."""
     interval = x.get("retained_interval")
-    return _pct(x["accuracy_retained"]) + (f" ({100 * interval[0]:.1f}–{100 * interval[1]:.1f})" if interval else "")
+    return _pct(x["quality_retained"]) + (f" ({100 * interval[0]:.1f}–{100 * interval[1]:.1f})" if interval else "")
 
 
 def render_markdown(report: dict) -> str:
     from compress.tasks import task_of
 
     task = task_of(report)
-    metric = task.quality_column  # the task metric the `accuracy` fields hold
+    metric = task.quality_column  # the task metric the `quality` fields hold
     s = report["summary"]
-    t, st = report["teacher"], report["student"]
+    results = BenchResults.from_dict(report)
+    t, st = results.teacher, results.student
     seq, thr = s["seq_len"], s["threads"]
     lines = [f"# bert-compress report: recipe `{report['recipe']}`" + (" (quick)" if report["quick"] else ""), ""]
     env = report["environment"]
@@ -154,41 +135,40 @@ def render_markdown(report: dict) -> str:
             + (f", **{b['speedup_vs_onnx_teacher']}×** faster than the teacher in ONNX Runtime fp32 ({s['onnx_teacher_p50_ms']} ms)"
                if b.get("speedup_vs_onnx_teacher") else "") + ", "
             f"**{b['size_ratio']}× smaller** on disk, "
-            + task.kept_sentence(_pct(b["accuracy_retained"]), _interval(b)),
+            + task.kept_sentence(_pct(b["quality_retained"]), _interval(b)),
             "",
         ]
     lines += headline_rows(report)
-    lines += task.report_sections(report, seq, thr)
+    lines += task.report_sections(report, results, seq, thr)
     lines += training_section(report, task.metric_name)
     lines += ["## Models", "",
               f"| model | runtime | params | MB on disk | {metric} % | % of teacher (95% interval) | p50 ms (seq {seq}, {thr}t) | "
               "× eager teacher | × ONNX teacher |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     onnx_ms = s.get("onnx_teacher_p50_ms")
-    t_ms = p50_at(t['latency'], seq, thr)
-    lines.append(f"| teacher ({t['layers']}L/{t['hidden_size']}) | pytorch eager fp32 | {t['params']:,} | {_mb(t['size_bytes'])} | "
-                 f"{_pct(t['accuracy'])} | 100.00 | {t_ms} | 1.00 | {_ratio(onnx_ms, t_ms)} |")
+    t_ms = t.p50(seq, thr)
+    lines.append(f"| teacher ({t.get('layers')}L/{t.get('hidden_size')}) | pytorch eager fp32 | {t.get('params'):,} | {_mb(t.size_bytes)} | "
+                 f"{_pct(t.quality)} | 100.00 | {t_ms} | 1.00 | {_ratio(onnx_ms, t_ms)} |")
     vs = s["vs_teacher"]["student (pytorch)"]
-    lines.append(f"| student ({st['layers']}L/{st['hidden_size']}) | pytorch eager fp32 | {st['params']:,} | {_mb(st['size_bytes'])} | "
-                 f"{_pct(st['accuracy'])} | {_retained(vs)} | {vs['p50_ms']} | {vs['speedup']} | "
+    lines.append(f"| student ({st.get('layers')}L/{st.get('hidden_size')}) | pytorch eager fp32 | {st.get('params'):,} | {_mb(st.size_bytes)} | "
+                 f"{_pct(st.quality)} | {_retained(vs)} | {vs['p50_ms']} | {vs['speedup']} | "
                  f"{_ratio(onnx_ms, vs['p50_ms'])} |")
-    for a in report["artifacts"]:
-        vs = s["vs_teacher"][a["name"]]
-        lines.append(f"| {a['name']} | {a['runtime']} | — | {_mb(a['size_bytes'])} | {_pct(a['accuracy'])} | "
+    for a in results.artifacts:
+        vs = s["vs_teacher"][a.name]
+        lines.append(f"| {a.name} | {a.runtime} | — | {_mb(a.size_bytes)} | {_pct(a.quality)} | "
                      f"{_retained(vs)} | {vs['p50_ms']} | {vs['speedup']} | {_ratio(onnx_ms, vs['p50_ms'])} |")
-    for r in report.get("references", []):
-        ms = p50_at(r["latency"], seq, thr)
-        retained = r["accuracy"] / t["accuracy"] if r.get("accuracy") is not None and t["accuracy"] else None
-        lines.append(f"| {r['name']} (reference, not shipped) | {r['runtime']} | — | {_mb(r['size_bytes'])} | "
-                     f"{_pct(r.get('accuracy'))} | {_pct(retained)} | {ms} | {_ratio(t_ms, ms)} | {_ratio(onnx_ms, ms)} |")
+    for r in results.references:
+        ms = r.p50(seq, thr)
+        lines.append(f"| {r.name} (reference, not shipped) | {r.runtime} | — | {_mb(r.size_bytes)} | "
+                     f"{_pct(r.quality)} | {_pct(r.retained(t))} | {ms} | {_ratio(t_ms, ms)} | {_ratio(onnx_ms, ms)} |")
     lines += ["", "## Verification against the PyTorch student", "",
               f"| artifact | format | max abs Δ{task.output_unit} | {task.agreement_name} | checked on |",
               "|---|---|---:|---:|---|"]
-    for a in report["artifacts"]:
-        lines.append(f"| {a['name']} | {a['format']} | {a['max_abs_diff']:.2e} | {_pct(a['label_agreement'])}% | {a['verified_on']} |")
+    for a in results.artifacts:
+        lines.append(f"| {a.name} | {a.format} | {a.get('max_abs_diff'):.2e} | {_pct(a.agreement)}% | {a.get('verified_on')} |")
     for r in report.get("rejected_artifacts", []):
         lines.append(f"| {r['name']} | not shipped | — | — | {r['reason']} |")
-    quantized = [a for a in report["artifacts"] if a.get("quantization")]
+    quantized = [a.to_dict() for a in results.artifacts if a.get("quantization")]
     rejected_q = [r for r in report.get("rejected_artifacts", []) if r.get("quantization")]
     if quantized or rejected_q:
         lines += ["", f"## Quantization (guarded by dev {task.metric_name} against the fp32 student)", "",

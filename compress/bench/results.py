@@ -12,17 +12,13 @@ import json
 from pathlib import Path
 
 from compress.bench.cells import cell
+from compress.bench.fmt import mb as _mb, num as _num
+from compress.bench.record import BenchResults, Measured, reference_cell
 
 STABLE_WITHIN = 0.10  # the issue's target: percentiles within ±10% between two runs on an idle machine
 
 
 # ---- lookups --------------------------------------------------------------------------------------------
-def reference_cell(doc: dict) -> tuple[int, int]:
-    """The headline point: seq 128 on 1 thread when measured, else the longest seq and fewest threads."""
-    seqs, threads = doc["grid"]["seq_lens"], doc["grid"]["threads"]
-    return (128 if 128 in seqs else max(seqs)), (1 if 1 in threads else min(threads))
-
-
 def device_label(doc: dict) -> str:
     d = doc["device"]
     if d.get("name"):
@@ -36,7 +32,7 @@ def quality(doc: dict, model: dict) -> float | None:
     test; for an embedding model, retrieval MRR@10)."""
     from compress.tasks import task_of
 
-    return task_of(doc).ranked_quality(model)
+    return task_of(doc).ranked_quality(Measured.from_dict(model, model.get("name")))
 
 
 def quality_label(doc: dict) -> str:
@@ -57,36 +53,22 @@ def peak_fraction(doc: dict, model: dict, c: dict) -> float | None:
 
 
 # ---- a document from the pipeline's report.json ---------------------------------------------------------
-def _model_entry(entry: dict, name: str, role: str, precision: str, compute: str, fmt: str) -> dict:
-    keep = ("runtime", "size_bytes", "accuracy", "arch", "load_s", "load_s_all", "rss_before_load_bytes", "peak_rss_bytes",
-            "peak_rss_scope", "interpreter", "buckets", "latency", "embedding")
-    return {"name": name, "role": role, "format": fmt, "precision": precision, "compute": compute,
-            **{k: entry[k] for k in keep if k in entry}}
-
-
-def _precision(entry: dict) -> tuple[str, str]:
-    """An artifact's precision label and compute type, as its Artifact record states them; a report written before
-    they were stored has them derived from its quantization settings, the same way compress.artifacts does."""
-    if "precision" in entry and "compute" in entry:
-        return entry["precision"], entry["compute"]
-    if not entry.get("quantization"):
-        return "fp32", "fp32"
-    from compress.artifacts import Quantization
-
-    p = Quantization.from_dict(entry["quantization"]).precision()
-    return p.label, p.compute
+def _model_entry(m: Measured, role: str, fmt: str | None = None) -> dict:
+    keep = ("arch", "load_s", "load_s_all", "rss_before_load_bytes", "peak_rss_bytes", "peak_rss_scope", "interpreter",
+            "buckets", "embedding")
+    return {"name": m.name, "role": role, "format": fmt or m.format, "precision": m.precision, "compute": m.compute,
+            "runtime": m.runtime, "size_bytes": m.size_bytes, "quality": m.quality, "latency": m.latency,
+            **{k: m.extras[k] for k in keep if k in m.extras}}
 
 
 def bench_document(report: dict) -> dict:
+    """The pipeline's measurements as a device results document (the schema `python -m targets bench` writes)."""
     from targets.bench import results_document
 
-    models = [_model_entry(report["teacher"], "teacher", "teacher", "fp32", "fp32", "pytorch"),
-              _model_entry(report["student"], "student (pytorch)", "student", "fp32", "fp32", "pytorch")]
-    for a in report["artifacts"]:
-        precision, compute = _precision(a)
-        models.append(_model_entry(a, a["name"], "artifact", precision, compute, a["format"]))
-    for r in report.get("references", []):
-        models.append(_model_entry(r, r["name"], "reference", r["precision"], r["compute"], r["format"]))
+    results = BenchResults.from_dict(report)
+    models = [_model_entry(results.teacher, "teacher", "pytorch"), _model_entry(results.student, "student", "pytorch")]
+    models += [_model_entry(a, "artifact") for a in results.artifacts]
+    models += [_model_entry(r, "reference") for r in results.references]
     b = report["bench"]
     from targets.bench import Grid, Timing
 
@@ -99,14 +81,6 @@ def bench_document(report: dict) -> dict:
 
 
 # ---- Markdown -------------------------------------------------------------------------------------------
-def _mb(n) -> str:
-    return "—" if not n else f"{n / 1e6:.1f}"
-
-
-def _num(x, fmt="{}") -> str:
-    return "—" if x is None else fmt.format(x)
-
-
 def headline(docs: list[dict]) -> list[str]:
     """The shipped artifact against the teacher, measured in the same run (the run that has a teacher)."""
     for doc in docs:
@@ -122,8 +96,8 @@ def headline(docs: list[dict]) -> list[str]:
         ms, best = min(timed, key=lambda t: t[0])
         t_ms = cell(teacher, seq, threads, 1)["p50_ms"]
         which = "in the bundle" if best.get("shipped") else "fastest verified"
-        acc = (f"**{100 * best['accuracy'] / teacher['accuracy']:.2f}%** of the teacher's test accuracy"
-               if best.get("accuracy") is not None and teacher.get("accuracy") else "accuracy not measured")
+        kept = Measured.from_dict(best).retained(Measured.from_dict(teacher))
+        acc = f"**{100 * kept:.2f}%** of the teacher's test accuracy" if kept is not None else "accuracy not measured"
         return ["## Headline", "",
                 "| device | shipped artifact | runtime | p50 ms | teacher p50 ms | speed-up | size ratio | accuracy retained |",
                 "|---|---|---|---:|---:|---:|---:|---:|",

@@ -1,7 +1,7 @@
 """What the bench stage measures of an embedding model's quality, beside its latency: fidelity to the teacher on held-out
 text, retrieval (recall@10 / MRR@10, and asymmetric: the model's queries against the teacher's document vectors) and
 the linear probe. Every model, PyTorch or runtime file, is called through `predict(encoded) -> vectors`, the way
-the bench stage runs it for the classifier's accuracy."""
+the bench stage runs it for the classifier's accuracy (every task's metric is its `quality`)."""
 
 from __future__ import annotations
 
@@ -38,9 +38,9 @@ class EmbeddingQuality:
         return self._entry(evaluate_embeddings(self._embed(predict, tokenizer), self.suite, self.teacher_vectors))
 
     def _entry(self, scores) -> dict:
-        """`accuracy` holds the task metric (fidelity), as for every task; `embedding` the whole row."""
+        """`quality` holds the task metric (fidelity), as for every task; `embedding` the whole row."""
         row = scores.to_dict() | {"relative": scores.relative_to(self.teacher_row)}
-        return {"accuracy": scores.fidelity, "embedding": row}
+        return {"quality": scores.fidelity, "embedding": row}
 
     def evaluated_texts(self) -> list[str]:
         """Every text the evaluation reads: the transfer set leaves them out (the retrieval passages are not dev / test

@@ -4,26 +4,14 @@ the linear probe, each beside latency and as a share of the teacher's; plus what
 from __future__ import annotations
 
 
-def _pct(x) -> str:
-    return "—" if x is None else f"{100 * x:.2f}"
+from compress.bench.fmt import pct as _pct, ratio
 
 
-def _ratio(x) -> str:
-    return "—" if x is None else f"{x:.2f}"
-
-
-def p50_at(latency: list[dict], seq: int, threads: int) -> float | None:
-    from compress.bench.cells import p50_at as lookup
-
-    return lookup(latency, seq, threads)
-
-
-def embedding_section(report: dict, seq: int, threads: int) -> list[str]:
+def embedding_section(report: dict, results, seq: int, threads: int) -> list[str]:
+    """results: the measured models (compress.bench.record.BenchResults); report: what the evaluation set was."""
     ev = report["data"].get("evaluation") or {}
-    t = report["teacher"]
-    t_ms = p50_at(t["latency"], seq, threads)
-    onnx = next((r for r in report.get("references", []) if r["name"] == "teacher-onnx-fp32"), None)
-    onnx_ms = p50_at(onnx["latency"], seq, threads) if onnx else None
+    t, onnx = results.teacher, results.onnx_teacher
+    t_ms, onnx_ms = t.p50(seq, threads), onnx.p50(seq, threads) if onnx else None
     probe = ev.get("probe")
     lines = ["## Embedding quality", "",
              f"Held-out text: {ev.get('held_out', '—')} test texts (fidelity: mean cosine to the teacher's vectors). "
@@ -37,15 +25,15 @@ def embedding_section(report: dict, seq: int, threads: int) -> list[str]:
              f"MRR % of teacher | asym MRR % of teacher | probe % of teacher | p50 ms (seq {seq}, {threads}t) | "
              "× eager teacher | × teacher ONNX |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    rows = [("teacher (pytorch eager)", t), ("student (pytorch)", report["student"])]
-    rows += [(a["name"], a) for a in report["artifacts"]] + [(r["name"] + " (reference)", r) for r in report.get("references", [])]
+    rows = [("teacher (pytorch eager)", t), ("student (pytorch)", results.student)]
+    rows += [(a.name, a) for a in results.artifacts] + [(r.name + " (reference)", r) for r in results.references]
     for name, m in rows:
         e = m.get("embedding") or {}
         rel = e.get("relative") or {}
-        ms = p50_at(m.get("latency", []), seq, threads)
+        ms = m.p50(seq, threads)
         lines.append(f"| {name} | {e.get('dim', '—')} | {_pct(e.get('fidelity'))} | {_pct(e.get('recall@10'))} | "
                      f"{_pct(e.get('mrr@10'))} | {_pct(e.get('asym_recall@10'))} | {_pct(e.get('asym_mrr@10'))} | "
                      f"{_pct(e.get('probe_accuracy'))} | {_pct(rel.get('mrr@10'))} | {_pct(rel.get('asym_mrr@10'))} | "
                      f"{_pct(rel.get('probe_accuracy'))} | {ms if ms is not None else '—'} | "
-                     f"{_ratio(t_ms / ms) if t_ms and ms else '—'} | {_ratio(onnx_ms / ms) if onnx_ms and ms else '—'} |")
+                     f"{ratio(t_ms, ms)} | {ratio(onnx_ms, ms)} |")
     return lines + [""]

@@ -35,7 +35,7 @@ def device_logits(run, enc: Encoded, description: str | None = None) -> np.ndarr
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray, atol: float, min_label_agreement: float, task=None) -> Verification:
+def compare(reference: np.ndarray, candidate: np.ndarray, atol: float, min_agreement: float, task=None) -> Verification:
     """max |Δ| within atol and the task's agreement (label agreement; embeddings: mean cosine) at least the bar."""
     from compress.metrics import label_agreement
     from compress.token_classification.metrics import max_abs_diff
@@ -44,10 +44,10 @@ def compare(reference: np.ndarray, candidate: np.ndarray, atol: float, min_label
     agree = (task.agreement if task is not None else label_agreement)(reference, candidate)
     return Verification(
         max_abs_diff=diff,
-        label_agreement=agree,
+        agreement=agree,
         rows=len(reference),
-        passed=diff <= atol and agree >= min_label_agreement,
+        passed=diff <= atol and agree >= min_agreement,
         atol=atol,
-        min_label_agreement=min_label_agreement,
-        agreement=task.agreement_name if task is not None else "label agreement",
+        min_agreement=min_agreement,
+        agreement_name=task.agreement_name if task is not None else "label agreement",
     )

@@ -70,22 +70,22 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     model = folder / MODEL_FILE
 
     def attempt(art: dict) -> ModelCheck:
-        shutil.copy2(inp.run.out / art["path"], model)
+        shutil.copy2(inp.out / art.path, model)
         outputs, ms, truncated = run_texts(model, inp)
         outputs = inp.same_shape(outputs, "the .pte through the runner's tokenizer")
-        agreement, bar = inp.agreement(outputs), inp.bar(inp.typed[art["name"]].quantization is not None)
+        agreement, bar = inp.agreement(outputs), inp.bar(inp.typed[art.name].quantization is not None)
         check = ModelCheck(f"executorch {version('executorch')} runtime (Python bindings, XNNPACK) + the runner's "
                            "tokenizer", len(outputs), agreement, inp.agreement_name, bar, agreement >= bar,
-                           max_abs_diff(inp.reference, outputs), inp.accuracy(outputs), round(ms, 3),
+                           max_abs_diff(inp.reference, outputs), inp.dev_quality(outputs), round(ms, 3),
                            [f"{truncated} dev text(s) longer than {inp.max_length} tokens truncated ([SEP] kept last)"])
-        info(f"bundle android-executorch/{MODEL_FILE} ({art['name']}) from raw dev text: {inp.agreement_name} "
+        info(f"bundle android-executorch/{MODEL_FILE} ({art.name}) from raw dev text: {inp.agreement_name} "
              f"{agreement:.4f}, max |Δ| {check.max_abs_diff:.2e}, {ms:.2f} ms per text")
         return check
 
     art, check, rejected = first_passing(inp.candidates["executorch"], model, attempt)
     if art is None:
         return none_passed(PLATFORM, rejected)
-    typed = inp.typed[art["name"]]
+    typed = inp.typed[art.name]
     shutil.copy2(inp.tokenizer_dir / "tokenizer.json", folder / "tokenizer.json")
     if (inp.tokenizer_dir / "vocab.txt").is_file():
         shutil.copy2(inp.tokenizer_dir / "vocab.txt", folder / "vocab.txt")
@@ -98,14 +98,14 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
             "inputs": [{"name": n, "dtype": "int64", "shape": [1, "L"]} for n in names],
             "sequence": (f"any L from 2 to {inp.max_length} (dynamic axis)" if not typed.buckets else
                          f"pad to the smallest bucket of {typed.buckets} that holds the text (zeros, mask 0)"),
-            "output": {"name": inp.run.task.output_names[0], "dtype": "float32",
+            "output": {"name": inp.task.output_names[0], "dtype": "float32",
                        "shape": [1, *(["L"] if inp.task.per_token else []), int(inp.reference.shape[-1])]},
             "labels": inp.label_names if inp.task.labelled_outputs else None, "max_length": inp.max_length,
             "precision": typed.precision, "portable_ops": typed.extras.get("portable_ops") or {},
             "tokenizer": {"vocab": "vocab.txt" if (folder / "vocab.txt").is_file() else None,
                           "tokenizer_json": "tokenizer.json"}}
     write_json(folder / "model.json", spec)
-    made = PlatformBundle("android-executorch", PLATFORM.title, model_file=MODEL_FILE, artifact=art["name"],
+    made = PlatformBundle("android-executorch", PLATFORM.title, model_file=MODEL_FILE, artifact=art.name,
                           precision=typed.precision, check=check, rejected=rejected,
                           details={"methods": methods, "inputs": names, "portable_ops": typed.extras.get("portable_ops") or {}})
     write_text(folder / "README.md", readme(inp, made, spec))
@@ -132,7 +132,7 @@ def readme(inp: BundleInput, made: PlatformBundle, spec: dict) -> str:
         "for the Hugging Face `tokenizers` library. `model.json` names inputs, output, labels and methods.",
         "",
         f"Checked here: {c.tool} on the {c.rows} dev texts, raw strings in: {c.agreement_name} with the PyTorch student "
-        f"{100 * c.agreement:.2f}%" + (f", dev score {100 * c.dev_accuracy:.2f}%" if c.dev_accuracy is not None else "")
+        f"{100 * c.agreement:.2f}%" + (f", dev score {100 * c.dev_quality:.2f}%" if c.dev_quality is not None else "")
         + f", max abs Δ {c.max_abs_diff:.1e}; {c.ms_per_text:.2f} ms per text on the build machine (one thread).",
         "",
         *executorch_snippet(MODEL_FILE, spec["methods"], [i["name"] for i in spec["inputs"]], inp.task),

@@ -86,8 +86,8 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
              f"{'sentence vector' if embedder else 'probabilities'} out (litert-torch)")
 
         def attempt(art: dict) -> ModelCheck:
-            typed = inp.typed[art["name"]]
-            quantized = quantize_like(fp32, typed.quantization, Path(work) / f"{art['name']}.tflite")
+            typed = inp.typed[art.name]
+            quantized = quantize_like(fp32, typed.quantization, Path(work) / f"{art.name}.tflite")
             write_metadata(quantized, vocab, None if embedder else inp.label_names, model)
             outputs, ms, tool = run_mediapipe(model, inp.texts, embedder, width)
             inp.same_shape(outputs, tool)
@@ -101,22 +101,22 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
                      f"{inp.agreement_name} on all {len(inp.texts)} texts {every:.4f}; the bar applies to the "
                      f"{int(ascii_rows.sum())} ASCII-only texts, which MediaPipe tokenizes as the student does"]
             if runner is not None:
-                notes.append(f"{inp.agreement_name} with the runner's bucketed {art['name']}: {inp.agreement(outputs, runner):.4f}")
+                notes.append(f"{inp.agreement_name} with the runner's bucketed {art.name}: {inp.agreement(outputs, runner):.4f}")
             expected = inp.reference if embedder else softmax(inp.reference)  # a TextClassifier's scores: probabilities
             check = ModelCheck(tool, len(outputs), agreement, f"{inp.agreement_name} (ASCII texts)", bar, agreement >= bar,
-                               float(abs(outputs - expected).max()), inp.accuracy(outputs), ms, notes)
-            accuracy = f", dev accuracy {100 * check.dev_accuracy:.2f}%" if check.dev_accuracy is not None else ""
-            info(f"bundle android-litert/{MODEL_FILE} ({art['name']}) through {tool}: {inp.agreement_name} "
+                               float(abs(outputs - expected).max()), inp.dev_quality(outputs), ms, notes)
+            accuracy = f", dev accuracy {100 * check.dev_quality:.2f}%" if check.dev_quality is not None else ""
+            info(f"bundle android-litert/{MODEL_FILE} ({art.name}) through {tool}: {inp.agreement_name} "
                  f"{agreement:.4f} on the ASCII-only texts, {every:.4f} on all{accuracy}, {ms:.2f} ms per text")
             return check
 
         art, check, rejected = first_passing(inp.candidates["litert"], model, attempt)
     if art is None:
         return none_passed(PLATFORM, rejected)
-    typed = inp.typed[art["name"]]
+    typed = inp.typed[art.name]
     (folder / "vocab.txt").unlink(missing_ok=True)  # inside the model's metadata now
     write_text(folder / "README.md", readme(inp, check, typed.precision))
-    return PlatformBundle("android-litert", PLATFORM.title, model_file=MODEL_FILE, artifact=art["name"],
+    return PlatformBundle("android-litert", PLATFORM.title, model_file=MODEL_FILE, artifact=art.name,
                           precision=typed.precision, string_in=True, check=check, rejected=rejected,
                           details={"fixed_length": inp.max_length})  # every call pads to it
 
@@ -138,8 +138,8 @@ def readme(inp: BundleInput, check: ModelCheck, precision: str, platform: str = 
          f"Outputs: one score per label ({', '.join(inp.label_names)}), the softmax probabilities."),
         "",
         f"Checked here: {check.tool} on the {check.rows} dev texts, raw strings in: {check.agreement_name} with the "
-        f"PyTorch student {100 * check.agreement:.2f}%" + (f", dev accuracy {100 * check.dev_accuracy:.2f}%"
-                                                           if check.dev_accuracy is not None else "")
+        f"PyTorch student {100 * check.agreement:.2f}%" + (f", dev accuracy {100 * check.dev_quality:.2f}%"
+                                                           if check.dev_quality is not None else "")
         + f"; {check.ms_per_text:.2f} ms per text on the build machine. "
         "MediaPipe's own BERT tokenizer gives the Hugging Face tokenizer's ids for English text, but it lower-cases "
         "ASCII only, strips no accents and reads `[SEP]` typed in a text as plain characters: \"naïve café\", "

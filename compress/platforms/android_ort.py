@@ -71,19 +71,19 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     model, made_with = folder / MODEL_FILE, {}
 
     def attempt(art: dict) -> ModelCheck:
-        made_with["mode"] = string_in_model(inp.run.out / art["path"], inp.tokenizer_dir, inp.max_length, model)
+        made_with["mode"] = string_in_model(inp.out / art.path, inp.tokenizer_dir, inp.max_length, model)
         outputs, ms = run_texts(model, inp.texts)
         made_with["outputs"] = inp.same_shape(outputs, "the string-in model")
-        agreement, bar = inp.agreement(outputs), inp.bar(inp.typed[art["name"]].quantization is not None)
+        agreement, bar = inp.agreement(outputs), inp.bar(inp.typed[art.name].quantization is not None)
         check = ModelCheck(
             f"onnxruntime {_version('onnxruntime')} + onnxruntime-extensions {_version('onnxruntime-extensions')} (Python)",
             len(outputs), agreement, inp.agreement_name, bar, agreement >= bar, max_abs_diff(inp.reference, outputs),
-            inp.accuracy(outputs), round(ms, 3),
+            inp.dev_quality(outputs), round(ms, 3),
             [f"in-graph tokenizer: {made_with['mode']}; its ids equal Hugging Face's on {100 * ids:.2f}% of dev texts",
              f"text longer than {inp.max_length} tokens is truncated ([SEP] kept last)"]
             + ([f"in-graph ids and character offsets both equal Hugging Face's on {100 * spans:.2f}% of dev texts"]
                if spans is not None else []))
-        info(f"bundle android-ort/{MODEL_FILE} ({art['name']} + tokenizer) from raw dev text: {inp.agreement_name} "
+        info(f"bundle android-ort/{MODEL_FILE} ({art.name} + tokenizer) from raw dev text: {inp.agreement_name} "
              f"{agreement:.4f}, max |Δ| {check.max_abs_diff:.2e}, {ms:.2f} ms per text; ids as Hugging Face's on "
              f"{100 * ids:.2f}% of dev texts")
         return check
@@ -91,15 +91,15 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     art, check, rejected = first_passing(inp.candidates["onnxruntime"], model, attempt)
     if art is None:
         return none_passed(PLATFORM, rejected)
-    typed, mode, outputs = inp.typed[art["name"]], made_with["mode"], made_with["outputs"]
+    typed, mode, outputs = inp.typed[art.name], made_with["mode"], made_with["outputs"]
     model_file = MODEL_FILE
-    if inp.run.recipe.export.ort_format:  # ONNX Runtime's own format: loads in its mobile (minimal) builds too
+    if inp.ort_format:  # ONNX Runtime's own format: loads in its mobile (minimal) builds too
         model_file = _as_ort(inp, folder, outputs, check)
     if inp.task.labelled_outputs:
         write_text(folder / "labels.txt", "".join(f"{lab}\n" for lab in inp.label_names))
-    made = PlatformBundle("android-ort", PLATFORM.title, model_file=model_file, artifact=art["name"],
+    made = PlatformBundle("android-ort", PLATFORM.title, model_file=model_file, artifact=art.name,
                           precision=typed.precision, string_in=True, check=check, rejected=rejected,
-                          details={"text_input": TEXT_INPUT, "output": inp.run.task.output_names[0],
+                          details={"text_input": TEXT_INPUT, "output": inp.task.output_names[0],
                                    "dev_ids_as_huggingface": ids, "tokenizer_mode": mode,
                                    **({"dev_offsets_as_huggingface": spans} if spans is not None else {})})
     write_json(folder / "model.json", {"file": model_file, "input": {"name": TEXT_INPUT, "dtype": "string", "shape": [1]},
@@ -169,7 +169,7 @@ def readme(inp: BundleInput, made: PlatformBundle, platform: str = "android") ->
         f"per call; texts longer than {inp.max_length} tokens are truncated (`[SEP]` kept last, as in training).",
         "",
         f"Checked here: {c.tool} on the {c.rows} dev texts, raw strings in: {c.agreement_name} with the PyTorch "
-        f"student {100 * c.agreement:.2f}%" + (f", dev accuracy {100 * c.dev_accuracy:.2f}%" if c.dev_accuracy is not None else "")
+        f"student {100 * c.agreement:.2f}%" + (f", dev accuracy {100 * c.dev_quality:.2f}%" if c.dev_quality is not None else "")
         + f", max abs Δ {c.max_abs_diff:.1e}; {c.ms_per_text:.2f} ms per text on the build machine (one thread). "
         f"The in-graph token ids equal Hugging Face's on {100 * made.details['dev_ids_as_huggingface']:.2f}% of the dev texts. "
         "`model.json` names the input, output, labels and the session config entry below.",

@@ -16,7 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from compress.bench.record import BenchResults, Measured
 from compress.student.kind import TRANSFORMER, StudentKind
+from compress.tasks.base import Task
 
 FP32_MIN_AGREEMENT = 0.999
 """fp32 files must agree with the PyTorch student on this share of dev labels (or reach this mean cosine)."""
@@ -26,10 +28,11 @@ FP32_MIN_AGREEMENT = 0.999
 class BundleInput:
     """What every platform may read (built once by the bundle stage)."""
 
-    run: Any  # compress.run.Run
-    results: dict  # the bench stage's results (latency, accuracy and size of every artifact)
+    task: Task  # what the platforms ask instead of branching on which task it is
+    out: Path  # the run's OUT folder: the artifacts' paths are relative to it
+    results: BenchResults  # what the bench stage measured (latency, quality and size of every artifact)
     typed: dict  # artifact name -> compress.artifacts.Artifact
-    candidates: dict[str, list[dict]]  # runtime -> measured artifacts to try, fastest first (choose_models)
+    candidates: dict[str, list[Measured]]  # runtime -> measured artifacts to try, fastest first (choose_models)
     texts: list[str]  # the dev split's texts
     pairs: list[str] | None  # their second texts (text-pair classification)
     labels: np.ndarray  # dev labels as the task's metric reads them (empty when the task has none)
@@ -39,18 +42,16 @@ class BundleInput:
     input_names: list[str]  # the exported graphs' inputs
     max_length: int
     meta: dict  # what every bundle's metadata says of the run (teacher, student, recipe, versions, checked_on)
+    atol: float  # the export's tolerance: what an fp32 file's outputs may differ by
+    min_agreement: float  # the quantization guard's bar: what an int8 file must agree on
+    ort_format: bool = False  # the recipe asks for ONNX Runtime's own .ort format beside the .onnx
     student: Any = None  # the PyTorch student (loaded once by the stage; the task-library .tflite converts it)
     kind: StudentKind = TRANSFORMER  # what kind of model it is (a static-embedding table has no transformer)
     built: dict = field(default_factory=dict)  # platform -> (its folder, its PlatformBundle), as they are built
 
     def bar(self, quantized: bool) -> float:
         """The agreement a file must reach: the export's bar for fp32, the quantization guard's for int8."""
-        return self.run.recipe.quantize.min_label_agreement if quantized else FP32_MIN_AGREEMENT
-
-    @property
-    def task(self):
-        """The run's task (compress.tasks.base.Task): what the platforms ask instead of branching on which it is."""
-        return self.run.task
+        return self.min_agreement if quantized else FP32_MIN_AGREEMENT
 
     def agreement(self, outputs: np.ndarray, reference: np.ndarray | None = None) -> float:
         """The task's agreement (label agreement, mean cosine, token agreement) of `outputs` with the PyTorch
@@ -66,9 +67,9 @@ class BundleInput:
 
     @property
     def agreement_name(self) -> str:
-        return self.run.task.agreement_name
+        return self.task.agreement_name
 
-    def accuracy(self, outputs: np.ndarray) -> float | None:
+    def dev_quality(self, outputs: np.ndarray) -> float | None:
         """The task's metric on the dev labels (accuracy, entity F1; None for a task without labels)."""
         return self.task.dev_quality(outputs, self.labels)
 
@@ -84,7 +85,7 @@ class ModelCheck:
     bar: float
     passed: bool
     max_abs_diff: float | None = None  # of scores the tool returns (probabilities for MediaPipe, logits for ONNX)
-    dev_accuracy: float | None = None
+    dev_quality: float | None = None  # the task's metric on the dev labels (accuracy, entity F1)
     ms_per_text: float | None = None  # mean wall time of one call from a string, tokenizer included (this machine)
     notes: list[str] = field(default_factory=list)
 
@@ -112,7 +113,7 @@ class PlatformBundle:
         return asdict(self)
 
 
-def first_passing(candidates: list[dict], model: Path, attempt: Callable[[dict], ModelCheck]):
+def first_passing(candidates: list[Measured], model: Path, attempt: Callable[[Measured], ModelCheck]):
     """Try the measured artifacts fastest first: `attempt(artifact)` writes `model` from it and checks it (an
     exception: it cannot be made or run). Returns (the artifact that passed or None, its check, the rejections);
     a failed candidate's file is removed."""
@@ -123,12 +124,12 @@ def first_passing(candidates: list[dict], model: Path, attempt: Callable[[dict],
         try:
             check = attempt(art)
         except Exception as exc:  # noqa: BLE001 - this candidate cannot be made or run: the next one may
-            rejected.append({"file": model.name, "artifact": art["name"], "reason": first_line(exc)})
+            rejected.append({"file": model.name, "artifact": art.name, "reason": first_line(exc)})
             model.unlink(missing_ok=True)
             continue
         if check.passed:
             return art, check, rejected
-        rejected.append({"file": model.name, "artifact": art["name"],
+        rejected.append({"file": model.name, "artifact": art.name,
                          "reason": f"{check.agreement_name} {check.agreement:.4f} under the bar {check.bar}"})
         model.unlink(missing_ok=True)
     return None, None, rejected

@@ -16,6 +16,7 @@ from pathlib import Path
 
 
 from compress.artifacts import Artifact
+from compress.bench.record import Measured
 from compress.errors import StageFailed, first_line
 from compress.fsutil import file_digest, write_json, write_text
 from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle
@@ -36,10 +37,10 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
     from targets.check import CHECK_FILE, MEASURES, CheckSet, check_model
     from targets.tokenizer import TokenizerError, load_tokenizer
 
-    run, tmp = inp.run, folder
+    tmp, task = folder, inp.task
     typed, tokenizer_dir = inp.typed, inp.tokenizer_dir
-    measure = MEASURES[run.task.postprocess]  # how the runner holds this task's outputs against the student's
-    checks = CheckSet(inp.texts, inp.pairs, inp.labels, inp.reference, run.recipe.export.atol,
+    measure = MEASURES[task.postprocess]  # how the runner holds this task's outputs against the student's
+    checks = CheckSet(inp.texts, inp.pairs, inp.labels, inp.reference, inp.atol,
                       **{f"fp32_{measure.bar}": inp.bar(False), f"quantized_{measure.bar}": inp.bar(True)})
     width = inp.reference.shape[-1]  # labels, tags or the vector's size
     if not (tokenizer_dir / "tokenizer.json").is_file():
@@ -83,11 +84,11 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
 
     kept, rejected = [], []
 
-    def add(file_name: str, art: dict) -> bool:
+    def add(file_name: str, art: Measured) -> bool:
         """Write one model file, check it alone through the runner; keep it or remove it (and say why)."""
         dst = tmp / file_name
-        shutil.copy2(run.out / art["path"], dst)
-        entry = _model_meta(file_name, typed[art["name"]], art, run.task, inp.input_names, width, tmp)
+        shutil.copy2(inp.out / art.path, dst)
+        entry = _model_meta(file_name, typed[art.name], art, task, inp.input_names, width, tmp)
         write_json(tmp / "metadata.json", meta | {"models": kept + [entry]})  # the bundle as the runner sees it
         try:
             result = check_model(Bundle.load(tmp), entry, checks)
@@ -96,7 +97,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
         else:
             score = getattr(result, measure.field)
             dev = "" if result.accuracy is None else f", dev accuracy {100 * result.accuracy:.2f}%"
-            info(f"bundle pi/{file_name} ({art['name']}) through the torch-free runner: max |Δ{measure.diff}| vs "
+            info(f"bundle pi/{file_name} ({art.name}) through the torch-free runner: max |Δ{measure.diff}| vs "
                  f"PyTorch {result.max_abs_diff:.2e}, {measure.name} {score:.{measure.digits}f}{dev}")
             entry["runner_check"] = {"rows": result.rows, "max_abs_diff_vs_pytorch": result.max_abs_diff,
                                      f"{measure.field}_vs_pytorch": score,
@@ -104,7 +105,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
             failure = result.failure and f"runner output does not match the PyTorch student on dev: {result.failure}"
         if failure:
             dst.unlink()
-            rejected.append({"file": file_name, "artifact": art["name"], "reason": failure})
+            rejected.append({"file": file_name, "artifact": art.name, "reason": failure})
             write_json(tmp / "metadata.json", meta | {"models": kept})
             return False
         kept.append(entry)
@@ -115,18 +116,18 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
             continue
         for i, art in enumerate(options):
             if i:
-                info(f"[yellow]bundle[/] pi: trying the next-fastest {runtime} artifact, {art['name']}")
-            if add(f"model{Path(art['path']).suffix}", art):
+                info(f"[yellow]bundle[/] pi: trying the next-fastest {runtime} artifact, {art.name}")
+            if add(f"model{Path(art.path).suffix}", art):
                 break
     for r in rejected:
         info(f"[yellow]not bundled[/]: pi/{r['file']} ({r['artifact']}): {r['reason']}")
     if not kept:
         raise StageFailed("bundle: no model passed the runner check against the PyTorch student (see the lines "
-                          f"above); the trained student and the artifacts in {run.out} are kept")
+                          f"above); the trained student and the artifacts in {inp.out} are kept")
     meta["models"] = kept
     meta["rejected"] = rejected
     write_json(tmp / "metadata.json", meta)
-    write_text(tmp / "README.md", run.task.bundle_readme(meta))
+    write_text(tmp / "README.md", task.bundle_readme(meta))
     first = kept[0]
     rc = first["runner_check"]
     check = ModelCheck(
@@ -140,7 +141,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
                             for m in kept]})
 
 
-def _model_meta(file_name: str, art: Artifact, measured: dict, task, input_names: list[str], num_labels: int,
+def _model_meta(file_name: str, art: Artifact, measured: Measured, task, input_names: list[str], num_labels: int,
                 root: Path) -> dict:
     from targets.runtime import RUNTIME_OF_SUFFIX, RUNTIMES
 
@@ -153,7 +154,7 @@ def _model_meta(file_name: str, art: Artifact, measured: dict, task, input_names
         input_names = [n for n in input_names if n in graph_inputs]
     session = RUNTIMES[art.runtime]  # what that runtime's file takes and gives (targets.runtime)
     ins, outs = session.io(input_names, list(art.outputs), task.output_shape(num_labels), art.buckets)
-    seq_latency = {f"seq{e['seq_len']}_{e['threads']}t": e["p50_ms"] for e in measured["latency"] if e.get("batch", 1) == 1}
+    seq_latency = {f"seq{e['seq_len']}_{e['threads']}t": e["p50_ms"] for e in measured.latency if e.get("batch", 1) == 1}
     v = art.verification
     return {
         "file": file_name, "runtime": RUNTIME_OF_SUFFIX[path.suffix], "format": path.suffix.lstrip("."), "artifact": art.name,
@@ -161,7 +162,7 @@ def _model_meta(file_name: str, art: Artifact, measured: dict, task, input_names
         **({"buckets": art.buckets, "signatures": [f"seq_{b}" for b in art.buckets]} if art.buckets else {}),
         **session.bundle_fields(art.buckets, art.extras),
         "size_bytes": path.stat().st_size, "sha256": file_digest(path, None),
-        "test_accuracy": measured["accuracy"], "verification": {"max_abs_diff": v.max_abs_diff, "label_agreement": v.label_agreement,
+        "test_quality": measured.quality, "verification": {"max_abs_diff": v.max_abs_diff, "agreement": v.agreement,
                                                                 "on": f"dev ({v.rows} rows)"},
         "latency_p50_ms_on_build_machine": seq_latency,
         "quantization": {"backend": art.quantization.backend, "settings": art.quantization.settings} if art.quantization else None,

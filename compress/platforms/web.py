@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compress.bench.record import Measured
 from compress.errors import first_line
 from compress.fsutil import write_json, write_text
 from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle
@@ -60,9 +61,9 @@ def _config(inp: BundleInput) -> dict:
     return config
 
 
-def _pick_quantized(inp: BundleInput) -> dict | None:
+def _pick_quantized(inp: BundleInput) -> Measured | None:
     """The fastest verified int8 ONNX artifact (onnx/model_quantized.onnx)."""
-    return next((a for a in inp.candidates.get("onnxruntime", []) if a.get("precision", "fp32") != "fp32"), None)
+    return next((a for a in inp.candidates.get("onnxruntime", []) if a.precision != "fp32"), None)
 
 
 def run_check(folder: Path, texts: list[str], dtype: str, task: str, timeout: float = 1800) -> dict:
@@ -90,7 +91,7 @@ def _check(inp: BundleInput, folder: Path, dtype: str, quantized: bool) -> Model
     return ModelCheck(
         f"transformers.js {m['transformers_js']} (Node {m['node']}, onnxruntime-node {m['onnxruntime_node']})",
         len(outputs), agreement, inp.agreement_name, bar, agreement >= bar,
-        float(np.abs(outputs - inp.reference).max()), inp.accuracy(outputs),
+        float(np.abs(outputs - inp.reference).max()), inp.dev_quality(outputs),
         round(1000 * m["run_s"] / max(1, len(outputs)), 3), [f"dtype {dtype}"])
 
 
@@ -114,11 +115,11 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
         if (folder / "tokenizer_config.json").is_file() else {}
     write_json(folder / "tokenizer_config.json", tok_config | {"model_max_length": inp.max_length})
     (folder / "onnx").mkdir()
-    shutil.copy2(inp.run.out / fp32.path, folder / "onnx" / "model.onnx")
+    shutil.copy2(inp.out / fp32.path, folder / "onnx" / "model.onnx")
     quantized = _pick_quantized(inp)
     if quantized is not None:
-        shutil.copy2(inp.run.out / quantized["path"], folder / "onnx" / "model_quantized.onnx")
-    shipped = quantized or {"name": fp32.name, "precision": "fp32"}
+        shutil.copy2(inp.out / quantized.path, folder / "onnx" / "model_quantized.onnx")
+    shipped = (quantized.name, quantized.precision) if quantized else (fp32.name, "fp32")
     dtype = "q8" if quantized else "fp32"
     missing = transformers_js_missing()
     check, rejected, notes = None, [], []
@@ -134,14 +135,14 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
                 reason = f"transformers.js could not run it: {first_line(exc)}"
             else:
                 info(f"bundle web/{file} through {c.tool}: {c.agreement_name} {c.agreement:.4f}"
-                     + (f", dev accuracy {100 * c.dev_accuracy:.2f}%" if c.dev_accuracy is not None else "")
+                     + (f", dev accuracy {100 * c.dev_quality:.2f}%" if c.dev_quality is not None else "")
                      + f", {c.ms_per_text:.2f} ms per text")
                 reason = None if c.passed else f"{c.agreement_name} {c.agreement:.4f} under the bar {c.bar}"
             if reason:
                 rejected.append({"file": file, "reason": reason})
                 (folder / file).unlink()
                 if q:
-                    shipped, dtype = {"name": fp32.name, "precision": "fp32"}, "fp32"
+                    shipped, dtype = (fp32.name, "fp32"), "fp32"
                 continue
             if d == dtype:
                 check = c
@@ -155,7 +156,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
         check.notes = notes + check.notes
     write_text(folder / "README.md", readme(inp, dtype, check, notes))
     return PlatformBundle("web", PLATFORM.title, model_file="onnx/model_quantized.onnx" if dtype == "q8" else "onnx/model.onnx",
-                          artifact=shipped["name"], precision=shipped["precision"], string_in=False, check=check,
+                          artifact=shipped[0], precision=shipped[1], string_in=False, check=check,
                           rejected=rejected, details={"dtype": dtype, "notes": notes})
 
 

@@ -22,8 +22,8 @@ from compress.quantize.base import Backend, Context, Settings
 
 @dataclass
 class Measured:
-    accuracy: float  # the task's dev metric of the quantized artifact (accuracy; embeddings: fidelity)
-    label_agreement: float  # the task's agreement with the fp32 student on dev (labels; embeddings: mean cosine)
+    quality: float  # the task's dev metric of the quantized artifact (accuracy, entity F1; embeddings: fidelity)
+    agreement: float  # the task's agreement with the fp32 student on dev (labels, tokens; embeddings: mean cosine)
     max_abs_diff: float
 
 
@@ -47,9 +47,9 @@ def run_guard(
     ctx: Context,
     out_dir: Path,
     evaluate: Callable[[Backend, Settings, Path], Measured],
-    fp32_accuracy: float,
+    fp32_quality: float,
     max_drop_points: float,
-    min_label_agreement: float,
+    min_agreement: float,
     use_fallbacks: bool = True,
     metric_name: str = "accuracy",
     agreement_name: str = "label agreement",
@@ -86,11 +86,11 @@ def run_guard(
                 info(f"[yellow]quantize {attempt.name}[/]: {attempt.reason}")
                 break  # fallbacks of a backend that crashed would crash the same way
             attempt.seconds, attempt.measured = time.perf_counter() - t0, m
-            drop = 100 * (fp32_accuracy - m.accuracy)
-            attempt.passed = drop <= max_drop_points and m.label_agreement >= min_label_agreement
+            drop = 100 * (fp32_quality - m.quality)
+            attempt.passed = drop <= max_drop_points and m.agreement >= min_agreement
             attempt.reason = (
-                f"dev {metric_name} {100 * m.accuracy:.2f}% vs fp32 {100 * fp32_accuracy:.2f}% (drop {drop:.2f} points, "
-                f"tolerance {max_drop_points:g}); {agreement_name} {m.label_agreement:.4f} (needs {min_label_agreement})"
+                f"dev {metric_name} {100 * m.quality:.2f}% vs fp32 {100 * fp32_quality:.2f}% (drop {drop:.2f} points, "
+                f"tolerance {max_drop_points:g}); {agreement_name} {m.agreement:.4f} (needs {min_agreement})"
             )
             info(f"quantize {attempt.name} ({s.describe()}): {'[green]kept[/]' if attempt.passed else '[yellow]rejected[/]'}: {attempt.reason}")
             if attempt.passed:

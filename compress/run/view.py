@@ -11,17 +11,19 @@ from compress.fsutil import write_json, write_text
 from compress.run.keys import stage_key
 from compress.run.table import STAGE_NAMES
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: a model's task metric is `quality`, an artifact's agreement `agreement` (1: `accuracy`, `label_agreement`)
 
 
 def report_of(run) -> dict | None:
     """The report (report.json) from the records; None before the bench stage has run."""
+    from compress.bench.record import BenchResults
     from compress.bench.report import summary
 
     bench = run.stage_record("bench")
     if not bench or "results" not in bench:
         return None
-    results = bench["results"]
+    typed = BenchResults.from_dict(bench["results"])  # a record of any version reads with today's names
+    results = typed.to_dict()
     export, quantize = run.stage_record("export") or {}, run.stage_record("quantize") or {}
     seconds = {name: round(r["seconds"], 1) for name in STAGE_NAMES
                if (r := run.stage_record(name)) and r.get("seconds") is not None}
@@ -45,7 +47,7 @@ def report_of(run) -> dict | None:
         "stage_seconds": seconds,
         "training": training_record(run.stage_record("finetune") or {}, run.stage_record("distill") or {}),
     }
-    report["summary"] = summary(report)
+    report["summary"] = summary(typed)
     bundle = run.stage_record("bundle")
     if bundle and bundle.get("settings_hash") == stage_key(run, "bundle"):  # not a bundle of an earlier bench run
         where = ({"path": "bundle/pi/", "zip": bundle["zip"], "platforms": bundle["platforms"]} if "platforms" in bundle
@@ -58,7 +60,7 @@ def _curve(fit: dict) -> dict:
     """One training loop's schedule as the report shows it: the dev metric at each evaluation, where it stopped."""
     return {"steps": fit.get("steps"), "planned_steps": fit.get("planned_steps"), "stopped": fit.get("stopped", "schedule"),
             "best_epoch": fit.get("best_epoch"), "best_step": fit.get("best_step"),
-            "dev": [{"epoch": h["epoch"], "step": h.get("step"), "dev": round(h["dev_accuracy"], 4)} for h in fit.get("history", [])],
+            "dev": [{"epoch": h["epoch"], "step": h.get("step"), "dev": round(h.get("dev_quality", h.get("dev_accuracy")), 4)} for h in fit.get("history", [])],
             "seconds": fit.get("seconds") or round(sum(h.get("seconds", 0) for h in fit.get("history", [])), 1)}
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from compress import __version__
 from compress.errors import UserError
+from compress.bench.record import BenchResults, upgraded
 from compress.fsutil import dir_size, read_json
 
 
@@ -29,7 +30,7 @@ class _Quality:
             from compress.metrics import retained_interval
 
             outputs = predict(test)
-            measured = {"accuracy": self.run.task.metric(outputs, test.labels)}
+            measured = {"quality": self.run.task.metric(outputs, test.labels)}
             if teacher:
                 self.teacher_scored = (outputs, test.labels)
             elif self.teacher_scored is not None:
@@ -87,7 +88,7 @@ def run(run, force: bool = False) -> dict:
         teacher = run.load_teacher("bench")
         teacher_entry = _torch_entry(teacher, Path(teacher_path), test, "teacher", quality, run.tokenizer, teacher=True)
         teacher_entry |= {"checkpoint": run.source.spec, "finetuned": finetune["finetuned"],
-                          "dev_accuracy": finetune.get("dev_accuracy")}
+                          "dev_quality": finetune.get("dev_quality", finetune.get("dev_accuracy"))}
         jobs = [torch_job({"kind": "teacher", "path": teacher_path, "labels": run.data.labels, "task": run.task.name,
                            "pooling": getattr(teacher, "pooling_spec", None) and vars(teacher.pooling_spec)}, b,
                           teacher.config.vocab_size, "teacher", teacher_entry["arch"], names)]
@@ -95,7 +96,7 @@ def run(run, force: bool = False) -> dict:
         student = run.load_student("bench")
         student_tokenizer = run.student_tokenizer()
         student_entry = _torch_entry(student, run.layout.student, student_test, "student", quality, student_tokenizer)
-        student_entry |= {"teacher_layers": distill.get("teacher_layers", []), "dev_accuracy": distill.get("dev_accuracy")}
+        student_entry |= {"teacher_layers": distill.get("teacher_layers", []), "dev_quality": distill.get("dev_quality", distill.get("dev_accuracy"))}
         vocab, arch = student.config.vocab_size, architecture(student.config)
         jobs.append(torch_job({"kind": "student", "path": str(run.layout.student), "task": run.task.name}, b, vocab,
                               "student", arch, names))
@@ -150,7 +151,7 @@ def run(run, force: bool = False) -> dict:
     finally:
         torch.set_num_threads(threads_before)
 
-    return {"results": {
+    results = {
         "bert_compress_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "recipe": recipe.name,
@@ -170,16 +171,17 @@ def run(run, force: bool = False) -> dict:
         "string_in": string_in,
         **({"string_in_skipped": string_in_skipped} if string_in_skipped else {}),
         **({"budget": budget} if (budget := budget_block(run.layout.budget, artifacts)) else {}),
-    }}
+    }
+    return {"results": BenchResults.from_dict(results).to_dict()}  # the one typed record every reader loads
 
 
 def measured_entry(art, size_bytes: int, quality: dict, arch: dict) -> dict:
     """What the bench stage measured of one artifact, beside what its Artifact record says (latency is added).
-    quality: {"accuracy": the task metric on test, ...what the task's evaluator adds}."""
+    quality: {"quality": the task metric on test, ...what the task's evaluator adds}."""
     v = art.verification
     return {"name": art.name, "format": art.format, "runtime": art.runtime, "path": art.path,
             "description": art.description, "size_bytes": size_bytes, **quality,
-            "max_abs_diff": v.max_abs_diff, "label_agreement": v.label_agreement, "agreement": v.agreement,
+            "max_abs_diff": v.max_abs_diff, "agreement": v.agreement, "agreement_name": v.agreement_name,
             "verified_on": f"dev ({v.rows} rows)",
             "quantization": art.quantization.to_dict() if art.quantization else None,
             "precision": art.precision, "compute": art.compute, "arch": arch}
@@ -201,9 +203,10 @@ def upgrade(run, record: dict) -> dict:
     report = read_json(report_path)
     results = {k: report[k] for k in RESULT_KEYS if k in report}
     typed = {a.name: a for a in run.artifacts("export", "quantize")}
-    for entry in results.get("artifacts", []):
+    results["artifacts"] = [upgraded(entry) for entry in results.get("artifacts", [])]
+    for entry in results["artifacts"]:
         art = typed.get(entry["name"])
         if art is not None:
             entry.setdefault("precision", art.precision)
             entry.setdefault("compute", art.compute)
-    return record | {"results": results, "outputs": {}}
+    return record | {"results": BenchResults.from_dict(results).to_dict(), "outputs": {}}

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from compress import __version__
+from compress.bench.record import BenchResults
 from compress.errors import UserError
 from compress.fsutil import atomic_dir
 from compress.platforms import platforms
@@ -34,9 +35,11 @@ def run(run, force: bool = False) -> dict:
     for path in (bundle_dir, run.layout.legacy_bundle_zip):
         if path.exists() and not force:
             raise UserError(f"{path} exists already: pass --force to redo the bundle stage, or choose another --out")
-    results = (run.stage_record("bench", needed_by="bundle") or {}).get("results")
-    if results is None:
+    recorded = (run.stage_record("bench", needed_by="bundle") or {}).get("results")
+    if recorded is None:
         raise UserError(f"bundle needs the bench stage's results: run `bert-compress bench --out {run.out} --force` first")
+    results = BenchResults.from_dict(recorded)
+    teacher, student_row = results.teacher, results.student
     export = run.stage_record("export", needed_by="bundle")
     candidates = choose_models(results, run.recipe.bundle.artifacts)
     dev_rows = run.data.split("dev")
@@ -47,28 +50,30 @@ def run(run, force: bool = False) -> dict:
     reference = predict_logits(student, dev, description="student outputs on dev")
     meta = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": {"name": run.task.name, "outputs": list(run.task.output_names), "postprocess": run.task.postprocess},
+        "task": {"name": run.task.name, "outputs": list(run.task.output_names), "postprocess": run.task.postprocess,
+                 "metric": run.task.metric_name},
         "labels": run.data.labels,
         "max_length": run.recipe.data.max_length,
         **run.task.bundle_metadata(student),
-        "teacher": {"checkpoint": run.source.spec, "test_accuracy": results["teacher"]["accuracy"],
-                    "layers": results["teacher"]["layers"], "hidden_size": results["teacher"]["hidden_size"],
-                    "size_bytes": results["teacher"]["size_bytes"]},
-        "student": {"layers": results["student"]["layers"], "hidden_size": results["student"]["hidden_size"],
-                    "params": results["student"]["params"], "test_accuracy": results["student"]["accuracy"],
-                    "architecture": results["student"].get("arch")},
+        # test_quality: the task's metric on test (accuracy, entity F1, fidelity)
+        "teacher": {"checkpoint": run.source.spec, "test_quality": teacher.quality, "layers": teacher.get("layers"),
+                    "hidden_size": teacher.get("hidden_size"), "size_bytes": teacher.size_bytes},
+        "student": {"layers": student_row.get("layers"), "hidden_size": student_row.get("hidden_size"),
+                    "params": student_row.get("params"), "test_quality": student_row.quality,
+                    "architecture": student_row.get("arch")},
         "recipe": run.recipe.name,
         "versions": _versions(),
         "checked_on": machine_identity(),
     }
     inp = BundleInput(
-        run=run, results=results, typed={a.name: a for a in run.artifacts("export", "quantize")},
+        task=run.task, out=run.out, results=results, typed={a.name: a for a in run.artifacts("export", "quantize")},
         candidates=candidates, texts=[e.text for e in dev_rows], pairs=pairs,
         # as the task's metric reads them (a tag per token for a token classifier); none for a task without labels
         labels=dev.labels if run.task.has_labels else np.array([], dtype=np.int64), reference=reference,
         label_names=run.data.labels, tokenizer_dir=run.layout.student,
         input_names=export["input_names"], max_length=run.recipe.data.max_length, meta=meta, student=student,
-        kind=kind_of(student))
+        kind=kind_of(student), atol=run.recipe.export.atol, min_agreement=run.recipe.quantize.min_label_agreement,
+        ort_format=run.recipe.export.ort_format)
 
     built: list[PlatformBundle] = []
     with atomic_dir(bundle_dir) as tmp:

@@ -60,7 +60,7 @@ def _distill_static(run) -> dict:
                              teacher_vectors=teacher_vectors)
     fidelity = run.task.metric(student.encode([e.text for e in run.data.dev]), run.teacher_outputs("dev"))
     record = {"architecture": "static", "build": {"kind": "static", **student.metadata}, "num_layers": 0,
-              "teacher_layers": [], "dev_accuracy": fidelity, "stages": [], "seconds": round(time.perf_counter() - t0, 1)}
+              "teacher_layers": [], "dev_quality": fidelity, "stages": [], "seconds": round(time.perf_counter() - t0, 1)}
     if main_process():
         with atomic_dir(run.layout.student) as tmp:
             save_static(student, tmp)
@@ -213,7 +213,7 @@ def run(run, force: bool = False) -> dict:
         "layer_map": layer_map,
         "projections": {k: list(v.weight.shape) for k, v in distiller.projections.items()},
         "num_layers": student.config.num_hidden_layers,
-        "dev_accuracy": history[-1]["best_dev_accuracy"],
+        "dev_quality": history[-1]["best_dev_quality"],
         "best_epoch": history[-1]["best_epoch"],
         "stages": history,
         "teacher_cache": cache_record,

@@ -34,7 +34,7 @@ def run(run, force: bool = False) -> dict:
         check = compare(reference, candidate, recipe.export.atol, recipe.export.min_label_agreement, run.task)
         info(
             f"verify {path.name}: max |Δ{run.task.output_names[0]}| {check.max_abs_diff:.2e} (tolerance {check.atol:g}), "
-            f"{check.agreement} {check.label_agreement:.4f} over {check.rows} dev rows"
+            f"{check.agreement_name} {check.agreement:.4f} over {check.rows} dev rows"
         )
         entry = Artifact(name=name, task=run.task.name, format=path.suffix.lstrip("."), runtime=model.runtime,
                          path=run.layout.rel(run.layout.export / path.name), precision="fp32", compute="fp32",
@@ -59,8 +59,8 @@ def run(run, force: bool = False) -> dict:
             elif exporter.required:
                 raise StageFailed(
                     f"the ONNX export does not match PyTorch on dev: max |Δ{run.task.output_names[0]}| {check.max_abs_diff:.3g} "
-                    f"(tolerance {check.atol:g}), {check.agreement} {check.label_agreement:.4f} "
-                    f"(needs {check.min_label_agreement}); nothing was kept in {run.layout.export}"
+                    f"(tolerance {check.atol:g}), {check.agreement_name} {check.agreement:.4f} "
+                    f"(needs {check.min_agreement}); nothing was kept in {run.layout.export}"
                 )
             else:
                 made.path.unlink()

@@ -68,7 +68,7 @@ def run(run, force: bool = False) -> dict:
         "teacher_path": str(run.layout.teacher),
         "source": run.source.spec,
         "settings_hash": digest,
-        "dev_accuracy": result["best_dev_accuracy"],
+        "dev_quality": result["best_dev_quality"],
         "best_epoch": result["best_epoch"],
         "history": result["history"],
         **{k: result.get(k) for k in ("best_step", "steps", "planned_steps", "stopped")},

@@ -91,7 +91,7 @@ def run(run, force: bool = False) -> dict:
     dev = run.eval_split("dev", tokenizer)
     student = run.load_student("quantize")
     reference = predict_logits(student, dev, description="fp32 student logits on dev")
-    fp32_accuracy = metric(reference, dev.labels)
+    fp32_quality = metric(reference, dev.labels)
     del student
     # each backend starts from the fp32 file of a runtime (what an exporter hands on), or from the student itself;
     # a backend whose file the export did not write (the format is off, its package missing) has nothing to do
@@ -130,7 +130,7 @@ def run(run, force: bool = False) -> dict:
          f"{len(calibration_rows)} calibration rows")
     with atomic_dir(run.layout.quantized) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as work:
         ctx = Context(fp32, calibration_rows, run.layout.student, Path(work), qad_trainer(run, tokenizer), recipe=recipe)
-        attempts = run_guard(candidates, ctx, tmp, evaluate, fp32_accuracy, cfg.max_accuracy_drop,
+        attempts = run_guard(candidates, ctx, tmp, evaluate, fp32_quality, cfg.max_accuracy_drop,
                              cfg.min_label_agreement, cfg.fallbacks, run.task.metric_name, run.task.agreement_name)
         if not any(a.measured for a in attempts):  # every backend failed to run: nothing was quantized at all
             raise UserError(f"quantize: no backend could quantize this model ({attempts[0].reason}); "
@@ -141,8 +141,8 @@ def run(run, force: bool = False) -> dict:
         q = Quantization.from_dict({"backend": a.backend, "settings": a.settings, "fallback": a.fallback, "reason": a.reason,
                                     "seconds": round(a.seconds, 1), "measured_on": measured_on, **a.extra})
         if a.measured:
-            q = replace(q, dev_accuracy=a.measured.accuracy, fp32_dev_accuracy=fp32_accuracy,
-                        drop_points=round(100 * (fp32_accuracy - a.measured.accuracy), 3))
+            q = replace(q, dev_quality=a.measured.quality, fp32_dev_quality=fp32_quality,
+                        drop_points=round(100 * (fp32_quality - a.measured.quality), 3))
         name = f"student-{'int4' if q.is_int4 else 'int8'}-{a.name}"
         if not a.passed:
             rejected.append({"name": name, "reason": a.reason, "quantization": q.to_dict()})
@@ -157,7 +157,7 @@ def run(run, force: bool = False) -> dict:
             name=name, task=run.task.name, format="pytorch" if runtime == "pytorch" else a.path.suffix.lstrip("."),
             runtime=runtime, path=run.layout.rel(run.layout.quantized / a.path.name), precision=precision.label,
             compute=precision.compute,
-            verification=Verification(m.max_abs_diff, m.label_agreement, len(dev), True, None, cfg.min_label_agreement,
+            verification=Verification(m.max_abs_diff, m.agreement, len(dev), True, None, cfg.min_label_agreement,
                                       run.task.agreement_name),
             description=f"{a.backend}: " + ", ".join(f"{k}={v}" for k, v in a.settings.items()),
             quantization=q, buckets=buckets, extras=dict(a.made.extras) if a.made is not None else {},
@@ -165,6 +165,6 @@ def run(run, force: bool = False) -> dict:
     if not artifacts:
         info(f"[yellow]quantize[/]: no candidate kept the dev {run.task.metric_name} within the tolerance; only fp32 "
              "artifacts ship")
-    return {"artifacts": [a.to_dict() for a in artifacts], "rejected": rejected, "fp32_dev_accuracy": fp32_accuracy,
+    return {"artifacts": [a.to_dict() for a in artifacts], "rejected": rejected, "fp32_dev_quality": fp32_quality,
             "metric": run.task.metric_name, "tolerance_points": cfg.max_accuracy_drop, "measured_on": measured_on,
             "skipped": [{"backend": c["backend"], "reason": c["_reason"]} for c in skipped]}

@@ -148,9 +148,9 @@ class Task(ABC):
         """A platform check's quality on the dev split from its outputs (None: the task has no labels there)."""
         return float(self.metric(outputs, labels)) if len(labels) else None
 
-    def ranked_quality(self, model: dict) -> float | None:
-        """What a model is judged on in the tables and the Pareto plot (a bench results entry)."""
-        return model.get("accuracy")
+    def ranked_quality(self, model) -> float | None:
+        """What a model (compress.bench.record.Measured) is judged on in the tables and the Pareto plot."""
+        return model.quality
 
     def kept_sentence(self, pct: str, interval: str) -> str:
         """The report headline's words for what the best artifact keeps of the teacher."""
@@ -174,8 +174,9 @@ class Task(ABC):
 
         return render(meta)
 
-    def report_sections(self, report: dict, seq: int, threads: int) -> list[str]:
-        """What the report adds for this task after the headline (embeddings: retrieval; entities: per type)."""
+    def report_sections(self, report: dict, results, seq: int, threads: int) -> list[str]:
+        """What the report adds for this task after the headline (embeddings: retrieval; entities: per type).
+        results: the report's measured models (compress.bench.record.BenchResults)."""
         return []
 
     def check_losses(self, needs: frozenset[str], needs_labels: bool, what: str) -> str | None:

@@ -111,7 +111,7 @@ class Embedding(Task):
     def dev_quality(self, outputs, labels) -> float | None:
         return None  # no labels: the check's agreement (mean cosine) is its quality
 
-    def ranked_quality(self, model: dict) -> float | None:
+    def ranked_quality(self, model) -> float | None:
         # retrieval MRR@10: what search on the device gets, which a static model without the teacher's space has too
         return (model.get("embedding") or {}).get("mrr@10")
 
@@ -136,10 +136,10 @@ class Embedding(Task):
 
         return render(meta)
 
-    def report_sections(self, report: dict, seq: int, threads: int) -> list[str]:
+    def report_sections(self, report: dict, results, seq: int, threads: int) -> list[str]:
         from compress.embedding.report import embedding_section
 
-        return embedding_section(report, seq, threads)
+        return embedding_section(report, results, seq, threads)
 
     def output_shape(self, width: int) -> list:
         return ["batch", width]

@@ -146,10 +146,10 @@ class TokenClassification(Task):
 
         return render(meta)
 
-    def report_sections(self, report: dict, seq: int, threads: int) -> list[str]:
+    def report_sections(self, report: dict, results, seq: int, threads: int) -> list[str]:
         from compress.token_classification.report import entity_section
 
-        return entity_section(report)
+        return entity_section(results)
 
     def output_shape(self, width: int) -> list:
         return ["batch", "sequence", width]

@@ -1,4 +1,4 @@
-"""What the bench stage measures of a token classifier on test: entity F1 (the task metric, under `accuracy` as for
+"""What the bench stage measures of a token classifier on test: entity F1 (the task metric, under `quality` as for
 every task) and seqeval's precision, recall and F1 per entity type (`entities`), for every model and artifact."""
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ class TokenQuality:
     def teacher(self, predict, tokenizer) -> dict:
         self.teacher_scored = self._scored(predict, tokenizer)
         report = entity_report(*self.teacher_scored, self.run.data.labels)
-        return {"accuracy": report["f1"], "entities": report}
+        return {"quality": report["f1"], "entities": report}
 
     def score(self, predict, tokenizer) -> dict:
         from compress.metrics import retained_interval
 
         outputs, labels = self._scored(predict, tokenizer)
         report = entity_report(outputs, labels, self.run.data.labels)
-        out = {"accuracy": report["f1"], "entities": report}
+        out = {"quality": report["f1"], "entities": report}
         if self.teacher_scored is not None:
             interval = retained_interval(self.run.task.metric, (outputs, labels), self.teacher_scored,
                                          rounds=self.BOOTSTRAP_ROUNDS)

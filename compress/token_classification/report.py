@@ -4,14 +4,17 @@ the student and every artifact (what the bench stage's TokenQuality measured).""
 from __future__ import annotations
 
 
+from compress.bench.fmt import pct
+
+
 def _pct(x) -> str:
-    return "—" if x is None else f"{100 * x:.1f}"
+    return pct(x, 1)
 
 
-def entity_section(report: dict) -> list[str]:
-    models = [("teacher", report["teacher"]), ("student (pytorch)", report["student"])] + \
-        [(a["name"], a) for a in report.get("artifacts", [])]
-    models = [(n, m["entities"]) for n, m in models if m.get("entities")]
+def entity_section(results) -> list[str]:
+    """results: the measured models (compress.bench.record.BenchResults), each with seqeval's `entities`."""
+    models = [(m.name, m.get("entities")) for m in (results.teacher, results.student, *results.artifacts)]
+    models = [(n, e) for n, e in models if e]
     if not models:
         return []
     types = sorted({t for _, e in models for t in e["types"]})
