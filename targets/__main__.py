@@ -215,7 +215,7 @@ def _info(args) -> int:
         shape = f"buckets {e['buckets']}" if e.get("buckets") else "dynamic batch × sequence"
         score = e.get("test_quality", e.get("test_accuracy"))  # the task's metric on test (older bundles: test_accuracy)
         print(f"  {e['file']}: {e['runtime']}, {e['precision']}, {shape}, {e['size_bytes'] / 1e6:.2f} MB"
-              + (f", test {task_of(b).get('metric', 'accuracy')} {100 * score:.2f}%" if score is not None else ""))
+              + (f", test {m.get('metric', 'accuracy')} {100 * score:.2f}%" if score is not None else ""))
     return 0
 
 

@@ -69,6 +69,12 @@ class Measured:
         """A recorded field that has no attribute of its own (`arch`, `load_s`, `embedding`, `retained_interval`)."""
         return self.extras.get(key, default)
 
+    def __getitem__(self, key: str):
+        """Reads like the dict it was loaded from (`m["name"]`, `m["path"]`), for callers that held those dicts."""
+        if key in _FIELDS:
+            return getattr(self, key)
+        return self.extras[key]
+
     def cell(self, seq: int, threads: int, batch: int = 1) -> dict | None:
         return cell({"latency": self.latency}, seq, threads, batch)
 
@@ -79,6 +85,9 @@ class Measured:
     def retained(self, teacher: "Measured") -> float | None:
         """Its quality as a share of the teacher's (None when either was not measured)."""
         return self.quality / teacher.quality if self.quality is not None and teacher.quality else None
+
+
+_FIELDS = frozenset(f.name for f in fields(Measured)) - {"extras"}
 
 
 def reference_cell(bench: dict) -> tuple[int, int]:
@@ -105,7 +114,9 @@ class BenchResults:
     @classmethod
     def from_dict(cls, d: dict) -> "BenchResults":
         """From the bench stage's record or a report.json (any version)."""
-        return cls(Measured.from_dict(d["teacher"], "teacher"), Measured.from_dict(d["student"], "student (pytorch)"),
+        # (a part of a report, e.g. its artifacts alone, reads too: what it lacks is unmeasured)
+        return cls(Measured.from_dict(d.get("teacher") or {}, "teacher"),
+                   Measured.from_dict(d.get("student") or {}, "student (pytorch)"),
                    [Measured.from_dict(a) for a in d.get("artifacts", [])],
                    [Measured.from_dict(r) for r in d.get("references") or []],
                    d.get("bench", {}), d.get("string_in") or [],

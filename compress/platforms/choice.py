@@ -11,12 +11,14 @@ BUNDLED_RUNTIMES = ("onnxruntime", "litert", "executorch")
 SAME_SPEED = 1.1  # a p50 within 10% of the fastest counts as as fast: bench cells move by a few % between runs
 
 
-def choose_models(results: BenchResults, wanted: list[str] | None) -> dict[str, list[Measured]]:
-    """The measured artifacts to try (the bench stage's results), per runtime in
+def choose_models(results: BenchResults | dict, wanted: list[str] | None) -> dict[str, list[Measured]]:
+    """The measured artifacts to try (the bench stage's results, or a report.json holding them), per runtime in
     the order tried: those named (no fallback: the user chose them), else every verified ONNX and every TFLite
     artifact, fastest first, except that files within SAME_SPEED of the fastest go first smallest first (an int8
     file dequantized at load runs at fp32 speed: it is as fast and a fraction of the size). The first of a list
     that passes a platform's check is bundled; the others are its fallbacks."""
+    if not isinstance(results, BenchResults):
+        results = BenchResults.from_dict(results)
     artifacts = {a.name: a for a in results.artifacts if a.runtime in BUNDLED_RUNTIMES}
     if wanted:
         unknown = [n for n in wanted if n not in artifacts]

@@ -50,8 +50,8 @@ def run(run, force: bool = False) -> dict:
     reference = predict_logits(student, dev, description="student outputs on dev")
     meta = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": {"name": run.task.name, "outputs": list(run.task.output_names), "postprocess": run.task.postprocess,
-                 "metric": run.task.metric_name},
+        "task": {"name": run.task.name, "outputs": list(run.task.output_names), "postprocess": run.task.postprocess},
+        "metric": run.task.metric_name,  # what every test_quality below is
         "labels": run.data.labels,
         "max_length": run.recipe.data.max_length,
         **run.task.bundle_metadata(student),
