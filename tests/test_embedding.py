@@ -137,7 +137,7 @@ def test_records_and_report_speak_the_embedding_metrics(embedded):
     assert onnx_teacher["fidelity"] > 0.9999 and onnx_teacher["mrr@10"] == pytest.approx(report["teacher"]["embedding"]["mrr@10"], abs=1e-6)
     q = json.loads((embedded / "stages" / "quantize.json").read_text())
     assert q["metric"] == "fidelity" and "mean cosine" in q["artifacts"][0]["quantization"]["reason"]
-    assert q["artifacts"][0]["verification"]["agreement"] == "mean cosine"
+    assert q["artifacts"][0]["verification"]["agreement_name"] == "mean cosine"
     md = (embedded / "report.md").read_text()
     assert "## Embedding quality" in md and "asym MRR@10" in md and "teacher-onnx-fp32 (reference)" in md
     bench = json.loads((embedded / "bench.json").read_text())

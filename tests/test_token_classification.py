@@ -254,7 +254,7 @@ def test_tiny_run_scores_entities_and_ships_a_tagger(ner_run):
     assert report["teacher"]["entities"]["f1"] > 0.5  # ten epochs on six repeated sentences: learned
     names = [a["name"] for a in report["artifacts"]]
     assert "student-onnx-fp32" in names and any("int8" in n for n in names)
-    assert all(a["agreement"] == "token agreement" for a in report["artifacts"])
+    assert all(a["agreement_name"] == "token agreement" for a in report["artifacts"])
     md = (ner_run / "report.md").read_text()
     assert "## Entities on test" in md and "token agreement" in md
     student = json.loads((ner_run / "student" / "config.json").read_text())
