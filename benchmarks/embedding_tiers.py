@@ -35,8 +35,9 @@ SEQ, THREADS = 128, 1
 
 
 def p50(entry: dict) -> float | None:
-    return next((c["p50_ms"] for c in entry.get("latency", []) if c["seq_len"] == SEQ and c["threads"] == THREADS
-                 and c.get("batch", 1) == 1), None)
+    from compress.bench.cells import p50_at
+
+    return p50_at(entry.get("latency", []), SEQ, THREADS)
 
 
 def rows_of(report: dict, tier: str) -> list[dict]:

@@ -186,7 +186,9 @@ def main() -> int:
 
 
 def _p50(r, threads, seq):
-    return next((e["p50_ms"] for e in r.get("latency", []) if e["threads"] == threads and e["seq_len"] == seq), None)
+    from compress.bench.cells import p50_at
+
+    return p50_at(r.get("latency", []), seq, threads)
 
 
 def render(result: dict) -> str:

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from compress.bench import fmt  # noqa: E402 (one way to write a number, shared with report.md)
+from compress.bench.cells import p50_at  # noqa: E402, F401 (the one latency-cell lookup)
 from compress.bench.fmt import mb, ms  # noqa: E402, F401 (the tables import them from here)
 
 # Scratch directories of the machines the results were made on, as the docs name them. The JSON files keep

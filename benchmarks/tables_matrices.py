@@ -7,6 +7,7 @@ import re
 import statistics
 from pathlib import Path
 
+from tables_common import p50_at  # noqa: F401 (compress.bench.cells: the one cell lookup)
 from tables_common import RUNTIMES, DocError, code, commands_of, env_line, load, mb, ms, num, ratio
 
 
@@ -27,7 +28,7 @@ def render_quantize_matrix(paths: list[str]) -> list[str]:
         return tuple(c.get("runs") for c in r.get("latency") or [])
 
     def cell(r, t, s):
-        return next((c.get("p50_ms") for c in r.get("latency") or [] if c.get("threads") == t and c.get("seq_len") == s), None)
+        return p50_at(r.get("latency") or [], s, t)
 
     base = next((r for r in rows if r.get("name") == BASELINE), None)
     longest, few, many = max(seqs), min(threads), max(threads)
@@ -84,7 +85,7 @@ def render_quantize_compare(paths: list[str]) -> list[str]:
     rows = {r["name"]: r for r in mx.get("rows", [])}
 
     def p50(r):
-        return next((c["p50_ms"] for c in r.get("latency") or [] if c.get("threads") == 1 and c.get("seq_len") == seq), None)
+        return p50_at(r.get("latency") or [], seq, 1)
 
     def runs(r):
         return tuple(c.get("runs") for c in r.get("latency") or [])
