@@ -416,3 +416,22 @@ def test_mediapipe_text_embedder_reads_the_android_litert_model(tmp_path_factory
         enc = tok(text, truncation=True, max_length=64, padding="max_length", return_tensors="np")
         expected = next(iter(runner(**{k: enc[k].astype(np.int32) for k in ("input_ids", "attention_mask", "token_type_ids")}).values()))[0]
         np.testing.assert_allclose(row, expected, atol=1e-5)
+
+
+def test_the_batch_structure_losses_distil_an_embedding_student(tmp_path, st_teacher, text_data):
+    """embedding_batch_kl and embedding_asymmetric alone train a student through the teacher cache (finetune + distill
+    only: no export or bench), and the student's vectors move towards the teacher's ranking."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE.replace(
+        "losses: {embedding_mse: {weight: 1.0}, embedding_cosine: {weight: 1.0}, tinybert_hidden: {weight: 0.1}}",
+        "losses: {embedding_batch_kl: {temperature: 0.1}, embedding_asymmetric: {weight: 1.0}}"))
+    out = tmp_path / "out"
+    args = ["--teacher", str(st_teacher), "--data", str(text_data), "--recipe", str(recipe), "--out", str(out)]
+    assert main(["finetune", *args]) == 0
+    assert main(["distill", "--out", str(out)]) == 0
+    record = json.loads((out / "stages" / "distill.json").read_text())
+    history = record["stages"][0]["history"]
+    terms = history[-1]["loss_terms"]
+    assert set(terms) == {"embedding_batch_kl", "embedding_asymmetric"} and all(np.isfinite(v) for v in terms.values())
+    assert history[-1]["train_loss"] < history[0]["train_loss"] or len(history) == 1
+    assert 0 < record["dev_quality"] <= 1  # fidelity: the mean cosine to the teacher's vectors on dev

@@ -100,3 +100,67 @@ def test_bad_loss_settings_are_refused(terms, message):
 
 def test_registry_names():
     assert {"distilbert_soft", "hard_ce", "hidden_cosine"} <= set(REGISTRY)
+
+
+# ---- losses on the structure of an embedding batch (issue 36) ---------------------------------------------------
+def _vectors(v):
+    return SimpleNamespace(sentence_embedding=torch.as_tensor(v, dtype=torch.float64))
+
+
+def _row_kl(target, logits):
+    p, q = _softmax(target), _softmax(logits)
+    keep = p > 0
+    return float(np.mean(np.sum(np.where(keep, p * (np.log(np.where(keep, p, 1)) - np.log(q)), 0.0), axis=-1)))
+
+
+def _cos(a, b):
+    a, b = a / np.linalg.norm(a, axis=-1, keepdims=True), b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return a @ b.T
+
+
+def test_embedding_batch_kl_matches_hand_computation_without_the_diagonal():
+    from compress.distill.losses.embedding_batch_kl import embedding_batch_kl
+
+    rng = np.random.default_rng(0)
+    s, t, tau = rng.normal(size=(5, 8)), rng.normal(size=(5, 8)), 0.1
+    # the diagonal has no weight: the softmax over j != i only (a huge negative stands for -inf here)
+    off = np.where(np.eye(5, dtype=bool), -1e9, 0.0)
+    expected = _row_kl(_cos(t, t) / tau + off, _cos(s, s) / tau + off)
+    got = embedding_batch_kl(_vectors(s), _vectors(t), {}, temperature=tau)
+    assert float(got) == pytest.approx(expected, rel=1e-9)
+    assert float(embedding_batch_kl(_vectors(2 * t), _vectors(t), {}, temperature=tau)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_embedding_asymmetric_scores_student_queries_against_teacher_documents():
+    from compress.distill.losses.embedding_asymmetric import embedding_asymmetric
+
+    rng = np.random.default_rng(1)
+    s, t, tau = rng.normal(size=(4, 6)), rng.normal(size=(4, 6)), 0.05
+    expected = _row_kl(_cos(t, t) / tau, _cos(s, t) / tau)
+    student = torch.tensor(s, requires_grad=True)
+    teacher = torch.tensor(t, requires_grad=True)
+    got = embedding_asymmetric(SimpleNamespace(sentence_embedding=student), SimpleNamespace(sentence_embedding=teacher), {},
+                               temperature=tau)
+    assert float(got) == pytest.approx(expected, rel=1e-9)
+    got.backward()
+    assert student.grad is not None and float(student.grad.abs().sum()) > 0 and teacher.grad is None  # the teacher is fixed
+    assert float(embedding_asymmetric(_vectors(t), _vectors(t), {}, temperature=tau)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_batch_losses_of_tiny_batches_are_zero_and_keep_the_graph():
+    from compress.distill.losses.embedding_asymmetric import embedding_asymmetric
+    from compress.distill.losses.embedding_batch_kl import embedding_batch_kl
+
+    one = torch.randn(2, 4, requires_grad=True)
+    for fn in (embedding_batch_kl, embedding_asymmetric):
+        loss = fn(SimpleNamespace(sentence_embedding=one[:1]), _vectors(torch.randn(1, 4)), {})
+        assert float(loss) == 0.0 and loss.requires_grad
+
+
+def test_batch_losses_take_a_temperature_and_refuse_other_settings():
+    terms = validate_terms({"embedding_batch_kl": {"temperature": 0.1}, "embedding_asymmetric": {"weight": 0.5}})
+    assert terms["embedding_batch_kl"][1].temperature == 0.1 and terms["embedding_asymmetric"][0] == 0.5
+    with pytest.raises(ValueError, match="embedding_batch_kl"):
+        validate_terms({"embedding_batch_kl": {"tau": 0.1}})
+    with pytest.raises(ValueError, match="embedding_asymmetric"):
+        validate_terms({"embedding_asymmetric": {"temperature": 0}})

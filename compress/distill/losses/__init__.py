@@ -18,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 from compress.distill.losses.base import LossSpec, NoParams, teacher_reads  # noqa: F401 (the public names)
 from compress.distill.losses import (
     cosine,
+    embedding_asymmetric,
+    embedding_batch_kl,
     embedding_cosine,
     embedding_mse,
     hard_ce,
@@ -41,6 +43,8 @@ REGISTRY: dict[str, LossSpec] = {
         tinybert_prediction.SPEC,
         embedding_mse.SPEC,
         embedding_cosine.SPEC,
+        embedding_batch_kl.SPEC,
+        embedding_asymmetric.SPEC,
         minilm_relation.SPEC,
     )
 }
