@@ -92,7 +92,8 @@ def main() -> int:
         return 2
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    argv = [a.replace(f"{ROOT}/", "") for a in sys.argv]
+    # repository paths relative to its root, the scratch folder named WORK (as the docs name it)
+    argv = [a.replace(f"{ROOT}/", "").replace(str(work), "WORK") for a in sys.argv]
     doc = {"command": "python " + " ".join(argv), "environment": environment(), "base_recipe": BASE,
            "variants": {v: VARIANTS[v] for v in variants}, "bench": QUALITY_ONLY_BENCH, "runs": [], "rows": []}
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -105,7 +106,7 @@ def main() -> int:
                 print(f"embedding_losses: the {variant} seed {seed} run failed", file=sys.stderr)
                 return 1
             report = json.loads((run_out / "report.json").read_text())
-            doc["runs"].append({"variant": variant, "seed": seed, "command": " ".join(cmd),
+            doc["runs"].append({"variant": variant, "seed": seed, "command": " ".join(cmd).replace(str(work), "WORK"),
                                 "losses": recipe_for(variant, seed)["distill"]["losses"]})
             doc["rows"].append(row_of(report, variant, seed, report.get("stage_seconds")))
             doc["summary"] = summary(doc["rows"])
