@@ -35,6 +35,7 @@ BATCH = {"embedding_batch_kl": {"weight": 1.0}, "embedding_asymmetric": {"weight
 VARIANTS = {  # name -> the losses added to the recipe's (None: the recipe as it ships)
     "recipe": None,
     "batch": BATCH,
+    "batch_light": {k: {"weight": 0.1, "temperature": 0.1} for k in BATCH},
     "batch_kl": {"embedding_batch_kl": {"weight": 1.0}},
     "asymmetric": {"embedding_asymmetric": {"weight": 1.0}},
 }
