@@ -33,7 +33,7 @@ def _precision_from_bench(m: dict) -> str:
 
 def _row(m: Measured, label: str, role: str, precision: str) -> dict:
     return {"label": label, "role": role, "runtime": m.runtime, "precision": precision, "size": m.size_bytes,
-            "quality": m.quality, "latency": m.latency, "interval": m.get("retained_interval"), "measured": m}
+            "quality": m.quality, "latency": m.latency, "interval": m.get("retained_interval")}
 
 
 def models_of(doc: dict) -> list[dict]:

@@ -18,7 +18,7 @@ def tokenizer_cost(report: dict, artifact: str | None, seq: int, threads: int) -
     return None
 
 
-def headline_rows(report: dict) -> list[str]:
+def headline_rows(report: dict, results: BenchResults | None = None) -> list[str]:
     """One line per platform: the zip to take, its size, the model's speed and quality, how it was checked."""
     bundle = report.get("bundle") or {}
     platforms = bundle.get("platforms") or []
@@ -26,7 +26,7 @@ def headline_rows(report: dict) -> list[str]:
         return []
     s = report["summary"]
     seq, thr = s["seq_len"], s["threads"]
-    results = BenchResults.from_dict(report)
+    results = results or BenchResults.from_dict(report)
     teacher = results.teacher
     from compress.tasks import task_of
 

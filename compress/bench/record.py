@@ -1,6 +1,7 @@
 """The bench stage's results as one typed record: built once by the bench stage, stored in its stage record, and read
 back with `BenchResults.from_dict` by the bundle stage, the view (report.json, report.md, bench.json, plots) and
-benchmarks/readme_tables — nobody reads a measured model by key.
+benchmarks/readme_tables, through its attributes (a Measured still reads like its dict, `m["name"]`, for callers that
+held the dicts before).
 
 A measured model's `quality` is the task's metric on test (accuracy, entity F1, embedding fidelity); its
 `agreement` the task's agreement with the PyTorch student on dev (label agreement, token agreement, mean cosine),
@@ -54,15 +55,14 @@ class Measured:
     def from_dict(cls, d: dict, name: str | None = None) -> "Measured":
         """`name`: for the teacher's and the student's rows, which the bench stage writes without one."""
         d = upgraded(d)
-        names = {f.name for f in fields(cls)} - {"extras"}
-        known = {k: d[k] for k in names if k in d}
+        known = {k: d[k] for k in _FIELDS if k in d}
         known.setdefault("name", name)
         known.setdefault("quality", None)
         known.setdefault("runtime", "pytorch" if name in ("teacher", "student (pytorch)") else None)
-        return cls(**known, extras={k: v for k, v in d.items() if k not in names})
+        return cls(**known, extras={k: v for k, v in d.items() if k not in _FIELDS})
 
     def to_dict(self, named: bool = True) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extras" and (named or f.name != "name")}
+        out = {k: getattr(self, k) for k in _FIELDS if named or k != "name"}
         return {k: v for k, v in out.items() if v is not None or k == "quality"} | self.extras
 
     def get(self, key: str, default=None):
@@ -87,7 +87,7 @@ class Measured:
         return self.quality / teacher.quality if self.quality is not None and teacher.quality else None
 
 
-_FIELDS = frozenset(f.name for f in fields(Measured)) - {"extras"}
+_FIELDS = tuple(f.name for f in fields(Measured) if f.name != "extras")  # in declaration order: stable JSON
 
 
 def reference_cell(bench: dict) -> tuple[int, int]:

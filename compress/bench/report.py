@@ -138,7 +138,7 @@ def render_markdown(report: dict) -> str:
             + task.kept_sentence(_pct(b["quality_retained"]), _interval(b)),
             "",
         ]
-    lines += headline_rows(report)
+    lines += headline_rows(report, results)
     lines += task.report_sections(report, results, seq, thr)
     lines += training_section(report, task.metric_name)
     lines += ["## Models", "",
@@ -188,7 +188,7 @@ def render_markdown(report: dict) -> str:
     lines += ["", "## Benchmark matrix", ""]
     if report.get("plots"):
         lines += [f"![{Path(p).stem}]({p})" for p in report["plots"]] + [""]
-    lines += device_sections(bench_document(report))[2:]
+    lines += device_sections(bench_document(report, results))[2:]
     if report.get("bundle"):
         bundle = report["bundle"]
         lines += ["", f"## Runner bundle (`{bundle['path']}`, `{bundle['zip']}` {_mb(bundle['zip_bytes'])} MB)", "",

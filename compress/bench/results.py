@@ -61,11 +61,12 @@ def _model_entry(m: Measured, role: str, fmt: str | None = None) -> dict:
             **{k: m.extras[k] for k in keep if k in m.extras}}
 
 
-def bench_document(report: dict) -> dict:
-    """The pipeline's measurements as a device results document (the schema `python -m targets bench` writes)."""
+def bench_document(report: dict, results: BenchResults | None = None) -> dict:
+    """The pipeline's measurements as a device results document (the schema `python -m targets bench` writes);
+    results: the report's typed record when the caller has it already."""
     from targets.bench import results_document
 
-    results = BenchResults.from_dict(report)
+    results = results or BenchResults.from_dict(report)
     models = [_model_entry(results.teacher, "teacher", "pytorch"), _model_entry(results.student, "student", "pytorch")]
     models += [_model_entry(a, "artifact") for a in results.artifacts]
     models += [_model_entry(r, "reference") for r in results.references]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from compress import __version__
 from compress.errors import UserError
-from compress.bench.record import BenchResults, upgraded
+from compress.bench.record import BenchResults
 from compress.fsutil import dir_size, read_json
 
 
@@ -203,8 +203,7 @@ def upgrade(run, record: dict) -> dict:
     report = read_json(report_path)
     results = {k: report[k] for k in RESULT_KEYS if k in report}
     typed = {a.name: a for a in run.artifacts("export", "quantize")}
-    results["artifacts"] = [upgraded(entry) for entry in results.get("artifacts", [])]
-    for entry in results["artifacts"]:
+    for entry in results.get("artifacts", []):
         art = typed.get(entry["name"])
         if art is not None:
             entry.setdefault("precision", art.precision)

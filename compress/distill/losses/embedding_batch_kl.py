@@ -33,9 +33,9 @@ def embedding_batch_kl(student, teacher, batch, ctx=None, temperature: float = 0
     s, t = student.sentence_embedding, teacher.sentence_embedding.detach().to(student.sentence_embedding.dtype)  # the teacher is fixed
     if len(s) < 3:  # one other text: no ranking to learn
         return s.sum() * 0.0
-    off = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
-    masked = lambda x: x.masked_fill(~off, float("-inf"))  # noqa: E731
-    return row_kl(masked(similarity_logits(t, t, temperature)), masked(similarity_logits(s, s, temperature)))
+    self_pairs = torch.eye(len(s), dtype=torch.bool, device=s.device)
+    target = similarity_logits(t, t, temperature).masked_fill(self_pairs, float("-inf"))
+    return row_kl(target, similarity_logits(s, s, temperature).masked_fill(self_pairs, float("-inf")))
 
 
 from compress.distill.losses.base import LossSpec, check_same_dim, reads_vectors  # noqa: E402
