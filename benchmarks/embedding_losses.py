@@ -1,5 +1,7 @@
-"""Embedding students by loss set: the `embedding` recipe as it ships against the same recipe with other losses, each a
-whole `bert-compress run` per seed, scored as the bench stage scores every model (fidelity, retrieval MRR@10
+"""Embedding students by recipe variant: the `embedding` recipe as it ships against the same recipe with other losses,
+another student init or more text to distil on (and the static tier, recipe `embedding-static`, with model2vec's
+trainer, counted weights and more text), each a whole `bert-compress run` per seed (a run folder left by an
+interrupted call is resumed, a finished one read), scored as the bench stage scores every model (fidelity, retrieval MRR@10
 symmetric and asymmetric, the linear probe, as shares of the teacher measured in the same run).
 
     python benchmarks/embedding_losses.py --work WORK --variants recipe,batch --seeds 42 \
@@ -28,39 +30,84 @@ sys.path.insert(0, str(ROOT))
 from compress.bench.env import environment  # noqa: E402
 from compress.bench.record import BenchResults  # noqa: E402
 from compress.fsutil import write_json  # noqa: E402
-from compress.recipe import load_recipe_data  # noqa: E402
+from compress.recipe import deep_merge, load_recipe_data  # noqa: E402
 
 BASE = "embedding"
 BATCH = {"embedding_batch_kl": {"weight": 1.0}, "embedding_asymmetric": {"weight": 1.0}}
-VARIANTS = {  # name -> the losses added to the recipe's (None: the recipe as it ships)
+PRUNED = {"student": {"init": "pruned", "num_attention_heads": 6}}  # whole heads of the teacher's size (32)
+WIKI = {"distill": {"epochs": 3, "transfer": {"unlabeled": ["auto"], "segment": "both", "max_unlabeled": 30000}}}
+
+
+def _losses(added: dict) -> dict:
+    return {"distill": {"losses": added}}
+
+
+STATIC = "embedding-static"
+VARIANTS = {  # name -> a patch on the `embedding` recipe (merged into it; None: the recipe as it ships)
     "recipe": None,
-    "batch": BATCH,
-    "batch_light": {k: {"weight": 0.1, "temperature": 0.1} for k in BATCH},
-    "batch_kl": {"embedding_batch_kl": {"weight": 1.0}},
-    "asymmetric": {"embedding_asymmetric": {"weight": 1.0}},
+    "batch": _losses(BATCH),
+    "batch_light": _losses({k: {"weight": 0.1, "temperature": 0.1} for k in BATCH}),
+    "batch_kl": _losses({"embedding_batch_kl": {"weight": 1.0}}),
+    "asymmetric": _losses({"embedding_asymmetric": {"weight": 1.0}}),
+    "pruned": PRUNED,
+    "wiki": WIKI,
+    "pruned_wiki": deep_merge(PRUNED, WIKI),
+    # the static tier (recipe embedding-static): the fitted map, model2vec's trainer, counted weights, more text
+    "static_map": None,
+    "static_trained": {"student": {"kind": "static", "static_fit": "trained"}},
+    "static_trained_counts": {"student": {"kind": "static", "static_fit": "trained", "static_weights": "counts"}},
+    "static_trained_wiki": {"student": {"kind": "static", "static_fit": "trained"}, "distill": WIKI["distill"]},
+    "static_trained_counts_wiki": {"student": {"kind": "static", "static_fit": "trained", "static_weights": "counts"},
+                                   "distill": WIKI["distill"]},
 }
+
+
+def base_of(variant: str) -> str:
+    return STATIC if variant.startswith("static_") else BASE
+
+
 QUALITY_ONLY_BENCH = {"seq_lens": [128], "threads": [1], "batches": [1], "gemm_peak": False, "rounds": 1,
                       "warmup": 2, "runs": 10, "min_seconds": 0.2}
 
 
 def recipe_for(variant: str, seed: int) -> dict:
-    raw, _ = load_recipe_data(BASE)
+    raw, _ = load_recipe_data(base_of(variant))
     raw = copy.deepcopy(raw)
     raw["seed"] = seed
     raw["bench"] = dict(raw.get("bench") or {}) | QUALITY_ONLY_BENCH
-    added = VARIANTS[variant]
-    if added:
-        raw["distill"]["losses"] = dict(raw["distill"]["losses"]) | added
-    return raw
+    patch = VARIANTS[variant]
+    return deep_merge(raw, patch) if patch else raw
+
+
+def _shares(model) -> dict:
+    rel = (model.get("embedding") or {}).get("relative") or {}
+    return {"mrr_of_teacher": rel.get("mrr@10"), "asym_mrr_of_teacher": rel.get("asym_mrr@10"),
+            "probe_of_teacher": rel.get("probe_accuracy")}
+
+
+def _fastest(results) -> dict:
+    t_ms = results.teacher.p50(128, 1)
+    timed = [(a.p50(128, 1), a.name) for a in results.artifacts if a.p50(128, 1)]
+    if not t_ms or not timed:
+        return {"fastest": None, "x_eager_teacher": None}
+    ms, name = min(timed)
+    return {"fastest": name, "x_eager_teacher": round(t_ms / ms, 2)}
 
 
 def row_of(report: dict, variant: str, seed: int, seconds: dict) -> dict:
-    student = BenchResults.from_dict(report).student
-    emb = student.get("embedding") or {}
-    rel = emb.get("relative") or {}
-    return {"variant": variant, "seed": seed, "fidelity": emb.get("fidelity"), "mrr@10": emb.get("mrr@10"), "asym_mrr@10": emb.get("asym_mrr@10"),
-            "probe_accuracy": emb.get("probe_accuracy"), "mrr_of_teacher": rel.get("mrr@10"),
-            "asym_mrr_of_teacher": rel.get("asym_mrr@10"), "probe_of_teacher": rel.get("probe_accuracy"),
+    results = BenchResults.from_dict(report)
+    emb = results.student.get("embedding") or {}
+    short = emb.get("shorter") or {}
+    full = emb.get("mrr@10")
+    return {"variant": variant, "seed": seed, "fidelity": emb.get("fidelity"), "mrr@10": full,
+            "asym_mrr@10": emb.get("asym_mrr@10"), "probe_accuracy": emb.get("probe_accuracy"), **_shares(results.student),
+            # shorter stored vectors: each width and storage as a share of the student's own full MRR@10
+            "shorter_of_full": {k: round(v["mrr@10"] / full, 4) for k, v in short.items()} if short and full else None,
+            # peers measured in the same run (the static run's model2vec-onnx-fp32: model2vec's own distillation)
+            "short128_of_full": short["128/float32"]["mrr@10"] / full if "128/float32" in short and full else None,
+            # the speed bar: the fastest artifact against the eager teacher at seq 128, batch 1, 1 thread (this bench)
+            **_fastest(results),
+            "references": {r.name: _shares(r) for r in results.references if r.name != "teacher-onnx-fp32"},
             "stage_seconds": seconds}
 
 
@@ -70,8 +117,9 @@ def summary(rows: list[dict]) -> dict:
         mine = [r for r in rows if r["variant"] == variant]
         out[variant] = {"seeds": [r["seed"] for r in mine]} | {
             f"{k}_{stat}": round(fn([r[k] for r in mine]), 4)
-            for k in ("mrr_of_teacher", "asym_mrr_of_teacher", "probe_of_teacher", "fidelity")
-            for stat, fn in (("mean", statistics.mean), ("min", min)) if all(r[k] is not None for r in mine)}
+            for k in ("mrr_of_teacher", "asym_mrr_of_teacher", "probe_of_teacher", "fidelity", "short128_of_full",
+                      "x_eager_teacher")
+            for stat, fn in (("mean", statistics.mean), ("min", min)) if all(r.get(k) is not None for r in mine)}
     return out
 
 
@@ -95,20 +143,25 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     # repository paths relative to its root, the scratch folder named WORK (as the docs name it)
     argv = [a.replace(f"{ROOT}/", "").replace(str(work), "WORK") for a in sys.argv]
-    doc = {"command": "python " + " ".join(argv), "environment": environment(), "base_recipe": BASE,
+    doc = {"command": "python " + " ".join(argv), "environment": environment(),
+           "base_recipe": {v: base_of(v) for v in variants},
            "variants": {v: VARIANTS[v] for v in variants}, "bench": QUALITY_ONLY_BENCH, "runs": [], "rows": []}
     for seed in (int(s) for s in args.seeds.split(",")):
         for variant in variants:
             recipe, run_out = work / f"{variant}_s{seed}.yaml", work / f"{variant}_s{seed}"
             recipe.write_text(yaml.safe_dump(recipe_for(variant, seed), sort_keys=False))
             cmd = ["bert-compress", "run", "--recipe", str(recipe), "--out", str(run_out)]
-            print(f"embedding_losses: {' '.join(cmd)}", file=sys.stderr, flush=True)
-            if subprocess.run(cmd).returncode != 0:
+            done = (run_out / "report.json").is_file()
+            if run_out.is_dir() and not done:  # an interrupted run of the same recipe goes on where it stopped
+                cmd.append("--resume")
+            print(f"embedding_losses: {' '.join(cmd)}" + (" (done already: its report is read)" if done else ""),
+                  file=sys.stderr, flush=True)
+            if not done and subprocess.run(cmd).returncode != 0:
                 print(f"embedding_losses: the {variant} seed {seed} run failed", file=sys.stderr)
                 return 1
             report = json.loads((run_out / "report.json").read_text())
             doc["runs"].append({"variant": variant, "seed": seed, "command": " ".join(cmd).replace(str(work), "WORK"),
-                                "losses": recipe_for(variant, seed)["distill"]["losses"]})
+                                "patch": VARIANTS[variant]})
             doc["rows"].append(row_of(report, variant, seed, report.get("stage_seconds")))
             doc["summary"] = summary(doc["rows"])
             write_json(out.with_suffix(".partial.json"), doc)  # what is done so far survives an interruption

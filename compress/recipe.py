@@ -40,6 +40,13 @@ class StudentConfig(_Strict):
     pca_dims: int | None = Field(256, ge=8)
     """static students: model2vec's PCA size of the table (None: the teacher's width); a fitted linear map takes the
     vectors to the teacher's dimension, so they stay comparable with the teacher's."""
+    static_fit: Literal["map", "trained"] = "map"
+    """static students: map: model2vec's distilled table as it is, a ridge map to the teacher's space fitted on the
+    teacher's vectors of the training text; trained: model2vec's own trainer (StaticModelForSimilarity, the tokenlearn
+    method) then fits the table, a weight per word piece and the map to those vectors (cosine loss, early stopping)."""
+    static_weights: Literal["zipf", "counts"] = "zipf"
+    """static students: the SIF weight of each word piece, a / (a + p): zipf: model2vec's, p estimated from the piece's
+    rank in the vocabulary; counts: p counted in the training text (pieces it never has get the rarest count)."""
     num_layers: int = Field(3, ge=1)
     layers: list[int] | None = None
     """Teacher layers (0-based) the student starts from; default: every k-th layer ending on the last."""
@@ -336,10 +343,10 @@ def named_recipes() -> dict[str, str]:
     return out
 
 
-def _deep_merge(base: dict, over: dict) -> dict:
+def deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -418,24 +425,24 @@ def resolve_recipe(
         spec = spec or get(task).default_recipe
     raw, origin = load_recipe_data(spec)
     if task is not None:
-        raw = _deep_merge(raw, {"task": task})
+        raw = deep_merge(raw, {"task": task})
     if overrides:
-        raw = _deep_merge(raw, overrides)
+        raw = deep_merge(raw, overrides)
     if teacher is not None:
-        raw = _deep_merge(raw, {"teacher": {"checkpoint": teacher}})
+        raw = deep_merge(raw, {"teacher": {"checkpoint": teacher}})
     if data is not None:
-        raw = _deep_merge(raw, {"data": {"path": data}})
+        raw = deep_merge(raw, {"data": {"path": data}})
     if unlabeled:
         # the user's own text first; the recipe's sources (e.g. the default transfer set) after it
         listed = ((raw.get("distill") or {}).get("transfer") or {}).get("unlabeled") or []
-        raw = _deep_merge(raw, {"distill": {"transfer": {"unlabeled": [*unlabeled, *(s for s in listed if s not in unlabeled)]}}})
+        raw = deep_merge(raw, {"distill": {"transfer": {"unlabeled": [*unlabeled, *(s for s in listed if s not in unlabeled)]}}})
         general = (raw.get("distill") or {}).get("general")
         if isinstance(general, dict):  # a general stage distils on the user's text too, before the recipe's
             known = general.get("data", "default")
             known = [known] if isinstance(known, str) else list(known)
-            raw = _deep_merge(raw, {"distill": {"general": {"data": [*unlabeled, *(s for s in known if s not in unlabeled)]}}})
+            raw = deep_merge(raw, {"distill": {"general": {"data": [*unlabeled, *(s for s in known if s not in unlabeled)]}}})
     if quick or raw.get("quick"):
         profile = _read_yaml((_recipes_dir() / "_quick.yaml").read_text(), "_quick")
-        raw = _deep_merge(raw, profile)
+        raw = deep_merge(raw, profile)
         raw["quick"] = True
     return build_recipe(raw, origin)

@@ -16,7 +16,8 @@ import sys
 import numpy as np
 
 from targets.bench import BenchError
-from targets.bundle import Bundle, BundleError, Classifier, Embedder, Tagger, cosine_matrix, task_of
+from targets.bundle import Bundle, BundleError, Classifier, Embedder, Tagger, task_of
+from targets.vectors import cosine_matrix
 from targets.profile import ProfileError
 from targets.runtime import RuntimeLoadError
 from targets.tokenizer import TokenizerError

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from targets.runtime import load_model
+from targets.vectors import Shorter, cosine_matrix
 from targets.tokenizer import TokenizerError, load_tokenizer
 
 BUNDLE_FORMAT = "bert-compress-bundle"
@@ -32,7 +33,7 @@ ZIP_DIGEST_FILE = ".bundle-zip-sha256"
 # the torch-free runner a bundle carries (runner/targets/): this package's own files
 RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "check.py", "ner.py", "normalizer.py", "runtime.py",
                 "tokenizer.py", "unicode_tables.py", "bench.py", "env.py", "profile.py", "gemm_fp32.onnx", "gemm_u8s8.onnx",
-                "executorch_native.py", "pte_native.cc", "pyproject.toml", "README.md")
+                "executorch_native.py", "pte_native.cc", "vectors.py", "pyproject.toml", "README.md")
 
 
 class BundleError(Exception):
@@ -323,23 +324,6 @@ class Classifier(BundleModel):
         return preds
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Each row scaled to length 1 (float64); an all-zero row stays zero."""
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
-def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[len(a), len(b)] cosine similarities of the rows of a and b."""
-    return unit_rows(a) @ unit_rows(b).T
-
-
-def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each row of a with the same row of b."""
-    return (unit_rows(a) * unit_rows(b)).sum(axis=-1)
-
-
 class Embedder(BundleModel):
     """Text in, sentence vector out, through one model file of a bundle (post-processing 'embedding'). Pooling, and
     L2 normalisation where metadata.json's embedding.normalized says so, happen inside the model."""
@@ -356,6 +340,7 @@ class Embedder(BundleModel):
             raise BundleError(f"metadata.json of bundle {self.bundle.root} has no embedding dim: rebuild the bundle") from None
         self.normalized = bool(spec.get("normalized", False))
         self.pooling = spec.get("pooling")
+        self._shorter = None
 
     def embed(self, texts: list[str], batch_size: int = 1) -> np.ndarray:
         """[len(texts), dim] float32 vectors, one text per call by default (see BundleModel._runs)."""
@@ -371,14 +356,36 @@ class Embedder(BundleModel):
     def outputs(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
         return self.embed(texts)
 
+    @property
+    def shorter_dims(self) -> list[int]:
+        """The widths this bundle's vectors can be cut to (metadata.json embedding.shorter; [] without a basis)."""
+        return list((self.bundle.metadata["embedding"].get("shorter") or {}).get("dims") or [])
+
+    def shorter(self, vectors: np.ndarray, dim: int) -> np.ndarray:
+        """Vectors for a smaller index (targets.vectors): turned by the bundle's basis, cut to `dim`, normalised again;
+        the teacher's document vectors take the same turn."""
+        spec = self.bundle.metadata["embedding"].get("shorter")
+        if not spec:
+            raise BundleError(f"bundle {self.bundle.root} has no shorter-vector basis: rebuild it with this version")
+        if self._shorter is None:
+            try:
+                self._shorter = Shorter(_member(self.bundle.root, spec["file"], "embedding.shorter.file"), spec["dims"], self.dim)
+            except FileNotFoundError as exc:
+                raise BundleError(str(exc)) from None
+        return self._shorter.cut(vectors, dim)
+
     def search(self, query: str, documents: list[str] | np.ndarray, top_k: int | None = 5) -> list[tuple[int, float]]:
         """The `top_k` documents (None: all) most similar to `query` by cosine similarity, best first, as (index,
-        score). Texts are embedded; an array is taken as their vectors (embed them once, search many times).
-        Cosine even for a normalized=false bundle: the vectors are normalised here."""
+        score). Texts are embedded; an array is taken as their vectors (embed them once, search many times), full width
+        or cut by `shorter`. Cosine even for a normalized=false bundle: the vectors are normalised here."""
         docs = np.asarray(documents, dtype=np.float32) if isinstance(documents, np.ndarray) else self.embed(list(documents))
-        if docs.ndim != 2 or docs.shape[1] != self.dim:
-            raise ValueError(f"documents as vectors must have shape [n, {self.dim}], got {list(docs.shape)}")
-        scores = cosine_matrix(self.embed([query]), docs)[0]
+        widths = [self.dim, *self.shorter_dims]
+        if docs.ndim != 2 or docs.shape[1] not in widths:
+            raise ValueError(f"documents as vectors must have shape [n, {' | '.join(map(str, widths))}], got {list(docs.shape)}")
+        query_vector = self.embed([query])
+        if docs.shape[1] != self.dim:  # shorter document vectors (Embedder.shorter): the query is cut the same way
+            query_vector = self.shorter(query_vector, docs.shape[1])
+        scores = cosine_matrix(query_vector, docs)[0]
         order = np.argsort(-scores, kind="stable")[:top_k]
         return [(int(i), float(scores[i])) for i in order]
 

@@ -19,7 +19,8 @@ from typing import Callable
 
 import numpy as np
 
-from targets.bundle import Bundle, BundleError, Classifier, Embedder, Tagger, row_cosine, task_of
+from targets.bundle import Bundle, BundleError, Classifier, Embedder, Tagger, task_of
+from targets.vectors import row_cosine
 from targets.env import cpu_model, int8_isa
 
 CHECK_FILE = "check.json"

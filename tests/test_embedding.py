@@ -55,6 +55,7 @@ distill:
   lr: 1.0e-3
   batch_size: 16
   losses: {embedding_mse: {weight: 1.0}, embedding_cosine: {weight: 1.0}, tinybert_hidden: {weight: 0.1}}
+  transfer: {unlabeled: [wikipedia], max_unlabeled: 40, segment: both}
 data: {max_length: 64}
 export: {tflite: off, executorch: off}
 quantize: {max_accuracy_drop: 100, min_label_agreement: 0.01, fallbacks: false, calibration_rows: 32,
@@ -140,6 +141,13 @@ def test_records_and_report_speak_the_embedding_metrics(embedded):
     assert q["artifacts"][0]["verification"]["agreement_name"] == "mean cosine"
     md = (embedded / "report.md").read_text()
     assert "## Embedding quality" in md and "asym MRR@10" in md and "teacher-onnx-fp32 (reference)" in md
+    # shorter stored vectors: every width and storage, scored for the teacher and the student alike
+    short = report["student"]["embedding"]["shorter"]
+    assert list(short) == [f"{d}/{s}" for d in (32, 16, 8) for s in ("float32", "int8", "binary")]
+    assert short["32/float32"]["mrr@10"] == pytest.approx(report["student"]["embedding"]["mrr@10"], abs=1e-9)
+    assert short["8/binary"]["index_mb"] == 0.1 and "asym_mrr@10" in short["16/int8"]
+    assert set(report["teacher"]["embedding"]["shorter"]) == set(short)
+    assert "### Shorter stored vectors" in md and "| 16 | int8 | 1.6 |" in md
     bench = json.loads((embedded / "bench.json").read_text())
     assert bench["task"] == "embedding" and {m["role"] for m in bench["models"]} >= {"teacher", "student", "artifact", "reference"}
 
@@ -151,12 +159,24 @@ def test_bundle_embeds_and_checks_itself(embedded):
 
     meta = json.loads((embedded / "bundle" / "pi" / "metadata.json").read_text())
     assert meta["task"] == {"name": "embedding", "outputs": ["sentence_embedding"], "postprocess": "embedding"}
-    assert meta["embedding"] == {"dim": 32, "normalized": True, "pooling": "mean"}
+    assert meta["embedding"] == {"dim": 32, "normalized": True, "pooling": "mean", "shorter": {
+        "file": "shorter_vectors.safetensors", "dims": [16, 8], "storage": ["float32", "int8", "binary"]}}
     readme = (embedded / "bundle" / "pi" / "README.md").read_text()
-    assert "Sentence-embedding bundle" in readme and "emb.search(" in readme
+    assert "Sentence-embedding bundle" in readme and "emb.search(" in readme and "emb.shorter(" in readme
     emb = Embedder(embedded / "bundle" / "pi")
     hits = emb.search("the plot makes no sense at all", _texts()[:3], top_k=1)
     assert hits[0][0] == 1
+    # shorter vectors: at full width the turn keeps every cosine; cut, the query is cut the same way by search
+    docs = emb.embed(_texts())
+    full = emb.shorter(docs, 32)
+    np.testing.assert_allclose(full @ full.T, docs @ docs.T, atol=1e-5)
+    short = emb.shorter(docs, 16)
+    assert emb.shorter_dims == [16, 8] and short.shape == (len(docs), 16)
+    assert [i for i, _ in emb.search(_texts()[0], short, top_k=None)][0] == 0  # a text is its own nearest
+    with pytest.raises(ValueError, match="not one of this bundle's widths"):
+        emb.shorter(docs, 24)
+    for platform in ("android-ort", "web"):  # every bundle carries the basis
+        assert (embedded / "bundle" / platform / "shorter_vectors.safetensors").is_file(), platform
     bundle = Bundle.load(embedded / "bundle" / "pi")
     checks = CheckSet.load(bundle)
     results = [check_model(bundle, m, checks) for m in bundle.metadata["models"]]
@@ -167,6 +187,12 @@ def test_bundle_embeds_and_checks_itself(embedded):
 def test_teacher_cache_holds_the_sentence_vectors(embedded):
     meta = json.loads((embedded / "cache" / "teacher" / "task" / "meta.json").read_text())
     assert meta["plan"]["sentence_embedding"] is True and meta["plan"]["logits"] is False
+    # the transfer set (Wikipedia segments and whole extracts) is distilled on too: its vectors are in the cache
+    distill = json.loads((embedded / "stages" / "distill.json").read_text())
+    rows = distill["data"]["transfer"]["rows"]
+    assert rows["unlabeled"] == 40 and meta["rows"] == rows["total"]
+    vectors = np.load(embedded / "cache" / "teacher" / "task" / "sentence_embedding.npy")
+    assert vectors.dtype == np.float16 and np.allclose(np.linalg.norm(vectors.astype(np.float32), axis=1), 1, atol=2e-3)
 
 
 def test_detected_from_modules_json_when_the_data_has_no_labels(tmp_path, st_teacher):
@@ -224,6 +250,10 @@ BAD = {
     "hard_ce in an embedding recipe": (
         lambda t: ["--recipe", _recipe(t, "task: embedding\ndistill: {losses: {hard_ce: {weight: 1.0}}}")], "hard_ce"),
     "static student for a classifier": (lambda t: ["--recipe", _recipe(t, "student: static")], "set task: embedding"),
+    "truncation wider than the vector": (
+        lambda t: ["--recipe", _recipe(t, "task: embedding\nembedding: {truncate_dims: [512]}")], "more than the vector's 384"),
+    "truncation not a multiple of 8": (
+        lambda t: ["--recipe", _recipe(t, "task: embedding\nembedding: {truncate_dims: [12]}")], "not a multiple of 8"),
     "static table wider than the teacher": (
         lambda t: ["--recipe", _recipe(t, "task: embedding\nstudent: {kind: static, pca_dims: 999}")], "is more than the teacher's"),
     "unknown task": (lambda t: ["--task", "nope"], "unknown task 'nope'"),
@@ -249,7 +279,7 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
 STATIC_RECIPE = """
 name: tiny-static
 task: embedding
-student: {kind: static, pca_dims: 16}
+student: {kind: static, pca_dims: 16, static_fit: trained, static_weights: counts}
 data: {max_length: 64}
 export: {tflite: off, executorch: off}
 quantize: {max_accuracy_drop: 100, min_label_agreement: 0.01, fallbacks: false, calibration_rows: 32,
@@ -265,8 +295,9 @@ def static_run(tmp_path_factory, st_teacher, text_data):
 
 @pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_static_tier_runs_through_the_pipeline(static_run):
-    """model2vec's table + the fitted map: a Gather/mean ONNX the runner runs, equal to sentence-transformers' load of
-    OUT/student; model2vec's own distillation is the peer row."""
+    """model2vec's table trained by its own trainer with counted weights, and the map it learned: a Gather/mean ONNX
+    the runner runs, equal to sentence-transformers' load of OUT/student; model2vec's own (plain) distillation is the
+    peer row."""
     import onnx
     from sentence_transformers import SentenceTransformer
 
@@ -296,6 +327,9 @@ def test_static_tier_runs_through_the_pipeline(static_run):
     assert refs["model2vec-onnx-fp32"]["embedding"]["dim"] == 16  # PCA space: no asymmetric retrieval there
     assert refs["model2vec-onnx-fp32"]["embedding"]["asym_mrr@10"] is None
     assert report["student"]["embedding"]["dim"] == 32 and report["student"]["embedding"]["asym_mrr@10"] is not None
+    build = json.loads((static_run / "stages" / "distill.json").read_text())["build"]
+    assert (build["fit"], build["weights"], build["sif_coefficient"]) == ("trained", "counts", None)
+    assert "model2vec-onnx-fp32" in (static_run / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -203,3 +203,32 @@ def test_real_teacher_distils_and_matches_model2vec(tmp_path):
     input_ids, mask = student.batch(texts)
     np.testing.assert_allclose(_onnx(student, tmp_path / "static.onnx", input_ids, mask), student.encode(texts),
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("weights", ["zipf", "counts"])
+def test_model2vecs_trainer_fits_table_weights_and_map(tiny_teacher, fit_texts, mapped, weights, tmp_path):
+    """student.static_fit: trained (model2vec's StaticModelForSimilarity): the head becomes the map, the learned token
+    weights are folded into the table; its ONNX graph agrees with its encode, and (same start) it fits the teacher's
+    vectors of the texts at least as well as the closed-form map."""
+    targets = _teacher_vectors(tiny_teacher, fit_texts)
+    trained = distill_static(str(tiny_teacher), pca_dims=16, fit_texts=fit_texts, teacher_vectors=targets,
+                             fit="trained", weights=weights, seed=3)
+    assert trained.W.shape == (16, 32) and trained.normalize and trained.metadata["fit"] == "trained"
+    assert trained.metadata["weights"] == weights and trained.metadata["ridge"] is None
+    if weights == "zipf":  # the same table to start from: training it too fits at least as well as the map alone
+        assert trained.metadata["fit_mean_cosine"] >= mapped.metadata["fit_mean_cosine"] - 0.01
+    else:  # the counted weights replace model2vec's Zipf ones
+        assert trained.metadata["sif_coefficient"] is None
+    texts = _sentences(20, seed=5) + ODD
+    ids, mask = trained.batch(texts)
+    assert np.allclose(_onnx(trained, tmp_path / "s.onnx", ids, mask), trained.encode(texts), atol=1e-5)
+
+
+def test_counted_weights_favour_rare_pieces(plain):
+    from compress.embedding.static import counted_sif
+
+    texts = ["the film the film the film", "a rare zeppelin"]
+    w = counted_sif(plain, texts)
+    the = plain.token_ids(["the"])[0][0]
+    zep = plain.token_ids(["zeppelin"])[0][0]
+    assert w.shape == (len(plain.embedding),) and w[the] < w[zep] <= 1.0

@@ -146,6 +146,9 @@ def test_segments_follow_sentences():
     assert segments([text], 8, "sentences") == ["One two three. Four five six seven.", "Eight nine ten eleven twelve."]
     assert segments([text], 100, "sentences") == [text]
     assert segments(["Too short.", text], 3, "texts") == [text]
+    # both: the runs (queries) and, where a text is longer than one run, the whole text (a document)
+    assert segments([text], 8, "both") == segments([text], 8, "sentences") + [text]
+    assert segments([text], 100, "both") == [text]
 
 
 def test_build_drops_held_out_text_and_counts_sources(tmp_path, teacher):

@@ -33,9 +33,15 @@ def reference_models(run, teacher, directory: Path) -> list[Reference]:
 
         student = load_static(run.layout.student)
         if student.W is not None:
-            peer = replace(student, W=None, b=None, normalize=True)
+            if student.metadata.get("fit", "map") == "map" and student.metadata.get("weights", "zipf") == "zipf":
+                peer = replace(student, W=None, b=None, normalize=True)  # the student's own table is model2vec's
+            else:  # trained, or re-weighted: model2vec's plain distillation is made again, with the same PCA size
+                from compress.embedding.static import distill_static
+
+                info("bench: model2vec's own distillation of the teacher (the peer row of a trained static student)")
+                peer = distill_static(run.teacher_location("bench"), student.metadata.get("pca_dims"))
             export_static_onnx(peer, directory / "model2vec.onnx")
             refs.append(Reference("model2vec-onnx-fp32", directory / "model2vec.onnx", run.student_tokenizer(),
                                   f"model2vec's own distillation (PCA {student.metadata.get('pca_dims')}, no map to the "
-                                  "teacher's space; a peer, not shipped)", student.embedding.shape[0]))
+                                  "teacher's space; a peer, not shipped)", peer.embedding.shape[0]))
     return refs

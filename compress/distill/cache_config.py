@@ -20,7 +20,7 @@ class TeacherCacheConfig(_Strict):
     """Where to keep it (default OUT/cache/teacher). A shared directory lets runs with the same teacher and data (e.g.
     several students) reuse one cache; a cache there made from another teacher or data is refused."""
     dtype: Literal["float16", "float32"] = "float16"
-    """Storage of hidden states and attention scores (logits are always float32)."""
+    """Storage of hidden states, attention scores and sentence vectors (logits are always float32)."""
     max_gb: float = Field(4.0, gt=0)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """The teacher's forward passes that fill the cache. auto: bf16 where this machine multiplies bf16 natively (a CPU

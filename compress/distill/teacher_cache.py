@@ -26,7 +26,7 @@ from compress.data.batching import Encoded, eval_batches, iterate
 from compress.errors import UserError
 from compress.progress import info, track
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: sentence vectors in the cache's dtype (were float32)
 META = "meta.json"
 FP16_MAX = 65504.0
 
@@ -38,7 +38,7 @@ class CachePlan:
     logits: bool
     hidden: tuple[int, ...]
     attention: tuple[int, ...]
-    sentence_embedding: bool = False  # the pooled vectors of an embedding teacher (float32, like logits)
+    sentence_embedding: bool = False  # the pooled vectors of an embedding teacher (in the cache's dtype)
     qkv: tuple[int, ...] = ()  # layers (1..L) whose query, key and value vectors are kept (MiniLM relations)
 
     @classmethod
@@ -118,7 +118,7 @@ class TeacherCache:
             logits = torch.from_numpy(z).to(device)
         elif self.logits is not None:
             logits = torch.from_numpy(self.logits[rows]).to(device)
-        vectors = torch.from_numpy(self.vectors[rows]).to(device) if self.vectors is not None else None
+        vectors = torch.from_numpy(self.vectors[rows].astype(np.float32)).to(device) if self.vectors is not None else None
         hidden = None
         if self.hidden is not None:
             h = np.zeros((len(self.plan.hidden), b, s, self.hidden.shape[-1]), dtype=np.float32)
@@ -223,7 +223,8 @@ def _build(path: Path, distiller, enc: Encoded, plan: CachePlan, identity: dict,
             rows = int(lengths.sum()) if per_token else len(enc)
             np.lib.format.open_memmap(path / "logits.npy", "w+", np.float32, (rows, teacher_cfg.num_labels)).flush()
         if plan.sentence_embedding:
-            np.lib.format.open_memmap(path / "sentence_embedding.npy", "w+", np.float32, (len(enc), distiller.teacher.dim)).flush()
+            # unit-scale vectors: float16 keeps them to 1e-3 (the cache's dtype, as the hidden states)
+            np.lib.format.open_memmap(path / "sentence_embedding.npy", "w+", dtype, (len(enc), distiller.teacher.dim)).flush()
         if plan.hidden:
             np.lib.format.open_memmap(path / "hidden.npy", "w+", dtype, shapes["hidden.npy"]).flush()
         if plan.attention:

@@ -67,6 +67,7 @@ def render(meta: dict) -> str:
         "    print(f\"{score:.3f}  {docs[i]}\")",
         "```",
         "",
+        *_shorter_lines(e),
         "## Android (Kotlin), ONNX Runtime Mobile: a vector and cosine search",
         "",
         "Written against ONNX Runtime's documented API and **not run here** (no Android toolchain on the build machine).",
@@ -96,3 +97,22 @@ def render(meta: dict) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _shorter_lines(e: dict) -> list[str]:
+    """How to keep a smaller index with the bundle's basis (metadata.json embedding.shorter)."""
+    spec = e.get("shorter")
+    if not spec:
+        return []
+    smaller = ", ".join(f"{e['dim'] / d:g}×" for d in spec["dims"])
+    return ["## Shorter vectors for a smaller index", "",
+            f"`{spec['file']}` holds a basis that turns the vectors so that their leading dimensions carry most of the "
+            f"similarity; cut to {', '.join(map(str, spec['dims']))} dimensions they make an index {smaller} smaller "
+            "(int8 codes or one bit a dimension shrink it 4× / 32× more). Turn the documents' vectors the same way, the "
+            "teacher's too "
+            "(the report's \"Shorter stored vectors\" table says what each width keeps of the ranking).", "",
+            "```python",
+            "# pip install safetensors (reads the basis)",
+            "short_docs = emb.shorter(doc_vectors, " + str(spec["dims"][min(1, len(spec["dims"]) - 1)]) + ")",
+            "hits = emb.search(\"a serial-killer mystery\", short_docs, top_k=2)  # the query is cut the same way",
+            "```", ""]

@@ -16,6 +16,10 @@ class EmbeddingConfig(_Strict):
     """auto: what the teacher's modules.json says (a bare encoder without one needs a choice)."""
     normalize: Literal["auto", "on", "off"] = "auto"
     """L2-normalise the vectors; auto: as the teacher's modules.json says (on for a bare encoder)."""
+    truncate_dims: list[int] | None = None
+    """Shorter stored vectors (compress.embedding.shorter): the widths the bench scores and the bundle offers, each
+    below the vector's width and a multiple of 8; [] for none; None: 256, 128 and 64 where the vector is wider (half
+    and a quarter of a narrower one)."""
 
     @field_validator("normalize", mode="before")
     @classmethod

@@ -315,13 +315,16 @@ class EmbeddingScores:
     probe_accuracy: float | None
     retrieval_pairs: int = 0
     probe_converged: bool | None = None
+    shorter: dict | None = None
+    """Retrieval with shorter stored vectors: "dims/storage" -> MRR@k, asymmetric MRR@k, index size
+    (compress.embedding.shorter.shorter_scores); None when not measured."""
 
     def to_dict(self) -> dict:
         k = self.k
         return {"dim": self.dim, "fidelity": self.fidelity, f"recall@{k}": self.recall_at_k, f"mrr@{k}": self.mrr_at_k,
                 f"asym_recall@{k}": self.asym_recall_at_k, f"asym_mrr@{k}": self.asym_mrr_at_k,
                 "probe_accuracy": self.probe_accuracy, "retrieval_pairs": self.retrieval_pairs,
-                "probe_converged": self.probe_converged}
+                "probe_converged": self.probe_converged} | ({"shorter": self.shorter} if self.shorter is not None else {})
 
     def relative_to(self, teacher: "EmbeddingScores") -> dict[str, float | None]:
         """Each metric as a share of the teacher's (mrr 0.97 = 97% of the teacher's MRR). Asymmetric scores are
@@ -339,11 +342,11 @@ class EmbeddingScores:
 
 
 def _score(suite: EvalSuite, held: np.ndarray, q: np.ndarray, d: np.ndarray, ptr: np.ndarray, pte: np.ndarray,
-           teacher: TeacherVectors | None, k: int, seed: int) -> EmbeddingScores:
+           teacher: TeacherVectors | None, k: int, seed: int, shorter=None) -> EmbeddingScores:
     dim = int(held.shape[1]) if held.size else int(q.shape[1])
     same_dim = teacher is not None and teacher.dim == dim  # cosine across different spaces means nothing
     fid = fidelity(held, teacher.held_out) if same_dim and len(suite.held_out) else None
-    rec = mrr = arec = amrr = None
+    rec = mrr = arec = amrr = short = None
     pairs = 0
     if suite.retrieval is not None and len(suite.retrieval):
         sym = retrieval_metrics(q, d, k)
@@ -351,12 +354,17 @@ def _score(suite: EvalSuite, held: np.ndarray, q: np.ndarray, d: np.ndarray, ptr
         if same_dim and teacher.documents is not None:
             asym = retrieval_metrics(q, teacher.documents, k)
             arec, amrr = asym.recall_at_k, asym.mrr_at_k
+        if shorter is not None and len(shorter.basis) == dim:
+            from compress.embedding.shorter import shorter_scores
+
+            short = shorter_scores(shorter, q, d, teacher.documents if same_dim else None, k)
     acc = conv = None
     if suite.probe is not None:
         p = linear_probe(ptr, suite.probe.train_labels, pte, suite.probe.test_labels, seed)
         acc, conv = p.accuracy, p.converged
     return EmbeddingScores(dim=dim, k=k, fidelity=fid, recall_at_k=rec, mrr_at_k=mrr, asym_recall_at_k=arec,
-                           asym_mrr_at_k=amrr, probe_accuracy=acc, retrieval_pairs=pairs, probe_converged=conv)
+                           asym_mrr_at_k=amrr, probe_accuracy=acc, retrieval_pairs=pairs, probe_converged=conv,
+                           shorter=short)
 
 
 def _suite_groups(suite: EvalSuite) -> list[list[str]]:
@@ -366,17 +374,18 @@ def _suite_groups(suite: EvalSuite) -> list[list[str]]:
 
 
 def evaluate_embeddings(embed: Embed, suite: EvalSuite, teacher: TeacherVectors | None, *, k: int = 10,
-                        seed: int = 0) -> EmbeddingScores:
+                        seed: int = 0, shorter=None) -> EmbeddingScores:
     """Score one model: all its texts are embedded in one embed() call (batching is the embedder's business),
-    then fidelity/asymmetric retrieval against the teacher's vectors, symmetric retrieval and the probe."""
+    then fidelity/asymmetric retrieval against the teacher's vectors, symmetric retrieval and the probe; with a
+    `shorter` basis (compress.embedding.shorter.ShorterVectors), retrieval with shorter stored vectors too."""
     if teacher is not None and teacher.suite_fingerprint != suite.fingerprint():
         raise ValueError("teacher vectors were computed on a different suite")
     held, q, d, ptr, pte = _embed_groups(embed, _suite_groups(suite))
-    return _score(suite, held, q, d, ptr, pte, teacher, k, seed)
+    return _score(suite, held, q, d, ptr, pte, teacher, k, seed, shorter)
 
 
-def teacher_scores(embed: Embed, suite: EvalSuite, *, k: int = 10,
-                   seed: int = 0) -> tuple[EmbeddingScores, TeacherVectors]:
+def teacher_scores(embed: Embed, suite: EvalSuite, *, k: int = 10, seed: int = 0,
+                   shorter=None) -> tuple[EmbeddingScores, TeacherVectors]:
     """The teacher's own row (vs itself: fidelity 1.0, asymmetric = symmetric) and its vectors for the
     students, from a single embed() call. Fidelity is set to 1.0 by definition: computed, a zero row (e.g.
     TF-IDF of out-of-vocabulary text) would count 0 against the teacher's own vectors."""
@@ -384,7 +393,7 @@ def teacher_scores(embed: Embed, suite: EvalSuite, *, k: int = 10,
     r = suite.retrieval
     tv = TeacherVectors(held_out=held, queries=q if r else None, documents=d if r else None,
                         suite_fingerprint=suite.fingerprint())
-    row = _score(suite, held, q, d, ptr, pte, tv, k, seed)
+    row = _score(suite, held, q, d, ptr, pte, tv, k, seed, shorter)
     return (replace(row, fidelity=1.0) if row.fidelity is not None else row), tv
 
 

@@ -21,6 +21,18 @@ class EmbeddingQuality:
         self.suite = suite_for(run.data, run.recipe.data.path, run.recipe.seed, run.recipe.quick)
         self.teacher_vectors = None
         self.teacher_row = None
+        self._shorter = False  # not read yet (the student is distilled after this object is made)
+
+    @property
+    def shorter(self):
+        """The student's shorter-vector basis (compress.embedding.shorter), None when it has none."""
+        if self._shorter is False:
+            from compress.embedding.shorter import ShorterVectors
+
+            if not self.run.layout.student.is_dir():
+                return None
+            self._shorter = ShorterVectors.load(self.run.layout.student)
+        return self._shorter
 
     def _embed(self, predict: Callable[[Encoded], np.ndarray], tokenizer):
         max_length = self.run.recipe.data.max_length
@@ -29,13 +41,15 @@ class EmbeddingQuality:
     def teacher(self, predict, tokenizer) -> dict:
         from compress.embedding.evaluate import teacher_scores
 
-        self.teacher_row, self.teacher_vectors = teacher_scores(self._embed(predict, tokenizer), self.suite)
+        self.teacher_row, self.teacher_vectors = teacher_scores(self._embed(predict, tokenizer), self.suite,
+                                                                shorter=self.shorter)
         return self._entry(self.teacher_row)
 
     def score(self, predict, tokenizer) -> dict:
         from compress.embedding.evaluate import evaluate_embeddings
 
-        return self._entry(evaluate_embeddings(self._embed(predict, tokenizer), self.suite, self.teacher_vectors))
+        return self._entry(evaluate_embeddings(self._embed(predict, tokenizer), self.suite, self.teacher_vectors,
+                                               shorter=self.shorter))
 
     def _entry(self, scores) -> dict:
         """`quality` holds the task metric (fidelity), as for every task; `embedding` the whole row."""

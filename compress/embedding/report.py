@@ -36,4 +36,34 @@ def embedding_section(report: dict, results, seq: int, threads: int) -> list[str
                      f"{_pct(e.get('probe_accuracy'))} | {_pct(rel.get('mrr@10'))} | {_pct(rel.get('asym_mrr@10'))} | "
                      f"{_pct(rel.get('probe_accuracy'))} | {ms if ms is not None else '—'} | "
                      f"{ratio(t_ms, ms)} | {ratio(onnx_ms, ms)} |")
+    return lines + [""] + shorter_table(t, results.student)
+
+
+def shorter_table(teacher, student) -> list[str]:
+    """Retrieval with shorter stored vectors (compress.embedding.shorter), teacher and student side by side."""
+    t_short = (teacher.get("embedding") or {}).get("shorter")
+    s_emb = student.get("embedding") or {}
+    s_short = s_emb.get("shorter")
+    if not s_short:
+        return []
+    t_full = (teacher.get("embedding") or {}).get("mrr@10")
+    s_full = s_emb.get("mrr@10")
+    lines = ["### Shorter stored vectors", "",
+             "The vectors turned so their leading dimensions carry most of the similarity (a rotation fitted on the "
+             "teacher's vectors of the training text: at full width nothing changes), then cut and stored as float32, "
+             "int8 codes or one bit a dimension (binary: the query stays float). Shares are of the same model's "
+             "full-width float32 MRR@10; asymmetric: the student's queries against the teacher's documents, as a share "
+             "of the teacher's full MRR@10.", "",
+             "| dims | storage | index of 100k docs (MB) | teacher MRR@10 % of full | student MRR@10 % of full | "
+             "student asym MRR@10 % of teacher |",
+             "|---:|---|---:|---:|---:|---:|"]
+    for key, row in s_short.items():
+        dims, storage = key.split("/")
+        t_row = (t_short or {}).get(key) or {}
+        lines.append(f"| {dims} | {storage} | {row['index_mb']:g} | {_pct(_share(t_row.get('mrr@10'), t_full))} | "
+                     f"{_pct(_share(row.get('mrr@10'), s_full))} | {_pct(_share(row.get('asym_mrr@10'), t_full))} |")
     return lines + [""]
+
+
+def _share(value, full):
+    return None if value is None or not full else value / full

@@ -25,6 +25,7 @@ counts the [UNK] pieces in the mean's denominator: the only difference, and only
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,14 +175,58 @@ def _fit_scores(pred: np.ndarray, targets: np.ndarray) -> dict:
     return {"fit_r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0, "fit_mean_cosine": float((p * t).sum(axis=1).mean())}
 
 
+SIF_A = 1e-4  # model2vec's default SIF coefficient, for the counted weights too
+
+
+def counted_sif(student: StaticStudent, texts: Sequence[str], a: float = SIF_A) -> np.ndarray:
+    """SIF weights a / (a + p) with p each word piece's share of the pieces of `texts` (add-one smoothed, so a piece
+    the texts never use weighs as the rarest)."""
+    counts = np.ones(len(student.embedding), dtype=np.float64)
+    for row in student.token_ids(texts):
+        np.add.at(counts, np.asarray(row, dtype=np.int64), 1.0)
+    return (a / (a + counts / counts.sum())).astype(np.float32)
+
+
+def _train_model2vec(model, texts: list[str], targets: np.ndarray, seed: int, weights: np.ndarray | None):
+    """model2vec's StaticModelForSimilarity on (text, teacher vector) pairs: the table, a weight per token (starting at
+    `weights`, else 1) and a linear head to the teacher's width. Returns the trained StaticModel (weights folded into
+    the table) and the head as (W, b)."""
+    import torch
+    from model2vec import StaticModel
+    from model2vec.train import StaticModelForSimilarity
+
+    base = model
+    if weights is not None:
+        base = StaticModel(vectors=np.asarray(model.embedding, np.float32), tokenizer=model.tokenizer, weights=weights,
+                           normalize=model.normalize, max_length=model.max_length)
+    # normalize=False: the head reads the plain weighted mean, as StaticStudent.project does (the loss is a cosine)
+    trainer = StaticModelForSimilarity.from_static_model(model=base, n_layers=0, normalize=False, freeze_weights=False)
+    torch.manual_seed(seed)
+    quiet = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # its per-step bars would flood the run's log (our own progress line stays)
+    try:
+        trainer.fit(list(texts), torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)), device="cpu",
+                    random_seed=seed)
+    finally:
+        if quiet is None:
+            os.environ.pop("TQDM_DISABLE")
+        else:
+            os.environ["TQDM_DISABLE"] = quiet
+    head = trainer.head[0]
+    W = head.weight.detach().cpu().numpy().T.astype(np.float32)
+    b = head.bias.detach().cpu().numpy().astype(np.float32)
+    return trainer.to_static_model(), (W, b)
+
+
 def distill_static(teacher_dir: str, pca_dims: int | None, *, fit_texts: list[str] | None = None,
                    teacher_vectors: np.ndarray | None = None, ridge: float = 1e-2, device: str | None = None,
-                   quantize_to: str = "float32") -> StaticStudent:
+                   quantize_to: str = "float32", fit: str = "map", weights: str = "zipf", seed: int = 42) -> StaticStudent:
     """Distil a static student from a local teacher with model2vec; fit a map to the teacher's space if given texts.
 
     `teacher_vectors` are the teacher's pooled, normalised vectors of `fit_texts` ([n, D_teacher]). model2vec stores
     its table in float16 by default; we keep float32 (sentence-transformers' own from_distillation does too) so the
-    exported graph and model2vec agree to float32 rounding.
+    exported graph and model2vec agree to float32 rounding. fit / weights: the recipe's student.static_fit and
+    student.static_weights (compress.recipe.StudentConfig).
     """
     import model2vec
     from model2vec.distill import distill
@@ -193,12 +238,28 @@ def distill_static(teacher_dir: str, pca_dims: int | None, *, fit_texts: list[st
     start = time.perf_counter()
     info(f"static: model2vec {model2vec.__version__} distils {teacher_dir} (pca_dims={pca_dims})")
     # A local directory: distill loads it with AutoModel/AutoTokenizer and skips the hub look-up (os.path.exists).
-    model = distill(model_name=str(teacher_dir), pca_dims=pca_dims, device=device, quantize_to=quantize_to)
+    if fit_texts is None and (fit == "trained" or weights == "counts"):
+        raise ValueError(f"static fit '{fit}' with weights '{weights}' needs fit_texts and teacher_vectors")
+    # counted weights replace the Zipf ones: the table comes without any
+    model = distill(model_name=str(teacher_dir), pca_dims=pca_dims, device=device, quantize_to=quantize_to,
+                    sif_coefficient=None if weights == "counts" else SIF_A)
     seconds = time.perf_counter() - start
     metadata = {"pca_dims": pca_dims, "vocab_size": int(len(model.tokens)), "model2vec_version": model2vec.__version__,
                 "teacher": Path(str(teacher_dir)).name, "sif_coefficient": model.config.get("sif_coefficient"),
-                "distill_seconds": round(seconds, 2)}
+                "distill_seconds": round(seconds, 2), "fit": fit, "weights": weights}
     student = _from_model2vec(model, metadata)
+    head = None
+    if weights == "counts" or fit == "trained":
+        sif = counted_sif(student, fit_texts) if weights == "counts" else None
+        if fit == "trained":
+            t0 = time.perf_counter()
+            model, head = _train_model2vec(model, fit_texts, np.asarray(teacher_vectors, np.float32), seed, sif)
+            metadata["train_seconds"] = round(time.perf_counter() - t0, 1)
+            info(f"static: model2vec's trainer fitted the table, token weights and a map on {len(fit_texts)} texts "
+                 f"({metadata['train_seconds']:.0f} s)")
+        else:
+            model.embedding = np.asarray(model.embedding, np.float32) * sif[:, None]
+        student = _from_model2vec(model, metadata)
     # model2vec's encode semantics are read, not imported: check they still hold for this version before going on.
     gap = model2vec_gap(student, model, _PROBES + list(fit_texts or [])[:64])
     if gap > 1e-5:
@@ -210,11 +271,11 @@ def distill_static(teacher_dir: str, pca_dims: int | None, *, fit_texts: list[st
     if fit_texts is not None:
         means = student.mean_vectors(fit_texts)
         targets = np.asarray(teacher_vectors, dtype=np.float32)
-        student.W, student.b = fit_linear_map(means, targets, ridge)
+        student.W, student.b = head if head is not None else fit_linear_map(means, targets, ridge)
         student.normalize = True  # the teacher's vectors are normalised, so the mapped ones are too
         scores = _fit_scores(means @ student.W + student.b, targets)
-        student.metadata.update({"ridge": ridge, "fit_texts": len(fit_texts), "teacher_dim": int(targets.shape[1]),
-                                 **{k: round(v, 6) for k, v in scores.items()}})
+        student.metadata.update({"ridge": None if head is not None else ridge, "fit_texts": len(fit_texts),
+                                 "teacher_dim": int(targets.shape[1]), **{k: round(v, 6) for k, v in scores.items()}})
         info(f"static: map {student.W.shape[0]} -> {student.W.shape[1]} fitted on {len(fit_texts)} texts "
              f"(R² {scores['fit_r2']:.3f}, mean cosine {scores['fit_mean_cosine']:.3f})")
     info(f"static: table {student.embedding.shape[0]} x {student.embedding.shape[1]} in {seconds:.1f} s")

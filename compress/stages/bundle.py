@@ -54,7 +54,7 @@ def run(run, force: bool = False) -> dict:
         "metric": run.task.metric_name,  # what every test_quality below is
         "labels": run.data.labels,
         "max_length": run.recipe.data.max_length,
-        **run.task.bundle_metadata(student),
+        **run.task.bundle_metadata(student, run.layout.student),
         # test_quality: the task's metric on test (accuracy, entity F1, fidelity)
         "teacher": {"checkpoint": run.source.spec, "test_quality": teacher.quality, "layers": teacher.get("layers"),
                     "hidden_size": teacher.get("hidden_size"), "size_bytes": teacher.size_bytes},
@@ -87,6 +87,8 @@ def run(run, force: bool = False) -> dict:
                 shutil.rmtree(folder)
                 built.append(made)
                 continue
+            for extra in run.task.bundle_files(run.layout.student):
+                shutil.copy2(extra, folder / extra.name)
             inp.built[platform.name] = (folder, made)
             made.path = run.layout.rel(run.layout.platform_bundle(platform.name)) + "/"
             made.files = {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -48,22 +48,40 @@ def _teacher_caches(run, distiller, plan, datasets: dict) -> tuple[dict, dict]:
 
 def _distill_static(run) -> dict:
     """student: static: model2vec distils the teacher into a static table; a linear map fitted on the teacher's vectors
-    of the training text takes its vectors into the teacher's space (compress.embedding.static)."""
+    of the training text (and of the transfer set, when the recipe has one) takes its vectors into the teacher's space,
+    or model2vec's trainer fits table and map on them (compress.embedding.static)."""
     import time
 
+    import numpy as np
+
+    from compress.data.batching import encode
     from compress.embedding.static import distill_static, save_static
+    from compress.evaluate import predict_logits
 
     t0 = time.perf_counter()
     texts = [e.text for e in run.data.train]
     teacher_vectors = run.teacher_outputs("train")
-    student = distill_static(run.teacher_location("distill"), run.recipe.student.pca_dims, fit_texts=texts,
-                             teacher_vectors=teacher_vectors)
+    transfer = None
+    if run.recipe.distill.transfer.active:
+        teacher = run.load_teacher("distill")
+        transfer = _transfer_set(run, teacher, [("task", None, None)])
+        extra = transfer.examples
+        texts += [e.text for e in extra]
+        teacher_vectors = np.concatenate([teacher_vectors, predict_logits(
+            teacher, encode(run.tokenizer, extra, run.recipe.data.max_length), description="teacher vectors of the transfer set")])
+        del teacher
+    student_cfg = run.recipe.student
+    student = distill_static(run.teacher_location("distill"), student_cfg.pca_dims, fit_texts=texts,
+                             teacher_vectors=teacher_vectors, fit=student_cfg.static_fit, weights=student_cfg.static_weights,
+                             seed=run.recipe.seed)
     fidelity = run.task.metric(student.encode([e.text for e in run.data.dev]), run.teacher_outputs("dev"))
     record = {"architecture": "static", "build": {"kind": "static", **student.metadata}, "num_layers": 0,
-              "teacher_layers": [], "dev_quality": fidelity, "stages": [], "seconds": round(time.perf_counter() - t0, 1)}
+              "teacher_layers": [], "dev_quality": fidelity, "stages": [], "seconds": round(time.perf_counter() - t0, 1),
+              "data": {"labelled": len(run.data.train)} | ({"transfer": transfer.record} if transfer is not None else {})}
     if main_process():
         with atomic_dir(run.layout.student) as tmp:
             save_static(student, tmp)
+            run.task.student_files(run, tmp)
             write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "kind": "static"})
     return record
 
@@ -226,6 +244,7 @@ def run(run, force: bool = False) -> dict:
         return record
     with atomic_dir(run.layout.student) as tmp:
         run.task.save_student(student, tokenizer, tmp, recipe.data.max_length)
+        run.task.student_files(run, tmp)
         write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "teacher_layers": layers} | vocab_record)
         if student_ids is not None:
             write_json(tmp / task_vocab.KEPT_IDS_FILE, keep)

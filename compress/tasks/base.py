@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,6 +127,10 @@ class Task(ABC):
         save_student(model, directory)
         save_tokenizer(tokenizer, directory)
 
+    def student_files(self, run, directory) -> None:
+        """Files the task keeps beside the student in OUT/student/ (embeddings: the basis of the shorter vectors)."""
+        return None
+
     # ---- quality -----------------------------------------------------------------------------------------------------
     @abstractmethod
     def metric(self, outputs: np.ndarray, labels: np.ndarray) -> float:
@@ -164,9 +169,14 @@ class Task(ABC):
         """What the exported model returns, for bundle READMEs (tokens_axis: the sequence axis's name there)."""
         return f"the logits, one per label in `labels.txt` ({', '.join(label_names)})"
 
-    def bundle_metadata(self, student) -> dict:
+    def bundle_metadata(self, student, student_dir: Path | None = None) -> dict:
         """What the bundles' metadata.json says of the model's outputs beyond the task and labels."""
         return {}
+
+    def bundle_files(self, student_dir: Path) -> list[Path]:
+        """Files of OUT/student/ that every platform bundle carries beside the model (embeddings: the shorter-vector
+        basis)."""
+        return []
 
     def bundle_readme(self, meta: dict) -> str:
         """The pi bundle's README.md from its metadata.json."""

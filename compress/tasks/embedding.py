@@ -63,8 +63,11 @@ class Embedding(Task):
         """The pooling must be readable (or chosen) and fit the teacher; a static table cannot be wider than it."""
         from compress.errors import UserError
 
+        from compress.embedding.shorter import resolve_dims
+
         pooling_of(source.location, source.spec, recipe.embedding)
         hidden = source.config.hidden_size
+        resolve_dims(recipe.embedding.truncate_dims, hidden)
         if recipe.student.kind == "static" and recipe.student.pca_dims is not None and recipe.student.pca_dims > hidden:
             raise UserError(f"student.pca_dims {recipe.student.pca_dims} is more than the teacher's {hidden} "
                             f"dimensions: use at most {hidden}, or null to keep them all")
@@ -103,6 +106,13 @@ class Embedding(Task):
 
         save_sentence_transformer(model, tokenizer, directory, max_length)
 
+    def student_files(self, run, directory) -> None:
+        """The basis that turns the vectors so their leading dimensions carry the ranking (compress.embedding.shorter),
+        fitted on the teacher's vectors of up to SHORTER_FIT_ROWS training texts."""
+        from compress.embedding.shorter import fit_for_run
+
+        fit_for_run(run, directory)
+
     def quality(self, run):
         from compress.embedding.quality import EmbeddingQuality
 
@@ -124,12 +134,22 @@ class Embedding(Task):
     def outputs_in_words(self, label_names: list[str], tokens_axis: str = "L") -> str:
         return "the sentence vector"
 
-    def bundle_metadata(self, student) -> dict:
+    def bundle_metadata(self, student, student_dir=None) -> dict:
         """What an app needs to know of the vectors (targets.bundle.Embedder reads it)."""
+        from compress.embedding.shorter import FILE, ShorterVectors
         from compress.student.kind import kind_of
 
         pooling = student.pooling if kind_of(student).transformer else f"{kind_of(student).name}-mean"
-        return {"embedding": {"dim": student.dim, "normalized": student.normalize, "pooling": pooling}}
+        spec = {"dim": student.dim, "normalized": student.normalize, "pooling": pooling}
+        shorter = ShorterVectors.load(student_dir) if student_dir is not None else None
+        if shorter is not None:
+            spec["shorter"] = {"file": FILE, "dims": list(shorter.dims), "storage": ["float32", "int8", "binary"]}
+        return {"embedding": spec}
+
+    def bundle_files(self, student_dir):
+        from compress.embedding.shorter import FILE, META
+
+        return [student_dir / name for name in (FILE, META) if (student_dir / name).is_file()]
 
     def bundle_readme(self, meta: dict) -> str:
         from compress.embedding.bundle_readme import render

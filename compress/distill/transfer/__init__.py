@@ -63,9 +63,14 @@ def check(cfg: TransferConfig, data_path: str) -> None:
 
 
 def segments(texts: list[str], words: int, mode: str) -> list[str]:
-    """Texts cut into runs of whole sentences of at most `words` words (a longer sentence stands alone)."""
+    """Texts cut into runs of whole sentences of at most `words` words (a longer sentence stands alone); mode texts:
+    the texts as they are; both: the runs, then the texts that are longer than one run."""
+    whole = [t for t in texts if len(t.split()) >= MIN_SEGMENT_WORDS]
     if mode == "texts":
-        return [t for t in texts if len(t.split()) >= MIN_SEGMENT_WORDS]
+        return whole
+    if mode == "both":
+        runs = segments(texts, words, "sentences")
+        return runs + [t for t in whole if len(t.split()) > words]
     out = []
     for text in texts:
         run: list[str] = []

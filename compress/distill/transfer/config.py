@@ -45,9 +45,10 @@ class TransferConfig(Strict):
     text_column: str = "text"
     max_unlabeled: int | None = Field(None, ge=1)
     """At most this many unlabeled segments, taken in the order the sources are listed (a seeded sample of each)."""
-    segment: Literal["sentences", "texts"] = "sentences"
+    segment: Literal["sentences", "texts", "both"] = "sentences"
     """sentences: long texts are cut into runs of whole sentences about as long as the task's training texts (a
-    sentiment snippet is a sentence or two, a news item a paragraph); texts: each text as it is."""
+    sentiment snippet is a sentence or two, a news item a paragraph); texts: each text as it is; both: the runs and
+    the whole texts (an embedding model meets short queries and long documents)."""
 
     @field_validator("unlabeled")
     @classmethod
