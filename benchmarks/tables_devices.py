@@ -139,6 +139,39 @@ def render_embedding_tiers(paths: list[str]) -> list[str]:
     return lines + ["", f"Batch 1, seq 128, 1 thread, p50. From `{paths[0]}`. " + env_line(environment_of(doc), commands_of(doc))]
 
 
+def render_embedding_variants(paths: list[str]) -> list[str]:
+    """benchmarks/embedding_losses.py: each recipe variant over its seeds (mean / min): retrieval, asymmetric retrieval,
+    the probe and fidelity as shares of the teacher, 128-dimension vectors as a share of the student's own full MRR@10,
+    the fastest artifact's speed-up, and the static runs' model2vec peer."""
+    def pct(x):
+        return fmt.pct(x, 1)
+
+    lines = ["| variant | base recipe | seeds | MRR@10 % of teacher (mean / min) | asym MRR@10 % (mean / min) | "
+             "probe % (mean / min) | fidelity (mean) | 128 dims % of full (mean / min) | × eager teacher (min) | "
+             "model2vec peer MRR@10 % |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for path in paths:
+        doc = load(path)
+        bases = doc.get("base_recipe")
+        for variant, v in doc["summary"].items():
+            rows = [r for r in doc["rows"] if r["variant"] == variant]
+            peers = [r.get("references", {}).get("model2vec-onnx-fp32", {}).get("mrr_of_teacher") for r in rows]
+            peers = [x for x in peers if x is not None]
+            speed = [r["x_eager_teacher"] for r in rows if r.get("x_eager_teacher")]
+
+            def both(key):
+                mean, low = v.get(f"{key}_mean"), v.get(f"{key}_min")
+                return "—" if mean is None else f"{pct(mean)} / {pct(low)}"
+
+            base = bases.get(variant) if isinstance(bases, dict) else bases
+            lines.append(f"| {variant} | `{base}` | {len(rows)} | {both('mrr_of_teacher')} | {both('asym_mrr_of_teacher')} | "
+                         f"{both('probe_of_teacher')} | {num(v.get('fidelity_mean'), '{:.3f}')} | {both('short128_of_full')} | "
+                         f"{num(min(speed) if speed else None, '{:.1f}')} | {pct(statistics.mean(peers)) if peers else '—'} |")
+    return lines + ["", "The PyTorch student on the test texts; speed-up: the fastest artifact against the eager teacher, "
+                    "seq 128, batch 1, 1 thread, in the same run. From " + ", ".join(f"`{p}`" for p in paths) + ". "
+                    + env_line(environment_of(load(paths[0])), commands_of(load(paths[0])))]
+
+
 
 
 def render_executorch_attention(paths: list[str]) -> list[str]:

@@ -469,3 +469,30 @@ def test_the_batch_structure_losses_distil_an_embedding_student(tmp_path, st_tea
     assert set(terms) == {"embedding_batch_kl", "embedding_asymmetric"} and all(np.isfinite(v) for v in terms.values())
     assert history[-1]["train_loss"] < history[0]["train_loss"] or len(history) == 1
     assert 0 < record["dev_quality"] <= 1  # fidelity: the mean cosine to the teacher's vectors on dev
+
+
+@pytest.mark.slow  # two distillations
+def test_a_shared_teacher_vector_cache_is_reused_and_refused_for_other_text(st_teacher, text_data, tmp_path, capsys):
+    """The teacher's vectors are cached per teacher and text: a second run with the same ones reuses them, a run with
+    other text (here: more transfer rows) is refused in one line, and the shared cache is left as it was."""
+    shared = tmp_path / "vectors"
+
+    def distill(name: str, rows: int) -> int:
+        recipe = tmp_path / f"{name}.yaml"
+        recipe.write_text(RECIPE.replace("epochs: 2", "epochs: 1").replace("max_unlabeled: 40", f"max_unlabeled: {rows}")
+                          .replace("  transfer:", f"  teacher_cache: {{path: '{shared}'}}\n  transfer:"))
+        args = ["--recipe", str(recipe), "--teacher", str(st_teacher), "--data", str(text_data), "--out", str(tmp_path / name)]
+        assert main(["finetune", *args]) == 0
+        return main(["distill", "--out", str(tmp_path / name)])
+
+    assert distill("first", 20) == 0
+    meta = shared / "task" / "meta.json"
+    stamp = meta.stat().st_mtime_ns
+    capsys.readouterr()
+    assert distill("again", 20) == 0
+    assert "teacher cache 'task': reusing" in capsys.readouterr().err and meta.stat().st_mtime_ns == stamp
+    assert distill("more-text", 30) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("was built from other data (the tokenised rows differ): point distill.teacher_cache.path at "
+                            "another directory, or delete it to rebuild it for this run")
+    assert meta.stat().st_mtime_ns == stamp and not (tmp_path / "more-text" / "student").exists()
