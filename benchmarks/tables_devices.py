@@ -159,7 +159,7 @@ def render_embedding_variants(paths: list[str]) -> list[str]:
             peers = [x for x in peers if x is not None]
             speed = [r["x_eager_teacher"] for r in rows if r.get("x_eager_teacher")]
 
-            def both(key):
+            def both(key, v=v):
                 mean, low = v.get(f"{key}_mean"), v.get(f"{key}_min")
                 return "—" if mean is None else f"{pct(mean)} / {pct(low)}"
 
