@@ -25,7 +25,6 @@ counts the [UNK] pieces in the mean's denominator: the only difference, and only
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,16 +201,17 @@ def _train_model2vec(model, texts: list[str], targets: np.ndarray, seed: int, we
     # normalize=False: the head reads the plain weighted mean, as StaticStudent.project does (the loss is a cosine)
     trainer = StaticModelForSimilarity.from_static_model(model=base, n_layers=0, normalize=False, freeze_weights=False)
     torch.manual_seed(seed)
-    quiet = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # its per-step bars would flood the run's log (our own progress line stays)
+    from functools import partialmethod
+
+    from tqdm import tqdm
+
+    init = tqdm.__init__
+    tqdm.__init__ = partialmethod(init, disable=True)  # its per-step bars would flood the run's log
     try:
         trainer.fit(list(texts), torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)), device="cpu",
                     random_seed=seed)
     finally:
-        if quiet is None:
-            os.environ.pop("TQDM_DISABLE")
-        else:
-            os.environ["TQDM_DISABLE"] = quiet
+        tqdm.__init__ = init
     head = trainer.head[0]
     W = head.weight.detach().cpu().numpy().T.astype(np.float32)
     b = head.bias.detach().cpu().numpy().astype(np.float32)
