@@ -42,6 +42,10 @@ def _losses(added: dict) -> dict:
     return {"distill": {"losses": added}}
 
 
+def _static(fit: str, weights: str) -> dict:
+    return {"student": {"kind": "static", "static_fit": fit, "static_weights": weights}}
+
+
 STATIC = "embedding-static"
 VARIANTS = {  # name -> a patch on the `embedding` recipe (merged into it; None: the recipe as it ships)
     "recipe": None,
@@ -53,12 +57,12 @@ VARIANTS = {  # name -> a patch on the `embedding` recipe (merged into it; None:
     "wiki": WIKI,
     "pruned_wiki": deep_merge(PRUNED, WIKI),
     # the static tier (recipe embedding-static): the fitted map, model2vec's trainer, counted weights, more text
-    "static_map": None,
-    "static_trained": {"student": {"kind": "static", "static_fit": "trained"}},
-    "static_trained_counts": {"student": {"kind": "static", "static_fit": "trained", "static_weights": "counts"}},
-    "static_trained_wiki": {"student": {"kind": "static", "static_fit": "trained"}, "distill": WIKI["distill"]},
-    "static_trained_counts_wiki": {"student": {"kind": "static", "static_fit": "trained", "static_weights": "counts"},
-                                   "distill": WIKI["distill"]},
+    # (each names both settings: the recipe's own may change)
+    "static_map": _static("map", "zipf"),
+    "static_trained": _static("trained", "zipf"),
+    "static_trained_counts": _static("trained", "counts"),
+    "static_trained_wiki": _static("trained", "zipf") | {"distill": WIKI["distill"]},
+    "static_trained_counts_wiki": _static("trained", "counts") | {"distill": WIKI["distill"]},
 }
 
 

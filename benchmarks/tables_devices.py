@@ -227,3 +227,32 @@ def render_budget(paths: list[str]) -> list[str]:
                          f"{100 * b['student_test_accuracy']:.2f}% | {recipes or 'none'} | "
                          f"{'yes' if b['at_least_every_recipe_within_budget'] else 'no'} |")
     return lines + ["", f"From `{paths[0]}`. " + env_line(environment_of(doc), commands_of(doc))]
+
+
+def render_embedding_shorter(paths: list[str]) -> list[str]:
+    """benchmarks/embedding_losses.py: retrieval with shorter stored vectors (compress.embedding.shorter) per width and
+    storage, as a share of the same student's full-width float32 MRR@10, over each variant's seeds (mean / min)."""
+    from compress.embedding.shorter import index_mb
+
+    per: dict[str, dict[str, list[float]]] = {}
+    docs = [load(p) for p in paths]
+    for doc in docs:
+        for r in doc["rows"]:
+            for key, share in (r.get("shorter_of_full") or {}).items():
+                per.setdefault(r["variant"], {}).setdefault(key, []).append(share)
+    if not per:
+        raise DocError("no shorter-vector scores in " + ", ".join(paths))
+    variants = list(per)
+    keys = list(dict.fromkeys(k for v in per.values() for k in v))
+    lines = ["| dims | storage | index of 100k docs (MB) | " + " | ".join(f"{v}: % of full (mean / min)" for v in variants) + " |",
+             "|---:|---|---:|" + "---:|" * len(variants)]
+    for key in keys:
+        dims, storage = key.split("/")
+        cells = [f"{fmt.pct(statistics.mean(per[v][key]), 1)} / {fmt.pct(min(per[v][key]), 1)}" if key in per[v] else "—"
+                 for v in variants]
+        lines.append(f"| {dims} | {storage} | {num(index_mb(int(dims), storage), '{:.1f}')} | " + " | ".join(cells) + " |")
+    seeds = {v: len(next(iter(per[v].values()))) for v in variants}
+    return lines + ["", "Seeds: " + ", ".join(f"{v} {n}" for v, n in seeds.items()) + ". Binary: the float query against "
+                    "the documents' bits. From " + ", ".join(f"`{p}`" for p in paths) + ". "
+                    + env_line(environment_of(docs[0]), commands_of(docs[0]))]
+
