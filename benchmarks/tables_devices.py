@@ -163,9 +163,12 @@ def render_embedding_variants(paths: list[str]) -> list[str]:
                 mean, low = v.get(f"{key}_mean"), v.get(f"{key}_min")
                 return "—" if mean is None else f"{pct(mean)} / {pct(low)}"
 
+            short = [r["short128_of_full"] for r in rows if r.get("short128_of_full") is not None]
+            short_cell = (f"{pct(statistics.mean(short))} / {pct(min(short))}"
+                          + (f" ({len(short)} seeds)" if len(short) < len(rows) else "")) if short else "—"
             base = bases.get(variant) if isinstance(bases, dict) else bases
             lines.append(f"| {variant} | `{base}` | {len(rows)} | {both('mrr_of_teacher')} | {both('asym_mrr_of_teacher')} | "
-                         f"{both('probe_of_teacher')} | {num(v.get('fidelity_mean'), '{:.3f}')} | {both('short128_of_full')} | "
+                         f"{both('probe_of_teacher')} | {num(v.get('fidelity_mean'), '{:.3f}')} | {short_cell} | "
                          f"{num(min(speed) if speed else None, '{:.1f}')} | {pct(statistics.mean(peers)) if peers else '—'} |")
     return lines + ["", "The PyTorch student on the test texts; speed-up: the fastest artifact against the eager teacher, "
                     "seq 128, batch 1, 1 thread, in the same run. From " + ", ".join(f"`{p}`" for p in paths) + ". "
@@ -251,7 +254,7 @@ def render_embedding_shorter(paths: list[str]) -> list[str]:
         cells = [f"{fmt.pct(statistics.mean(per[v][key]), 1)} / {fmt.pct(min(per[v][key]), 1)}" if key in per[v] else "—"
                  for v in variants]
         lines.append(f"| {dims} | {storage} | {num(index_mb(int(dims), storage), '{:.1f}')} | " + " | ".join(cells) + " |")
-    seeds = {v: len(next(iter(per[v].values()))) for v in variants}
+    seeds = {v: max(len(x) for x in per[v].values()) for v in variants}
     return lines + ["", "Seeds: " + ", ".join(f"{v} {n}" for v, n in seeds.items()) + ". Binary: the float query against "
                     "the documents' bits. From " + ", ".join(f"`{p}`" for p in paths) + ". "
                     + env_line(environment_of(docs[0]), commands_of(docs[0]))]

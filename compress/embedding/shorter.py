@@ -29,8 +29,6 @@ STORAGE = ("float32", "int8", "binary")
 BYTES_PER_DIM = {"float32": 4.0, "int8": 1.0, "binary": 1 / 8}
 INDEX_DOCS = 100_000  # the index size the report states
 FIT_ROWS = 4000  # teacher vectors the basis is fitted on (a 384 x 384 second moment is stable well before)
-
-
 DEFAULT_DIMS = (256, 128, 64)
 
 

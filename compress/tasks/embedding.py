@@ -136,14 +136,14 @@ class Embedding(Task):
 
     def bundle_metadata(self, student, student_dir=None) -> dict:
         """What an app needs to know of the vectors (targets.bundle.Embedder reads it)."""
-        from compress.embedding.shorter import FILE, ShorterVectors
+        from compress.embedding.shorter import FILE, STORAGE, ShorterVectors
         from compress.student.kind import kind_of
 
         pooling = student.pooling if kind_of(student).transformer else f"{kind_of(student).name}-mean"
         spec = {"dim": student.dim, "normalized": student.normalize, "pooling": pooling}
         shorter = ShorterVectors.load(student_dir) if student_dir is not None else None
         if shorter is not None:
-            spec["shorter"] = {"file": FILE, "dims": list(shorter.dims), "storage": ["float32", "int8", "binary"]}
+            spec["shorter"] = {"file": FILE, "dims": list(shorter.dims), "storage": list(STORAGE)}
         return {"embedding": spec}
 
     def bundle_files(self, student_dir):
