@@ -172,7 +172,7 @@ def render_embedding_variants(paths: list[str]) -> list[str]:
                          f"{num(min(speed) if speed else None, '{:.1f}')} | {pct(statistics.mean(peers)) if peers else '—'} |")
     return lines + ["", "The PyTorch student on the test texts; speed-up: the fastest artifact against the eager teacher, "
                     "seq 128, batch 1, 1 thread, in the same run. From " + ", ".join(f"`{p}`" for p in paths) + ". "
-                    + env_line(environment_of(load(paths[0])), commands_of(load(paths[0])))]
+                    + env_line(environment_of(load(paths[0])), [c for p in paths for c in commands_of(load(p))])]
 
 
 
@@ -257,5 +257,5 @@ def render_embedding_shorter(paths: list[str]) -> list[str]:
     seeds = {v: max(len(x) for x in per[v].values()) for v in variants}
     return lines + ["", "Seeds: " + ", ".join(f"{v} {n}" for v, n in seeds.items()) + ". Binary: the float query against "
                     "the documents' bits. From " + ", ".join(f"`{p}`" for p in paths) + ". "
-                    + env_line(environment_of(docs[0]), commands_of(docs[0]))]
+                    + env_line(environment_of(docs[0]), [c for doc in docs for c in commands_of(doc)])]
 
