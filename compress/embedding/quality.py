@@ -21,18 +21,14 @@ class EmbeddingQuality:
         self.suite = suite_for(run.data, run.recipe.data.path, run.recipe.seed, run.recipe.quick)
         self.teacher_vectors = None
         self.teacher_row = None
-        self._shorter = False  # not read yet (the student is distilled after this object is made)
 
     @property
     def shorter(self):
-        """The student's shorter-vector basis (compress.embedding.shorter), None when it has none."""
-        if self._shorter is False:
-            from compress.embedding.shorter import ShorterVectors
+        """The student's shorter-vector basis (compress.embedding.shorter), None when it has none. Read when asked:
+        this object is made before the student is distilled."""
+        from compress.embedding.shorter import ShorterVectors
 
-            if not self.run.layout.student.is_dir():
-                return None
-            self._shorter = ShorterVectors.load(self.run.layout.student)
-        return self._shorter
+        return ShorterVectors.load(self.run.layout.student)
 
     def _embed(self, predict: Callable[[Encoded], np.ndarray], tokenizer):
         max_length = self.run.recipe.data.max_length
