@@ -107,10 +107,10 @@ def row_of(report: dict, variant: str, seed: int, seconds: dict) -> dict:
             "asym_mrr@10": emb.get("asym_mrr@10"), "probe_accuracy": emb.get("probe_accuracy"), **_shares(results.student),
             # shorter stored vectors: each width and storage as a share of the student's own full MRR@10
             "shorter_of_full": {k: round(v["mrr@10"] / full, 4) for k, v in short.items()} if short and full else None,
-            # peers measured in the same run (the static run's model2vec-onnx-fp32: model2vec's own distillation)
             "short128_of_full": short["128/float32"]["mrr@10"] / full if "128/float32" in short and full else None,
             # the speed bar: the fastest artifact against the eager teacher at seq 128, batch 1, 1 thread (this bench)
             **_fastest(results),
+            # peers measured in the same run (the static run's model2vec-onnx-fp32: model2vec's own distillation)
             "references": {r.name: _shares(r) for r in results.references if r.name != "teacher-onnx-fp32"},
             "stage_seconds": seconds}
 

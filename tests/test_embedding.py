@@ -153,6 +153,35 @@ def test_records_and_report_speak_the_embedding_metrics(embedded):
 
 
 @pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
+def test_shorter_basis_is_fitted_on_the_cached_teacher_vectors_of_the_training_rows(embedded, st_teacher):
+    """The basis reads the teacher cache's vectors instead of embedding again: its first rows are the run's training
+    rows in order (the transfer rows follow), and the saved basis is the one fitted on the teacher's vectors."""
+    import yaml
+    from sentence_transformers import SentenceTransformer
+
+    from compress.embedding.shorter import FIT_ROWS, ShorterVectors
+    from compress.recipe import build_recipe
+    from compress.tasks import get as get_task
+
+    recipe = build_recipe(yaml.safe_load((embedded / "recipe.yaml").read_text()), "recipe.yaml")
+    texts = [e.text for e in get_task("embedding").load_data(recipe.data).train]  # sentences of long texts too
+    cached = np.load(embedded / "cache" / "teacher" / "task" / "sentence_embedding.npy").astype(np.float32)
+    assert len(cached) > len(texts)
+    teacher = SentenceTransformer(str(st_teacher), device="cpu").encode(texts, normalize_embeddings=True)
+    # row i is text i (the cache may hold a bf16 teacher's vectors; a tiny random teacher's vectors all lie close,
+    # so the check is against the rows shifted by one)
+    own = cached[:len(texts)] / np.linalg.norm(cached[:len(texts)], axis=1, keepdims=True)
+    aligned, shifted = (own * teacher).sum(1).mean(), (own * np.roll(teacher, 1, axis=0)).sum(1).mean()
+    assert aligned > 0.995 and aligned > shifted + 0.02
+    saved = ShorterVectors.load(embedded / "student")
+    assert saved.fitted_on == min(FIT_ROWS, len(texts))
+    fresh = ShorterVectors.fit(teacher, list(saved.dims))  # every row: the tiny training set is under FIT_ROWS
+    # the same turn up to the cache's rounding: its leading 8 dimensions keep as much of the vectors as the best 8 do
+    kept = [float(np.square(teacher @ b.basis[:, :8]).sum()) for b in (saved, fresh)]
+    assert kept[0] == pytest.approx(kept[1], rel=1e-2)
+
+
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
 def test_bundle_embeds_and_checks_itself(embedded):
     from targets.bundle import Bundle, Embedder
     from targets.check import CheckSet, check_model

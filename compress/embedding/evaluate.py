@@ -141,11 +141,17 @@ def relevant_ranks(query_vecs: np.ndarray, doc_vecs: np.ndarray) -> np.ndarray:
     ranks = np.empty(n, dtype=np.int64)
     for start in range(0, n, _CHUNK):
         rows = np.arange(start, min(start + _CHUNK, n))
-        s = q[rows] @ d.T
-        own = s[np.arange(len(rows)), rows][:, None]
-        # >= counts the relevant document itself once, which is the "1 +"
-        ranks[rows] = (s >= own).sum(axis=1)
+        ranks[rows] = ranks_of_scores(q[rows] @ d.T, rows)
     return ranks
+
+
+def ranks_of_scores(scores: np.ndarray, relevant: np.ndarray | None = None) -> np.ndarray:
+    """1-based rank of each row's relevant column (column `relevant[r]`, by default column r) under the pessimistic tie
+    rule of relevant_ranks; for scores that are not cosines (int8 codes, Hamming agreement), which tie often."""
+    rows = np.arange(scores.shape[0])
+    own = scores[rows, rows if relevant is None else relevant][:, None]
+    # >= counts the relevant document itself once, which is the "1 +"
+    return (scores >= own).sum(axis=1)
 
 
 def retrieval_metrics(query_vecs: np.ndarray, doc_vecs: np.ndarray, k: int = 10) -> RetrievalScores:

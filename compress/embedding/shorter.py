@@ -136,10 +136,10 @@ def index_mb(dim: int, storage: str, docs: int = INDEX_DOCS) -> float:
 
 
 def mrr_at_k(scores: np.ndarray, k: int = 10) -> float:
-    """Query i's relevant document is document i (the retrieval set's layout); ties count against it, as in
-    compress.embedding.evaluate.relevant_ranks (int8 and binary scores tie often)."""
-    own = np.diag(scores)
-    rank = (scores >= own[:, None]).sum(1)
+    """Query i's relevant document is document i (the retrieval set's layout); ties count against it."""
+    from compress.embedding.evaluate import ranks_of_scores
+
+    rank = ranks_of_scores(scores)
     return float(np.where(rank <= k, 1.0 / rank, 0.0).mean())
 
 
@@ -158,19 +158,23 @@ def shorter_scores(shorter: ShorterVectors, queries: np.ndarray, docs: np.ndarra
     return out
 
 
-def fit_for_run(run, directory: Path) -> "ShorterVectors | None":
+def fit_for_run(run, directory: Path, teacher_vectors: np.ndarray | None = None) -> "ShorterVectors | None":
     """Fit the basis on the teacher's vectors of up to FIT_ROWS training texts (seeded) and save it with the student;
-    None when the recipe asks for no shorter vectors."""
+    None when the recipe asks for no shorter vectors. teacher_vectors: the teacher's vectors of the training rows in
+    order (the distill stage's teacher cache holds them); without them the teacher embeds the chosen rows."""
     import random
-
-    from compress.data.batching import encode
-    from compress.evaluate import predict_logits
 
     train = run.data.train
     rows = sorted(random.Random(run.recipe.seed).sample(range(len(train)), min(FIT_ROWS, len(train))))
-    teacher = run.load_teacher("evaluation")
-    vectors = predict_logits(teacher, encode(run.tokenizer, [train[i] for i in rows], run.recipe.data.max_length),
-                             description="teacher vectors for the shorter-vector basis")
+    if teacher_vectors is not None and len(teacher_vectors) >= len(train):
+        vectors = np.asarray(teacher_vectors[rows], dtype=np.float32)
+    else:
+        from compress.data.batching import encode
+        from compress.evaluate import predict_logits
+
+        vectors = predict_logits(run.load_teacher("evaluation"),
+                                 encode(run.tokenizer, [train[i] for i in rows], run.recipe.data.max_length),
+                                 description="teacher vectors for the shorter-vector basis")
     dims = resolve_dims(run.recipe.embedding.truncate_dims, vectors.shape[1])
     if not dims:
         return None

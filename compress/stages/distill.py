@@ -81,7 +81,7 @@ def _distill_static(run) -> dict:
     if main_process():
         with atomic_dir(run.layout.student) as tmp:
             save_static(student, tmp)
-            run.task.student_files(run, tmp)
+            run.task.student_files(run, tmp, teacher_vectors)
             write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "kind": "static"})
     return record
 
@@ -244,7 +244,9 @@ def run(run, force: bool = False) -> dict:
         return record
     with atomic_dir(run.layout.student) as tmp:
         run.task.save_student(student, tokenizer, tmp, recipe.data.max_length)
-        run.task.student_files(run, tmp)
+        # the task cache's rows are the labelled ones first, in order (its sentence vectors, when it holds them)
+        task_cache = caches.get("task")
+        run.task.student_files(run, tmp, getattr(task_cache, "vectors", None))
         write_json(tmp / "bert_compress_student.json", {"teacher": run.source.spec, "teacher_layers": layers} | vocab_record)
         if student_ids is not None:
             write_json(tmp / task_vocab.KEPT_IDS_FILE, keep)

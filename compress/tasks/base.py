@@ -127,8 +127,9 @@ class Task(ABC):
         save_student(model, directory)
         save_tokenizer(tokenizer, directory)
 
-    def student_files(self, run, directory) -> None:
-        """Files the task keeps beside the student in OUT/student/ (embeddings: the basis of the shorter vectors)."""
+    def student_files(self, run, directory, teacher_outputs=None) -> None:
+        """Files the task keeps beside the student in OUT/student/ (embeddings: the basis of the shorter vectors).
+        teacher_outputs: the teacher's outputs on the training rows, in order, when distillation already has them."""
         return None
 
     # ---- quality -----------------------------------------------------------------------------------------------------

@@ -106,12 +106,12 @@ class Embedding(Task):
 
         save_sentence_transformer(model, tokenizer, directory, max_length)
 
-    def student_files(self, run, directory) -> None:
+    def student_files(self, run, directory, teacher_outputs=None) -> None:
         """The basis that turns the vectors so their leading dimensions carry the ranking (compress.embedding.shorter),
-        fitted on the teacher's vectors of up to SHORTER_FIT_ROWS training texts."""
+        fitted on the teacher's vectors of up to FIT_ROWS training texts."""
         from compress.embedding.shorter import fit_for_run
 
-        fit_for_run(run, directory)
+        fit_for_run(run, directory, teacher_outputs)
 
     def quality(self, run):
         from compress.embedding.quality import EmbeddingQuality
