@@ -7,9 +7,9 @@ symmetric and asymmetric, the linear probe, as shares of the teacher measured in
     python benchmarks/embedding_losses.py --work WORK --variants recipe,batch --seeds 42 \
         --out benchmarks/results/embedding_losses_<tag>.json
 
-Only the quality is compared here: the bench grid is cut to seq 128, batch 1, 1 thread (the latency of a shape is
-the embedding tiers' question, and every variant has the recipe's shape). An existing results file is never
-overwritten.
+Only the quality is compared here: the bench grid is cut to seq 128, batch 1, 1 thread (the latency grid of a shape is
+the embedding tiers' question); that one cell still gives each run's fastest artifact against the eager teacher, the
+speed bar a wider or deeper variant (`h256`, `l4`) must keep. An existing results file is never overwritten.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ BASE = "embedding"
 BATCH = {"embedding_batch_kl": {"weight": 1.0}, "embedding_asymmetric": {"weight": 1.0}}
 PRUNED = {"student": {"init": "pruned", "num_attention_heads": 6}}  # whole heads of the teacher's size (32)
 WIKI = {"distill": {"epochs": 3, "transfer": {"unlabeled": ["auto"], "segment": "both", "max_unlabeled": 30000}}}
+# wider (whole teacher heads of 32, FFN 4x) or deeper than the recipe's 3 x 192: the speed headroom above 10x spent
+H256 = {"student": {"hidden_size": 256, "num_attention_heads": 8, "intermediate_size": 1024}}
+L4 = {"student": {"num_layers": 4}}
 
 
 def _losses(added: dict) -> dict:
@@ -56,6 +59,8 @@ VARIANTS = {  # name -> a patch on the `embedding` recipe (merged into it; None:
     "pruned": PRUNED,
     "wiki": WIKI,
     "pruned_wiki": deep_merge(PRUNED, WIKI),
+    "h256": H256,
+    "l4": L4,
     # the static tier (recipe embedding-static): the fitted map, model2vec's trainer, counted weights, more text
     # (each names both settings: the recipe's own may change)
     "static_map": _static("map", "zipf"),
