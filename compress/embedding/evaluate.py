@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from compress.data.sentences import split_sentences  # noqa: F401 (part of this module's API)
+from compress.embedding.ranking import ranks_of_scores
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -127,9 +128,7 @@ class RetrievalScores:
 def relevant_ranks(query_vecs: np.ndarray, doc_vecs: np.ndarray) -> np.ndarray:
     """1-based rank of document i for query i under cosine similarity.
 
-    Tie rule (pessimistic): every other document scoring >= the relevant one ranks ahead of it, so
-    rank = 1 + #{j != i : s_ij >= s_ii}. It is deterministic and gives a degenerate model (all vectors equal)
-    the worst rank, not rank 1 for whichever document happens to come first.
+    Tie rule (compress.embedding.ranking): rank = 1 + #{j != i : s_ij >= s_ii}.
     """
     q = l2_normalize(_as_matrix(query_vecs, "query_vecs"))
     d = l2_normalize(_as_matrix(doc_vecs, "doc_vecs"))
@@ -143,15 +142,6 @@ def relevant_ranks(query_vecs: np.ndarray, doc_vecs: np.ndarray) -> np.ndarray:
         rows = np.arange(start, min(start + _CHUNK, n))
         ranks[rows] = ranks_of_scores(q[rows] @ d.T, rows)
     return ranks
-
-
-def ranks_of_scores(scores: np.ndarray, relevant: np.ndarray | None = None) -> np.ndarray:
-    """1-based rank of each row's relevant column (column `relevant[r]`, by default column r) under the pessimistic tie
-    rule of relevant_ranks; for scores that are not cosines (int8 codes, Hamming agreement), which tie often."""
-    rows = np.arange(scores.shape[0])
-    own = scores[rows, rows if relevant is None else relevant][:, None]
-    # >= counts the relevant document itself once, which is the "1 +"
-    return (scores >= own).sum(axis=1)
 
 
 def retrieval_metrics(query_vecs: np.ndarray, doc_vecs: np.ndarray, k: int = 10) -> RetrievalScores:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compress.embedding.ranking import mrr_at_k
 from compress.errors import UserError
 from targets.vectors import cut, unit_rows as _l2
 
@@ -133,14 +134,6 @@ class ShorterVectors:
 
 def index_mb(dim: int, storage: str, docs: int = INDEX_DOCS) -> float:
     return docs * dim * BYTES_PER_DIM[storage] / 1e6
-
-
-def mrr_at_k(scores: np.ndarray, k: int = 10) -> float:
-    """Query i's relevant document is document i (the retrieval set's layout); ties count against it."""
-    from compress.embedding.evaluate import ranks_of_scores
-
-    rank = ranks_of_scores(scores)
-    return float(np.where(rank <= k, 1.0 / rank, 0.0).mean())
 
 
 def shorter_scores(shorter: ShorterVectors, queries: np.ndarray, docs: np.ndarray,
