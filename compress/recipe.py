@@ -125,11 +125,13 @@ class GeneralConfig(Schedule):
     """General distillation on unlabeled text before task distillation (intermediate-layer losses only)."""
 
     data: str | list[str] = "default"
-    """'default' (vendored Rotten Tomatoes plot summaries), 'vendored' (the Rotten Tomatoes training snippets and the
-    plot summaries), a named text set, a file or folder of texts (compress.data.unlabeled), or a list of them
-    (`--unlabeled` puts the user's paths in front)."""
+    """'default' (the vendored plot summaries), 'vendored' (the Rotten Tomatoes snippets and plots), a text set, a file
+    or folder of texts (compress.data.unlabeled), or a list of them (`--unlabeled` puts the user's in front)."""
     text_column: str = "text"
     max_rows: int | None = Field(None, ge=1)
+    segment: Literal["texts", "sentences"] = "texts"
+    """texts: each text as it is (cut at data.max_length); sentences: runs of whole sentences about as long as the
+    training texts (compress.distill.transfer.segments), a seeded sample of max_rows of them."""
     epochs: int = Field(1, ge=1)
     lr: float | None = Field(None, gt=0)
     losses: dict[str, LossTerm] = Field(default_factory=lambda: {k: LossTerm(**v) for k, v in INTERMEDIATE_LOSSES.items()})

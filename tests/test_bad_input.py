@@ -122,6 +122,8 @@ def test_subprocess_shows_no_traceback(tmp_path):
         ("student: {num_layers: 7}", "more than the teacher's 6 layers"),
         ("student: {num_layers: 2, hidden_size: 200}", "hidden size 200 is not divisible by its 12 attention heads"),
         ("distill: {general: {data: nowhere.txt}}", "unlabeled text nowhere.txt does not exist"),
+        ("distill: {transfer: {entities: {copies: 2}}}",  # sentiment rows have no tag per word to augment
+         "distill.transfer.entities augments words tagged one by one, which sequence-classification data does not have"),
     ],
 )
 def test_impossible_distillation_plans_fail_before_writing(tmp_path, capsys, recipe_text, message):

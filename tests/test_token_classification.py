@@ -229,6 +229,7 @@ distill:
   lr: 3.0e-3
   batch_size: 8
   general: {data: UNTAGGED, epochs: 1, losses: {distilbert_soft: {weight: 1.0}}}
+  transfer: {entities: {copies: 2}}
 data: {max_length: 32}
 export: {tflite: off, executorch: off}
 quantize:
@@ -262,6 +263,15 @@ def test_tiny_run_scores_entities_and_ships_a_tagger(ner_run):
     distill = json.loads((ner_run / "stages" / "distill.json").read_text())
     assert [s["stage"] for s in distill["stages"]] == ["general", "task"]
     assert distill["teacher_cache"]["general"]["rows"] == 40
+    # the general rows longer than max_length are counted; entity variants of the tagged rows join the task stage
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(ner_run / "teacher")
+    longer = sum(len(tok(line)["input_ids"]) > 32 for line in (ner_run.parent / "untagged.txt").read_text().splitlines())
+    data = distill["data"]
+    assert data["general"]["truncated"] == longer > 0 and data["transfer"]["rows"]["entity_augmented"] > 0
+    assert distill["teacher_cache"]["task"]["rows"] == 60 + data["transfer"]["rows"]["entity_augmented"]
+    assert f"{longer} general texts longer than data.max_length" in md and "entity-augmented (2 variant(s)" in md
     platforms = {p["platform"]: p for p in json.loads((ner_run / "stages" / "bundle.json").read_text())["platforms"]}
     assert platforms["pi"].get("skipped") is None and "MediaPipe" in platforms["android-litert"]["skipped"]
     meta = json.loads((ner_run / "bundle" / "pi" / "metadata.json").read_text())

@@ -70,6 +70,10 @@ def training_section(report: dict, metric: str) -> list[str]:
             parts.append(f"{rows['augmented']:,} augmented ({a['copies']} variant(s) per row{' per epoch' if a['per_epoch'] else ''}, "
                          f"each word replaced with p {a['p']:g} by one of its {a['top_k']} nearest words from "
                          f"{', '.join(a['sources'])})")
+        if "entity_augmented" in rows:
+            e = transfer["entities"]
+            parts.append(f"{rows['entity_augmented']:,} entity-augmented ({e['copies']} variant(s) per tagged sentence by "
+                         f"{', '.join(e['operations'])}, p {e['p']:g}; {e['unchanged']:,} unchanged variants left out)")
         if "unlabeled" in rows:
             parts.append(f"{rows['unlabeled']:,} unlabeled segments ("
                          + ", ".join(f"{k} {v:,}" for k, v in transfer["unlabeled"].items()) + ")")
@@ -78,7 +82,13 @@ def training_section(report: dict, metric: str) -> list[str]:
             cost.append(f"the teacher's outputs on them {data['teacher_labels_seconds']:.0f} s")
         line = f"- Student distilled on {rows['total']:,} rows: " + "; ".join(parts)
         if "general" in data:
-            line += f"; general distillation first on {data['general']['rows']:,} unlabeled texts ({data['general']['spec']})"
+            g = data["general"]
+            line += (f"; general distillation first on {g['rows']:,} unlabeled "
+                     f"{'sentence runs' if g.get('segment') == 'sentences' else 'texts'} ({g['spec']})")
+        cut = {k: n for k, n in (("transfer", transfer.get("truncated")), ("general", (data.get("general") or {}).get("truncated"))) if n}
+        if cut:
+            line += (f" ({' and '.join(f'{n:,} {k} texts' for k, n in cut.items())} longer than data.max_length were cut "
+                     "to it)")
         lines.append(line + (f". Cost: {', '.join(cost)}." if cost else "."))
         vocab = student.get("vocabulary") or {}
         if vocab.get("pieces_without_transfer"):

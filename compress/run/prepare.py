@@ -125,6 +125,9 @@ def load_run(recipe: Recipe, out: Path, resume: bool = False, command: str = "ru
     if head and sorted(head) == sorted(data.labels) and head != data.labels and recipe.data.labels is None:
         data = _reorder_labels(data, head)
     task.check_labels(source, data.labels)
+    entities = recipe.distill.transfer.entities
+    if entities.copies:  # refuses data without a tag per word, or without an entity, before OUT is touched
+        task.entity_augmenter(data.train, data.labels, entities.p, recipe.seed)
     run = Run(recipe=recipe, out=Path(out), source=source, data=data, resume=resume, command=command)
     _ = run.tokenizer  # a tokenizer that does not fit the weights is bad input too: fail before writing
     if recipe.student.vocabulary == "task":

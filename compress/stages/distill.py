@@ -107,18 +107,18 @@ def _transfer_set(run, teacher, plan):
         passes = math.ceil(schedule.planned_steps(steps) / steps)
     transfer = build(cfg.transfer, task=run.task, train=data.train, held_out=held_out, data_path=run.recipe.data.path,
                      seed=run.recipe.seed, teacher=teacher, tokenizer=run.tokenizer, checkpoint=run.source.location,
-                     passes=passes)
+                     passes=passes, labels=data.labels, max_length=run.recipe.data.max_length)
     rows = transfer.record["rows"]
     info("transfer set: " + ", ".join(f"{v:,} {k}" for k, v in rows.items() if k != "total")
          + f" rows ({rows['total']:,} in all" + "".join(f"; {k} {v} s" for k, v in transfer.record["seconds"].items()) + ")")
     return transfer
 
 
-def _data_record(run, general: dict, transfer, caches: dict) -> dict:
+def _data_record(run, general: dict | None, transfer, caches: dict) -> dict:
     """What the student was distilled on, row counts per source, and what the rows beyond the labelled ones cost."""
     out = {"labelled": len(run.data.train)}
     if general:
-        out["general"] = {"rows": len(general["general"]), "spec": run.recipe.distill.general.data}
+        out["general"] = general
     if transfer is not None:
         out["transfer"] = transfer.record
     task_cache = caches.get("task") if isinstance(caches, dict) else None
@@ -134,7 +134,6 @@ def run(run, force: bool = False) -> dict:
 
     from compress import distributed
     from compress.data.batching import encode
-    from compress.data.unlabeled import load_unlabeled
     from compress.distill.build import build_distiller
     from compress.distill.losses import CombinedLoss
     from compress.distill.plan import stage_terms
@@ -151,7 +150,12 @@ def run(run, force: bool = False) -> dict:
     teacher = run.load_teacher("distill")
     # Every stage and its loss, checked before the first step.
     plan = [(name, st, CombinedLoss(terms)) for name, st, terms in stage_terms(recipe)]
-    general = {name: load_unlabeled(st.data, st.text_column, st.max_rows) for name, st, _ in plan if name == "general"}
+    general, general_record = {}, None
+    if cfg.general is not None:
+        from compress.distill.transfer import general_rows
+
+        general["general"], general_record = general_rows(cfg.general, train=run.data.train, seed=recipe.seed,
+                                                          tokenizer=run.tokenizer, max_length=recipe.data.max_length)
 
     transfer = _transfer_set(run, teacher, plan)
     extra = transfer.examples if transfer is not None else []
@@ -235,7 +239,7 @@ def run(run, force: bool = False) -> dict:
         "best_epoch": history[-1]["best_epoch"],
         "stages": history,
         "teacher_cache": cache_record,
-        "data": _data_record(run, general, transfer, cache_record),
+        "data": _data_record(run, general_record, transfer, cache_record),
         "processes": distributed.world().size,
         "device": str(device),
         "precision": recipe.precision,

@@ -113,6 +113,14 @@ class Task(ABC):
 
         return unlabelled_example(text, text_pair)
 
+    def entity_augmenter(self, train: list, labels: list[str], p: float, seed: int):
+        """An augmenter of the training rows' tagged words (distill.transfer.entities); refused for rows without a tag
+        per word."""
+        from compress.errors import UserError
+
+        raise UserError(f"distill.transfer.entities augments words tagged one by one, which {self.name} data does not "
+                        "have: set distill.transfer.entities.copies to 0 (distill.transfer.augment replaces words in any text)")
+
     def load_student(self, directory):
         """OUT/student/ -> the PyTorch student (eval mode)."""
         from compress.student.albert import load_student

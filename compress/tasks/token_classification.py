@@ -131,6 +131,17 @@ class TokenClassification(Task):
         words = tuple(text.split())
         return TokenExample(words=words, tags=(UNLABELLED,) * len(words))
 
+    def entity_augmenter(self, train: list, labels: list[str], p: float, seed: int):
+        """compress.token_classification.augment over the training sentences; refused when they tag no entity."""
+        from compress.errors import UserError
+        from compress.token_classification.augment import EntityAugmenter
+
+        augmenter = EntityAugmenter([(e.words, e.tags) for e in train], labels, p, seed)
+        if not augmenter.entity_count:
+            raise UserError("distill.transfer.entities: the training data tags no entity (every word is O), so there "
+                            "is nothing to replace or shuffle: tag the data, or set distill.transfer.entities.copies to 0")
+        return augmenter
+
     def kept_sentence(self, pct: str, interval: str) -> str:
         return f"**{pct}%** of the teacher's test entity F1{interval}."
 

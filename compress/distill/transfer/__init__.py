@@ -108,9 +108,11 @@ class TransferSet:
 
 
 def build(cfg: TransferConfig, *, task, train: list, held_out: list[str], data_path: str, seed: int, teacher,
-          tokenizer, checkpoint: str, passes: int = 1) -> TransferSet:
+          tokenizer, checkpoint: str, passes: int = 1, labels: list[str] | None = None,
+          max_length: int | None = None) -> TransferSet:
     """The transfer set of a run (see the module docstring). held_out: the texts the student is scored on.
-    passes: with augment.per_epoch, how many epochs get their own variants."""
+    passes: with augment.per_epoch, how many epochs get their own variants. labels: the task's label names (entity
+    augmentation reads the tags). max_length: rows longer are counted (the encoder cuts them there)."""
     t0 = time.perf_counter()
     record: dict = {"rows": {"labelled": len(train)}, "notes": [], "seconds": {}}
     pairs = bool(train) and getattr(train[0], "text_pair", None) is not None
@@ -149,6 +151,21 @@ def build(cfg: TransferConfig, *, task, train: list, held_out: list[str], data_p
         record["augment"] = {"copies": aug.copies, "p": aug.p, "top_k": aug.top_k, "per_epoch": aug.per_epoch,
                              "sets": n_sets, "sources": [s.name for s in sources], "words_per_source": covered}
         record["seconds"]["augment"] = round(time.perf_counter() - t0, 1)
+
+    if cfg.entities.copies:  # after the per-epoch word variants: entity variants are in every epoch
+        t1 = time.perf_counter()
+        ent = cfg.entities
+        made = task.entity_augmenter(train, labels or [], ent.p, seed).variants(ent.copies, ent.operations)
+        before, unchanged = len(examples), 0
+        for variants in made:
+            for words in variants:
+                if words is None or _norm(" ".join(words)) in banned:
+                    unchanged += words is None
+                    continue
+                examples.append(task.unlabelled_row(" ".join(words), None))
+        record["rows"]["entity_augmented"] = len(examples) - before
+        record["entities"] = {"copies": ent.copies, "operations": list(ent.operations), "p": ent.p, "unchanged": unchanged}
+        record["seconds"]["entities"] = round(time.perf_counter() - t1, 1)
 
     specs, notes = resolve_unlabeled(cfg, data_path)
     record["notes"] += notes
@@ -189,4 +206,36 @@ def build(cfg: TransferConfig, *, task, train: list, held_out: list[str], data_p
         record["dropped_held_out"] = dropped
         record["seconds"]["unlabeled"] = round(time.perf_counter() - t1, 1)
     record["rows"]["total"] = len(train) + len(examples)
+    if max_length is not None:
+        record["truncated"] = truncated(tokenizer, [e.text for e in examples], max_length)
     return TransferSet(examples, blocks, record, augmented)
+
+
+def general_rows(cfg, *, train: list, seed: int, tokenizer, max_length: int) -> tuple[list, dict]:
+    """General distillation's rows (the recipe's distill.general) and their record: the texts as they are, or (segment:
+    sentences) runs of whole sentences about as long as the training texts, a seeded sample of max_rows of them."""
+    from compress.data.readers import UNLABELLED, Example
+    from compress.data.unlabeled import load_unlabeled
+
+    if cfg.segment == "texts":
+        rows = load_unlabeled(cfg.data, cfg.text_column, cfg.max_rows)
+    else:
+        words = max(8, int(statistics.median(len(e.text.split()) for e in train))) if train else 32
+        texts = [t for spec in ([cfg.data] if isinstance(cfg.data, str) else cfg.data) for t in read_texts(spec, cfg.text_column)]
+        pieces = list(dict.fromkeys(segments(texts, words, "sentences")))
+        random.Random(seed).shuffle(pieces)
+        rows = [Example(text=t, label=UNLABELLED) for t in pieces[:cfg.max_rows]]
+    record = {"rows": len(rows), "spec": cfg.data, "segment": cfg.segment,
+              "truncated": truncated(tokenizer, [e.text for e in rows], max_length)}
+    return rows, record
+
+
+def truncated(tokenizer, texts: list[str], max_length: int) -> int:
+    """How many texts are longer than max_length tokens (the encoder cuts them there, and the report counts them)."""
+    n = 0
+    for start in range(0, len(texts), 4096):
+        n += sum(len(ids) > max_length for ids in tokenizer(texts[start:start + 4096], truncation=False, verbose=False)["input_ids"])
+    if n:
+        info(f"[yellow]note[/]: {n:,} of {len(texts):,} distillation texts are longer than {max_length} tokens: cut to "
+             f"{max_length} (data.max_length), counted in the report")
+    return n

@@ -33,11 +33,29 @@ class AugmentConfig(Strict):
     """Fresh variants for every epoch (copies per epoch; the teacher labels each epoch's), instead of one set reused."""
 
 
+EntityOperation = Literal["mention", "token", "shuffle"]
+
+
+class EntityAugmentConfig(Strict):
+    """Entity-aware augmentation of tagged sentences (Dai & Adel 2020; compress.token_classification.augment): new
+    sentences from the training set's own mentions and words, relabelled by the teacher's soft tags. Tasks with a tag
+    per word only (token classification)."""
+
+    copies: int = Field(0, ge=0)
+    """Variants per tagged sentence (0: none); variant k uses operation k mod len(operations)."""
+    operations: list[EntityOperation] = Field(default_factory=lambda: ["mention", "token", "shuffle"], min_length=1)
+    """mention: a mention for another of the same type; token: a word for another with the same tag; shuffle: the
+    words within each segment of one type shuffled."""
+    p: float = Field(0.3, gt=0, le=1)
+    """Probability that a mention (mention), a word (token) or a segment (shuffle) is changed."""
+
+
 class TransferConfig(Strict):
     """Rows the teacher labels for task distillation, beside the labelled ones: augmented variants of the labelled
     rows and unlabeled text. The teacher's outputs on them are cached like the labelled rows'."""
 
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    entities: EntityAugmentConfig = Field(default_factory=EntityAugmentConfig)
     unlabeled: list[str] = Field(default_factory=list)
     """Unlabeled text (compress.data.unlabeled): paths, `data` (the task data's own unlabeled file), a named text set
     (`wikipedia`, `plots`), or `auto`: `data` when the task data has one, and the default transfer set (wikipedia)
@@ -59,4 +77,4 @@ class TransferConfig(Strict):
 
     @property
     def active(self) -> bool:
-        return self.augment.copies > 0 or bool(self.unlabeled)
+        return self.augment.copies > 0 or self.entities.copies > 0 or bool(self.unlabeled)

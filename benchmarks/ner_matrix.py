@@ -1,0 +1,152 @@
+"""Token-classification students by recipe variant: the `ner` recipe as it ships against the same recipe with more
+text to distil on (the default transfer set in the general stage), entity-aware augmentation of the tagged sentences,
+or a wider student, each a whole `bert-compress run --task token-classification` per seed, scored as the bench stage
+scores every model (test entity F1, per type; each model's share of the teacher fine-tuned in the same run).
+
+    python benchmarks/ner_matrix.py --work WORK --variants recipe,wiki --seeds 42,43,44 \
+        --out benchmarks/results/ner_matrix_<tag>.json
+
+The teacher of a seed is fine-tuned once, by the seed's first variant (the same recipe settings give the same
+teacher); the seed's other variants start from it (`--teacher WORK/<first>_s<seed>/teacher`: it has the token head,
+so they fine-tune nothing), so their stage seconds leave the fine-tuning out. Only quality is compared here: the bench
+grid is cut to seq 128, batch 1, 1 thread, the one cell the speed bar (the shipped model against the eager teacher)
+reads. An existing results file is never overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from compress.bench.env import environment  # noqa: E402
+from compress.fsutil import write_json  # noqa: E402
+from compress.recipe import deep_merge, load_recipe_data  # noqa: E402
+
+BASE = "ner"
+# the default transfer set in the general stage: Wikipedia leads cut into sentence runs as long as a tweet, beside
+# the vendored movie texts (a seeded sample of 24,000 runs: its teacher cache stays under 4 GB)
+WIKI = {"distill": {"general": {"data": ["wikipedia", "vendored"], "segment": "sentences", "max_rows": 24000,
+                                "epochs": 2}, "teacher_cache": {"max_gb": 6.0}}}
+H256 = {"student": {"hidden_size": 256, "num_attention_heads": 8, "intermediate_size": 1024}}  # whole teacher heads
+# each variant's schedule keeps the whole run near 20 minutes on 2 cores: a wider student gets fewer task passes,
+# entity variants (2 per tagged sentence: 3x the rows) fewer again
+H256_WIKI = deep_merge(deep_merge(H256, WIKI), {"distill": {"epochs": 20}})
+ENTITIES = {"distill": {"transfer": {"entities": {"copies": 2}}}}
+VARIANTS = {  # name -> a patch on the `ner` recipe (merged into it; None: the recipe as it ships)
+    "recipe": None,
+    "wiki": WIKI,
+    "entities": deep_merge(ENTITIES, {"distill": {"epochs": 14}}),
+    "wiki_entities": deep_merge(deep_merge(WIKI, ENTITIES), {"distill": {"epochs": 14}}),
+    "h256": deep_merge(H256, {"distill": {"epochs": 20}}),
+    "h256_wiki": H256_WIKI,
+    "h256_wiki_entities": deep_merge(deep_merge(H256_WIKI, ENTITIES), {"distill": {"epochs": 8}}),
+}
+QUALITY_ONLY_BENCH = {"seq_lens": [128], "threads": [1], "batches": [1], "gemm_peak": False, "rounds": 1,
+                      "warmup": 2, "runs": 10, "min_seconds": 0.2}
+
+
+def recipe_for(variant: str, seed: int) -> dict:
+    raw, _ = load_recipe_data(BASE)
+    raw = copy.deepcopy(raw)
+    raw["seed"] = seed
+    raw["bench"] = dict(raw.get("bench") or {}) | QUALITY_ONLY_BENCH
+    patch = VARIANTS[variant]
+    return deep_merge(raw, patch) if patch else raw
+
+
+def row_of(report: dict, variant: str, seed: int) -> dict:
+    s = report["summary"]
+    shipped = s["best_artifact"]
+    f1 = {a["name"]: a["accuracy"] for a in report["artifacts"]}
+    student = report["student"]
+    int8 = {n: v for n, v in f1.items() if "int8" in n}
+    training = (report.get("training") or {}).get("student") or {}
+    data = training.get("data") or {}
+    return {"variant": variant, "seed": seed, "teacher_f1": report["teacher"]["accuracy"], "student_f1": student["accuracy"],
+            "student_of_teacher": student["accuracy"] / report["teacher"]["accuracy"],
+            "shipped": shipped, "shipped_f1": f1.get(shipped, student["accuracy"]),
+            "shipped_of_teacher": s["vs_teacher"][shipped]["accuracy_retained"],
+            "x_eager_teacher": s["vs_teacher"][shipped]["speedup"],
+            "student_x_eager_teacher": s["vs_teacher"]["student (pytorch)"]["speedup"],
+            # int8 files against their fp32 student, in F1 points (the bar: within 1)
+            "int8_minus_fp32_points": {n: round(100 * (v - student["accuracy"]), 2) for n, v in int8.items()},
+            "types": {t: round(v["f1"], 4) for t, v in student["entities"]["types"].items()},
+            "teacher_types": {t: round(v["f1"], 4) for t, v in report["teacher"]["entities"]["types"].items()},
+            "rows": {"general": (data.get("general") or {}).get("rows"),
+                     "task": ((data.get("transfer") or {}).get("rows") or {}).get("total", data.get("labelled"))},
+            "student_shape": {k: student["arch"][k] for k in ("layers", "hidden_size", "heads", "intermediate_size")},
+            "stage_seconds": report.get("stage_seconds")}
+
+
+def summary(rows: list[dict]) -> dict:
+    out = {}
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        out[variant] = {"seeds": [r["seed"] for r in mine]} | {
+            f"{k}_{stat}": round(fn([r[k] for r in mine]), 4)
+            for k in ("student_of_teacher", "shipped_of_teacher", "student_f1", "teacher_f1", "x_eager_teacher")
+            for stat, fn in (("mean", statistics.mean), ("min", min))}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", required=True, help="folder for the runs' OUT folders and recipes")
+    ap.add_argument("--out", required=True, help="results JSON to write (refused if it exists)")
+    ap.add_argument("--variants", default="recipe,wiki", help=f"comma-separated: {', '.join(VARIANTS)}")
+    ap.add_argument("--seeds", default="42")
+    args = ap.parse_args()
+    out = Path(args.out)
+    if out.exists():
+        print(f"ner_matrix: {out} exists: a new measurement goes to a new file", file=sys.stderr)
+        return 2
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        print(f"ner_matrix: unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}", file=sys.stderr)
+        return 2
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    argv = [a.replace(f"{ROOT}/", "").replace(str(work), "WORK") for a in sys.argv]
+    doc = {"command": "python " + " ".join(argv), "environment": environment(), "base_recipe": BASE,
+           "variants": {v: VARIANTS[v] for v in variants}, "bench": QUALITY_ONLY_BENCH, "runs": [], "rows": []}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        first = work / f"{variants[0]}_s{seed}"
+        for variant in variants:
+            recipe, run_out = work / f"{variant}_s{seed}.yaml", work / f"{variant}_s{seed}"
+            recipe.write_text(yaml.safe_dump(recipe_for(variant, seed), sort_keys=False))
+            cmd = ["bert-compress", "run", "--recipe", str(recipe), "--out", str(run_out)]
+            if run_out != first:  # the seed's teacher, fine-tuned by its first variant
+                cmd += ["--teacher", str(first / "teacher")]
+            done = (run_out / "report.json").is_file()
+            if run_out.is_dir() and not done:
+                cmd.append("--resume")
+            print(f"ner_matrix: {' '.join(cmd)}" + (" (done already: its report is read)" if done else ""),
+                  file=sys.stderr, flush=True)
+            if not done and subprocess.run(cmd).returncode != 0:
+                print(f"ner_matrix: the {variant} seed {seed} run failed", file=sys.stderr)
+                return 1
+            report = json.loads((run_out / "report.json").read_text())
+            doc["runs"].append({"variant": variant, "seed": seed, "command": " ".join(cmd).replace(str(work), "WORK"),
+                                "patch": VARIANTS[variant]})
+            doc["rows"].append(row_of(report, variant, seed))
+            doc["summary"] = summary(doc["rows"])
+            write_json(out.with_suffix(".partial.json"), doc)  # what is done so far survives an interruption
+    write_json(out, doc)
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
+    print(json.dumps(doc["summary"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
