@@ -131,7 +131,7 @@ class GeneralConfig(Schedule):
     max_rows: int | None = Field(None, ge=1)
     segment: Literal["texts", "sentences"] = "texts"
     """texts: each text as it is (cut at data.max_length); sentences: runs of whole sentences about as long as the
-    training texts (compress.distill.transfer.segments), a seeded sample of max_rows of them."""
+    training texts (compress.distill.transfer.segments); max_rows of them in the order listed (a seeded sample of each)."""
     epochs: int = Field(1, ge=1)
     lr: float | None = Field(None, gt=0)
     losses: dict[str, LossTerm] = Field(default_factory=lambda: {k: LossTerm(**v) for k, v in INTERMEDIATE_LOSSES.items()})

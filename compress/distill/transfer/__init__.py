@@ -213,7 +213,8 @@ def build(cfg: TransferConfig, *, task, train: list, held_out: list[str], data_p
 
 def general_rows(cfg, *, train: list, seed: int, tokenizer, max_length: int) -> tuple[list, dict]:
     """General distillation's rows (the recipe's distill.general) and their record: the texts as they are, or (segment:
-    sentences) runs of whole sentences about as long as the training texts, a seeded sample of max_rows of them."""
+    sentences) runs of whole sentences about as long as the training texts, at most max_rows of them, taken in the
+    order the sources are listed (a seeded sample of each)."""
     from compress.data.readers import UNLABELLED, Example
     from compress.data.unlabeled import load_unlabeled
 
@@ -221,10 +222,12 @@ def general_rows(cfg, *, train: list, seed: int, tokenizer, max_length: int) -> 
         rows = load_unlabeled(cfg.data, cfg.text_column, cfg.max_rows)
     else:
         words = max(8, int(statistics.median(len(e.text.split()) for e in train))) if train else 32
-        texts = [t for spec in ([cfg.data] if isinstance(cfg.data, str) else cfg.data) for t in read_texts(spec, cfg.text_column)]
-        pieces = list(dict.fromkeys(segments(texts, words, "sentences")))
-        random.Random(seed).shuffle(pieces)
-        rows = [Example(text=t, label=UNLABELLED) for t in pieces[:cfg.max_rows]]
+        pieces: list[str] = []
+        for spec in [cfg.data] if isinstance(cfg.data, str) else cfg.data:  # in order: --unlabeled's text first
+            runs = segments(read_texts(spec, cfg.text_column), words, "sentences")
+            random.Random(seed).shuffle(runs)
+            pieces += runs
+        rows = [Example(text=t, label=UNLABELLED) for t in list(dict.fromkeys(pieces))[:cfg.max_rows]]
     record = {"rows": len(rows), "spec": cfg.data, "segment": cfg.segment,
               "truncated": truncated(tokenizer, [e.text for e in rows], max_length)}
     return rows, record
