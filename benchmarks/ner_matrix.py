@@ -67,19 +67,19 @@ def recipe_for(variant: str, seed: int) -> dict:
 def row_of(report: dict, variant: str, seed: int) -> dict:
     s = report["summary"]
     shipped = s["best_artifact"]
-    f1 = {a["name"]: a["accuracy"] for a in report["artifacts"]}
+    f1 = {a["name"]: a["quality"] for a in report["artifacts"]}
     student = report["student"]
     int8 = {n: v for n, v in f1.items() if "int8" in n}
     training = (report.get("training") or {}).get("student") or {}
     data = training.get("data") or {}
-    return {"variant": variant, "seed": seed, "teacher_f1": report["teacher"]["accuracy"], "student_f1": student["accuracy"],
-            "student_of_teacher": student["accuracy"] / report["teacher"]["accuracy"],
-            "shipped": shipped, "shipped_f1": f1.get(shipped, student["accuracy"]),
-            "shipped_of_teacher": s["vs_teacher"][shipped]["accuracy_retained"],
+    return {"variant": variant, "seed": seed, "teacher_f1": report["teacher"]["quality"], "student_f1": student["quality"],
+            "student_of_teacher": student["quality"] / report["teacher"]["quality"],
+            "shipped": shipped, "shipped_f1": f1.get(shipped, student["quality"]),
+            "shipped_of_teacher": s["vs_teacher"][shipped]["quality_retained"],
             "x_eager_teacher": s["vs_teacher"][shipped]["speedup"],
             "student_x_eager_teacher": s["vs_teacher"]["student (pytorch)"]["speedup"],
             # int8 files against their fp32 student, in F1 points (the bar: within 1)
-            "int8_minus_fp32_points": {n: round(100 * (v - student["accuracy"]), 2) for n, v in int8.items()},
+            "int8_minus_fp32_points": {n: round(100 * (v - student["quality"]), 2) for n, v in int8.items()},
             "types": {t: round(v["f1"], 4) for t, v in student["entities"]["types"].items()},
             "teacher_types": {t: round(v["f1"], 4) for t, v in report["teacher"]["entities"]["types"].items()},
             "rows": {"general": (data.get("general") or {}).get("rows"),
