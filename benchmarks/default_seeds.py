@@ -35,6 +35,13 @@ def scrub(text: str, out: Path, data: str | None) -> str:
     return text.replace(data, "DATA") if data else text
 
 
+def _quality_name(report: dict) -> str:
+    """The task's test quality in words ('test acc', 'entity F1')."""
+    from compress.tasks import get
+
+    return get(report.get("task") or "sequence-classification").quality_column
+
+
 def one_run(out: Path, data: str | None) -> dict:
     report = json.loads(scrub((out / "report.json").read_text(), out, data))
     seed = yaml.safe_load((out / "recipe.yaml").read_text())["seed"]  # the resolved recipe the run saved
@@ -50,7 +57,7 @@ def one_run(out: Path, data: str | None) -> dict:
     return {
         "seed": seed, "report": report,
         "row": {
-            "seed": seed, "recipe": report["recipe"],
+            "seed": seed, "recipe": report["recipe"], "quality_name": _quality_name(report),
             "teacher_test_accuracy": report["teacher"]["quality"],
             "teacher_dev_curve": [d["dev"] for d in (training.get("teacher") or {}).get("dev", [])],
             "teacher_steps": (training.get("teacher") or {}).get("steps"),

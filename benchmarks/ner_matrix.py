@@ -1,9 +1,9 @@
-"""Token-classification students by recipe variant: the `ner` recipe as it ships against the same recipe with more
-text to distil on (the default transfer set in the general stage), entity-aware augmentation of the tagged sentences,
-or a wider student, each a whole `bert-compress run --task token-classification` per seed, scored as the bench stage
+"""Token-classification students by recipe variant: the `ner` recipe as it ships against the same recipe without
+entity-aware augmentation, and against the recipe before it (issue 23's: 3 x 128, general distillation on the movie
+texts only) with and without the recipe's general-stage text (Wikipedia), each a whole `bert-compress run --task token-classification` per seed, scored as the bench stage
 scores every model (test entity F1, per type; each model's share of the teacher fine-tuned in the same run).
 
-    python benchmarks/ner_matrix.py --work WORK --variants recipe,wiki --seeds 42,43,44 \
+    python benchmarks/ner_matrix.py --work WORK --variants recipe,issue23 --seeds 42,43,44 \
         --out benchmarks/results/ner_matrix_<tag>.json
 
 The teacher of a seed is fine-tuned once, by the seed's first variant (the same recipe settings give the same
@@ -33,23 +33,18 @@ from compress.fsutil import write_json  # noqa: E402
 from compress.recipe import deep_merge, load_recipe_data  # noqa: E402
 
 BASE = "ner"
-# the default transfer set in the general stage: the vendored movie texts, then Wikipedia leads, cut into sentence
-# runs as long as a tweet (24,000 runs in all: the movie texts' ~13,000 and a seeded sample of Wikipedia's)
-WIKI = {"distill": {"general": {"data": ["vendored", "wikipedia"], "segment": "sentences", "max_rows": 24000,
-                                "epochs": 2}, "teacher_cache": {"max_gb": 6.0}}}
-H256 = {"student": {"hidden_size": 256, "num_attention_heads": 8, "intermediate_size": 1024}}  # whole teacher heads
-# each variant's schedule keeps the whole run near 20 minutes on 2 cores: a wider student gets fewer task passes,
-# entity variants (2 per tagged sentence: 3x the rows) fewer again
-H256_WIKI = deep_merge(deep_merge(H256, WIKI), {"distill": {"epochs": 20}})
-ENTITIES = {"distill": {"transfer": {"entities": {"copies": 2}}}}
+# the recipe before issue 37 (issue 23's): 3 x 128, general distillation on the vendored movie texts as they are
+ISSUE23 = {"student": {"hidden_size": 128, "num_attention_heads": 4, "intermediate_size": 512},
+           "distill": {"epochs": 40, "teacher_cache": {"max_gb": 4.0}, "transfer": {"entities": {"copies": 0}},
+                       "general": {"data": "vendored", "segment": "texts", "max_rows": None, "epochs": 3}}}
+# issue 23's student with the recipe's general stage (the movie texts, then Wikipedia, in sentence runs)
+ISSUE23_WIKI = deep_merge(ISSUE23, {"distill": {"teacher_cache": {"max_gb": 6.0}, "general": {
+    "data": ["vendored", "auto"], "segment": "sentences", "max_rows": 24000, "epochs": 2}}})
 VARIANTS = {  # name -> a patch on the `ner` recipe (merged into it; None: the recipe as it ships)
     "recipe": None,
-    "wiki": WIKI,
-    "entities": deep_merge(ENTITIES, {"distill": {"epochs": 14}}),
-    "wiki_entities": deep_merge(deep_merge(WIKI, ENTITIES), {"distill": {"epochs": 14}}),
-    "h256": deep_merge(H256, {"distill": {"epochs": 20}}),
-    "h256_wiki": H256_WIKI,
-    "h256_wiki_entities": deep_merge(deep_merge(H256_WIKI, ENTITIES), {"distill": {"epochs": 8}}),
+    "no_entities": {"distill": {"epochs": 20, "transfer": {"entities": {"copies": 0}}}},  # 20 passes over the tagged rows
+    "issue23": ISSUE23,
+    "issue23_wiki": ISSUE23_WIKI,
 }
 QUALITY_ONLY_BENCH = {"seq_lens": [128], "threads": [1], "batches": [1], "gemm_peak": False, "rounds": 1,
                       "warmup": 2, "runs": 10, "min_seconds": 0.2}
@@ -103,7 +98,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", required=True, help="folder for the runs' OUT folders and recipes")
     ap.add_argument("--out", required=True, help="results JSON to write (refused if it exists)")
-    ap.add_argument("--variants", default="recipe,wiki", help=f"comma-separated: {', '.join(VARIANTS)}")
+    ap.add_argument("--variants", default="recipe,issue23", help=f"comma-separated: {', '.join(VARIANTS)}")
     ap.add_argument("--seeds", default="42")
     args = ap.parse_args()
     out = Path(args.out)

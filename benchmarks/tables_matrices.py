@@ -252,7 +252,9 @@ def default_seeds_rows(result: dict) -> list[str]:
     was distilled on, what the shipped model keeps of the teacher (with its bootstrap interval), its speed-ups
     measured in that run's bench, and the run's wall time; then mean and min."""
     rows = result["rows"]
-    lines = ["| seed | teacher test acc % | teacher dev curve % | rows distilled on | distill steps (stopped by) | "
+    quality = rows[0].get("quality_name", "test acc")
+    words = "test accuracy" if quality == "test acc" else f"test {quality}"
+    lines = [f"| seed | teacher {quality} % | teacher dev curve % | rows distilled on | distill steps (stopped by) | "
              "student fp32 % of teacher (95% interval) | shipped model | shipped % of teacher (95% interval) | "
              "× eager teacher | × ONNX teacher | × smaller | wall s |",
              "|---:|---:|---|---:|---|---|---|---|---:|---:|---:|---:|"]
@@ -266,7 +268,7 @@ def default_seeds_rows(result: dict) -> list[str]:
             f"{r['shipped_pct_of_teacher']:.2f}" + (f" ({iv[0]:.1f}–{iv[1]:.1f})" if iv else "")
             + f" | {r['x_eager_teacher']} | {r['x_onnx_teacher']} | {r['x_smaller']} | {r['wall_seconds']:.0f} |")
     pcts = [r["shipped_pct_of_teacher"] for r in rows]
-    return lines + ["", f"Shipped model, % of the teacher's test accuracy: mean {statistics.mean(pcts):.2f}, min {min(pcts):.2f}; "
+    return lines + ["", f"Shipped model, % of the teacher's {words}: mean {statistics.mean(pcts):.2f}, min {min(pcts):.2f}; "
                     f"× the eager teacher: min {min(r['x_eager_teacher'] for r in rows)}; × the ONNX Runtime fp32 teacher: "
                     f"min {min(r['x_onnx_teacher'] for r in rows)} (seq {rows[0]['seq_len']}, batch 1, {rows[0]['threads']} "
                     f"thread, the teacher timed in each run's own bench); slowest run {max(r['wall_seconds'] for r in rows):.0f} s "

@@ -125,8 +125,8 @@ class GeneralConfig(Schedule):
     """General distillation on unlabeled text before task distillation (intermediate-layer losses only)."""
 
     data: str | list[str] = "default"
-    """'default' (the vendored plot summaries), 'vendored' (the Rotten Tomatoes snippets and plots), a text set, a file
-    or folder of texts (compress.data.unlabeled), or a list of them (`--unlabeled` puts the user's in front)."""
+    """'default' (the vendored plot summaries), 'vendored' (the Rotten Tomatoes snippets and plots), a text set, `auto`,
+    a file or folder of texts (compress.data.unlabeled), or a list of them (`--unlabeled` puts the user's in front)."""
     text_column: str = "text"
     max_rows: int | None = Field(None, ge=1)
     segment: Literal["texts", "sentences"] = "texts"

@@ -128,16 +128,18 @@ def test_auto_and_a_missing_text_set(monkeypatch, tmp_path):
         read_texts("wikipedia")  # asked for by name: refused
 
 
-def test_cli_unlabeled_feeds_transfer_and_a_general_stage(tmp_path):
-    from compress.data.unlabeled import load_unlabeled
+def test_cli_unlabeled_feeds_transfer_and_a_general_stage(tmp_path, teacher):
+    from compress.distill.transfer import general_rows
     from compress.recipe import resolve_recipe
 
     f = tmp_path / "mine.txt"
     f.write_text("first text of mine\nsecond text of mine\n", encoding="utf-8")
     r = resolve_recipe("ner", unlabeled=[str(f)])
-    assert r.distill.transfer.unlabeled[0] == str(f) and r.distill.general.data == [str(f), "vendored"]
-    rows = load_unlabeled(r.distill.general.data)
-    assert [e.text for e in rows[:2]] == ["first text of mine", "second text of mine"] and len(rows) > 2
+    assert r.distill.transfer.unlabeled[0] == str(f) and r.distill.general.data == [str(f), "vendored", "auto"]
+    train = [Example(text="a tweet of about six words", label=0)]
+    rows, record = general_rows(r.distill.general, train=train, seed=0, tokenizer=teacher[1], max_length=128)
+    assert {e.text for e in rows[:2]} == {"first text of mine", "second text of mine"}  # the user's text first
+    assert len(rows) == record["rows"] == r.distill.general.max_rows and record["read"][-1] == "wikipedia"
     assert resolve_recipe("default", unlabeled=[str(f)]).distill.general is None  # no general stage to feed
 
 

@@ -155,7 +155,8 @@ def run(run, force: bool = False) -> dict:
         from compress.distill.transfer import general_rows
 
         general["general"], general_record = general_rows(cfg.general, train=run.data.train, seed=recipe.seed,
-                                                          tokenizer=run.tokenizer, max_length=recipe.data.max_length)
+                                                          tokenizer=run.tokenizer, max_length=recipe.data.max_length,
+                                                          data_path=recipe.data.path)
 
     transfer = _transfer_set(run, teacher, plan)
     extra = transfer.examples if transfer is not None else []

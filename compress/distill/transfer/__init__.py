@@ -33,8 +33,14 @@ def _norm(text: str) -> str:
 
 def resolve_unlabeled(cfg: TransferConfig, data_path: str) -> tuple[list[str], list[str]]:
     """The unlabeled specs to read (`auto` expanded) and the notes on what `auto` left out."""
+    return resolve_specs(cfg.unlabeled, data_path)
+
+
+def resolve_specs(listed: list[str], data_path: str) -> tuple[list[str], list[str]]:
+    """Text specs with `auto` expanded: `data` when the task data has an unlabeled file, the default transfer set
+    when its package is installed (else a note says so)."""
     specs, notes = [], []
-    for spec in cfg.unlabeled:
+    for spec in listed:
         if spec != "auto":
             specs.append(spec)
             continue
@@ -211,25 +217,28 @@ def build(cfg: TransferConfig, *, task, train: list, held_out: list[str], data_p
     return TransferSet(examples, blocks, record, augmented)
 
 
-def general_rows(cfg, *, train: list, seed: int, tokenizer, max_length: int) -> tuple[list, dict]:
+def general_rows(cfg, *, train: list, seed: int, tokenizer, max_length: int, data_path: str = "default") -> tuple[list, dict]:
     """General distillation's rows (the recipe's distill.general) and their record: the texts as they are, or (segment:
     sentences) runs of whole sentences about as long as the training texts, at most max_rows of them, taken in the
     order the sources are listed (a seeded sample of each)."""
     from compress.data.readers import UNLABELLED, Example
-    from compress.data.unlabeled import load_unlabeled
 
+    specs, notes = resolve_specs([cfg.data] if isinstance(cfg.data, str) else list(cfg.data), data_path)
+    for note in notes:
+        info(f"[yellow]note[/]: general distillation: {note}")
     if cfg.segment == "texts":
-        rows = load_unlabeled(cfg.data, cfg.text_column, cfg.max_rows)
+        texts = [t for spec in specs for t in read_texts(spec, cfg.text_column, data_path)][:cfg.max_rows]
     else:
         words = max(8, int(statistics.median(len(e.text.split()) for e in train))) if train else 32
         pieces: list[str] = []
-        for spec in [cfg.data] if isinstance(cfg.data, str) else cfg.data:  # in order: --unlabeled's text first
-            runs = segments(read_texts(spec, cfg.text_column), words, "sentences")
+        for spec in specs:  # in order: --unlabeled's text first
+            runs = segments(read_texts(spec, cfg.text_column, data_path), words, "sentences")
             random.Random(seed).shuffle(runs)
             pieces += runs
-        rows = [Example(text=t, label=UNLABELLED) for t in list(dict.fromkeys(pieces))[:cfg.max_rows]]
-    record = {"rows": len(rows), "spec": cfg.data, "segment": cfg.segment,
-              "truncated": truncated(tokenizer, [e.text for e in rows], max_length)}
+        texts = list(dict.fromkeys(pieces))[:cfg.max_rows]
+    rows = [Example(text=t, label=UNLABELLED) for t in texts]
+    record = {"rows": len(rows), "spec": cfg.data, "read": specs, "segment": cfg.segment, "notes": notes,
+              "truncated": truncated(tokenizer, texts, max_length)}
     return rows, record
 
 
