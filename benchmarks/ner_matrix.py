@@ -77,6 +77,7 @@ def row_of(report: dict, variant: str, seed: int) -> dict:
             "int8_minus_fp32_points": {n: round(100 * (v - student["quality"]), 2) for n, v in int8.items()},
             "types": {t: round(v["f1"], 4) for t, v in student["entities"]["types"].items()},
             "teacher_types": {t: round(v["f1"], 4) for t, v in report["teacher"]["entities"]["types"].items()},
+            "support": {t: v["support"] for t, v in report["teacher"]["entities"]["types"].items()},  # gold entities
             "rows": {"general": (data.get("general") or {}).get("rows"),
                      "task": ((data.get("transfer") or {}).get("rows") or {}).get("total", data.get("labelled"))},
             "student_shape": {k: student["arch"][k] for k in ("layers", "hidden_size", "heads", "intermediate_size")},

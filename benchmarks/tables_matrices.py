@@ -314,3 +314,47 @@ def render_data_matrix(paths: list[str]) -> list[str]:
     note = f"Teacher test accuracy {', '.join(teachers)}; the student in PyTorch fp32 on the test split."
     env = env_line(docs[0].get("environment"), [c for d in docs for c in d.get("commands", [d.get("command")])], note)
     return data_matrix_rows(rows) + ["", f"From {', '.join(f'`{p}`' for p in paths)}. " + env]
+
+
+def render_ner_variants(paths: list[str]) -> list[str]:
+    """benchmarks/ner_matrix.py: each variant of the `ner` recipe over its seeds: the student's shape and rows, its test
+    entity F1 as a share of the teacher fine-tuned in the same run (mean / min), the shipped file's share and speed-up
+    against the eager teacher, and the int8 files' worst distance from their fp32 student in F1 points."""
+    lines = ["| variant | student | rows: general / tagged + variants | seeds | teacher entity F1 % (mean) | "
+             "student entity F1 % (mean / min) | student % of teacher (mean / min) | shipped % of teacher (mean / min) | "
+             "int8 − fp32, F1 points (worst) | × eager teacher, shipped (min) | distill s (mean) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for path in paths:
+        doc = load(path)
+        for variant, v in doc["summary"].items():
+            rows = [r for r in doc["rows"] if r["variant"] == variant]
+            shape = rows[0]["student_shape"]
+            worst = min(d for r in rows for d in r["int8_minus_fp32_points"].values())
+            distill = statistics.mean(r["stage_seconds"]["distill"] for r in rows)
+            lines.append(
+                f"| {variant} | {shape['layers']} × {shape['hidden_size']}, {shape['heads']} heads, FFN "
+                f"{shape['intermediate_size']} | {rows[0]['rows']['general'] or 0:,} / {rows[0]['rows']['task']:,} | "
+                f"{len(rows)} | {100 * v['teacher_f1_mean']:.1f} | {100 * v['student_f1_mean']:.1f} / "
+                f"{100 * v['student_f1_min']:.1f} | {100 * v['student_of_teacher_mean']:.1f} / "
+                f"{100 * v['student_of_teacher_min']:.1f} | {100 * v['shipped_of_teacher_mean']:.1f} / "
+                f"{100 * v['shipped_of_teacher_min']:.1f} | {worst:+.2f} | {v['x_eager_teacher_min']:.1f} | {distill:.0f} |")
+    return lines + ["", "Test split (239 tweets, 174 entities: one entity is about half a point of F1); each run's "
+                    "teacher fine-tuned with the run's seed; speed-up at seq 128, batch 1, 1 thread, in the run's own "
+                    "bench. From " + ", ".join(f"`{p}`" for p in paths) + ". "
+                    + env_line(load(paths[0]).get("environment"), [c for p in paths for c in commands_of(load(p))])]
+
+
+def render_ner_types(paths: list[str]) -> list[str]:
+    """benchmarks/ner_matrix.py: test entity F1 per type (mean over seeds) of each variant's student and the teacher."""
+    doc = load(paths[0])
+    types = sorted(doc["rows"][0]["teacher_types"])
+    support = doc["rows"][0].get("support") or {}
+    lines = ["| model | " + " | ".join(f"{t} ({support[t]})" if t in support else t for t in types) + " |",
+             "|---|" + "---:|" * len(types)]
+    teacher = {t: statistics.mean(r["teacher_types"][t] for r in doc["rows"]) for t in types}
+    lines.append("| teacher | " + " | ".join(f"{100 * teacher[t]:.1f}" for t in types) + " |")
+    for variant in doc["summary"]:
+        rows = [r for r in doc["rows"] if r["variant"] == variant]
+        lines.append(f"| {variant} | " + " | ".join(f"{100 * statistics.mean(r['types'][t] for r in rows):.1f}" for t in types) + " |")
+    return lines + ["", f"Entity F1 % per type on test (its gold entities in brackets), the PyTorch students, mean over seeds "
+                    f"{', '.join(str(s) for s in dict.fromkeys(r['seed'] for r in doc['rows']))}. From `{paths[0]}`."]
