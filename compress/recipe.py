@@ -163,8 +163,7 @@ class DistillConfig(TrainConfig):
     """Several task-distillation stages in order (e.g. intermediate layers, then prediction layer)."""
     general: GeneralConfig | None = None
     transfer: TransferConfig = Field(default_factory=TransferConfig)
-    """Rows beside the labelled ones for task distillation: augmented variants and unlabeled text, labelled by the
-    teacher (compress/distill/transfer)."""
+    """Rows beside the labelled ones, labelled by the teacher: variants and unlabeled text (compress/distill/transfer)."""
     layer_map: LayerMapConfig = Field(default_factory=LayerMapConfig)
     projection: Literal["per_layer", "shared", "none"] = "per_layer"
     teacher_cache: TeacherCacheConfig = Field(default_factory=TeacherCacheConfig)
@@ -259,8 +258,7 @@ class Recipe(_Strict):
     seed: int = 42
     quick: bool = False
     task: str = "sequence-classification"
-    """What the model does (compress/tasks/): sequence-classification (single texts and text pairs) or embedding
-    (a vector per text in the teacher's space)."""
+    """What the model does (compress/tasks/): sequence-classification, embedding or token-classification."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where training runs (auto: a GPU when there is one; `--device` overrides); export and benchmarks always run
     on the CPU. Under torchrun each process takes the GPU of its local rank."""
@@ -308,11 +306,13 @@ class Recipe(_Strict):
 
     @model_validator(mode="after")
     def _quick_caps(self) -> "Recipe":
-        """--quick keeps a recipe's transfer set small (a smoke test of the path, not of its effect)."""
-        transfer = self.distill.transfer
+        """--quick keeps a recipe's transfer set and general text small (a smoke test of the path, not of its effect)."""
+        transfer, general = self.distill.transfer, self.distill.general
         if self.quick and transfer.active:
-            transfer.augment.copies = min(transfer.augment.copies, 1)
+            transfer.augment.copies, transfer.entities.copies = min(transfer.augment.copies, 1), min(transfer.entities.copies, 1)
             transfer.max_unlabeled = min(transfer.max_unlabeled or 500, 500)
+        if self.quick and general is not None:
+            general.max_rows, general.epochs = min(general.max_rows or 2000, 2000), 1
         return self
 
     @model_validator(mode="after")

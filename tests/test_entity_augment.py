@@ -126,3 +126,12 @@ def test_general_rows_cut_long_texts_into_sentence_runs(tmp_path, tokenizer):
     assert all(r.text.endswith(".") and len(r.text.split()) <= 8 for r in rows)
     whole, rec = general_rows(GeneralConfig(data=str(text)), train=TRAIN, seed=0, tokenizer=tokenizer, max_length=16)
     assert rec["truncated"] == 1 == truncated(tokenizer, [r.text for r in whole], 16)
+
+
+def test_the_ner_recipe_distils_on_general_text_and_entity_variants_and_quick_keeps_them_small():
+    from compress.recipe import resolve_recipe
+
+    full, quick = resolve_recipe("ner"), resolve_recipe("ner", quick=True)
+    assert full.distill.general.data == ["vendored", "auto"] and full.distill.general.segment == "sentences"
+    assert full.distill.transfer.entities.copies == 2 and full.student.hidden_size == 256
+    assert (quick.distill.general.max_rows, quick.distill.general.epochs, quick.distill.transfer.entities.copies) == (2000, 1, 1)
