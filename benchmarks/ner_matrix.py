@@ -101,6 +101,7 @@ def main() -> int:
     ap.add_argument("--out", required=True, help="results JSON to write (refused if it exists)")
     ap.add_argument("--variants", default="recipe,issue23", help=f"comma-separated: {', '.join(VARIANTS)}")
     ap.add_argument("--seeds", default="42")
+    ap.add_argument("--note", help="how runs read from WORK came to be there (stored in the results file)")
     args = ap.parse_args()
     out = Path(args.out)
     if out.exists():
@@ -116,6 +117,8 @@ def main() -> int:
     argv = [a.replace(f"{ROOT}/", "").replace(str(work), "WORK") for a in sys.argv]
     doc = {"command": "python " + " ".join(argv), "environment": environment(), "base_recipe": BASE,
            "variants": {v: VARIANTS[v] for v in variants}, "bench": QUALITY_ONLY_BENCH, "runs": [], "rows": []}
+    if args.note:
+        doc["note"] = args.note
     for seed in (int(s) for s in args.seeds.split(",")):
         first = work / f"{variants[0]}_s{seed}"
         for variant in variants:
