@@ -115,6 +115,9 @@ def main() -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     argv = [a.replace(f"{ROOT}/", "").replace(str(work), "WORK") for a in sys.argv]
+    if args.note:  # stored as the file's note, not in its command
+        at = argv.index("--note") if "--note" in argv else None
+        argv = argv[:at] + argv[at + 2:] if at is not None else [a for a in argv if not a.startswith("--note=")]
     doc = {"command": "python " + " ".join(argv), "environment": environment(), "base_recipe": BASE,
            "variants": {v: VARIANTS[v] for v in variants}, "bench": QUALITY_ONLY_BENCH, "runs": [], "rows": []}
     if args.note:
