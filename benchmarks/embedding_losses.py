@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +29,10 @@ from compress.bench.env import environment  # noqa: E402
 from compress.bench.record import BenchResults  # noqa: E402
 from compress.fsutil import write_json  # noqa: E402
 from compress.recipe import deep_merge, load_recipe_data  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from recipe_runs import QUALITY_ONLY_BENCH, run_or_read  # noqa: E402
+from recipe_runs import summary as summarise  # noqa: E402
 
 BASE = "embedding"
 BATCH = {"embedding_batch_kl": {"weight": 1.0}, "embedding_asymmetric": {"weight": 1.0}}
@@ -75,8 +77,6 @@ def base_of(variant: str) -> str:
     return STATIC if variant.startswith("static_") else BASE
 
 
-QUALITY_ONLY_BENCH = {"seq_lens": [128], "threads": [1], "batches": [1], "gemm_peak": False, "rounds": 1,
-                      "warmup": 2, "runs": 10, "min_seconds": 0.2}
 
 
 def recipe_for(variant: str, seed: int) -> dict:
@@ -121,15 +121,8 @@ def row_of(report: dict, variant: str, seed: int, seconds: dict) -> dict:
 
 
 def summary(rows: list[dict]) -> dict:
-    out = {}
-    for variant in dict.fromkeys(r["variant"] for r in rows):
-        mine = [r for r in rows if r["variant"] == variant]
-        out[variant] = {"seeds": [r["seed"] for r in mine]} | {
-            f"{k}_{stat}": round(fn([r[k] for r in mine]), 4)
-            for k in ("mrr_of_teacher", "asym_mrr_of_teacher", "probe_of_teacher", "fidelity", "short128_of_full",
-                      "x_eager_teacher")
-            for stat, fn in (("mean", statistics.mean), ("min", min)) if all(r.get(k) is not None for r in mine)}
-    return out
+    return summarise(rows, ("mrr_of_teacher", "asym_mrr_of_teacher", "probe_of_teacher", "fidelity", "short128_of_full",
+                            "x_eager_teacher"))
 
 
 def main() -> int:
@@ -160,15 +153,9 @@ def main() -> int:
             recipe, run_out = work / f"{variant}_s{seed}.yaml", work / f"{variant}_s{seed}"
             recipe.write_text(yaml.safe_dump(recipe_for(variant, seed), sort_keys=False))
             cmd = ["bert-compress", "run", "--recipe", str(recipe), "--out", str(run_out)]
-            done = (run_out / "report.json").is_file()
-            if run_out.is_dir() and not done:  # an interrupted run of the same recipe goes on where it stopped
-                cmd.append("--resume")
-            print(f"embedding_losses: {' '.join(cmd)}" + (" (done already: its report is read)" if done else ""),
-                  file=sys.stderr, flush=True)
-            if not done and subprocess.run(cmd).returncode != 0:
-                print(f"embedding_losses: the {variant} seed {seed} run failed", file=sys.stderr)
+            report = run_or_read(cmd, run_out, "embedding_losses", f"{variant} seed {seed}")
+            if report is None:
                 return 1
-            report = json.loads((run_out / "report.json").read_text())
             doc["runs"].append({"variant": variant, "seed": seed, "command": " ".join(cmd).replace(str(work), "WORK"),
                                 "patch": VARIANTS[variant]})
             doc["rows"].append(row_of(report, variant, seed, report.get("stage_seconds")))

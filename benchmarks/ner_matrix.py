@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +29,10 @@ sys.path.insert(0, str(ROOT))
 from compress.bench.env import environment  # noqa: E402
 from compress.fsutil import write_json  # noqa: E402
 from compress.recipe import deep_merge, load_recipe_data  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from recipe_runs import QUALITY_ONLY_BENCH, run_or_read  # noqa: E402
+from recipe_runs import summary as summarise  # noqa: E402
 
 BASE = "ner"
 # the recipe before issue 37 (issue 23's): 3 x 128, general distillation on the vendored movie texts as they are
@@ -46,8 +48,6 @@ VARIANTS = {  # name -> a patch on the `ner` recipe (merged into it; None: the r
     "issue23": ISSUE23,
     "issue23_wiki": ISSUE23_WIKI,
 }
-QUALITY_ONLY_BENCH = {"seq_lens": [128], "threads": [1], "batches": [1], "gemm_peak": False, "rounds": 1,
-                      "warmup": 2, "runs": 10, "min_seconds": 0.2}
 
 
 def recipe_for(variant: str, seed: int) -> dict:
@@ -85,14 +85,7 @@ def row_of(report: dict, variant: str, seed: int) -> dict:
 
 
 def summary(rows: list[dict]) -> dict:
-    out = {}
-    for variant in dict.fromkeys(r["variant"] for r in rows):
-        mine = [r for r in rows if r["variant"] == variant]
-        out[variant] = {"seeds": [r["seed"] for r in mine]} | {
-            f"{k}_{stat}": round(fn([r[k] for r in mine]), 4)
-            for k in ("student_of_teacher", "shipped_of_teacher", "student_f1", "teacher_f1", "x_eager_teacher")
-            for stat, fn in (("mean", statistics.mean), ("min", min))}
-    return out
+    return summarise(rows, ("student_of_teacher", "shipped_of_teacher", "student_f1", "teacher_f1", "x_eager_teacher"))
 
 
 def main() -> int:
@@ -130,15 +123,9 @@ def main() -> int:
             cmd = ["bert-compress", "run", "--recipe", str(recipe), "--out", str(run_out)]
             if run_out != first:  # the seed's teacher, fine-tuned by its first variant
                 cmd += ["--teacher", str(first / "teacher")]
-            done = (run_out / "report.json").is_file()
-            if run_out.is_dir() and not done:
-                cmd.append("--resume")
-            print(f"ner_matrix: {' '.join(cmd)}" + (" (done already: its report is read)" if done else ""),
-                  file=sys.stderr, flush=True)
-            if not done and subprocess.run(cmd).returncode != 0:
-                print(f"ner_matrix: the {variant} seed {seed} run failed", file=sys.stderr)
+            report = run_or_read(cmd, run_out, "ner_matrix", f"{variant} seed {seed}")
+            if report is None:
                 return 1
-            report = json.loads((run_out / "report.json").read_text())
             doc["runs"].append({"variant": variant, "seed": seed, "command": " ".join(cmd).replace(str(work), "WORK"),
                                 "patch": VARIANTS[variant]})
             doc["rows"].append(row_of(report, variant, seed))
