@@ -63,7 +63,8 @@ def test_chunked_ranks_match_a_direct_computation():
     q, d = rng.normal(size=(2500, 8)).astype(np.float32), rng.normal(size=(2600, 8)).astype(np.float32)
     qn, dn = q / np.linalg.norm(q, axis=1, keepdims=True), d / np.linalg.norm(d, axis=1, keepdims=True)
     s = qn.astype(np.float64) @ dn.T.astype(np.float64)
-    direct = (s >= s[np.arange(2500), np.arange(2500)][:, None]).sum(1)
+    own = s[np.arange(2500), np.arange(2500)][:, None]
+    direct = (s >= own - 1e-6 * np.maximum(1.0, np.abs(own))).sum(1)  # the tie rule: a float32 rounding apart ties
     assert np.array_equal(relevant_ranks(q, d), direct)
 
 
@@ -252,3 +253,11 @@ def test_optional_parts_and_wrong_teacher(suite):
         evaluate_embeddings(lambda texts: np.zeros((1, 3), np.float32), small, None)  # wrong row count
     with pytest.raises(ValueError):
         ProbeSet(train_texts=["a"], train_labels=[], test_texts=[], test_labels=[], label_names=[])
+
+
+def test_scores_a_rounding_apart_tie():
+    """The same document scored a few float32 ulps lower (another batch row, a basis turn) still ties: pessimistic."""
+    from compress.embedding.ranking import ranks_of_scores
+
+    scores = np.array([[0.5, np.float32(0.5) - np.float32(3e-8), 0.1], [0.2, 0.9, 0.9 - 1e-3]], dtype=np.float32)
+    assert ranks_of_scores(scores).tolist() == [2, 1]  # row 0: the near-equal document ties; row 1: 1e-3 does not

@@ -3,7 +3,9 @@ cosine retrieval, compress.embedding.shorter's int8 and binary stored vectors).
 
 Tie rule (pessimistic): every other document scoring >= the relevant one ranks ahead of it. It is deterministic and
 gives a degenerate model (all vectors equal) the worst rank, not rank 1 for whichever document happens to come first;
-int8 codes and bits tie often.
+int8 codes and bits tie often. Scores within float32 rounding of the relevant one (1e-6 of its size) tie too: the
+same vectors multiplied at another row of a batch, or turned by an orthonormal basis, can come out a few ulps apart
+on some CPUs (AMX), and a tie must not turn on that.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ def ranks_of_scores(scores: np.ndarray, relevant: np.ndarray | None = None) -> n
     rows = np.arange(scores.shape[0])
     own = scores[rows, rows if relevant is None else relevant][:, None]
     # >= counts the relevant document itself once, which is the "1 +"
-    return (scores >= own).sum(axis=1)
+    return (scores >= own - 1e-6 * np.maximum(1.0, np.abs(own))).sum(axis=1)
 
 
 def mrr_at_k(scores: np.ndarray, k: int = 10) -> float:
