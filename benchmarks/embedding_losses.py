@@ -14,7 +14,6 @@ speed bar a wider or deeper variant (`h256`, `l4`) must keep. An existing result
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
@@ -31,7 +30,7 @@ from compress.fsutil import write_json  # noqa: E402
 from compress.recipe import deep_merge, load_recipe_data  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from recipe_runs import QUALITY_ONLY_BENCH, run_or_read  # noqa: E402
+from recipe_runs import QUALITY_ONLY_BENCH, arguments, run_or_read  # noqa: E402
 from recipe_runs import summary as summarise  # noqa: E402
 
 BASE = "embedding"
@@ -126,26 +125,12 @@ def summary(rows: list[dict]) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", required=True, help="folder for the runs' OUT folders and recipes")
-    ap.add_argument("--out", required=True, help="results JSON to write (refused if it exists)")
-    ap.add_argument("--variants", default="recipe,batch", help=f"comma-separated: {', '.join(VARIANTS)}")
-    ap.add_argument("--seeds", default="42")
-    args = ap.parse_args()
+    parsed = arguments("embedding_losses", __doc__.splitlines()[0], VARIANTS, "recipe,batch")
+    if parsed is None:
+        return 2
+    args, variants, work, command = parsed
     out = Path(args.out)
-    if out.exists():
-        print(f"embedding_losses: {out} exists: a new measurement goes to a new file", file=sys.stderr)
-        return 2
-    variants = args.variants.split(",")
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        print(f"embedding_losses: unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}", file=sys.stderr)
-        return 2
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    # repository paths relative to its root, the scratch folder named WORK (as the docs name it)
-    argv = [a.replace(f"{ROOT}/", "").replace(str(work), "WORK") for a in sys.argv]
-    doc = {"command": "python " + " ".join(argv), "environment": environment(),
+    doc = {"command": command, "environment": environment(),
            "base_recipe": {v: base_of(v) for v in variants},
            "variants": {v: VARIANTS[v] for v in variants}, "bench": QUALITY_ONLY_BENCH, "runs": [], "rows": []}
     for seed in (int(s) for s in args.seeds.split(",")):

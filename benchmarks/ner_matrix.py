@@ -15,7 +15,6 @@ reads. An existing results file is never overwritten.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
@@ -31,7 +30,7 @@ from compress.fsutil import write_json  # noqa: E402
 from compress.recipe import deep_merge, load_recipe_data  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from recipe_runs import QUALITY_ONLY_BENCH, run_or_read  # noqa: E402
+from recipe_runs import QUALITY_ONLY_BENCH, arguments, run_or_read  # noqa: E402
 from recipe_runs import summary as summarise  # noqa: E402
 
 BASE = "ner"
@@ -89,29 +88,12 @@ def summary(rows: list[dict]) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", required=True, help="folder for the runs' OUT folders and recipes")
-    ap.add_argument("--out", required=True, help="results JSON to write (refused if it exists)")
-    ap.add_argument("--variants", default="recipe,issue23", help=f"comma-separated: {', '.join(VARIANTS)}")
-    ap.add_argument("--seeds", default="42")
-    ap.add_argument("--note", help="how runs read from WORK came to be there (stored in the results file)")
-    args = ap.parse_args()
+    parsed = arguments("ner_matrix", __doc__.splitlines()[0], VARIANTS, "recipe,issue23", note=True)
+    if parsed is None:
+        return 2
+    args, variants, work, command = parsed
     out = Path(args.out)
-    if out.exists():
-        print(f"ner_matrix: {out} exists: a new measurement goes to a new file", file=sys.stderr)
-        return 2
-    variants = args.variants.split(",")
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        print(f"ner_matrix: unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}", file=sys.stderr)
-        return 2
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    argv = [a.replace(f"{ROOT}/", "").replace(str(work), "WORK") for a in sys.argv]
-    if args.note:  # stored as the file's note, not in its command
-        at = argv.index("--note") if "--note" in argv else None
-        argv = argv[:at] + argv[at + 2:] if at is not None else [a for a in argv if not a.startswith("--note=")]
-    doc = {"command": "python " + " ".join(argv), "environment": environment(), "base_recipe": BASE,
+    doc = {"command": command, "environment": environment(), "base_recipe": BASE,
            "variants": {v: VARIANTS[v] for v in variants}, "bench": QUALITY_ONLY_BENCH, "runs": [], "rows": []}
     if args.note:
         doc["note"] = args.note

@@ -4,6 +4,7 @@ of each variant's rows."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
@@ -38,3 +39,33 @@ def summary(rows: list[dict], keys: tuple[str, ...]) -> dict:
             for k in keys for stat, fn in (("mean", statistics.mean), ("min", min))
             if all(r.get(k) is not None for r in mine)}
     return out
+
+
+def arguments(script: str, description: str, variants: dict, default: str, note: bool = False):
+    """The variant benchmarks' command line: (args, variants asked for, WORK, the command as recorded), or None after
+    saying on stderr why not (the results file exists: a new measurement goes to a new file; an unknown variant).
+    The recorded command names repository paths from its root and the scratch folder WORK; --note is left out of it."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--work", required=True, help="folder for the runs' OUT folders and recipes")
+    ap.add_argument("--out", required=True, help="results JSON to write (refused if it exists)")
+    ap.add_argument("--variants", default=default, help=f"comma-separated: {', '.join(variants)}")
+    ap.add_argument("--seeds", default="42")
+    if note:
+        ap.add_argument("--note", help="how runs read from WORK came to be there (stored in the results file)")
+    args = ap.parse_args()
+    if Path(args.out).exists():
+        print(f"{script}: {args.out} exists: a new measurement goes to a new file", file=sys.stderr)
+        return None
+    asked = args.variants.split(",")
+    unknown = [v for v in asked if v not in variants]
+    if unknown:
+        print(f"{script}: unknown variant(s) {', '.join(unknown)}; known: {', '.join(variants)}", file=sys.stderr)
+        return None
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    root = Path(__file__).resolve().parents[1]
+    argv = [a.replace(f"{root}/", "").replace(str(work), "WORK") for a in sys.argv]
+    if getattr(args, "note", None):  # stored as the file's note, not in its command
+        at = argv.index("--note") if "--note" in argv else None
+        argv = argv[:at] + argv[at + 2:] if at is not None else [a for a in argv if not a.startswith("--note=")]
+    return args, asked, work, "python " + " ".join(argv)
