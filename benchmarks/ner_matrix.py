@@ -16,7 +16,6 @@ reads. An existing results file is never overwritten.
 from __future__ import annotations
 
 import copy
-import json
 import sys
 from pathlib import Path
 
@@ -26,11 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compress.bench.env import environment  # noqa: E402
-from compress.fsutil import write_json  # noqa: E402
 from compress.recipe import deep_merge, load_recipe_data  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from recipe_runs import QUALITY_ONLY_BENCH, arguments, run_or_read  # noqa: E402
+from recipe_runs import QUALITY_ONLY_BENCH, add_row, arguments, finish, run_or_read  # noqa: E402
 from recipe_runs import summary as summarise  # noqa: E402
 
 BASE = "ner"
@@ -108,15 +106,8 @@ def main() -> int:
             report = run_or_read(cmd, run_out, "ner_matrix", f"{variant} seed {seed}")
             if report is None:
                 return 1
-            doc["runs"].append({"variant": variant, "seed": seed, "command": " ".join(cmd).replace(str(work), "WORK"),
-                                "patch": VARIANTS[variant]})
-            doc["rows"].append(row_of(report, variant, seed))
-            doc["summary"] = summary(doc["rows"])
-            write_json(out.with_suffix(".partial.json"), doc)  # what is done so far survives an interruption
-    write_json(out, doc)
-    out.with_suffix(".partial.json").unlink(missing_ok=True)
-    print(json.dumps(doc["summary"], indent=1))
-    return 0
+            add_row(doc, out, work, cmd, VARIANTS[variant], row_of(report, variant, seed), summary)
+    return finish(doc, out)
 
 
 if __name__ == "__main__":

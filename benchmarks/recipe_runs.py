@@ -69,3 +69,25 @@ def arguments(script: str, description: str, variants: dict, default: str, note:
         at = argv.index("--note") if "--note" in argv else None
         argv = argv[:at] + argv[at + 2:] if at is not None else [a for a in argv if not a.startswith("--note=")]
     return args, asked, work, "python " + " ".join(argv)
+
+
+def add_row(doc: dict, out: Path, work: Path, cmd: list[str], patch, row: dict, summarise) -> None:
+    """One finished run into the results document: its command (WORK for the scratch folder), its row, the summary
+    so far; written beside `out` as .partial.json so what is done survives an interruption."""
+    from compress.fsutil import write_json
+
+    doc["runs"].append({"variant": row["variant"], "seed": row["seed"],
+                        "command": " ".join(cmd).replace(str(work), "WORK"), "patch": patch})
+    doc["rows"].append(row)
+    doc["summary"] = summarise(doc["rows"])
+    write_json(out.with_suffix(".partial.json"), doc)
+
+
+def finish(doc: dict, out: Path) -> int:
+    """The results file written (the partial one removed) and its summary printed."""
+    from compress.fsutil import write_json
+
+    write_json(out, doc)
+    out.with_suffix(".partial.json").unlink(missing_ok=True)
+    print(json.dumps(doc["summary"], indent=1))
+    return 0

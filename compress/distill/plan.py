@@ -56,9 +56,9 @@ def validate_plan(teacher_config, recipe: Recipe, task=None) -> list[tuple[int, 
         check(transfer, recipe.data.path)
     if recipe.distill.general is not None:
         from compress.data.unlabeled import read_texts
-        from compress.distill.transfer import resolve_specs
+        from compress.distill.transfer import listed, resolve_specs
 
         g = recipe.distill.general
-        for spec in resolve_specs([g.data] if isinstance(g.data, str) else list(g.data), recipe.data.path)[0]:
+        for spec in resolve_specs(listed(g.data), recipe.data.path)[0]:
             read_texts(spec, g.text_column, recipe.data.path)
     return layer_map

@@ -68,6 +68,16 @@ def check(cfg: TransferConfig, data_path: str) -> None:
             raise UserError(f"distill.transfer.augment.neighbours asks for {GloVe.unavailable()}")
 
 
+def run_words(train: list) -> int:
+    """How many words a sentence run may hold: about as many as the task's training texts (their median)."""
+    return max(8, int(statistics.median(len(e.text.split()) for e in train))) if train else 32
+
+
+def listed(data: str | list[str]) -> list[str]:
+    """A recipe's text spec or list of them, as a list."""
+    return [data] if isinstance(data, str) else list(data)
+
+
 def segments(texts: list[str], words: int, mode: str) -> list[str]:
     """Texts cut into runs of whole sentences of at most `words` words (a longer sentence stands alone); mode texts:
     the texts as they are; both: the runs, then the texts that are longer than one run."""
@@ -184,7 +194,7 @@ def build(cfg: TransferConfig, *, task, train: list, held_out: list[str], data_p
         specs = []
     if specs:
         t1 = time.perf_counter()
-        words = max(8, int(statistics.median(len(e.text.split()) for e in train))) if train else 32
+        words = run_words(train)
         seen: set[str] = set()
         dropped = 0
         budget = cfg.max_unlabeled
@@ -223,13 +233,13 @@ def general_rows(cfg, *, train: list, seed: int, tokenizer, max_length: int, dat
     order the sources are listed (a seeded sample of each)."""
     from compress.data.readers import UNLABELLED, Example
 
-    specs, notes = resolve_specs([cfg.data] if isinstance(cfg.data, str) else list(cfg.data), data_path)
+    specs, notes = resolve_specs(listed(cfg.data), data_path)
     for note in notes:
         info(f"[yellow]note[/]: general distillation: {note}")
     if cfg.segment == "texts":
         texts = [t for spec in specs for t in read_texts(spec, cfg.text_column, data_path)][:cfg.max_rows]
     else:
-        words = max(8, int(statistics.median(len(e.text.split()) for e in train))) if train else 32
+        words = run_words(train)
         pieces: list[str] = []
         for spec in specs:  # in order: --unlabeled's text first
             runs = segments(read_texts(spec, cfg.text_column, data_path), words, "sentences")
