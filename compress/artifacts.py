@@ -78,6 +78,18 @@ class Quantization:
         b = backend(self.backend)
         return b.settings(**self.settings).precision()
 
+    def decided_on(self, sets: tuple[str, ...]) -> bool:
+        """Whether every one of `sets` was measured (not left to this machine's numerics)."""
+        decisions = self.extra.get("decisions") or {}
+        return all("passed" in decisions.get(s, {}) for s in sets)
+
+    def holds_on(self, sets: tuple[str, ...]) -> bool:
+        """Whether this file passed the guard on every instruction set of `sets`; one not measured there (no qemu,
+        or a record of an earlier version) is held to this machine's decision, as the run said."""
+        decisions = self.extra.get("decisions") or {}
+        host = decisions.get("host", {}).get("passed", True)
+        return all(decisions.get(s, {}).get("passed", host) for s in sets)
+
     @property
     def is_int4(self) -> bool:
         return self.settings.get("scheme") == "int4-weight" or self.settings.get("weight_bits") == "int4"

@@ -42,6 +42,47 @@ def _tokenization(meta: dict) -> list[str]:
         "dependencies; a property-based test checks it gives exactly the Hugging Face tokenizer's ids)."]
 
 
+# what each runtime needs on the device, as the README's `pip` line installs it (tests/test_bundle_readme.py runs every
+# block in an environment holding exactly these packages)
+DEVICE_INSTALL = {
+    "onnxruntime": ["pip install numpy onnxruntime"],
+    "litert": ["pip install numpy ai-edge-litert"],
+    "executorch": ["pip install numpy", "pip install --no-deps executorch   # no torch; the runner builds a small C++ "
+                                        "library with g++ once"],
+}
+
+
+def runtimes_of(meta: dict) -> list[str]:
+    """The bundle's runtimes, its first model's first (what a command without --runtime runs)."""
+    return list(dict.fromkeys(m["runtime"] for m in meta["models"]))
+
+
+def device_python(meta: dict, command: str, code: list[str], heading: str) -> list[str]:
+    """The Python section of a pi bundle's README: a shell block for the first model's runtime (`command` run with
+    it, `check`, `bench`), one per other runtime (`command` with --runtime), then `code`; all run from the bundle's
+    folder as written, each block needing only what its `pip` line installs."""
+    first, *others = runtimes_of(meta)
+    cmd = "PYTHONPATH=runner python -m targets"
+    if meta["tokenizer"]["type"] != "bert-wordpiece":  # the runner tokenizes with Hugging Face tokenizers then
+        install = {r: [line.replace("pip install numpy", "pip install numpy tokenizers", 1) for line in lines]
+                   for r, lines in DEVICE_INSTALL.items()}
+    else:
+        install = DEVICE_INSTALL
+    lines = [heading, "",
+             "Run these from this folder: the runner is in `runner/` (no install); each block needs only what its `pip` "
+             "line installs. `check` and `bench` go through every model whose runtime is installed and name the others "
+             "with what to install (exit 0 when every model that ran passed, 1 when one failed, 2 for bad input).", "",
+             "```sh", *install[first], f"{cmd} {command}",
+             f"{cmd} check .   # every model whose runtime is here, on this CPU (int8 numerics differ by CPU)",
+             f"{cmd} bench . --quick --out bench.json   # latency on this device, for `bert-compress report`", "```", ""]
+    for runtime in others:
+        file = next(m["file"] for m in meta["models"] if m["runtime"] == runtime)
+        head, tail = command.split(" ", 1)
+        lines += [f"`{file}`:", "", "```sh", *install[runtime], f"{cmd} {head} --runtime {runtime} {tail}", "```", ""]
+    return lines + ["In Python (from this folder, after the first block's `pip` line):", "", "```python",
+                    "import sys", "sys.path.insert(0, \"runner\")   # the runner ships in the bundle", *code, "```"]
+
+
 def render(meta: dict) -> str:
     labels = meta["labels"]
     tok = meta["tokenizer"]
@@ -95,21 +136,10 @@ def render(meta: dict) -> str:
         "",
         *_tokenization(meta),
         "",
-        "## Python (a Pi, a server): no PyTorch needed",
-        "",
-        "```sh",
-        "pip install numpy onnxruntime            # or: pip install numpy ai-edge-litert"
-        + (" / pip install --no-deps executorch (+ g++)" if pte else ""),
-        "PYTHONPATH=runner python -m targets predict . \"a gripping, beautifully acted film\"",
-        "PYTHONPATH=runner python -m targets predict . --runtime litert \"a dull, lifeless remake\"",
-        "PYTHONPATH=runner python -m targets check .   # re-check every model on this CPU (int8 numerics differ by CPU)",
-        "```",
-        "",
-        "```python",
-        "from targets.bundle import Classifier",
-        "clf = Classifier(\"path/to/bundle\", runtime=\"onnxruntime\", threads=1)",
-        "print(clf.predict([\"a gripping, beautifully acted film\"])[0])",
-        "```",
+        *device_python(meta, 'predict . "a gripping, beautifully acted film"', [
+            "from targets.bundle import Classifier",
+            f"clf = Classifier(\".\", runtime=\"{runtimes_of(meta)[0]}\", threads=1)",
+            "print(clf.predict([\"a gripping, beautifully acted film\"])[0])"], "## Python (a Pi, a server): no PyTorch needed"),
         "",
         "The snippets below were written against the runtimes' documented APIs and **were not run here** "
         "(no Android or iOS toolchain on the build machine). `ids` are the token ids from the tokenizer.",

@@ -219,11 +219,10 @@ class QuantizeConfig(_Strict):
     max_accuracy_drop: float = Field(1.0, ge=0)
     """Largest dev accuracy loss (points) against the fp32 student before the next fallback is tried."""
     min_label_agreement: float = Field(0.99, gt=0, le=1)
-    """Least share of dev rows where the artifact and the fp32 student pick the same label (the shipping bar for
-    int8 on devices). Sentiment has many near-ties: on the default student ONNX Runtime's per-tensor int8 agrees
-    on 97.4-98.8% of dev rows and only the last fallback (FFN outputs in fp32) reaches 99.0%; LiteRT's dynamic
-    int8 (per-channel weights, per-row activations) 99.3%. Lower it to ship smaller / faster ONNX int8.
-    Embedding models: the least mean cosine between the artifact's and the fp32 student's vectors of dev texts."""
+    """Least share of dev rows where the artifact and the fp32 student pick the same label (docs/quantization.md:
+    why 0.99); embedding models: the least mean cosine of the artifact's and the fp32 student's dev vectors."""
+    instruction_sets: list[Literal["aarch64", "aarch64-dotprod"]] = ["aarch64", "aarch64-dotprod"]
+    """Where each bundled int8 file is measured besides this machine: emulated cores (compress/quantize/numerics.py)."""
     fallbacks: bool = True
     """Try the backend's more conservative variants (per-channel, sensitive nodes in fp32) when one fails the guard."""
     calibration_data: str = "train"

@@ -19,7 +19,7 @@ from targets.bench import BenchError
 from targets.bundle import Bundle, BundleError, Classifier, Embedder, Tagger, task_of
 from targets.vectors import cosine_matrix
 from targets.profile import ProfileError
-from targets.runtime import RuntimeLoadError
+from targets.runtime import RuntimeLoadError, RuntimeMissing, missing_runtime
 from targets.tokenizer import TokenizerError
 
 
@@ -196,12 +196,31 @@ def _check(args) -> int:
     if args.rows:
         checks = checks.subset(args.rows)
     entries = bundle.metadata["models"] if args.runtime == "all" else [bundle.model_entry(args.runtime)]
-    failed = 0
+    failed, skipped = 0, []
     for entry in entries:
-        r = check_model(bundle, entry, checks, args.threads)
+        try:
+            r = check_model(bundle, entry, checks, args.threads)
+        except RuntimeMissing as exc:  # the file may be fine: this device lacks its runtime
+            skipped.append(_skipped(entry, exc, args.json))
+            continue
         failed += not r.passed
         print(json.dumps(r.as_dict()) if args.json else r.summary())
-    return 1 if failed else 0
+    return _ran_any(len(entries), skipped) or (1 if failed else 0)
+
+
+def _skipped(entry: dict, exc: RuntimeMissing, as_json: bool) -> RuntimeMissing:
+    """One line for a model whose runtime is not installed here: what to install."""
+    print(json.dumps({"file": entry["file"], "skipped": str(exc), "install": exc.install}) if as_json
+          else f"{entry['file']}: skipped: {exc}")
+    return exc
+
+
+def _ran_any(models: int, skipped: list[RuntimeMissing]) -> int:
+    """0 when a model of the `models` ran; when every one was skipped, the one line of what to install (exit 2)."""
+    if models and len(skipped) == models:
+        raise RuntimeMissing("none of the bundle's models can run here: "
+                             + "; ".join(sorted({e.install for e in skipped})), skipped[0].install)
+    return 0
 
 
 def _info(args) -> int:
@@ -242,6 +261,13 @@ def _bench(args) -> int:
         if unknown:
             raise BundleError(f"bundle has no model {', '.join(unknown)}; it has {', '.join(e['file'] for e in entries)}")
         entries = [e for e in entries if e["file"] in wanted]
+    skipped = []
+    for e in list(entries):  # a model whose runtime is not installed here: one line, the others are timed
+        cause = missing_runtime(e["file"], args.interpreter)
+        if cause is not None:
+            skipped.append((e["file"], _skipped(e, cause, False)))
+            entries.remove(e)
+    _ran_any(len(entries) + len(skipped), [c for _, c in skipped])
     if args.quick:
         grid = Grid(threads=[1], seq_lens=[32, 128], batches=[1])
         timing = Timing(warmup=3, min_runs=20, min_s=0.2, max_s=5, rounds=1)
@@ -283,7 +309,8 @@ def _bench(args) -> int:
     command = "python -m targets " + " ".join(args.argv)
     doc = results_document(device, models, grid, timing, command, gemm,
                            {"bundle": {"path": str(args.bundle), "recipe": meta.get("recipe"), "created": meta.get("created"),
-                                       "teacher": meta.get("teacher"), "student": meta.get("student")}})
+                                       "teacher": meta.get("teacher"), "student": meta.get("student"),
+                                       "skipped": [{"file": f, "reason": str(c)} for f, c in skipped]}})
     write_results(doc, out)
     ref_seq, ref_threads = (128 if 128 in grid.seq_lens else max(grid.seq_lens)), min(grid.threads)
     for m in models:

@@ -11,42 +11,28 @@ pure-Python tokenizer (targets.tokenizer.load_tokenizer) and run one model file 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
+from targets.archive import ArchiveError, sha256, unzipped
 from targets.runtime import load_model
 from targets.vectors import Shorter, cosine_matrix
 from targets.tokenizer import TokenizerError, load_tokenizer
 
 BUNDLE_FORMAT = "bert-compress-bundle"
 SCHEMA_VERSION = 1
-ZIP_DIGEST_FILE = ".bundle-zip-sha256"
-"""In BUNDLE.unzipped/: the SHA-256 of the zip it was extracted from."""
 # the torch-free runner a bundle carries (runner/targets/): this package's own files
 RUNNER_FILES = ("__init__.py", "__main__.py", "bundle.py", "check.py", "ner.py", "normalizer.py", "runtime.py",
                 "tokenizer.py", "unicode_tables.py", "bench.py", "env.py", "profile.py", "gemm_fp32.onnx", "gemm_u8s8.onnx",
-                "executorch_native.py", "pte_native.cc", "vectors.py", "pyproject.toml", "README.md")
+                "executorch_native.py", "pte_native.cc", "vectors.py", "outputs.py", "roofline.py", "archive.py",
+                "pyproject.toml", "README.md")
 
 
 class BundleError(Exception):
     """A bundle that cannot be used: missing or unreadable files, another format, no model for a runtime."""
-
-
-def sha256(path: Path) -> str:
-    """SHA-256 of a file, lowercase hex (as compress.fsutil.file_digest(path, None) records it)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _member(root: Path, name, entry: str) -> Path:
@@ -78,7 +64,10 @@ class Bundle:
     def load(cls, path: str | Path) -> "Bundle":
         root = Path(path)
         if root.is_file() and root.suffix == ".zip":
-            root = _unzipped(root)
+            try:
+                root = unzipped(root)
+            except ArchiveError as exc:
+                raise BundleError(str(exc)) from None
         meta_path = root / "metadata.json"
         if not root.is_dir():
             raise BundleError(f"{path} is not a bundle directory or .zip")
@@ -161,61 +150,17 @@ class Bundle:
             raise BundleError(str(exc)) from None
 
 
-def _unzipped(path: Path) -> Path:
-    """Extract a bundle zip next to itself (BUNDLE.zip -> BUNDLE.unzipped/), keyed on the zip's SHA-256: a zip
-    rebuilt under the same name is extracted again. Extraction goes to a temporary folder that is then renamed
-    into place, so a crash or a concurrent reader never sees half a bundle."""
-    target = path.with_suffix(".unzipped")
-    try:
-        digest = sha256(path)
-    except OSError as exc:
-        raise BundleError(f"cannot read {path}: {exc}") from None
-    if _extracted_from(target) != digest:
-        tmp = None
-        try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}.", dir=path.parent))
-            with zipfile.ZipFile(path) as zf:
-                zf.extractall(tmp)
-            (tmp / ZIP_DIGEST_FILE).write_text(digest + "\n", encoding="utf-8")
-            _swap_in(tmp, target, digest)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise BundleError(f"cannot extract {path}: {exc}") from None
-        finally:
-            if tmp is not None and tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    inner = [p for p in target.iterdir() if p.is_dir() and (p / "metadata.json").is_file()]
-    return inner[0] if not (target / "metadata.json").is_file() and len(inner) == 1 else target
-
-
-def _extracted_from(target: Path) -> str | None:
-    try:
-        return (target / ZIP_DIGEST_FILE).read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-
-
-def _swap_in(tmp: Path, target: Path, digest: str) -> None:
-    """Replace `target` (a stale extraction, or nothing) by the folder `tmp`."""
-    old = target.with_name(f".old-{target.name}.{os.getpid()}.{os.urandom(4).hex()}")
-    try:
-        os.replace(target, old)
-    except FileNotFoundError:
-        old = None
-    try:
-        os.replace(tmp, target)
-    except OSError:
-        if _extracted_from(target) != digest:  # not another process that extracted the same zip meanwhile
-            raise
-    if old is not None and old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    elif old is not None:
-        old.unlink(missing_ok=True)
-
-
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def refuse_empty(texts: list[str], what: str) -> None:
+    """One clear line for the first empty or whitespace-only text (a label or a vector for no words means nothing)."""
+    for i, text in enumerate(texts):
+        if not str(text).strip():
+            raise BundleError(f"text {i + 1} is empty or only whitespace: there is nothing to {what}; pass some words")
 
 
 @dataclass
@@ -315,6 +260,11 @@ class Classifier(BundleModel):
         return self.logits(texts, pairs)
 
     def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 1) -> list[Prediction]:
+        """A label and its probabilities per text. An empty or whitespace-only text is refused (BundleError): the
+        model would still pick a label for it, which would mean nothing."""
+        if isinstance(texts, str):
+            texts = [texts]
+        refuse_empty(texts, "classify")
         preds = []
         for encodings, logits in self._runs(texts, pairs, batch_size):
             for e, p, raw in zip(encodings, softmax(logits.astype(np.float64)), logits):
@@ -343,18 +293,20 @@ class Embedder(BundleModel):
         self._shorter = None
 
     def embed(self, texts: list[str], batch_size: int = 1) -> np.ndarray:
-        """[len(texts), dim] float32 vectors, one text per call by default (see BundleModel._runs)."""
+        """[len(texts), dim] float32 vectors, one text per call by default (see BundleModel._runs). An empty or
+        whitespace-only text is refused (BundleError): its vector would be the model's vector for no words."""
         if isinstance(texts, str):  # a lone string would otherwise be embedded character by character
             texts = [texts]
+        refuse_empty(texts, "embed")
+        return self.outputs(texts, None, batch_size)
+
+    def outputs(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 1) -> np.ndarray:
         out = [np.asarray(vectors, dtype=np.float32) for _, vectors in self._runs(list(texts), None, batch_size)]
         vectors = np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise BundleError(f"{self.entry['file']} gives outputs of shape {list(vectors.shape)}, not [texts, {self.dim}] "
                               "as metadata.json's embedding dim says: rebuild the bundle")
         return vectors
-
-    def outputs(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
-        return self.embed(texts)
 
     @property
     def shorter_dims(self) -> list[int]:
@@ -418,6 +370,8 @@ class Tagger(BundleModel):
         return self.logits(texts)
 
     def tag(self, texts: list[str], aggregation: str = "first", batch_size: int = 1) -> list[Tagged]:
+        """The entities of each text. An empty or whitespace-only text has no words, so no entities: its Tagged
+        has `entities == []` (the model still runs on [CLS] [SEP], as for any text)."""
         from targets.ner import entities
 
         if isinstance(texts, str):

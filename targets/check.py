@@ -55,7 +55,7 @@ MEASURES = {
         lambda out, labels: float((out.argmax(-1) == labels).mean()), 4),
     Embedder.POSTPROCESS: Measure(
         "mean cosine", "mean_cosine", "min_cosine", "",
-        lambda b, e, c, t: Embedder(b, runtime=e["file"], threads=t).embed(c.texts),
+        lambda b, e, c, t: Embedder(b, runtime=e["file"], threads=t).outputs(c.texts),
         lambda out, ref: float(row_cosine(out, ref).mean()), None, 6),
     Tagger.POSTPROCESS: Measure(
         "token agreement", "label_agreement", "min_label_agreement", "logit",

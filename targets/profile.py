@@ -38,13 +38,13 @@ class Candidates:
 
     @classmethod
     def load(cls, path: str | Path) -> "Candidates":
-        from targets.bundle import BundleError, _unzipped, sha256
+        from targets.archive import ArchiveError, sha256, unzipped
 
         root = Path(path)
         if root.is_file() and root.suffix == ".zip":
             try:
-                root = _unzipped(root)
-            except BundleError as exc:
+                root = unzipped(root)
+            except ArchiveError as exc:
                 raise ProfileError(str(exc)) from None
         meta_path = root / CANDIDATES_FILE
         if not root.is_dir() or not meta_path.is_file():

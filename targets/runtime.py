@@ -17,6 +17,7 @@ import numpy as np
 
 LITERT_HINT = "pip install ai-edge-litert"
 EXECUTORCH_HINT = "pip install executorch (the bert-compress[executorch] extra)"
+EXECUTORCH_DEVICE_HINT = "pip install --no-deps executorch, and a C++ compiler (g++): no torch needed"
 RUNTIME_OF_SUFFIX = {".onnx": "onnxruntime", ".ort": "onnxruntime", ".tflite": "litert", ".pte": "executorch"}
 
 
@@ -38,6 +39,15 @@ class RuntimeLoadError(Exception):
     """The runtime cannot load this model file (or is not installed)."""
 
 
+class RuntimeMissing(RuntimeLoadError):
+    """The runtime a model file needs is not installed here: the file may be fine (`check` and `bench` skip it and
+    say what to install). `install`: the command that installs it."""
+
+    def __init__(self, message: str, install: str):
+        super().__init__(message)
+        self.install = install
+
+
 class OnnxModel:
     """An ONNX Runtime session on the CPU with an explicit thread count (0 = runtime default).
     `session_config`: ONNX Runtime config entries, SESSION_CONFIG when None ({} = ONNX Runtime's defaults)."""
@@ -55,11 +65,20 @@ class OnnxModel:
         """What metadata.json says of this runtime's file beyond its inputs and outputs."""
         return {}
 
+    @staticmethod
+    def missing(interpreter: str = "auto") -> "RuntimeMissing | None":
+        """Why this runtime cannot run here (None: it can), without loading a model."""
+        import importlib.util
+
+        if importlib.util.find_spec("onnxruntime") is None:
+            return RuntimeMissing("onnxruntime is not installed: pip install onnxruntime", "pip install onnxruntime")
+        return None
+
     def __init__(self, path: str | Path, threads: int = 0, session_config: dict[str, str] | None = None):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise RuntimeLoadError("onnxruntime is not installed: pip install onnxruntime") from None
+            raise RuntimeMissing("onnxruntime is not installed: pip install onnxruntime", "pip install onnxruntime") from None
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -88,8 +107,8 @@ class OnnxModel:
         try:
             import onnxruntime_extensions
         except ImportError:
-            raise RuntimeLoadError(f"{Path(path).name} has the tokenizer in the graph (onnxruntime-extensions "
-                                   f"operators): {EXTENSIONS_HINT}") from None
+            raise RuntimeMissing(f"{Path(path).name} has the tokenizer in the graph (onnxruntime-extensions "
+                                 f"operators): {EXTENSIONS_HINT}", EXTENSIONS_HINT) from None
         options.register_custom_ops_library(onnxruntime_extensions.get_library_path())
         self.interpreter += f" + onnxruntime-extensions {onnxruntime_extensions.__version__}"
         try:
@@ -118,7 +137,8 @@ def _interpreter_classes(choice: str):
             found.append((f"tflite-runtime {getattr(tflite_runtime, '__version__', '?')}", Interpreter))
         except ImportError:
             if choice == "tflite-runtime":
-                raise RuntimeLoadError(f"tflite-runtime is not installed (pip install tflite-runtime), or use {LITERT_HINT}") from None
+                raise RuntimeMissing(f"tflite-runtime is not installed (pip install tflite-runtime), or use {LITERT_HINT}",
+                                     "pip install tflite-runtime") from None
     if choice in ("auto", "ai-edge-litert"):
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -127,7 +147,7 @@ def _interpreter_classes(choice: str):
             found.append((f"ai-edge-litert {version('ai-edge-litert')}", Interpreter))
         except ImportError:
             if choice == "ai-edge-litert" or not found:
-                raise RuntimeLoadError(f"no TFLite interpreter is installed: {LITERT_HINT}") from None
+                raise RuntimeMissing(f"no TFLite interpreter is installed: {LITERT_HINT}", LITERT_HINT) from None
     return found
 
 
@@ -143,6 +163,14 @@ class LiteRTModel:
                 [{"name": f"output_{i}", "dtype": "float32", "shape": [1, *shape[1:]]} for i in range(len(output_names))])
 
     bundle_fields = OnnxModel.bundle_fields
+
+    @staticmethod
+    def missing(interpreter: str = "auto") -> "RuntimeMissing | None":
+        try:
+            _interpreter_classes(interpreter)
+        except RuntimeMissing as exc:
+            return exc
+        return None
 
     def __init__(self, path: str | Path, threads: int = 0, interpreter: str = "auto"):
         if interpreter not in ("auto", "ai-edge-litert", "tflite-runtime"):
@@ -216,6 +244,17 @@ class ExecuTorchModel:
         return {"methods": [f"seq_{b}" for b in buckets] if buckets else ["forward"],
                 "portable_ops": extras.get("portable_ops") or {}}
 
+    @staticmethod
+    def missing(interpreter: str = "auto") -> "RuntimeMissing | None":
+        from targets.executorch_native import NativeUnavailable, _lib
+
+        try:
+            _lib()  # the torch-free library (built once, cached)
+            return None
+        except NativeUnavailable as exc:
+            cause = why_no_executorch(ImportError(), [str(exc)])
+        return cause if isinstance(cause, RuntimeMissing) else None  # else the Python bindings may run it
+
     def __init__(self, path: str | Path, threads: int = 0, engine: str = "auto"):
         import os
 
@@ -262,11 +301,8 @@ class ExecuTorchModel:
                 warnings.simplefilter("ignore")
                 from executorch.runtime import Runtime
                 from executorch.extension.pybindings import portable_lib
-        except ImportError:
-            raise RuntimeLoadError(
-                "ExecuTorch's Python runtime links libtorch: install torch beside executorch to run a .pte here, or a "
-                "C++ compiler for the torch-free library (apps use ExecuTorch's C++ / Java / Swift runtime, which "
-                "needs no torch)" if _torch_missing() else f"ExecuTorch is not installed: {EXECUTORCH_HINT}") from None
+        except ImportError as exc:
+            raise why_no_executorch(exc, [n.removeprefix("no torch-free ExecuTorch library: ") for n in self.notes]) from None
         from importlib.metadata import version
 
         self.interpreter = f"executorch {version('executorch')} (Python bindings, XNNPACK)"
@@ -306,6 +342,29 @@ class ExecuTorchModel:
         if width is None:
             raise ValueError(f"{used} tokens do not fit the largest bucket ({self.buckets[-1]})")
         return width
+
+
+def why_no_executorch(exc: ImportError, native_failures: list[str]) -> RuntimeLoadError:
+    """Why neither engine runs here, from the real cause: executorch absent, or the torch-free library not
+    built (the reason it gave) where the Python bindings would need torch."""
+    import importlib.util
+
+    try:
+        installed = importlib.util.find_spec("executorch") is not None
+    except (ImportError, ValueError):
+        installed = False
+    if not installed:
+        return RuntimeMissing(f"ExecuTorch is not installed: {EXECUTORCH_DEVICE_HINT}", EXECUTORCH_DEVICE_HINT)
+    native = "; ".join(native_failures)
+    if _torch_missing() and not native:  # the Python engine asked for by name
+        return RuntimeLoadError("ExecuTorch's Python runtime links libtorch, which is not installed: use the "
+                                "torch-free engine ('native', a C++ compiler builds it once) or install torch (apps "
+                                "use ExecuTorch's C++ / Java / Swift runtime, which needs no torch)")
+    if _torch_missing():
+        return RuntimeMissing(f"executorch is installed, but its torch-free library is unavailable ({native}) and its "
+                              "Python bindings link libtorch, which is not installed: install a C++ compiler "
+                              "(the runner builds the library once) or torch", "apt-get install g++")
+    return RuntimeLoadError(f"executorch's Python runtime cannot be imported ({exc}); the torch-free library: {native or 'not tried'}")
 
 
 def one_row_per_call(feeds: dict[str, np.ndarray], names: list[str], dtypes: dict, width_for, run) -> np.ndarray:
@@ -361,3 +420,10 @@ def load_model(path: str | Path, threads: int = 0, interpreter: str = "auto"):
     if runtime == "executorch":
         return ExecuTorchModel(path, threads)
     raise RuntimeLoadError(f"{path}: unknown model format '{Path(path).suffix}' (expected .onnx, .ort, .tflite or .pte)")
+
+
+def missing_runtime(path: str | Path, interpreter: str = "auto") -> RuntimeMissing | None:
+    """Why the runtime a model file needs cannot run here (not installed: what to install), None when it can;
+    nothing is loaded (`check` and `bench` skip such a file with this line)."""
+    runtime = RUNTIME_OF_SUFFIX.get(Path(path).suffix)
+    return RUNTIMES[runtime].missing(interpreter) if runtime in RUNTIMES else None

@@ -136,3 +136,78 @@ def aarch64_python_or_skip() -> None:
         prepare_wheels(default_cache(), guest_python(root).name.removeprefix("python"))
     except UserError as exc:
         pytest.skip(f"cannot prepare the aarch64 Python here: {exc}")
+
+
+# ---- a device's Python: only the packages a bundle README's `pip` line installs ---------------------------------
+IMPORT_NAMES = {"numpy": ["numpy", "numpy.libs"], "onnxruntime": ["onnxruntime"], "ai-edge-litert": ["ai_edge_litert"],
+                "executorch": ["executorch"], "safetensors": ["safetensors"], "tokenizers": ["tokenizers"]}
+
+
+def device_python(root: Path, packages: list[str]) -> Path:
+    """A venv (no pip) whose site-packages holds exactly `packages`, linked from this interpreter's (their
+    dist-info too): what `pip install --no-deps PACKAGES` gives a Pi, without the network. Returns its bin/ folder."""
+    import site
+    import subprocess
+    import sys
+
+    source = Path(site.getsitepackages()[0])
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    target = next((root / "lib").glob("python3*/site-packages"))
+    for pkg in packages:
+        names = IMPORT_NAMES[pkg] + [p.name for p in source.glob(f"{pkg.replace('-', '_')}-*.dist-info")]
+        for name in names:
+            if (source / name).exists():
+                (target / name).symlink_to(source / name)
+    return root / "bin"
+
+
+def readme_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, code) of every fenced block of a README, in order."""
+    import re
+
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"```(\w+)\n(.*?)```", text, flags=re.S)]
+
+
+def pip_packages(code: str) -> list[str]:
+    """The packages of a shell block's `pip install` lines (flags and comments dropped)."""
+    found = []
+    for line in code.splitlines():
+        line = line.split("#", 1)[0].strip()
+        for part in line.split("&&"):
+            words = part.split()
+            if words[:2] == ["pip", "install"]:
+                found += [w for w in words[2:] if not w.startswith("-")]
+    return found
+
+
+def run_readme_as_written(folder: Path, work: Path, extra_python: tuple[str, ...] = ()) -> list[str]:
+    """Every shell and Python block of `folder`/README.md, run from `folder` as written: each shell block in a Python
+    holding exactly what its `pip` lines install, each Python block in the first block's (plus the packages a
+    `# pip install ...` comment in it names). Returns each block's stdout + stderr; a block that fails fails the test."""
+    import subprocess
+
+    blocks = [(lang, code) for lang, code in readme_blocks((folder / "README.md").read_text(encoding="utf-8"))
+              if lang in ("sh", "python")]
+    assert blocks, f"{folder}/README.md has no shell or Python block"
+    first: list[str] | None = None
+    said = []
+    for i, (lang, code) in enumerate(blocks):
+        if lang == "sh":
+            packages = pip_packages(code)
+            assert packages, f"a shell block of {folder.name}/README.md installs nothing: {code!r}"
+            first = first or packages
+            cmd = ["bash", "-eo", "pipefail", "-c", "\n".join(line for line in code.splitlines()
+                                                              if not line.lstrip().startswith("pip install"))]
+        else:
+            assert first is not None, "a Python block before any shell block names what to install"
+            packages = first + [p for line in code.splitlines() if line.lstrip().startswith("# pip install")
+                                for p in pip_packages(line.lstrip()[2:])]
+            code = "\n".join(prev for kind, prev in blocks[:i] if kind == "python") + "\n" + code  # a block goes on from the last
+            cmd = ["python", "-c", code]
+        bin_dir = device_python(work / f"env{i}", list(dict.fromkeys(packages + list(extra_python))))
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(Path.home()), "LANG": "C.UTF-8",
+               "TF_CPP_MIN_LOG_LEVEL": "2"}
+        proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, f"{folder.name}/README.md block {i + 1} ({lang}) failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}"
+        said.append(proc.stdout + proc.stderr)
+    return said

@@ -137,7 +137,7 @@ def bundle_copy(built, tmp_path):
 
 def test_embedder_gives_the_torch_modules_vectors(built):
     root, module = built
-    texts = ["a good film", "the dog sat on the mat today", "unknownword sunny", "playing", ""]
+    texts = ["a good film", "the dog sat on the mat today", "unknownword sunny", "playing", "film"]
     emb = Embedder(root)
     assert (emb.dim, emb.normalized, emb.pooling) == (DIM, True, "mean")
     vectors = emb.embed(texts)
@@ -149,6 +149,8 @@ def test_embedder_gives_the_torch_modules_vectors(built):
     np.testing.assert_allclose(emb.embed(texts, batch_size=4), vectors, atol=1e-5)  # padded rows: the mask holds
     np.testing.assert_array_equal(emb.embed("a good film"), vectors[:1])  # a lone string is one text
     assert emb.embed([]).shape == (0, DIM)
+    with pytest.raises(BundleError, match="text 2 is empty or only whitespace: there is nothing to embed"):
+        emb.embed(["a good film", " \n"])  # a vector of no words means nothing: refused, not zeros
 
 
 def test_search_ranks_the_near_duplicate_first(built):
@@ -301,7 +303,7 @@ def test_add_special_tokens_false_is_honoured(bundle_copy, tmp_path):
     feeds, _ = emb.encode(texts[:1])
     assert feeds["input_ids"].tolist() == [ids[0]]
     np.testing.assert_allclose(emb.embed(["a good film"]), torch_vectors(_pooled_module(), ids[:1]), atol=1e-5)
-    assert emb.embed([""]).shape == (1, DIM)  # no ids at all: one padding column, masked
+    assert emb.outputs([""]).shape == (1, DIM)  # no ids at all: one padding column, masked (embed refuses it)
 
     # both tokenizers, on the same tokenizer.json: the same ids, type ids and truncation without special tokens
     from tokenizers import BertWordPieceTokenizer

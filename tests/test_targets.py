@@ -209,7 +209,7 @@ def test_runner_package_builds_on_its_own(tmp_path):
     assert {n for n in names if n.endswith(".py")} == {f"targets/{m}.py" for m in
                                                        ("__init__", "__main__", "bundle", "check", "ner", "normalizer",
                                                         "runtime", "tokenizer", "unicode_tables", "bench", "env", "profile",
-                                                        "executorch_native", "vectors")}
+                                                        "executorch_native", "vectors", "outputs", "roofline", "archive")}
     assert "targets/pte_native.cc" in names  # the torch-free ExecuTorch library's source travels along
     assert {"targets/gemm_fp32.onnx", "targets/gemm_u8s8.onnx"} <= set(names)  # the GEMM-peak graphs travel along
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist") and "extra ==" not in line]

@@ -157,6 +157,20 @@ def prepare_sysroot(cache: Path) -> Path:
     return root
 
 
+def core_view(root: Path, cpu: str) -> Path:
+    """The sysroot as one CPU model's guest sees it: links to every top-level entry but proc/, which holds that
+    core's own /proc/cpuinfo, so guests of several cores can run at once from one sysroot."""
+    view = root.parent / f"view-{cpu}"
+    if not (view / ".ready").is_file():
+        with _building(view) as tmp:
+            for entry in root.iterdir():
+                if entry.name not in ("proc", ".ready"):
+                    (tmp / entry.name).symlink_to(entry.resolve() if entry.is_symlink() else entry)
+            (tmp / "proc").mkdir()
+            (tmp / ".ready").write_text(f"{root}\n")
+    return view
+
+
 def guest_python(root: Path) -> Path:
     found = sorted((root / "usr" / "bin").glob("python3.[0-9]*"), key=lambda p: len(p.name))
     found = [p for p in found if re.fullmatch(r"python3\.\d+", p.name)]

@@ -70,8 +70,8 @@ def platform_section(report: dict) -> list[str]:
              "Each platform's model was run on the dev split from raw text (strings in) with the tool named, and its "
              "outputs compared with the PyTorch student's; ms per text is that tool's mean call time here, "
              "tokenization included.", "",
-             "| platform | files | zip MB | checked with | rows | agreement | max abs Δ | ms per text | notes |",
-             "|---|---|---:|---|---:|---:|---:|---:|---|"]
+             "| platform | runs on | model | files | zip MB | checked with | rows | agreement | max abs Δ | ms per text | notes |",
+             "|---|---|---|---|---:|---|---:|---:|---:|---:|---|"]
     for p in platforms:
         c = p.get("check") or {}
         files = ", ".join(f"`{f}`" for f in p["files"] if "/" not in f)
@@ -79,12 +79,14 @@ def platform_section(report: dict) -> list[str]:
         files += "".join(f", `{d}/`" for d in nested)
         diff, ms = c.get("max_abs_diff"), c.get("ms_per_text")
         lines.append(
-            f"| {p['platform']} | {files} | {_mb(p['zip_bytes'])} | {c.get('tool', '—')} | {c.get('rows', '—')} | "
+            f"| {p['platform']} | {', '.join(p.get('instruction_sets') or []) or '—'} | {p.get('artifact') or '—'} | "
+            f"{files} | {_mb(p['zip_bytes'])} | {c.get('tool', '—')} | {c.get('rows', '—')} | "
             f"{_pct(c.get('agreement'))}% ({c.get('agreement_name', '—')}) | {'—' if diff is None else f'{diff:.1e}'} | "
             f"{'—' if ms is None else f'{ms:.2f}'} | {'; '.join(c.get('notes') or []) or '—'} |")
     for p in bundle.get("platforms") or []:
         if p.get("skipped"):
-            lines.append(f"| {p['platform']} | not built | — | — | — | — | — | — | {p['skipped']} |")
+            lines.append(f"| {p['platform']} | {', '.join(p.get('instruction_sets') or []) or '—'} | — | not built | — | — "
+                         f"| — | — | — | — | {p['skipped']} |")
     return lines
 
 

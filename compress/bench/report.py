@@ -178,23 +178,7 @@ def render_markdown(report: dict) -> str:
         lines.append(f"| {a.name} | {a.format} | {a.get('max_abs_diff'):.2e} | {_pct(a.agreement)}% | {a.get('verified_on')} |")
     for r in report.get("rejected_artifacts", []):
         lines.append(f"| {r['name']} | not shipped | — | — | {r['reason']} |")
-    quantized = [a.to_dict() for a in results.artifacts if a.get("quantization")]
-    rejected_q = [r for r in report.get("rejected_artifacts", []) if r.get("quantization")]
-    if quantized or rejected_q:
-        lines += ["", f"## Quantization (guarded by dev {task.metric_name} against the fp32 student)", "",
-                  "Each candidate is measured the way a device runs it (one text per call at its own length) on the CPU "
-                  "named in the row: int8 kernels and their rounding differ between instruction sets, so a decision holds "
-                  "for that instruction set and is re-checked by the bundle stage on the machine that builds the bundle.", "",
-                  "| artifact | backend | settings | fallback | dev drop (points) | shipped | measured on | why |",
-                  "|---|---|---|---:|---:|---|---|---|"]
-        for a, shipped in [(a, "yes") for a in quantized] + [(r, "no") for r in rejected_q]:
-            q = a["quantization"]
-            settings = ", ".join(f"{k}={v}" for k, v in q["settings"].items())
-            drop = q.get("drop_points")
-            on = q.get("measured_on")
-            where = f"{on['int8_isa']} ({on['cpu']})" if on else "not recorded"
-            lines.append(f"| {a['name']} | {q['backend']} | {settings} | {q['fallback']} | "
-                         f"{'—' if drop is None else f'{drop:.2f}'} | {shipped} | {where} | {q['reason']} |")
+    lines += quantization_section(report, results, task) + arithmetic_section(results)
     lines += ["", "## Benchmark matrix", ""]
     if report.get("plots"):
         lines += [f"![{Path(p).stem}]({p})" for p in report["plots"]] + [""]
@@ -222,3 +206,76 @@ def render_markdown(report: dict) -> str:
               "|" + "---:|" * len(report["stage_seconds"]),
               "| " + " | ".join(f"{v:.0f}" for v in report["stage_seconds"].values()) + " |", ""]
     return "\n".join(lines)
+
+
+def quantization_section(report: dict, results, task) -> list[str]:
+    """One row per (int8 file, instruction set it was measured on): this machine's numerics and the emulated aarch64
+    cores' side by side, each with its decision (compress.quantize.numerics)."""
+    quantized = [a.to_dict() for a in results.artifacts if a.get("quantization")]
+    rejected = [r for r in report.get("rejected_artifacts", []) if r.get("quantization")]
+    if not quantized and not rejected:
+        return []
+    lines = ["", f"## Quantization (guarded by dev {task.metric_name} against the fp32 student)", "",
+             "Each candidate is measured the way a device runs it (one text per call at its own length) on each "
+             "instruction set a bundle runs on: this machine natively, and aarch64 under qemu-user with a named core "
+             "(the bundle's own runner and the aarch64 wheels of its runtimes; emulated numerics are the chip's, its "
+             "speed is not). int8 kernels and their rounding differ between instruction sets, so each decision holds "
+             "for its row; a bundle ships a file only where every instruction set its platform runs on passed. "
+             "*Where sure*: the agreement on the rows whose fp32 top-1 / top-2 margin exceeds twice the file's own "
+             "99th-percentile int8 error.", "",
+             f"| artifact | backend, settings | instruction set | dev drop (points) | {task.agreement_name} | where sure "
+             "(rows) | decision | shipped |", "|---|---|---|---:|---:|---:|---|---|"]
+    for a, shipped in [(a, True) for a in quantized] + [(r, False) for r in rejected]:
+        q = a["quantization"]
+        what = f"{q['backend']}: " + ", ".join(f"{k}={v}" for k, v in q["settings"].items())
+        on = q.get("measured_on") or {}
+        host = f"this machine: {on.get('int8_isa', '?')} ({on.get('cpu', '?')})"
+        decisions = q.get("decisions") or {"host": {"passed": shipped, "agreement": None}}
+        for name, d in decisions.items():
+            where = host if name == "host" else f"{name} (emulated {d.get('core')})"
+            if "error" in d:
+                lines.append(f"| {a['name']} | {what} | {where} | — | — | — | not measured: {d['error']} | — |")
+                continue
+            drop = q.get("drop_points") if name == "host" else (
+                None if d.get("quality") is None or q.get("fp32_dev_quality") is None
+                else round(100 * (q["fp32_dev_quality"] - d["quality"]), 3))
+            c = d.get("confident") or {}
+            sure = (f"{_pct(c['confident_agreement'])}% ({c['confident_rows']}/{c['rows']})"
+                    if c.get("confident_agreement") is not None else "—")
+            agreement = "—" if d.get("agreement") is None else f"{d['agreement']:.4f}"
+            lines.append(f"| {a['name']} | {what} | {where} | {'—' if drop is None else f'{drop:.2f}'} | {agreement} | "
+                         f"{sure} | {'pass' if d.get('passed') else 'fail'} | {'yes' if shipped else 'no'} |")
+    note = ((report.get("quantization") or {}).get("instruction_sets") or {}).get("not_emulated")
+    if note:
+        lines += ["", f"The aarch64 decision was not made ({note}): this machine's numerics decided for every bundle."]
+    return lines
+
+
+def arithmetic_section(results) -> list[str]:
+    """How much of each ONNX Runtime file's latency its matrix products take: the model's own GEMM shapes timed alone
+    in the same kernels (bench.roofline), beside what the FLOPs would take at the 1024³ GEMM peak."""
+    roof = results.bench.get("roofline") or {}
+    peak = ((results.bench.get("gemm_peak") or {}).get("gflop_s")) or {}
+    rows = [(a, roof[a.name]) for a in results.artifacts if a.name in roof and roof[a.name].get("gemm_ms") is not None]
+    if not rows:
+        return []
+    seq, threads = results.point
+    lines = ["", f"## Arithmetic and overhead (seq {seq}, batch 1, {threads} thread)", "",
+             "Each model's own matrix products (projections, FFN, attention scores and context, pooler and classifier) "
+             "timed alone at their own shapes in ONNX Runtime's kernels (int8 weight products for a model whose "
+             "activations are quantized), a call's own overhead taken off each: what the arithmetic alone takes at "
+             "these narrow shapes. The last columns put the same FLOPs at the GEMM peak measured at 1024³. The rest of "
+             "p50 is per-operator overhead and element-wise work (softmax, GELU, layer norm, quantizing activations).", "",
+             "| artifact | compute | p50 ms | GEMMs alone ms | share of p50 | GFLOP/s at own shapes | at the 1024³ peak ms "
+             "| share of p50 |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for a, r in rows:
+        p50 = a.p50(seq, threads)
+        at_peak = (peak.get(r["compute"]) or {}).get(str(threads))
+        peak_ms = 1e3 * r["gflops"] / at_peak if at_peak else None
+        lines.append(f"| {a.name} | {r['compute']} | {p50} | {r['gemm_ms']:.3f} | {_share(r['gemm_ms'], p50)} | "
+                     f"{r['gflop_s'] or '—'} | {'—' if peak_ms is None else f'{peak_ms:.3f}'} | {_share(peak_ms, p50)} |")
+    return lines
+
+
+def _share(ms: float | None, p50: float | None) -> str:
+    return f"{100 * ms / p50:.0f}%" if p50 and ms is not None else "—"

@@ -9,7 +9,7 @@ def _check(rc: dict) -> str:
 
 
 def render(meta: dict) -> str:
-    from compress.bundle_readme import _model_lines, _tokenization
+    from compress.bundle_readme import _model_lines, _tokenization, device_python, runtimes_of
 
     e, tok = meta["embedding"], meta["tokenizer"]
     static = e["pooling"] == "static-mean"
@@ -50,22 +50,13 @@ def render(meta: dict) -> str:
         "",
         *tokenization,
         "",
-        "## Python: embed and search, no PyTorch needed",
-        "",
-        "```sh",
-        "pip install numpy onnxruntime",
-        "PYTHONPATH=runner python -m targets embed . \"a gripping thriller\" \"a tense, suspenseful film\" \"a cooking show\"",
-        "PYTHONPATH=runner python -m targets check .   # re-check every model on this CPU",
-        "```",
-        "",
-        "```python",
-        "from targets.bundle import Embedder",
-        "emb = Embedder(\"path/to/bundle\", runtime=\"onnxruntime\", threads=1)",
-        "docs = [\"A detective hunts a killer in 1970s San Francisco.\", \"Two chefs open a restaurant in Paris.\"]",
-        "doc_vectors = emb.embed(docs)                 # once, or made by the teacher on a server",
-        "for i, score in emb.search(\"a serial-killer mystery\", doc_vectors, top_k=2):",
-        "    print(f\"{score:.3f}  {docs[i]}\")",
-        "```",
+        *device_python(meta, 'embed . "a gripping thriller" "a tense, suspenseful film" "a cooking show"', [
+            "from targets.bundle import Embedder",
+            f"emb = Embedder(\".\", runtime=\"{runtimes_of(meta)[0]}\", threads=1)",
+            "docs = [\"A detective hunts a killer in 1970s San Francisco.\", \"Two chefs open a restaurant in Paris.\"]",
+            "doc_vectors = emb.embed(docs)                 # once, or made by the teacher on a server",
+            "for i, score in emb.search(\"a serial-killer mystery\", doc_vectors, top_k=2):",
+            "    print(f\"{score:.3f}  {docs[i]}\")"], "## Python: embed and search, no PyTorch needed"),
         "",
         *_shorter_lines(e),
         "## Android (Kotlin), ONNX Runtime Mobile: a vector and cosine search",

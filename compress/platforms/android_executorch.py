@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from compress.fsutil import write_json, write_text
+from compress.platforms.pi import runner_files
 from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle, first_passing, none_passed
 from compress.progress import info
 
@@ -73,7 +74,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
         shutil.copy2(inp.out / art.path, model)
         outputs, ms, truncated = run_texts(model, inp)
         outputs = inp.same_shape(outputs, "the .pte through the runner's tokenizer")
-        agreement, bar = inp.agreement(outputs), inp.bar(inp.typed[art.name].quantization is not None)
+        agreement, bar = inp.agreement(outputs), inp.bar(inp.typed[art.name].quantization is not None, art.name, PLATFORM)
         check = ModelCheck(f"executorch {version('executorch')} runtime (Python bindings, XNNPACK) + the runner's "
                            "tokenizer", len(outputs), agreement, inp.agreement_name, bar, agreement >= bar,
                            max_abs_diff(inp.reference, outputs), inp.dev_quality(outputs), round(ms, 3),
@@ -82,7 +83,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
              f"{agreement:.4f}, max |Δ| {check.max_abs_diff:.2e}, {ms:.2f} ms per text")
         return check
 
-    art, check, rejected = first_passing(inp.candidates["executorch"], model, attempt)
+    art, check, rejected = first_passing(inp.eligible("executorch", PLATFORM), model, attempt)
     if art is None:
         return none_passed(PLATFORM, rejected)
     typed = inp.typed[art.name]
@@ -105,6 +106,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
             "tokenizer": {"vocab": "vocab.txt" if (folder / "vocab.txt").is_file() else None,
                           "tokenizer_json": "tokenizer.json"}}
     write_json(folder / "model.json", spec)
+    spec["runner_check"] = runner_files(inp, folder, MODEL_FILE, art)  # metadata.json + check.json: `python -m targets check`
     made = PlatformBundle("android-executorch", PLATFORM.title, model_file=MODEL_FILE, artifact=art.name,
                           precision=typed.precision, check=check, rejected=rejected,
                           details={"methods": methods, "inputs": names, "portable_ops": typed.extras.get("portable_ops") or {}})
@@ -113,6 +115,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
 
 
 def readme(inp: BundleInput, made: PlatformBundle, spec: dict) -> str:
+    from compress.bundle_readme import DEVICE_INSTALL
     from compress.platforms.snippets import executorch_snippet
 
     c = made.check
@@ -135,6 +138,11 @@ def readme(inp: BundleInput, made: PlatformBundle, spec: dict) -> str:
         f"{100 * c.agreement:.2f}%" + (f", dev score {100 * c.dev_quality:.2f}%" if c.dev_quality is not None else "")
         + f", max abs Δ {c.max_abs_diff:.1e}; {c.ms_per_text:.2f} ms per text on the build machine (one thread).",
         "",
+        *(["Check it on a Linux machine or a Pi with the `pi` bundle's runner (unzipped beside this folder; g++ builds "
+           "its small ExecuTorch library once, no torch): `metadata.json` and `check.json` here are in the runner's "
+           "format (the app needs neither).", "", "```sh", *DEVICE_INSTALL["executorch"],
+           "PYTHONPATH=../pi/runner python -m targets check .", "```", ""]
+          if spec["runner_check"] else []),
         *executorch_snippet(MODEL_FILE, spec["methods"], [i["name"] for i in spec["inputs"]], inp.task),
         "",
     ])

@@ -96,7 +96,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
             ascii_rows = np.array([t.isascii() for t in inp.texts])
             every = inp.agreement(outputs)
             agreement = inp.agreement(outputs[ascii_rows], inp.reference[ascii_rows]) if ascii_rows.any() else every
-            bar = inp.bar(typed.quantization is not None)
+            bar = inp.bar(typed.quantization is not None, art.name, PLATFORM)
             notes = [f"text longer than {inp.max_length} tokens is truncated",
                      f"{inp.agreement_name} on all {len(inp.texts)} texts {every:.4f}; the bar applies to the "
                      f"{int(ascii_rows.sum())} ASCII-only texts, which MediaPipe tokenizes as the student does"]
@@ -110,7 +110,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
                  f"{agreement:.4f} on the ASCII-only texts, {every:.4f} on all{accuracy}, {ms:.2f} ms per text")
             return check
 
-        art, check, rejected = first_passing(inp.candidates["litert"], model, attempt)
+        art, check, rejected = first_passing(inp.eligible("litert", PLATFORM), model, attempt)
     if art is None:
         return none_passed(PLATFORM, rejected)
     typed = inp.typed[art.name]

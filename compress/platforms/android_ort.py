@@ -74,7 +74,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
         made_with["mode"] = string_in_model(inp.out / art.path, inp.tokenizer_dir, inp.max_length, model)
         outputs, ms = run_texts(model, inp.texts)
         made_with["outputs"] = inp.same_shape(outputs, "the string-in model")
-        agreement, bar = inp.agreement(outputs), inp.bar(inp.typed[art.name].quantization is not None)
+        agreement, bar = inp.agreement(outputs), inp.bar(inp.typed[art.name].quantization is not None, art.name, PLATFORM)
         check = ModelCheck(
             f"onnxruntime {_version('onnxruntime')} + onnxruntime-extensions {_version('onnxruntime-extensions')} (Python)",
             len(outputs), agreement, inp.agreement_name, bar, agreement >= bar, max_abs_diff(inp.reference, outputs),
@@ -88,7 +88,7 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
              f"{100 * ids:.2f}% of dev texts")
         return check
 
-    art, check, rejected = first_passing(inp.candidates["onnxruntime"], model, attempt)
+    art, check, rejected = first_passing(inp.eligible("onnxruntime", PLATFORM), model, attempt)
     if art is None:
         return none_passed(PLATFORM, rejected)
     typed, mode, outputs = inp.typed[art.name], made_with["mode"], made_with["outputs"]
@@ -106,10 +106,10 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
                                         "output": {"name": made.details["output"], "dtype": "float32",
                                                    "shape": [1, *(["tokens"] if inp.task.per_token else []),
                                                              int(inp.reference.shape[-1])]},
-                                        **({"offsets": {"name": OFFSETS_OUTPUT, "dtype": "int64", "shape": ["tokens", 2],
-                                                        "meaning": "each token's [start, end) in the text's "
-                                                                   "characters; [0, 0] for [CLS] / [SEP]"}}
-                                           if inp.task.per_token else {}),
+                                        # every string-in graph gives the spans (a classifier's app may ignore them)
+                                        "offsets": {"name": OFFSETS_OUTPUT, "dtype": "int64", "shape": ["tokens", 2],
+                                                    "meaning": "each token's [start, end) in the text's "
+                                                               "characters; [0, 0] for [CLS] / [SEP]"},
                                         "labels": inp.label_names if inp.task.labelled_outputs else None,
                                         "max_length": inp.max_length, "precision": typed.precision,
                                         "session_config": _session_config()})
@@ -158,8 +158,9 @@ def readme(inp: BundleInput, made: PlatformBundle, platform: str = "android") ->
 
     c = made.check
     out = inp.task.outputs_in_words(inp.label_names, "tokens") + (
-        ", and `offset_mapping`, each token's character span in the text ([0, 0] for [CLS] / [SEP]): the spans cut "
-        "the entity out of the text" if inp.task.per_token else "")
+        "; a second output `offset_mapping`, int64 [tokens, 2], is each token's [start, end) character span in the "
+        "text ([0, 0] for [CLS] / [SEP]): " + ("the spans cut the entity out of the text" if inp.task.per_token else
+                                              "where each token came from; ask only for the first output to skip it"))
     return "\n".join([
         f"# {'Android' if platform == 'android' else 'iOS'} bundle: ONNX Runtime, string in",
         "",

@@ -22,6 +22,12 @@ from compress.tasks.base import Task
 
 FP32_MIN_AGREEMENT = 0.999
 """fp32 files must agree with the PyTorch student on this share of dev labels (or reach this mean cosine)."""
+HOST_SLACK = 0.005
+"""How far below the guard's own measurement of a file on this machine a platform library may land (its tokenizer,
+its single-length signature) when the int8 decision was taken on aarch64 (BundleInput.bar)."""
+HOST, MOBILE = "host", ("aarch64", "aarch64-dotprod")
+"""Where a platform's bundle runs (compress.quantize.numerics.INSTRUCTION_SETS): this machine (the desktop runner,
+a browser here), and aarch64 with and without the dot-product instructions (phones, Pi 4 / Pi 5)."""
 
 
 @dataclass
@@ -49,9 +55,27 @@ class BundleInput:
     kind: StudentKind = TRANSFORMER  # what kind of model it is (a static-embedding table has no transformer)
     built: dict = field(default_factory=dict)  # platform -> (its folder, its PlatformBundle), as they are built
 
-    def bar(self, quantized: bool) -> float:
-        """The agreement a file must reach: the export's bar for fp32, the quantization guard's for int8."""
-        return self.min_agreement if quantized else FP32_MIN_AGREEMENT
+    def bar(self, quantized: bool, artifact: str | None = None, platform: "Platform | None" = None) -> float:
+        """The agreement a file must reach here: the export's bar for fp32, the quantization guard's for int8. An int8
+        file of a platform that runs on aarch64 only, decided there (`eligible`), is held here to what the same
+        file reached on this machine in the guard, less HOST_SLACK: this check is that the platform's library
+        runs the file as the runner does, not the int8 decision, which this machine's kernels cannot take."""
+        if not quantized:
+            return FP32_MIN_AGREEMENT
+        q = self.typed[artifact].quantization if artifact else None
+        if q is None or platform is None or HOST in platform.instruction_sets:
+            return self.min_agreement
+        decided = q.decided_on(platform.instruction_sets)
+        host = (q.extra.get("decisions") or {}).get(HOST, {}).get("agreement")
+        if host is None or not decided:
+            return self.min_agreement
+        return round(min(self.min_agreement, host - HOST_SLACK), 4)
+
+    def eligible(self, runtime: str, platform: "Platform") -> list[Measured]:
+        """The runtime's candidates (fastest first) whose int8 decision holds on every instruction set the platform
+        runs on (fp32 files: all)."""
+        return [a for a in self.candidates.get(runtime, [])
+                if self.typed[a.name].quantization is None or self.typed[a.name].quantization.holds_on(platform.instruction_sets)]
 
     def agreement(self, outputs: np.ndarray, reference: np.ndarray | None = None) -> float:
         """The task's agreement (label agreement, mean cosine, token agreement) of `outputs` with the PyTorch
@@ -108,6 +132,7 @@ class PlatformBundle:
     skipped: str | None = None  # one line: why this platform has no bundle for this model
     rejected: list[dict] = field(default_factory=list)  # candidates that failed their check, and why
     details: dict = field(default_factory=dict)  # what the platform adds (e.g. the pi bundle's models)
+    instruction_sets: list[str] = field(default_factory=list)  # where its model runs (Platform.instruction_sets)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -149,3 +174,5 @@ class Platform:
     build: Callable[[BundleInput, Path], PlatformBundle]
     """Write the bundle into the (empty) folder; return what was built. Never raises for a model the platform
     cannot take: returns `skipped` instead."""
+    instruction_sets: tuple[str, ...] = MOBILE
+    """Where its model runs: an int8 file ships only where it passed the guard on each (BundleInput.eligible)."""

@@ -19,7 +19,7 @@ from compress.artifacts import Artifact
 from compress.bench.record import Measured
 from compress.errors import StageFailed, first_line
 from compress.fsutil import file_digest, write_json, write_text
-from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle
+from compress.platforms.base import HOST, MOBILE, BundleInput, ModelCheck, Platform, PlatformBundle
 from compress.platforms.choice import BUNDLED_RUNTIMES
 from compress.progress import info
 from compress.vocab import write_vocab_txt
@@ -111,9 +111,10 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
         kept.append(entry)
         return True
 
-    for runtime, options in inp.candidates.items():
+    for runtime in inp.candidates:
         if runtime not in RUNNER_RUNTIMES:
             continue
+        options = inp.eligible(runtime, PLATFORM)  # an int8 file that passed on every instruction set a Pi / desktop has
         for i, art in enumerate(options):
             if i:
                 info(f"[yellow]bundle[/] pi: trying the next-fastest {runtime} artifact, {art.name}")
@@ -141,6 +142,26 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
                             for m in kept]})
 
 
+def runner_files(inp: BundleInput, folder: Path, file_name: str, art: Measured) -> bool:
+    """metadata.json and check.json in another platform's bundle (its model `file_name`, made from `art`), in the
+    runner's format: the pi bundle's runner then checks that bundle as it is (`python -m targets check`). False
+    when there is no pi bundle to take them from (it is built first)."""
+    from targets.bundle import Bundle
+    from targets.check import CHECK_FILE
+
+    pi = inp.built.get("pi", (None,))[0]
+    if pi is None or not (pi / "metadata.json").is_file():
+        return False
+    meta = json.loads((pi / "metadata.json").read_text(encoding="utf-8"))
+    entry = _model_meta(file_name, inp.typed[art.name], art, inp.task, inp.input_names, inp.reference.shape[-1], folder)
+    if not (folder / meta["labels_file"]).is_file():
+        shutil.copy2(pi / meta["labels_file"], folder / meta["labels_file"])
+    shutil.copy2(pi / CHECK_FILE, folder / CHECK_FILE)
+    write_json(folder / "metadata.json", meta | {"models": [entry], "rejected": []})
+    Bundle.load(folder)  # what the runner will read: every file it names is here
+    return True
+
+
 def _model_meta(file_name: str, art: Artifact, measured: Measured, task, input_names: list[str], num_labels: int,
                 root: Path) -> dict:
     from targets.runtime import RUNTIME_OF_SUFFIX, RUNTIMES
@@ -165,7 +186,9 @@ def _model_meta(file_name: str, art: Artifact, measured: Measured, task, input_n
         "test_quality": measured.quality, "verification": {"max_abs_diff": v.max_abs_diff, "agreement": v.agreement,
                                                                 "on": f"dev ({v.rows} rows)"},
         "latency_p50_ms_on_build_machine": seq_latency,
-        "quantization": {"backend": art.quantization.backend, "settings": art.quantization.settings} if art.quantization else None,
+        # where its int8 decision was measured and held (this machine, emulated aarch64 cores)
+        "quantization": {"backend": art.quantization.backend, "settings": art.quantization.settings,
+                         "passed_on": art.quantization.extra.get("passed_on") or ["host"]} if art.quantization else None,
         "compute": art.compute,
         # what the runner sets for a .onnx (a .ort was saved with it applied): an app loading the .onnx sets it too
         **({"session_config": SESSION_CONFIG, "operators": _onnx_operators(path)} if file_name.endswith(".onnx") else {}),
@@ -182,4 +205,4 @@ def _onnx_operators(path: Path) -> str:
     return "standard ONNX operators"
 
 
-PLATFORM = Platform("pi", "Raspberry Pi / Linux / desktop (Python, the torch-free runner)", build)
+PLATFORM = Platform("pi", "Raspberry Pi / Linux / desktop (Python, the torch-free runner)", build, (HOST, *MOBILE))

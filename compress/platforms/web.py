@@ -22,7 +22,7 @@ import numpy as np
 from compress.bench.record import Measured
 from compress.errors import first_line
 from compress.fsutil import write_json, write_text
-from compress.platforms.base import BundleInput, ModelCheck, Platform, PlatformBundle
+from compress.platforms.base import HOST, BundleInput, ModelCheck, Platform, PlatformBundle
 from compress.progress import info
 
 TRANSFORMERS_JS = "@huggingface/transformers@4.3.2"
@@ -63,7 +63,7 @@ def _config(inp: BundleInput) -> dict:
 
 def _pick_quantized(inp: BundleInput) -> Measured | None:
     """The fastest verified int8 ONNX artifact (onnx/model_quantized.onnx)."""
-    return next((a for a in inp.candidates.get("onnxruntime", []) if a.precision != "fp32"), None)
+    return next((a for a in inp.eligible("onnxruntime", PLATFORM) if a.precision != "fp32"), None)
 
 
 def run_check(folder: Path, texts: list[str], dtype: str, task: str, timeout: float = 1800) -> dict:
@@ -202,4 +202,4 @@ def readme(inp: BundleInput, dtype: str, check: ModelCheck | None, notes: list[s
     ])
 
 
-PLATFORM = Platform("web", "Web (transformers.js)", build)
+PLATFORM = Platform("web", "Web (transformers.js)", build, (HOST,))  # checked in its own WASM runtime, here

@@ -44,6 +44,7 @@ def report_of(run) -> dict | None:
         **({"string_in": results["string_in"]} if results.get("string_in") else {}),
         **({"budget": results["budget"]} if results.get("budget") else {}),
         "rejected_artifacts": export.get("rejected", []) + quantize.get("rejected", []),
+        **({"quantization": {"instruction_sets": quantize["instruction_sets"]}} if quantize.get("instruction_sets") else {}),
         "stage_seconds": seconds,
         "training": training_record(run.stage_record("finetune") or {}, run.stage_record("distill") or {}),
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from compress import __version__
 from compress.errors import UserError
-from compress.bench.record import BenchResults
+from compress.bench.record import BenchResults, reference_cell
 from compress.fsutil import dir_size, read_json
 
 
@@ -144,6 +144,7 @@ def run(run, force: bool = False) -> dict:
         for entry, measured in zip([teacher_entry, student_entry, *artifacts, *references], timed):
             entry |= measured
         gemm = best_peak(gemm_before, gemm_peak(b.thread_counts())) if b.gemm_peak else None
+        roofline = rooflines(artifacts, reference_cell({"grid": vars(b.grid())})) if b.gemm_peak else {}
         string_in_skipped = tokenizer_cost.skip_reason(run, special_tokens)
         string_in = [] if string_in_skipped else tokenizer_cost.measure(run, artifacts, {"grid": vars(b.grid())}, b, vocab)
         if string_in_skipped:
@@ -163,6 +164,7 @@ def run(run, force: bool = False) -> dict:
                  "rows": {s: len(run.data.split(s)) for s in ("train", "dev", "test")},
                  **({"evaluation": quality.evaluator.describe()} if quality.evaluator else {})},
         "bench": {"grid": vars(b.grid()), "timing": vars(b.timing()), "gemm_peak": gemm,
+                  **({"roofline": roofline} if roofline else {}),
                   "command": f"bert-compress bench --out {run.out}"},
         "teacher": teacher_entry,
         "student": student_entry,
@@ -173,6 +175,26 @@ def run(run, force: bool = False) -> dict:
         **({"budget": budget} if (budget := budget_block(run.layout.budget, artifacts)) else {}),
     }
     return {"results": BenchResults.from_dict(results).to_dict()}  # the one typed record every reader loads
+
+
+def rooflines(artifacts: list[dict], point: tuple[int, int]) -> dict[str, dict]:
+    """artifact -> its own matrix products timed alone at the headline point (targets.bench.shape_gemm_ms), for the
+    ONNX Runtime files (the runtime whose kernels the GEMM peak measures); one timing per architecture and compute."""
+    import json
+
+    from targets.roofline import shape_gemm_ms
+
+    seq, threads = point
+    done: dict[str, dict] = {}
+    out = {}
+    for a in artifacts:
+        if a["runtime"] != "onnxruntime" or not a.get("arch"):
+            continue
+        key = json.dumps([a["arch"], a.get("compute", "fp32")], sort_keys=True)
+        if key not in done:
+            done[key] = shape_gemm_ms(a["arch"], seq, threads, a.get("compute", "fp32"))
+        out[a["name"]] = done[key]
+    return out
 
 
 def measured_entry(art, size_bytes: int, quality: dict, arch: dict) -> dict:

@@ -82,6 +82,7 @@ def run(run, force: bool = False) -> dict:
             folder.mkdir()
             info(f"bundle: [bold]{platform.name}[/] ({platform.title})")
             made = platform.build(inp, folder)
+            made.instruction_sets = list(platform.instruction_sets)
             if made.skipped:
                 info(f"[yellow]bundle {platform.name}: skipped[/]: {made.skipped}")
                 shutil.rmtree(folder)

@@ -76,6 +76,7 @@ def run(run, force: bool = False) -> dict:
     from compress.export import fp32_files, provider
     from compress.quantize import Context, backend as find_backend
     from compress.quantize.guard import Measured, run_guard
+    from compress.quantize.numerics import confident_agreement, emulated_numerics
     from compress.token_classification.metrics import max_abs_diff
     from targets.runtime import load_model
 
@@ -115,6 +116,20 @@ def run(run, force: bool = False) -> dict:
                         + (", ".join(sorted({c['_install'] for c in skipped if c['_install']})) or "enable the format")
                         + ", and re-run export")
 
+    def judge(logits, emulated_rows: list[int] | None = None) -> Measured:
+        """The file's outputs on dev against the fp32 student's. `emulated_rows`: the texts run under emulation (the
+        others hold the student's outputs: labels cannot flip there, numerics.EmulatedNumerics), over which a vector
+        model's verdict and the int8 error are taken."""
+        if not run.task.labelled_outputs and emulated_rows is not None:  # vectors: no margins, the sample alone
+            ref, out = reference[emulated_rows], logits[emulated_rows]
+            labels = dev.labels[emulated_rows] if len(dev.labels) == len(reference) else dev.labels  # teacher vectors
+            return Measured(metric(out, labels), run.task.agreement(ref, out), max_abs_diff(ref, out))
+        confident = confident_agreement(reference, logits, emulated_rows) if run.task.labelled_outputs else None
+        return Measured(metric(logits, dev.labels), run.task.agreement(reference, logits), max_abs_diff(reference, logits),
+                        confident, logits if emulated_rows is None else None)
+
+    emulated, not_emulated = emulated_numerics(cfg.instruction_sets, dev, reference, run.task.labelled_outputs)
+
     def evaluate(backend, settings, path: Path) -> Measured:
         if backend.runtime == "pytorch":
             from compress.quantize.torchao_ptq import load
@@ -124,14 +139,19 @@ def run(run, force: bool = False) -> dict:
                                     description=f"evaluate {path.name} on dev")
         else:
             logits = device_logits(load_model(path), dev, description=f"evaluate {path.name} on dev")
-        return Measured(metric(logits, dev.labels), run.task.agreement(reference, logits), max_abs_diff(reference, logits))
+        return judge(logits)
 
     info(f"quantize: {len(candidates)} candidate(s), tolerance {cfg.max_accuracy_drop:g} dev {run.task.metric_name} points; "
          f"{len(calibration_rows)} calibration rows")
     with atomic_dir(run.layout.quantized) as tmp, tempfile.TemporaryDirectory(dir=tmp.parent) as work:
         ctx = Context(fp32, calibration_rows, run.layout.student, Path(work), qad_trainer(run, tokenizer), recipe=recipe)
-        attempts = run_guard(candidates, ctx, tmp, evaluate, fp32_quality, cfg.max_accuracy_drop,
-                             cfg.min_label_agreement, cfg.fallbacks, run.task.metric_name, run.task.agreement_name)
+        try:
+            attempts = run_guard(candidates, ctx, tmp, evaluate, fp32_quality, cfg.max_accuracy_drop,
+                                 cfg.min_label_agreement, cfg.fallbacks, run.task.metric_name, run.task.agreement_name,
+                                 emulated, judge)
+        finally:
+            if emulated is not None:
+                emulated.close()
         if not any(a.measured for a in attempts):  # every backend failed to run: nothing was quantized at all
             raise UserError(f"quantize: no backend could quantize this model ({attempts[0].reason}); "
                             "the fp32 artifacts are unchanged")
@@ -139,7 +159,8 @@ def run(run, force: bool = False) -> dict:
     measured_on = machine_identity()
     for a in attempts:
         q = Quantization.from_dict({"backend": a.backend, "settings": a.settings, "fallback": a.fallback, "reason": a.reason,
-                                    "seconds": round(a.seconds, 1), "measured_on": measured_on, **a.extra})
+                                    "seconds": round(a.seconds, 1), "measured_on": measured_on, **a.extra,
+                                    "decisions": a.decisions, "passed_on": a.passed_on})
         if a.measured:
             q = replace(q, dev_quality=a.measured.quality, fp32_dev_quality=fp32_quality,
                         drop_points=round(100 * (fp32_quality - a.measured.quality), 3))
@@ -167,4 +188,7 @@ def run(run, force: bool = False) -> dict:
              "artifacts ship")
     return {"artifacts": [a.to_dict() for a in artifacts], "rejected": rejected, "fp32_dev_quality": fp32_quality,
             "metric": run.task.metric_name, "tolerance_points": cfg.max_accuracy_drop, "measured_on": measured_on,
+            "instruction_sets": {"asked": list(cfg.instruction_sets), "emulated": emulated is not None,
+                                 "seconds": round(emulated.seconds, 1) if emulated is not None else 0.0,
+                                 **({"not_emulated": not_emulated} if not_emulated else {})},
             "skipped": [{"backend": c["backend"], "reason": c["_reason"]} for c in skipped]}

@@ -9,7 +9,7 @@ def _check(rc: dict) -> str:
 
 
 def render(meta: dict) -> str:
-    from compress.bundle_readme import _model_lines, _tokenization
+    from compress.bundle_readme import _model_lines, _tokenization, device_python, runtimes_of
 
     labels = meta["labels"]
     types = sorted({t[2:] for t in labels if t != "O"})
@@ -48,21 +48,13 @@ def render(meta: dict) -> str:
         "it; the entity's text runs from its first word's start to its last word's end (the tokenizer's character "
         "offsets, in the text as given).",
         "",
-        "## Python: entities, no PyTorch needed",
-        "",
-        "```sh",
-        "pip install numpy onnxruntime",
-        "PYTHONPATH=runner python -m targets ner . \"Barack Obama visited the Empire State Building\"",
-        "PYTHONPATH=runner python -m targets ner . --aggregation average --json \"...\"",
-        "PYTHONPATH=runner python -m targets check .   # re-check every model on this CPU",
-        "```",
-        "",
-        "```python",
-        "from targets.bundle import Tagger",
-        "tagger = Tagger(\"path/to/bundle\", runtime=\"onnxruntime\", threads=1)",
-        "for e in tagger.tag([\"Barack Obama visited the Empire State Building\"])[0].entities:",
-        "    print(e.entity_group, e.start, e.end, e.word, round(e.score, 3))",
-        "```",
+        *device_python(meta, 'ner . "Barack Obama visited the Empire State Building"', [
+            "from targets.bundle import Tagger",
+            f"tagger = Tagger(\".\", runtime=\"{runtimes_of(meta)[0]}\", threads=1)",
+            "for e in tagger.tag([\"Barack Obama visited the Empire State Building\"])[0].entities:",
+            "    print(e.entity_group, e.start, e.end, e.word, round(e.score, 3))"], "## Python: entities, no PyTorch needed"),
+        "`--aggregation average` (or `max`) changes how a word's pieces give its tag; `--json` gives every entity's "
+        "start, end, word, type and score.",
         "",
         "On a phone, the `android-ort` / `ios-ort` bundles take the text itself and give the tag logits and each "
         "token's character span (`offset_mapping`) from one call.",
