@@ -5,12 +5,13 @@ fidelity / retrieval / probe, the bundle embeds through the torch-free runner; p
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from compress.cli import main
-from tests.helpers import make_tiny_bert, needs_tflite, rt_rows, write_jsonl
+from tests.helpers import make_tiny_bert, needs_tflite, rt_rows, run_readme_as_written, write_jsonl
 
 
 def make_st_teacher(path, *, pooling: str = "mean", normalize: bool = True, hidden: int = 32):
@@ -81,7 +82,7 @@ def embedded(tmp_path_factory, st_teacher, text_data):
 
 def _texts():
     return ["a gripping, beautifully acted thriller", "the plot makes no sense at all", "A detective hunts a killer. "
-            "He finds a clue in the old house.", ""]
+            "He finds a clue in the old house.", "ok"]  # (an empty text is refused by the runner: test_embedder.py)
 
 
 @pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
@@ -108,6 +109,16 @@ def test_student_loads_with_sentence_transformers_and_matches_the_exports(embedd
         else:
             assert (got * expected).sum(axis=1).min() > 0.99, model
     np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
+def test_the_embedding_bundle_readme_runs_as_written(embedded, tmp_path):
+    """Its shell blocks in a Python holding only what their `pip` lines install, its Python blocks (search, shorter
+    vectors) in the first block's, from the bundle's folder."""
+    shutil.copytree(embedded / "bundle" / "pi", tmp_path / "pi")
+    said = run_readme_as_written(tmp_path / "pi", tmp_path)
+    assert "model.onnx: pass" in said[0] and "cosine similarity" in said[0]
+    assert any("San Francisco" in out or "Paris" in out for out in said)  # the search printed its hits
 
 
 @pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
@@ -334,7 +345,7 @@ def test_static_tier_runs_through_the_pipeline(static_run):
 
     ops = {n.op_type for n in onnx.load(str(static_run / "export" / "model.onnx")).graph.node}
     assert "Gather" in ops and not ops & {"Attention", "Softmax", "LayerNormalization"}
-    texts = [t for t in _texts() if t]  # sentence-transformers' StaticEmbedding counts [UNK] pieces in the mean
+    texts = _texts()  # (sentence-transformers' StaticEmbedding counts [UNK] pieces in the mean)
     st = SentenceTransformer(str(static_run / "student"), device="cpu")
     import onnxruntime as ort
 

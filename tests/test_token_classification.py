@@ -5,6 +5,7 @@ quantized, benched, bundled) whose bundle tags raw text in a Python without torc
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from compress.data.batching import encode
 from compress.token_classification.align import IGNORE
 from compress.token_classification.data import TokenExample, load_token_data
 from compress.token_classification.metrics import entity_f1, entity_report, token_agreement
-from tests.helpers import make_tiny_bert, rt_rows, run_torch_free
+from tests.helpers import make_tiny_bert, rt_rows, run_readme_as_written, run_torch_free
 
 SENTENCES = [
     ("Barack Obama visited New York .", "B-person I-person O B-geo-loc I-geo-loc O"),
@@ -206,6 +207,16 @@ def test_entities_with_character_spans_and_aggregations():
     averaged = entities(text, logits, e.offsets, e.word_ids, labels, "average")
     assert "person" not in [x.entity_group for x in averaged]
     assert [x.entity_group for x in entities(text, logits, e.offsets, e.word_ids, labels, "max")][0] == "person"
+
+
+@pytest.mark.slow  # builds a whole pipeline (its fixture runs every stage)
+def test_the_ner_bundle_readme_runs_as_written(ner_run, tmp_path):
+    shutil.copytree(ner_run / "bundle" / "pi", tmp_path / "pi")
+    said = run_readme_as_written(tmp_path / "pi", tmp_path)
+    assert "model.onnx: pass" in said[0]
+    from targets.bundle import Tagger
+
+    assert Tagger(tmp_path / "pi", threads=1).tag(["", "  "])[0].entities == []  # no words: no entities, documented
 
 
 @pytest.fixture(scope="module")

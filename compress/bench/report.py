@@ -231,10 +231,11 @@ def quantization_section(report: dict, results, task) -> list[str]:
         on = q.get("measured_on") or {}
         host = f"this machine: {on.get('int8_isa', '?')} ({on.get('cpu', '?')})"
         decisions = q.get("decisions") or {"host": {"passed": shipped, "agreement": None}}
-        for name, d in decisions.items():
+        for k, (name, d) in enumerate(decisions.items()):
+            file = (a["name"], what) if k == 0 else ("″", "″")  # the file's name and settings on its first row only
             where = host if name == "host" else f"{name} (emulated {d.get('core')})"
             if "error" in d:
-                lines.append(f"| {a['name']} | {what} | {where} | — | — | — | not measured: {d['error']} | — |")
+                lines.append(f"| {file[0]} | {file[1]} | {where} | — | — | — | not measured: {d['error']} | — |")
                 continue
             drop = q.get("drop_points") if name == "host" else (
                 None if d.get("quality") is None or q.get("fp32_dev_quality") is None
@@ -243,7 +244,7 @@ def quantization_section(report: dict, results, task) -> list[str]:
             sure = (f"{_pct(c['confident_agreement'])}% ({c['confident_rows']}/{c['rows']})"
                     if c.get("confident_agreement") is not None else "—")
             agreement = "—" if d.get("agreement") is None else f"{d['agreement']:.4f}"
-            lines.append(f"| {a['name']} | {what} | {where} | {'—' if drop is None else f'{drop:.2f}'} | {agreement} | "
+            lines.append(f"| {file[0]} | {file[1]} | {where} | {'—' if drop is None else f'{drop:.2f}'} | {agreement} | "
                          f"{sure} | {'pass' if d.get('passed') else 'fail'} | {'yes' if shipped else 'no'} |")
     note = ((report.get("quantization") or {}).get("instruction_sets") or {}).get("not_emulated")
     if note:
