@@ -49,34 +49,6 @@ def run_rows(out: Path) -> dict:
             "not_emulated": sets.get("not_emulated"), "stage_seconds": report.get("stage_seconds")}
 
 
-def markdown(doc: dict) -> str:
-    env = doc["environment"]
-    lines = [f"# int8 decisions per instruction set ({env['cpu']}, int8 ISA {env.get('int8_isa', '?')})", "",
-             "| run | artifact | instruction set | dev drop (points) | agreement | where sure (rows) | flips (where unsure) "
-             "| texts emulated | decision |", "|---|---|---|---:|---:|---:|---:|---:|---|"]
-    for r in doc["runs"]:
-        for f in r["files"]:
-            where = "this machine" if not f["emulated"] else f"{f['instruction_set']} ({f['core']}, emulated)"
-            if f.get("error"):
-                lines.append(f"| {r['run']} | {f['artifact']} | {where} | — | — | — | — | — | not measured: {f['error']} |")
-                continue
-            sure = (f"{100 * f['confident_agreement']:.2f}% ({f['confident_rows']}/{f['rows']})"
-                    if f.get("confident_agreement") is not None else "—")
-            flips = "—" if f.get("flips") is None else f"{f['flips']} ({f['flips_where_unsure']})"
-            lines.append(f"| {r['run']} | {f['artifact']} | {where} | {f['drop_points']:.2f} | {f['agreement']:.4f} | {sure} | "
-                         f"{flips} | {f['rows_emulated'] if f['emulated'] else 'all'} | {'pass' if f['passed'] else 'fail'} |")
-    lines += ["", "| run | emulated measurement (s) | quantize stage (s) | " + " | ".join(
-        p["platform"] for p in doc["runs"][0]["platforms"]) + " |", "|---|---:|---:|" + "---|" * len(doc["runs"][0]["platforms"])]
-    for r in doc["runs"]:
-        lines.append(f"| {r['run']} | {r['emulated_seconds']} | {(r['stage_seconds'] or {}).get('quantize')} | " + " | ".join(
-            (p["artifact"] or f"— ({p['skipped']})") for p in r["platforms"]) + " |")
-    lines += ["", f"From `benchmarks/results/{doc['tag']}.json`. Command: `{doc['command']}`; summary: "
-              f"`python benchmarks/int8_decisions.py --runs {' '.join(r['run'] for r in doc['runs'])} --tag {doc['tag']}`.",
-              "Flips: dev texts whose label differs from the fp32 student's; *where unsure*: of those, the ones whose fp32 "
-              "top-1 / top-2 margin is within twice the file's 99th-percentile int8 error.", ""]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", nargs="+", required=True, type=Path)
@@ -90,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"tag": args.tag, "command": args.command, "environment": environment(),
            "runs": [run_rows(r) for r in args.runs]}
     write_json(out, doc)
-    write_text(out.with_suffix(".md"), markdown(doc))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from tables_devices import render_int8_decisions
+
+    title = f"# int8 decisions per instruction set ({doc['environment']['cpu']})\n\n"
+    write_text(out.with_suffix(".md"), title + "\n".join(render_int8_decisions([f"benchmarks/results/{args.tag}.json"])) + "\n")
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
 

@@ -82,6 +82,51 @@ def render_isa_check(paths: list[str]) -> list[str]:
                     + env_line(doc.get("environment"), commands_of(doc))]
 
 
+def render_int8_decisions(paths: list[str]) -> list[str]:
+    """Every int8 file of finished runs on each instruction set it was decided on (benchmarks/int8_decisions.py), then
+    what the emulated measurement cost and which file each platform shipped."""
+    if len(paths) != 1:
+        raise DocError("int8-decisions renders one file")
+    doc = load(paths[0])
+    lines = ["| run | artifact | instruction set | dev drop (points) | agreement | where sure (rows) | flips (where unsure) "
+             "| texts emulated | decision |", "|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in doc["runs"]:
+        for f in r["files"]:
+            where = "this machine" if not f["emulated"] else f"{f['instruction_set']} ({f['core']}, emulated)"
+            if f.get("error"):
+                lines.append(f"| {r['run']} | `{f['artifact']}` | {where} | — | — | — | — | — | not measured: {f['error']} |")
+                continue
+            sure = (f"{100 * f['confident_agreement']:.2f}% ({f['confident_rows']}/{f['rows']})"
+                    if f.get("confident_agreement") is not None else "—")
+            flips = "—" if f.get("flips") is None else f"{f['flips']} ({f['flips_where_unsure']})"
+            lines.append(f"| {r['run']} | `{f['artifact']}` | {where} | {num(f['drop_points'], '{:.2f}')} | "
+                         f"{num(f['agreement'], '{:.4f}')} | {sure} | {flips} | "
+                         f"{f['rows_emulated'] if f['emulated'] else 'all'} | {'pass' if f['passed'] else 'fail'} |")
+    names = [p["platform"] for p in doc["runs"][0]["platforms"]]
+    lines += ["", "| run | emulated measurement s | quantize stage s | " + " | ".join(names) + " |",
+              "|---|---:|---:|" + "---|" * len(names)]
+    for r in doc["runs"]:
+        shipped = {p["platform"]: f"`{p['artifact']}`" if p["artifact"] else "—" for p in r["platforms"]}
+        lines.append(f"| {r['run']} | {num(r['emulated_seconds'])} | {num((r['stage_seconds'] or {}).get('quantize'))} | "
+                     + " | ".join(shipped.get(n, "—") for n in names) + " |")
+    return lines + ["", f"From `{paths[0]}`. Flips: dev texts whose label differs from the fp32 student's; where unsure: "
+                    "of those, the ones whose fp32 top-1 / top-2 margin is within twice the file's 99th-percentile "
+                    "int8 error; where sure: the agreement on the others. " + env_line(doc.get("environment"), commands_of(doc))]
+
+
+def render_device_side(paths: list[str]) -> list[str]:
+    """The runner's commands in a Python holding only what a bundle README's `pip` line installs
+    (benchmarks/device_side.py): exit status and what each printed."""
+    if len(paths) != 1:
+        raise DocError("device-side renders one file")
+    doc = load(paths[0])
+    lines = ["| bundle | Python holds | command | exit | printed |", "|---|---|---|---:|---|"]
+    for r in doc["runs"]:
+        said = "<br>".join(line.replace("|", "\\|") for line in r["output"] if not line.startswith(("bench ", "GEMM peak")))
+        lines.append(f"| {r['bundle']} | {', '.join(r['python_holds'])} | {code(r['command'])} | {r['exit']} | {said} |")
+    return lines + ["", f"From `{paths[0]}`. " + env_line(doc.get("environment"), commands_of(doc))]
+
+
 def render_bench_repeats(paths: list[str]) -> list[str]:
     if len(paths) != 1:
         raise DocError("bench-repeats renders one file")

@@ -152,7 +152,8 @@ def _interpreter_classes(choice: str):
 
 
 class LiteRTModel:
-    """A bucketed .tflite model: signatures `seq_<L>` with [1, L] int32 inputs."""
+    """A bucketed .tflite model: signatures `seq_<L>` with [1, L] int32 inputs (or one signature of fixed length L:
+    the task libraries' file of the android-litert bundle, one bucket)."""
 
     runtime = "litert"
 
@@ -191,6 +192,10 @@ class LiteRTModel:
             raise RuntimeLoadError("; ".join(failures) + hint)
         self.notes = failures  # e.g. tflite-runtime tried first and failed
         self.buckets = sorted(int(n.split("_", 1)[1]) for n in self._runners if n.startswith("seq_"))
+        if not self.buckets and len(self._runners) == 1:  # the task libraries' file: one fixed-length signature
+            (name, runner), = self._runners.items()
+            self.buckets = [int(next(iter(runner.get_input_details().values()))["shape"][-1])]
+            self._runners = {f"seq_{self.buckets[0]}": runner}
         if not self.buckets:
             raise RuntimeLoadError(f"{path} has no seq_<length> signatures: it was not written by bert-compress")
         details = self._runners[f"seq_{self.buckets[0]}"].get_input_details()

@@ -135,7 +135,13 @@ def test_bundled_int8_files_are_decided_on_this_machine_and_on_emulated_aarch64(
     for p in built["platforms"]:
         assert p["instruction_sets"] == list(runs_on[p["platform"]])
         if p.get("artifact") in typed:  # an int8 file: passed wherever that platform runs
-            assert Quantization.from_dict(typed[p["artifact"]]["quantization"]).holds_on(tuple(p["instruction_sets"]))
+            q = Quantization.from_dict(typed[p["artifact"]]["quantization"])
+            assert q.holds_on(tuple(p["instruction_sets"]))
+            if p["platform"] == "android-litert" and q.decided_on(tuple(p["instruction_sets"])):
+                # the file re-made for the task libraries is itself run under both emulated cores
+                emulated = p["check"]["emulated"]
+                assert set(emulated) == {"aarch64", "aarch64-dotprod"}
+                assert all(d["passed"] and d["rows_emulated"] >= 1 for d in emulated.values() if "error" not in d)
 
 
 def test_without_qemu_the_aarch64_decision_is_not_made_and_the_run_says_so(monkeypatch, tmp_path, capsys):

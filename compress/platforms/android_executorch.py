@@ -78,7 +78,8 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
         check = ModelCheck(f"executorch {version('executorch')} runtime (Python bindings, XNNPACK) + the runner's "
                            "tokenizer", len(outputs), agreement, inp.agreement_name, bar, agreement >= bar,
                            max_abs_diff(inp.reference, outputs), inp.dev_quality(outputs), round(ms, 3),
-                           [f"{truncated} dev text(s) longer than {inp.max_length} tokens truncated ([SEP] kept last)"])
+                           [f"{truncated} dev text(s) longer than {inp.max_length} tokens truncated ([SEP] kept last)",
+                            *inp.decision_notes(art.name, PLATFORM)])  # the very file the guard measured there
         info(f"bundle android-executorch/{MODEL_FILE} ({art.name}) from raw dev text: {inp.agreement_name} "
              f"{agreement:.4f}, max |Δ| {check.max_abs_diff:.2e}, {ms:.2f} ms per text")
         return check

@@ -82,7 +82,9 @@ def build(inp: BundleInput, folder: Path) -> PlatformBundle:
             [f"in-graph tokenizer: {made_with['mode']}; its ids equal Hugging Face's on {100 * ids:.2f}% of dev texts",
              f"text longer than {inp.max_length} tokens is truncated ([SEP] kept last)"]
             + ([f"in-graph ids and character offsets both equal Hugging Face's on {100 * spans:.2f}% of dev texts"]
-               if spans is not None else []))
+               if spans is not None else [])
+            # the int8 graph inside is the guard's file, behind a tokenizer of exact integer work
+            + inp.decision_notes(art.name, PLATFORM))
         info(f"bundle android-ort/{MODEL_FILE} ({art.name} + tokenizer) from raw dev text: {inp.agreement_name} "
              f"{agreement:.4f}, max |Δ| {check.max_abs_diff:.2e}, {ms:.2f} ms per text; ids as Hugging Face's on "
              f"{100 * ids:.2f}% of dev texts")

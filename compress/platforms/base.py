@@ -54,6 +54,7 @@ class BundleInput:
     student: Any = None  # the PyTorch student (loaded once by the stage; the task-library .tflite converts it)
     kind: StudentKind = TRANSFORMER  # what kind of model it is (a static-embedding table has no transformer)
     built: dict = field(default_factory=dict)  # platform -> (its folder, its PlatformBundle), as they are built
+    emulate: bool = False  # the quantization guard measured under emulated aarch64: a re-made int8 file is too
 
     def bar(self, quantized: bool, artifact: str | None = None, platform: "Platform | None" = None) -> float:
         """The agreement a file must reach here: the export's bar for fp32, the quantization guard's for int8. An int8
@@ -70,6 +71,55 @@ class BundleInput:
         if host is None or not decided:
             return self.min_agreement
         return round(min(self.min_agreement, host - HOST_SLACK), 4)
+
+    def decision_notes(self, artifact: str, platform: "Platform") -> list[str]:
+        """What the guard measured of this int8 file on the emulated instruction sets the platform runs on."""
+        q = self.typed[artifact].quantization
+        decisions = (q.extra.get("decisions") or {}) if q is not None else {}
+        return [f"int8 decided on {name} (emulated {d.get('core')}): {self.agreement_name} {d['agreement']:.4f}"
+                for name, d in decisions.items() if name in platform.instruction_sets and "agreement" in d]
+
+    def on_arm(self, path: Path, host: np.ndarray, reference: np.ndarray, platform: "Platform") -> dict | None:
+        """A platform's own int8 file (re-made from the artifact the guard measured) run on the dev texts under the
+        emulated instruction sets the platform runs on (compress.quantize.numerics), against `reference` (the
+        student's outputs in the file's terms: probabilities for a probabilities file), given the same file's
+        outputs here (`host`). {set: {agreement, dev_quality, passed, rows_emulated, ...} or {error}}; None when
+        the guard did not emulate (its decision, this machine's, stands)."""
+        from compress.quantize.numerics import INSTRUCTION_SETS, EmulatedNumerics, margins_of
+
+        sets = [INSTRUCTION_SETS[n] for n in platform.instruction_sets if n in INSTRUCTION_SETS and INSTRUCTION_SETS[n].emulated]
+        if not self.emulate or not sets:
+            return None
+        margins = margins_of(reference, self.task.labelled_outputs)
+        numerics = EmulatedNumerics(tuple(sets), self.dev_feeds(), reference, margins)
+        try:
+            got = numerics.measure(path, sets, host)
+        finally:
+            numerics.close()
+        out = {}
+        for name, r in got.items():
+            if isinstance(r, str):
+                out[name] = {"error": r}
+                continue
+            full, ran = r
+            rows = ran.pop("rows_run") if margins is None else list(range(len(full)))  # vectors: the sample alone
+            agreement = self.agreement(full[rows], reference[rows])
+            out[name] = {"core": INSTRUCTION_SETS[name].core, "agreement": agreement, "dev_quality": self.dev_quality(full),
+                         "passed": agreement >= self.min_agreement, **{k: v for k, v in ran.items() if k != "rows_run"}}
+        return out
+
+    def dev_feeds(self) -> dict[str, np.ndarray]:
+        """The dev texts as the runner's tokenizer encodes them (what a guest runs)."""
+        from targets.tokenizer import load_tokenizer
+
+        tok = load_tokenizer(self.tokenizer_dir / "tokenizer.json")
+        encs = [tok.encode(t, p, self.max_length) for t, p in zip(self.texts, self.pairs or [None] * len(self.texts))]
+        feeds = {k: np.zeros((len(encs), max(len(e.input_ids) for e in encs)), dtype=np.int64)
+                 for k in ("input_ids", "attention_mask", "token_type_ids")}
+        for i, e in enumerate(encs):
+            for k in feeds:
+                feeds[k][i, :len(e.input_ids)] = getattr(e, k)
+        return feeds
 
     def eligible(self, runtime: str, platform: "Platform") -> list[Measured]:
         """The runtime's candidates (fastest first) whose int8 decision holds on every instruction set the platform
@@ -112,6 +162,7 @@ class ModelCheck:
     dev_quality: float | None = None  # the task's metric on the dev labels (accuracy, entity F1)
     ms_per_text: float | None = None  # mean wall time of one call from a string, tokenizer included (this machine)
     notes: list[str] = field(default_factory=list)
+    emulated: dict | None = None  # BundleInput.on_arm: the same file under emulated aarch64, per instruction set
 
 
 @dataclass
@@ -154,8 +205,11 @@ def first_passing(candidates: list[Measured], model: Path, attempt: Callable[[Me
             continue
         if check.passed:
             return art, check, rejected
+        failed_on = [f"{name} (emulated): {d['agreement']:.4f}" for name, d in (check.emulated or {}).items()
+                     if not d.get("passed", True)]
         rejected.append({"file": model.name, "artifact": art.name,
-                         "reason": f"{check.agreement_name} {check.agreement:.4f} under the bar {check.bar}"})
+                         "reason": f"{check.agreement_name} {check.agreement:.4f} under the bar {check.bar}"
+                         if check.agreement < check.bar else f"under the bar {check.bar} on " + ", ".join(failed_on)})
         model.unlink(missing_ok=True)
     return None, None, rejected
 

@@ -141,7 +141,8 @@ def run_guard(
             verdict = (f"[green]kept for {', '.join(attempt.passed_on)}[/]" if attempt.passed and arm else
                        "[green]kept[/]" if attempt.passed else "[yellow]rejected[/]")
             info(f"quantize {attempt.name} ({s.describe()}): {verdict}: {attempt.reason}")
-            needed = [w for w in needed if w.name not in attempt.passed_on]
+            # satisfied, or not measurable there (recorded: this machine's decision holds for it, Quantization.holds_on)
+            needed = [w for w in needed if w.name not in attempt.passed_on and "error" not in attempt.decisions.get(w.name, {})]
             if attempt.passed:
                 attempt.path = dst
             else:
