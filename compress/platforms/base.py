@@ -82,16 +82,23 @@ class BundleInput:
     def on_arm(self, path: Path, host: np.ndarray, reference: np.ndarray, platform: "Platform") -> dict | None:
         """A platform's own int8 file (re-made from the artifact the guard measured) run on the dev texts under the
         emulated instruction sets the platform runs on (compress.quantize.numerics), against `reference` (the
-        student's outputs in the file's terms: probabilities for a probabilities file), given the same file's
-        outputs here (`host`). {set: {agreement, dev_quality, passed, rows_emulated, ...} or {error}}; None when
-        the guard did not emulate (its decision, this machine's, stands)."""
+        student's outputs in the file's terms: probabilities for a probabilities file). `host`: the library's outputs
+        here (unused: the runner's on the same ids set the texts run). {set: {agreement, dev_quality, passed,
+        rows_emulated, ...} or {error}}; None when the guard did not emulate (its decision, this machine's, stands)."""
         from compress.quantize.numerics import INSTRUCTION_SETS, EmulatedNumerics, margins_of
 
         sets = [INSTRUCTION_SETS[n] for n in platform.instruction_sets if n in INSTRUCTION_SETS and INSTRUCTION_SETS[n].emulated]
         if not self.emulate or not sets:
             return None
+        from targets.outputs import outputs as runner_outputs
+        from targets.runtime import load_model
+
         margins = margins_of(reference, self.task.labelled_outputs)
-        numerics = EmulatedNumerics(tuple(sets), self.dev_feeds(), reference, margins)
+        feeds = self.dev_feeds()
+        # the same file through the runner here, fed the same ids as the guest: its int8 error alone (the library's
+        # own outputs, `host`, also carry its tokenizer's differences) sets which texts run under emulation
+        host = runner_outputs(load_model(path, threads=1), feeds)
+        numerics = EmulatedNumerics(tuple(sets), feeds, reference, margins)
         try:
             got = numerics.measure(path, sets, host)
         finally:
