@@ -42,7 +42,9 @@ def run_rows(out: Path) -> dict:
                           "confident_rows": c.get("confident_rows"), "rows": c.get("rows"), "flips": c.get("flips"),
                           "flips_where_unsure": c.get("flips_where_unsure"), "int8_error_p99": c.get("int8_error_p99")})
     platforms = [{"platform": p["platform"], "runs_on": p.get("instruction_sets"), "artifact": p.get("artifact"),
-                  "precision": p.get("precision"), "skipped": p.get("skipped")} for p in bundle["platforms"]]
+                  "precision": p.get("precision"), "skipped": p.get("skipped"),
+                  # the platform's own (re-made) file under the emulated cores, where the bundle stage ran it there
+                  "emulated_check": (p.get("check") or {}).get("emulated")} for p in bundle["platforms"]]
     sets = quantize.get("instruction_sets") or {}
     return {"run": out.name, "seed": report["recipe"].get("seed") if isinstance(report.get("recipe"), dict) else None,
             "files": files, "platforms": platforms, "emulated_seconds": sets.get("seconds"),
