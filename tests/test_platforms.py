@@ -46,7 +46,9 @@ def test_every_platform_has_a_folder_and_a_zip_of_exactly_its_files(bundled):
         expected["android-litert"] = {"README.md", "model.tflite"}  # vocabulary and labels are inside the model
     expected["ios-ort"] = expected["android-ort"]
     if HAS_EXECUTORCH:  # ids in: the app tokenizes with vocab.txt
-        expected["android-executorch"] = {"README.md", "labels.txt", "model.json", "model.pte", "tokenizer.json", "vocab.txt"}
+        # + metadata.json and check.json in the runner's format: `python -m targets check` reads the bundle as it is
+        expected["android-executorch"] = {"README.md", "labels.txt", "model.json", "model.pte", "tokenizer.json", "vocab.txt",
+                                          "metadata.json", "check.json"}
     for name, files in expected.items():
         p = platforms[name]
         assert p["skipped"] is None, (name, p["skipped"])

@@ -103,7 +103,7 @@ def _shorter_lines(e: dict) -> list[str]:
             "teacher's too "
             "(the report's \"Shorter stored vectors\" table says what each width keeps of the ranking).", "",
             "```python",
-            "# pip install safetensors (reads the basis)",
+            "# pip install safetensors   # it reads the basis",
             "short_docs = emb.shorter(doc_vectors, " + str(spec["dims"][min(1, len(spec["dims"]) - 1)]) + ")",
             "hits = emb.search(\"a serial-killer mystery\", short_docs, top_k=2)  # the query is cut the same way",
             "```", ""]
