@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from compress.bench.record import BenchResults, Measured
+from compress.quantize import numerics
 from compress.student.kind import TRANSFORMER, StudentKind
 from compress.tasks.base import Task
 
@@ -25,7 +26,7 @@ FP32_MIN_AGREEMENT = 0.999
 HOST_SLACK = 0.005
 """How far below the guard's own measurement of a file on this machine a platform library may land (its tokenizer,
 its single-length signature) when the int8 decision was taken on aarch64 (BundleInput.bar)."""
-HOST, MOBILE = "host", ("aarch64", "aarch64-dotprod")
+HOST, MOBILE = numerics.HOST.name, tuple(s.name for s in numerics.ARM)
 """Where a platform's bundle runs (compress.quantize.numerics.INSTRUCTION_SETS): this machine (the desktop runner,
 a browser here), and aarch64 with and without the dot-product instructions (phones, Pi 4 / Pi 5)."""
 
@@ -55,6 +56,7 @@ class BundleInput:
     kind: StudentKind = TRANSFORMER  # what kind of model it is (a static-embedding table has no transformer)
     built: dict = field(default_factory=dict)  # platform -> (its folder, its PlatformBundle), as they are built
     emulate: bool = False  # the quantization guard measured under emulated aarch64: a re-made int8 file is too
+    dev_ids: dict | None = None  # the dev texts' token ids (numerics.feeds_of), what an emulated guest is fed
 
     def bar(self, quantized: bool, artifact: str | None = None, platform: "Platform | None" = None) -> float:
         """The agreement a file must reach here: the export's bar for fp32, the quantization guard's for int8. An int8
@@ -79,30 +81,27 @@ class BundleInput:
         return [f"int8 decided on {name} (emulated {d.get('core')}): {self.agreement_name} {d['agreement']:.4f}"
                 for name, d in decisions.items() if name in platform.instruction_sets and "agreement" in d]
 
-    def on_arm(self, path: Path, host: np.ndarray, reference: np.ndarray, platform: "Platform") -> dict | None:
+    def on_arm(self, path: Path, reference: np.ndarray, platform: "Platform") -> dict | None:
         """A platform's own int8 file (re-made from the artifact the guard measured) run on the dev texts under the
         emulated instruction sets the platform runs on (compress.quantize.numerics), against `reference` (the
-        student's outputs in the file's terms: probabilities for a probabilities file). `host`: the library's outputs
-        here (unused: the runner's on the same ids set the texts run). {set: {agreement, dev_quality, passed,
-        rows_emulated, ...} or {error}}; None when the guard did not emulate (its decision, this machine's, stands)."""
-        from compress.quantize.numerics import INSTRUCTION_SETS, EmulatedNumerics, margins_of
-
-        sets = [INSTRUCTION_SETS[n] for n in platform.instruction_sets if n in INSTRUCTION_SETS and INSTRUCTION_SETS[n].emulated]
-        if not self.emulate or not sets:
-            return None
+        student's outputs in the file's terms: probabilities for a probabilities file). {set: {agreement,
+        dev_quality, passed, rows_emulated, ...} or {error}}; None when the guard did not emulate (its decision,
+        this machine's, stands)."""
         from targets.outputs import outputs as runner_outputs
         from targets.runtime import load_model
 
-        margins = margins_of(reference, self.task.labelled_outputs)
-        feeds = self.dev_feeds()
-        # the same file through the runner here, fed the same ids as the guest: its int8 error alone (the library's
-        # own outputs, `host`, also carry its tokenizer's differences) sets which texts run under emulation
-        host = runner_outputs(load_model(path, threads=1), feeds)
-        numerics = EmulatedNumerics(tuple(sets), feeds, reference, margins)
+        sets = [s for s in numerics.ARM if s.name in platform.instruction_sets]
+        if not self.emulate or not sets or self.dev_ids is None:
+            return None
+        margins = numerics.margins_of(reference, self.task.labelled_outputs)
+        # the same file through the runner here, fed the guest's ids: its int8 error alone (the library's own
+        # outputs also carry its tokenizer's differences) sets which texts run under emulation
+        host = runner_outputs(load_model(path, threads=1), self.dev_ids)
+        emulated = numerics.EmulatedNumerics(tuple(sets), self.dev_ids, reference, margins)
         try:
-            got = numerics.measure(path, sets, host)
+            got = emulated.measure(path, sets, host)
         finally:
-            numerics.close()
+            emulated.close()
         out = {}
         for name, r in got.items():
             if isinstance(r, str):
@@ -111,22 +110,9 @@ class BundleInput:
             full, ran = r
             rows = ran.pop("rows_run") if margins is None else list(range(len(full)))  # vectors: the sample alone
             agreement = self.agreement(full[rows], reference[rows])
-            out[name] = {"core": INSTRUCTION_SETS[name].core, "agreement": agreement, "dev_quality": self.dev_quality(full),
+            out[name] = {"core": numerics.INSTRUCTION_SETS[name].core, "agreement": agreement, "dev_quality": self.dev_quality(full),
                          "passed": agreement >= self.min_agreement, **{k: v for k, v in ran.items() if k != "rows_run"}}
         return out
-
-    def dev_feeds(self) -> dict[str, np.ndarray]:
-        """The dev texts as the runner's tokenizer encodes them (what a guest runs)."""
-        from targets.tokenizer import load_tokenizer
-
-        tok = load_tokenizer(self.tokenizer_dir / "tokenizer.json")
-        encs = [tok.encode(t, p, self.max_length) for t, p in zip(self.texts, self.pairs or [None] * len(self.texts))]
-        feeds = {k: np.zeros((len(encs), max(len(e.input_ids) for e in encs)), dtype=np.int64)
-                 for k in ("input_ids", "attention_mask", "token_type_ids")}
-        for i, e in enumerate(encs):
-            for k in feeds:
-                feeds[k][i, :len(e.input_ids)] = getattr(e, k)
-        return feeds
 
     def eligible(self, runtime: str, platform: "Platform") -> list[Measured]:
         """The runtime's candidates (fastest first) whose int8 decision holds on every instruction set the platform

@@ -30,6 +30,7 @@ from compress.student.kind import kind_of
 def run(run, force: bool = False) -> dict:
     from compress.bench.env import machine_identity
     from compress.evaluate import predict_logits
+    from compress.quantize.numerics import feeds_of
 
     bundle_dir = run.layout.bundle
     for path in (bundle_dir, run.layout.legacy_bundle_zip):
@@ -75,7 +76,8 @@ def run(run, force: bool = False) -> dict:
         kind=kind_of(student), atol=run.recipe.export.atol, min_agreement=run.recipe.quantize.min_label_agreement,
         ort_format=run.recipe.export.ort_format,
         # the guard measured int8 under emulated aarch64: a platform's re-made int8 file is measured there too
-        emulate=bool(((run.stage_record("quantize") or {}).get("instruction_sets") or {}).get("emulated")))
+        emulate=bool(((run.stage_record("quantize") or {}).get("instruction_sets") or {}).get("emulated")),
+        dev_ids=feeds_of(dev))
 
     built: list[PlatformBundle] = []
     with atomic_dir(bundle_dir) as tmp:
